@@ -1,0 +1,165 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Bottleneck adapters (Houlsby et al., ICML 2019) and the rule of what trains.
+
+An adapter maps a sub-layer output h [tokens, hidden] to
+
+    h + W_up(act(W_down h + b_down)) + b_up
+
+with W_down [hidden, size] and W_up [size, hidden]. Its weights start from a
+truncated normal of tiny stddev (1e-3) and its biases at zero, so at
+initialisation it is close to the identity and a pre-trained BERT with adapters
+behaves as the pre-trained BERT. Variable names follow the 2019 adapter-bert
+release (`.../adapters/weights1`, `biases1`, `weights2`, `biases2`), so its
+checkpoints load here.
+
+Which variables train is decided in one place, `is_trained`, by variable name.
+"""
+
+import re
+
+import tensorflow.compat.v1 as tf
+
+import modeling
+
+PLACEMENTS = ("both", "attention", "ffn", "none")
+
+# The sub-layers each placement puts an adapter after.
+_SUBLAYERS_BY_PLACEMENT = {
+    "both": ("attention", "ffn"),
+    "attention": ("attention",),
+    "ffn": ("ffn",),
+    "none": (),
+}
+
+# Tuning mode -> regular expressions; a variable trains when its name (without
+# the ":0" suffix) matches one of them. `adapters` is the Houlsby recipe:
+# adapters, every LayerNorm (embeddings' included) and the classifier head
+# (`output_weights`/`output_bias`, the names of BERT's run_classifier.py).
+TUNING_MODES = {
+    "adapters": (r"/adapters/", r"/LayerNorm/", r"^output_(weights|bias)$"),
+    "full": (r".",),
+}
+
+
+class AdapterConfig(object):
+  """What adapters to build: their width, nonlinearity, init and placement."""
+
+  def __init__(self, size=64, activation="gelu", init_scale=1e-3,
+               placement="both"):
+    """Constructs AdapterConfig.
+
+    Args:
+      size: bottleneck width m.
+      activation: nonlinearity between the projections (see
+        `modeling.get_activation`).
+      init_scale: stddev of the truncated-normal init of both projections.
+      placement: "both" (after attention and after the feed-forward block),
+        "attention", "ffn", or "none" (no adapter variables at all).
+
+    Raises:
+      ValueError: any argument is out of range; the message names it.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+      raise ValueError("adapter_size must be a positive integer, got %r" % size)
+    if init_scale < 0:
+      raise ValueError("adapter_init_scale must be >= 0, got %r" % init_scale)
+    if placement not in PLACEMENTS:
+      raise ValueError("adapter_placement must be one of %s, got %r" %
+                       (", ".join(PLACEMENTS), placement))
+    try:
+      modeling.get_activation(activation)
+    except ValueError as e:
+      raise ValueError("adapter_activation: %s" % e)
+    self.size = size
+    self.activation = activation
+    self.init_scale = float(init_scale)
+    self.placement = placement
+
+  def adapts(self, sublayer):
+    """Whether an adapter follows `sublayer` ("attention" or "ffn")."""
+    return sublayer in _SUBLAYERS_BY_PLACEMENT[self.placement]
+
+  def adapt(self, input_tensor, sublayer):
+    """Applies an adapter to `input_tensor` if the placement asks for one."""
+    if not self.adapts(sublayer):
+      return input_tensor
+    return feedforward_adapter(input_tensor, self.size,
+                               modeling.get_activation(self.activation),
+                               self.init_scale)
+
+  def to_dict(self):
+    return {"size": self.size, "activation": self.activation,
+            "init_scale": self.init_scale, "placement": self.placement}
+
+
+def feedforward_adapter(input_tensor, size, activation_fn, init_scale=1e-3):
+  """A bottleneck adapter with an identity skip connection.
+
+  Args:
+    input_tensor: float Tensor [tokens, hidden].
+    size: bottleneck width m.
+    activation_fn: the nonlinearity, or None for the identity.
+    init_scale: stddev of the weights' truncated-normal initializer.
+
+  Returns:
+    float Tensor [tokens, hidden].
+  """
+  with tf.variable_scope("adapters"):
+    hidden_size = input_tensor.shape[-1]
+    initializer = tf.truncated_normal_initializer(stddev=init_scale)
+    # Biases are [1, width], as in the 2019 release, so its checkpoints load.
+    down_kernel = tf.get_variable("weights1", [hidden_size, size],
+                                  initializer=initializer)
+    down_bias = tf.get_variable("biases1", [1, size],
+                                initializer=tf.zeros_initializer())
+    up_kernel = tf.get_variable("weights2", [size, hidden_size],
+                                initializer=initializer)
+    up_bias = tf.get_variable("biases2", [1, hidden_size],
+                              initializer=tf.zeros_initializer())
+
+    bottleneck = tf.matmul(input_tensor, down_kernel) + down_bias  # [tokens, m]
+    if activation_fn is not None:
+      bottleneck = activation_fn(bottleneck)
+    delta = tf.matmul(bottleneck, up_kernel) + up_bias  # [tokens, hidden]
+    return input_tensor + delta
+
+
+def variable_name(variable_or_name):
+  """`bert/x/kernel:0` -> `bert/x/kernel`; plain names pass through."""
+  name = getattr(variable_or_name, "name", variable_or_name)
+  return re.sub(r":\d+$", "", name)
+
+
+def check_tuning_mode(tuning_mode):
+  if tuning_mode not in TUNING_MODES:
+    raise ValueError("tuning_mode must be one of %s, got %r" %
+                     (", ".join(sorted(TUNING_MODES)), tuning_mode))
+
+
+def is_trained(variable_or_name, tuning_mode):
+  """Whether a variable trains in `tuning_mode`: THE rule, by variable name.
+
+  Args:
+    variable_or_name: a tf.Variable or its name.
+    tuning_mode: "adapters" or "full".
+
+  Returns:
+    bool.
+  """
+  check_tuning_mode(tuning_mode)
+  name = variable_name(variable_or_name)
+  return any(re.search(pattern, name) for pattern in TUNING_MODES[tuning_mode])
+
+
+def trained_variables(variables, tuning_mode):
+  """The subset of `variables` that trains in `tuning_mode`, in order."""
+  return [v for v in variables if is_trained(v, tuning_mode)]
+
+
+def count_parameters(variables):
+  """Total number of scalars in a list of variables."""
+  total = 0
+  for v in variables:
+    total += v.shape.num_elements()
+  return total

@@ -1,0 +1,609 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""BERT as TF1-style graph code, with an optional bottleneck adapter in every layer.
+
+The whole model reads top to bottom: embeddings, a post-LayerNorm Transformer
+encoder, and a pooler. Variable names are exactly those of Google's released
+BERT checkpoints (`bert/encoder/layer_0/attention/self/query/kernel`, ...), so
+`tf.train.init_from_checkpoint(ckpt, {"bert/": "bert/"})` loads them as they
+are. Adapters (see adapters.py) add variables under `.../adapters/`, which a
+pre-trained checkpoint does not have; they start near zero, so the model with
+adapters starts as the pre-trained one.
+"""
+
+import copy
+import json
+import math
+
+import numpy as np
+import six
+import tensorflow.compat.v1 as tf
+
+
+class BertConfig(object):
+  """The hyper-parameters of a BERT model, as in Google's `bert_config.json`."""
+
+  def __init__(self,
+               vocab_size,
+               hidden_size=768,
+               num_hidden_layers=12,
+               num_attention_heads=12,
+               intermediate_size=3072,
+               hidden_act="gelu",
+               hidden_dropout_prob=0.1,
+               attention_probs_dropout_prob=0.1,
+               max_position_embeddings=512,
+               type_vocab_size=16,
+               initializer_range=0.02,
+               layer_norm_eps=1e-12):
+    """Constructs BertConfig.
+
+    Args:
+      vocab_size: Number of WordPiece tokens.
+      hidden_size: Width of the encoder layers and the pooler.
+      num_hidden_layers: Number of Transformer layers.
+      num_attention_heads: Attention heads per layer; must divide hidden_size.
+      intermediate_size: Width of the feed-forward ("intermediate") layer.
+      hidden_act: Feed-forward nonlinearity: "gelu" (Google BERT's tanh
+        approximation), "gelu_exact" (erf; Hugging Face's "gelu"), "relu", ...
+      hidden_dropout_prob: Dropout on embeddings, sub-layer outputs and pooler.
+      attention_probs_dropout_prob: Dropout on attention probabilities.
+      max_position_embeddings: Longest sequence the model has positions for.
+      type_vocab_size: Number of segment ids (`token_type_ids`).
+      initializer_range: Stddev of the truncated-normal initializer.
+      layer_norm_eps: Epsilon of every LayerNorm (Google BERT: 1e-12).
+    """
+    self.vocab_size = vocab_size
+    self.hidden_size = hidden_size
+    self.num_hidden_layers = num_hidden_layers
+    self.num_attention_heads = num_attention_heads
+    self.intermediate_size = intermediate_size
+    self.hidden_act = hidden_act
+    self.hidden_dropout_prob = hidden_dropout_prob
+    self.attention_probs_dropout_prob = attention_probs_dropout_prob
+    self.max_position_embeddings = max_position_embeddings
+    self.type_vocab_size = type_vocab_size
+    self.initializer_range = initializer_range
+    self.layer_norm_eps = layer_norm_eps
+
+  @classmethod
+  def from_dict(cls, json_object):
+    """Builds a config from a dict; keys it does not know are kept as attributes."""
+    if "vocab_size" not in json_object:
+      raise ValueError("BERT config has no 'vocab_size'")
+    config = cls(vocab_size=None)
+    for (key, value) in six.iteritems(json_object):
+      config.__dict__[key] = value
+    config.validate()
+    return config
+
+  @classmethod
+  def from_json_file(cls, json_file):
+    """Reads Google's `bert_config.json`; bad files raise a one-line ValueError."""
+    try:
+      with tf.io.gfile.GFile(json_file, "r") as reader:
+        text = reader.read()
+    except (tf.errors.OpError, OSError) as e:
+      raise ValueError("bert_config_file %s: cannot read it (%s)" %
+                       (json_file, _first_line(e)))
+    try:
+      json_object = json.loads(text)
+    except ValueError as e:
+      raise ValueError("bert_config_file %s: not valid JSON (%s)" % (json_file, e))
+    if not isinstance(json_object, dict):
+      raise ValueError("bert_config_file %s: expected a JSON object" % json_file)
+    try:
+      return cls.from_dict(json_object)
+    except ValueError as e:
+      raise ValueError("bert_config_file %s: %s" % (json_file, e))
+
+  def validate(self):
+    """Raises ValueError when the hyper-parameters cannot make a model."""
+    for key in ("vocab_size", "hidden_size", "num_hidden_layers",
+                "num_attention_heads", "intermediate_size",
+                "max_position_embeddings", "type_vocab_size"):
+      value = getattr(self, key)
+      if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError("'%s' must be a positive integer, got %r" % (key, value))
+    if self.hidden_size % self.num_attention_heads != 0:
+      raise ValueError("hidden_size %d is not a multiple of num_attention_heads %d"
+                       % (self.hidden_size, self.num_attention_heads))
+    get_activation(self.hidden_act)  # raises on an unknown name
+
+  def to_dict(self):
+    return copy.deepcopy(self.__dict__)
+
+  def to_json_string(self):
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+class BertModel(object):
+  """BERT ("Bidirectional Encoder Representations from Transformers").
+
+  Example:
+
+  ```python
+  input_ids = tf.constant([[31, 51, 99], [15, 5, 0]])
+  input_mask = tf.constant([[1, 1, 1], [1, 1, 0]])
+  config = modeling.BertConfig(vocab_size=100, hidden_size=32,
+      num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+  model = modeling.BertModel(config, is_training=True, input_ids=input_ids,
+      input_mask=input_mask, adapter_config=adapters.AdapterConfig(size=8))
+  pooled = model.get_pooled_output()  # [batch, hidden]
+  ```
+  """
+
+  def __init__(self,
+               config,
+               is_training,
+               input_ids,
+               input_mask=None,
+               token_type_ids=None,
+               adapter_config=None,
+               scope=None):
+    """Builds the model graph.
+
+    Args:
+      config: `BertConfig`.
+      is_training: False turns every dropout off (eval and predict).
+      input_ids: int32 Tensor [batch, seq] of WordPiece ids.
+      input_mask: (optional) int32 Tensor [batch, seq]; 1 for real tokens,
+        0 for padding, which no token attends to.
+      token_type_ids: (optional) int32 Tensor [batch, seq] of segment ids.
+      adapter_config: (optional) `adapters.AdapterConfig`; None builds plain
+        BERT with no adapter variables at all.
+      scope: (optional) variable scope; defaults to "bert".
+    """
+    config = copy.deepcopy(config)
+    if not is_training:
+      config.hidden_dropout_prob = 0.0
+      config.attention_probs_dropout_prob = 0.0
+
+    input_shape = get_shape_list(input_ids, expected_rank=2)
+    batch_size, seq_length = input_shape[0], input_shape[1]
+    if input_mask is None:
+      input_mask = tf.ones(shape=[batch_size, seq_length], dtype=tf.int32)
+    if token_type_ids is None:
+      token_type_ids = tf.zeros(shape=[batch_size, seq_length], dtype=tf.int32)
+
+    with tf.variable_scope(scope, default_name="bert"):
+      with tf.variable_scope("embeddings"):
+        # [batch, seq, hidden]
+        (self.embedding_output, self.embedding_table) = embedding_lookup(
+            input_ids=input_ids,
+            vocab_size=config.vocab_size,
+            embedding_size=config.hidden_size,
+            initializer_range=config.initializer_range)
+        self.embedding_output = embedding_postprocessor(
+            input_tensor=self.embedding_output,
+            token_type_ids=token_type_ids,
+            token_type_vocab_size=config.type_vocab_size,
+            max_position_embeddings=config.max_position_embeddings,
+            initializer_range=config.initializer_range,
+            dropout_prob=config.hidden_dropout_prob,
+            layer_norm_eps=config.layer_norm_eps)
+
+      with tf.variable_scope("encoder"):
+        # [batch, seq, seq]: which keys each query may attend to.
+        attention_mask = create_attention_mask_from_input_mask(
+            input_ids, input_mask)
+        self.all_encoder_layers = transformer_model(
+            input_tensor=self.embedding_output,
+            attention_mask=attention_mask,
+            config=config,
+            adapter_config=adapter_config)
+
+      self.sequence_output = self.all_encoder_layers[-1]  # [batch, seq, hidden]
+
+      with tf.variable_scope("pooler"):
+        # The pooler reads the [CLS] token: [batch, hidden].
+        first_token_tensor = tf.squeeze(self.sequence_output[:, 0:1, :], axis=1)
+        self.pooled_output = dense_layer(
+            first_token_tensor,
+            config.hidden_size,
+            activation=tf.tanh,
+            initializer=create_initializer(config.initializer_range),
+            name="dense")
+
+  def get_pooled_output(self):
+    """[batch, hidden]: tanh(dense([CLS] output)), the input of the classifier."""
+    return self.pooled_output
+
+  def get_sequence_output(self):
+    """[batch, seq, hidden]: the last encoder layer."""
+    return self.sequence_output
+
+  def get_all_encoder_layers(self):
+    return self.all_encoder_layers
+
+  def get_embedding_output(self):
+    """[batch, seq, hidden]: embeddings after LayerNorm and dropout."""
+    return self.embedding_output
+
+  def get_embedding_table(self):
+    return self.embedding_table
+
+
+def gelu(x):
+  """GELU, tanh approximation: Google BERT's `gelu` (arXiv:1606.08415)."""
+  cdf = 0.5 * (1.0 + tf.tanh(
+      (np.sqrt(2.0 / np.pi) * (x + 0.044715 * tf.pow(x, 3)))))
+  return x * cdf
+
+
+def gelu_exact(x):
+  """GELU with the exact Gaussian CDF: what Hugging Face calls "gelu"."""
+  return 0.5 * x * (1.0 + tf.math.erf(x / np.sqrt(2.0)))
+
+
+def swish(x):
+  return x * tf.sigmoid(x)
+
+
+_ACTIVATIONS = {
+    "linear": None,
+    "gelu": gelu,
+    "gelu_exact": gelu_exact,
+    "relu": tf.nn.relu,
+    "tanh": tf.tanh,
+    "swish": swish,
+}
+
+
+def get_activation(activation_string):
+  """Maps an activation name to its function (None for "linear").
+
+  Args:
+    activation_string: one of "linear", "gelu", "gelu_exact", "relu", "tanh",
+      "swish"; a function passes through unchanged.
+
+  Returns:
+    The activation function, or None for the identity.
+
+  Raises:
+    ValueError: the name is not known.
+  """
+  if not isinstance(activation_string, six.string_types):
+    return activation_string
+  name = activation_string.lower()
+  if not name:
+    return None
+  if name not in _ACTIVATIONS:
+    raise ValueError("unknown activation %r (known: %s)" %
+                     (activation_string, ", ".join(sorted(_ACTIVATIONS))))
+  return _ACTIVATIONS[name]
+
+
+def dropout(input_tensor, dropout_prob):
+  """Drops with probability `dropout_prob` (a rate, not a keep probability)."""
+  if dropout_prob is None or dropout_prob == 0.0:
+    return input_tensor
+  return tf.nn.dropout(input_tensor, rate=dropout_prob)
+
+
+def layer_norm(input_tensor, epsilon=1e-12, name="LayerNorm"):
+  """LayerNorm over the last axis, with Google BERT's `LayerNorm/{beta,gamma}`."""
+  with tf.variable_scope(name):
+    width = input_tensor.shape[-1]
+    beta = tf.get_variable("beta", [width], initializer=tf.zeros_initializer())
+    gamma = tf.get_variable("gamma", [width], initializer=tf.ones_initializer())
+    mean, variance = tf.nn.moments(input_tensor, axes=[-1], keepdims=True)
+    normalized = (input_tensor - mean) * tf.math.rsqrt(variance + epsilon)
+    return normalized * gamma + beta
+
+
+def layer_norm_and_dropout(input_tensor, dropout_prob, epsilon=1e-12):
+  return dropout(layer_norm(input_tensor, epsilon), dropout_prob)
+
+
+def create_initializer(initializer_range=0.02):
+  return tf.truncated_normal_initializer(stddev=initializer_range)
+
+
+def dense_layer(input_tensor, units, activation=None, initializer=None,
+                name="dense"):
+  """A fully connected layer on the last axis, with `kernel` and `bias` variables.
+
+  Args:
+    input_tensor: float Tensor [..., width].
+    units: output width.
+    activation: (optional) function applied to the result.
+    initializer: kernel initializer; the bias starts at zero.
+    name: variable scope of the layer.
+
+  Returns:
+    float Tensor [..., units].
+  """
+  with tf.variable_scope(name):
+    width = input_tensor.shape[-1]
+    kernel = tf.get_variable("kernel", [width, units], initializer=initializer)
+    bias = tf.get_variable("bias", [units], initializer=tf.zeros_initializer())
+    if input_tensor.shape.ndims == 2:
+      output = tf.matmul(input_tensor, kernel)
+    else:
+      output = tf.tensordot(input_tensor, kernel, axes=[[-1], [0]])
+    output = tf.nn.bias_add(output, bias)
+    if activation is not None:
+      output = activation(output)
+    return output
+
+
+def embedding_lookup(input_ids, vocab_size, embedding_size=128,
+                     initializer_range=0.02,
+                     word_embedding_name="word_embeddings"):
+  """Looks up word embeddings.
+
+  Args:
+    input_ids: int32 Tensor [batch, seq].
+    vocab_size: rows of the embedding table.
+    embedding_size: width of the embeddings.
+    initializer_range: stddev of the table's initializer.
+    word_embedding_name: variable name of the table.
+
+  Returns:
+    (float Tensor [batch, seq, embedding_size], table [vocab_size, embedding_size]).
+  """
+  embedding_table = tf.get_variable(
+      name=word_embedding_name,
+      shape=[vocab_size, embedding_size],
+      initializer=create_initializer(initializer_range))
+  output = tf.gather(embedding_table, input_ids)
+  return (output, embedding_table)
+
+
+def embedding_postprocessor(input_tensor, token_type_ids, token_type_vocab_size,
+                            max_position_embeddings, initializer_range,
+                            dropout_prob, layer_norm_eps=1e-12):
+  """Adds segment and position embeddings, then LayerNorm and dropout.
+
+  Args:
+    input_tensor: float Tensor [batch, seq, hidden] of word embeddings.
+    token_type_ids: int32 Tensor [batch, seq].
+    token_type_vocab_size: rows of the segment embedding table.
+    max_position_embeddings: rows of the position table; seq must not exceed it.
+    initializer_range: stddev of the tables' initializer.
+    dropout_prob: dropout rate on the result.
+    layer_norm_eps: LayerNorm epsilon.
+
+  Returns:
+    float Tensor [batch, seq, hidden].
+  """
+  input_shape = get_shape_list(input_tensor, expected_rank=3)
+  batch_size, seq_length, width = input_shape[0], input_shape[1], input_shape[2]
+
+  token_type_table = tf.get_variable(
+      name="token_type_embeddings",
+      shape=[token_type_vocab_size, width],
+      initializer=create_initializer(initializer_range))
+  # A one-hot matmul: the table is tiny, and this is faster than a gather on TPU.
+  flat_token_type_ids = tf.reshape(token_type_ids, [-1])
+  one_hot_ids = tf.one_hot(flat_token_type_ids, depth=token_type_vocab_size)
+  token_type_embeddings = tf.matmul(one_hot_ids, token_type_table)
+  output = input_tensor + tf.reshape(token_type_embeddings,
+                                     [batch_size, seq_length, width])
+
+  full_position_embeddings = tf.get_variable(
+      name="position_embeddings",
+      shape=[max_position_embeddings, width],
+      initializer=create_initializer(initializer_range))
+  if isinstance(seq_length, int) and seq_length > max_position_embeddings:
+    raise ValueError("sequence length %d is above max_position_embeddings %d" %
+                     (seq_length, max_position_embeddings))
+  # [seq, hidden], broadcast over the batch.
+  position_embeddings = tf.slice(full_position_embeddings, [0, 0],
+                                 [seq_length, -1])
+  output += tf.expand_dims(position_embeddings, 0)
+
+  return layer_norm_and_dropout(output, dropout_prob, layer_norm_eps)
+
+
+def create_attention_mask_from_input_mask(from_tensor, to_mask):
+  """[batch, from_seq, to_seq] float mask: 1 where a query may attend to a key.
+
+  Args:
+    from_tensor: Tensor [batch, from_seq, ...] (only its shape is used).
+    to_mask: int32 Tensor [batch, to_seq]; 1 for real tokens.
+
+  Returns:
+    float32 Tensor [batch, from_seq, to_seq].
+  """
+  from_shape = get_shape_list(from_tensor, expected_rank=[2, 3])
+  to_shape = get_shape_list(to_mask, expected_rank=2)
+  to_mask = tf.cast(tf.reshape(to_mask, [to_shape[0], 1, to_shape[1]]),
+                    tf.float32)
+  # Padded queries attend too; their outputs are never read.
+  broadcast_ones = tf.ones(shape=[from_shape[0], from_shape[1], 1],
+                           dtype=tf.float32)
+  return broadcast_ones * to_mask
+
+
+def attention_layer(from_tensor, to_tensor, attention_mask, num_attention_heads,
+                    size_per_head, attention_probs_dropout_prob,
+                    initializer_range, batch_size, from_seq_length,
+                    to_seq_length):
+  """Multi-headed scaled dot-product attention ("self" when from == to).
+
+  Args:
+    from_tensor: float Tensor [batch * from_seq, width].
+    to_tensor: float Tensor [batch * to_seq, width].
+    attention_mask: float Tensor [batch, from_seq, to_seq] of 0/1, or None.
+    num_attention_heads: number of heads N.
+    size_per_head: width H of each head.
+    attention_probs_dropout_prob: dropout rate on the attention probabilities.
+    initializer_range: stddev of the weight initializer.
+    batch_size: batch size B.
+    from_seq_length: F, the query length.
+    to_seq_length: T, the key length.
+
+  Returns:
+    float Tensor [batch * from_seq, N * H].
+  """
+
+  def split_heads(tensor, seq_length):
+    # [B * S, N * H] -> [B, N, S, H]
+    tensor = tf.reshape(tensor, [batch_size, seq_length, num_attention_heads,
+                                 size_per_head])
+    return tf.transpose(tensor, [0, 2, 1, 3])
+
+  initializer = create_initializer(initializer_range)
+  width = num_attention_heads * size_per_head
+  query = split_heads(dense_layer(from_tensor, width, initializer=initializer,
+                                  name="query"), from_seq_length)
+  key = split_heads(dense_layer(to_tensor, width, initializer=initializer,
+                                name="key"), to_seq_length)
+  value = split_heads(dense_layer(to_tensor, width, initializer=initializer,
+                                  name="value"), to_seq_length)
+
+  # [B, N, F, T]
+  attention_scores = tf.matmul(query, key, transpose_b=True)
+  attention_scores *= 1.0 / math.sqrt(float(size_per_head))
+  if attention_mask is not None:
+    # [B, 1, F, T]. Masked keys get -10000 before the softmax: exp() of that is
+    # 0 in float32, and unlike -inf it cannot make a fully masked row NaN.
+    adder = (1.0 - tf.expand_dims(attention_mask, axis=1)) * -10000.0
+    attention_scores += adder
+  attention_probs = tf.nn.softmax(attention_scores)
+  attention_probs = dropout(attention_probs, attention_probs_dropout_prob)
+
+  context = tf.matmul(attention_probs, value)  # [B, N, F, H]
+  context = tf.transpose(context, [0, 2, 1, 3])  # [B, F, N, H]
+  return tf.reshape(context, [batch_size * from_seq_length, width])
+
+
+def transformer_model(input_tensor, attention_mask, config, adapter_config=None):
+  """The post-LayerNorm Transformer encoder of BERT, with optional adapters.
+
+  Each layer: self-attention -> dense -> dropout -> [adapter] -> add & LayerNorm,
+  then intermediate dense + activation -> dense -> dropout -> [adapter] ->
+  add & LayerNorm. The adapters sit exactly where Houlsby et al. (2019) put
+  them: after the sub-layer's dropout, before its residual add.
+
+  Args:
+    input_tensor: float Tensor [batch, seq, hidden].
+    attention_mask: float Tensor [batch, seq, seq] of 0/1, or None.
+    config: `BertConfig` (its dropout rates are used as given).
+    adapter_config: (optional) `adapters.AdapterConfig`.
+
+  Returns:
+    List of float Tensors [batch, seq, hidden], one per layer.
+  """
+  hidden_size = config.hidden_size
+  if hidden_size % config.num_attention_heads != 0:
+    raise ValueError("hidden_size %d is not a multiple of num_attention_heads %d"
+                     % (hidden_size, config.num_attention_heads))
+  size_per_head = hidden_size // config.num_attention_heads
+  initializer = create_initializer(config.initializer_range)
+  intermediate_act_fn = get_activation(config.hidden_act)
+
+  input_shape = get_shape_list(input_tensor, expected_rank=3)
+  batch_size, seq_length = input_shape[0], input_shape[1]
+
+  # The encoder works on [batch * seq, hidden] matrices: cheaper reshapes on TPU.
+  prev_output = reshape_to_matrix(input_tensor)
+  all_layer_outputs = []
+  for layer_idx in range(config.num_hidden_layers):
+    with tf.variable_scope("layer_%d" % layer_idx):
+      layer_input = prev_output
+
+      with tf.variable_scope("attention"):
+        with tf.variable_scope("self"):
+          attention_output = attention_layer(
+              from_tensor=layer_input,
+              to_tensor=layer_input,
+              attention_mask=attention_mask,
+              num_attention_heads=config.num_attention_heads,
+              size_per_head=size_per_head,
+              attention_probs_dropout_prob=config.attention_probs_dropout_prob,
+              initializer_range=config.initializer_range,
+              batch_size=batch_size,
+              from_seq_length=seq_length,
+              to_seq_length=seq_length)
+        with tf.variable_scope("output"):
+          attention_output = dense_layer(attention_output, hidden_size,
+                                         initializer=initializer)
+          attention_output = dropout(attention_output,
+                                     config.hidden_dropout_prob)
+          if adapter_config is not None:
+            attention_output = adapter_config.adapt(attention_output,
+                                                    "attention")
+          attention_output = layer_norm(attention_output + layer_input,
+                                        config.layer_norm_eps)
+
+      with tf.variable_scope("intermediate"):
+        intermediate_output = dense_layer(
+            attention_output, config.intermediate_size,
+            activation=intermediate_act_fn, initializer=initializer)
+
+      with tf.variable_scope("output"):
+        layer_output = dense_layer(intermediate_output, hidden_size,
+                                   initializer=initializer)
+        layer_output = dropout(layer_output, config.hidden_dropout_prob)
+        if adapter_config is not None:
+          layer_output = adapter_config.adapt(layer_output, "ffn")
+        layer_output = layer_norm(layer_output + attention_output,
+                                  config.layer_norm_eps)
+        prev_output = layer_output
+        all_layer_outputs.append(
+            reshape_from_matrix(layer_output, input_shape))
+
+  return all_layer_outputs
+
+
+def get_shape_list(tensor, expected_rank=None, name=None):
+  """The shape of a tensor: Python ints where static, scalar Tensors where not.
+
+  Args:
+    tensor: a tf.Tensor.
+    expected_rank: (optional) int or list of ints; a different rank raises.
+    name: (optional) name of the tensor for the error message.
+
+  Returns:
+    A list with one entry per dimension.
+  """
+  if expected_rank is not None:
+    assert_rank(tensor, expected_rank, name)
+  shape = tensor.shape.as_list()
+  dynamic_shape = None
+  for (index, dim) in enumerate(shape):
+    if dim is None:
+      if dynamic_shape is None:
+        dynamic_shape = tf.shape(tensor)
+      shape[index] = dynamic_shape[index]
+  return shape
+
+
+def reshape_to_matrix(input_tensor):
+  """[..., width] -> [rows, width]."""
+  ndims = input_tensor.shape.ndims
+  if ndims < 2:
+    raise ValueError("need a tensor of rank >= 2, got shape %s" %
+                     input_tensor.shape)
+  if ndims == 2:
+    return input_tensor
+  width = input_tensor.shape[-1]
+  return tf.reshape(input_tensor, [-1, width])
+
+
+def reshape_from_matrix(output_tensor, orig_shape_list):
+  """[rows, width] -> orig_shape_list[:-1] + [width]."""
+  if len(orig_shape_list) == 2:
+    return output_tensor
+  output_shape = get_shape_list(output_tensor)
+  return tf.reshape(output_tensor, orig_shape_list[0:-1] + [output_shape[-1]])
+
+
+def assert_rank(tensor, expected_rank, name=None):
+  """Raises ValueError if the tensor's static rank is not the expected one."""
+  if name is None:
+    name = tensor.name
+  expected = expected_rank if isinstance(expected_rank, (list, tuple)) else [
+      expected_rank]
+  actual_rank = tensor.shape.ndims
+  if actual_rank not in expected:
+    raise ValueError("tensor %s has rank %d, expected %s" %
+                     (name, actual_rank, expected_rank))
+
+
+def _first_line(error):
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
