@@ -1,0 +1,156 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Adam with decoupled weight decay, BERT's learning-rate schedule, and clipping.
+
+Only the variables a tuning mode trains are touched: gradients are asked for
+those alone (so no weight-gradient matmuls are built for frozen weights), and
+Adam's two moment slots exist only for them (for BERT-base with adapters of
+size 64 that is ~5M slot scalars instead of ~220M).
+"""
+
+import re
+
+import tensorflow.compat.v1 as tf
+
+import adapters
+
+# Variables whose names contain one of these get no weight decay (BERT's rule).
+NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
+
+
+def learning_rate_schedule(global_step, init_lr, num_train_steps,
+                           num_warmup_steps):
+  """Linear warmup from 0 to `init_lr`, then linear decay to 0 at the last step.
+
+  Args:
+    global_step: int64 scalar Tensor.
+    init_lr: peak learning rate.
+    num_train_steps: step at which the rate reaches 0.
+    num_warmup_steps: steps of linear warmup (0 for none).
+
+  Returns:
+    float32 scalar Tensor.
+  """
+  step = tf.cast(global_step, tf.float32)
+  decay_fraction = tf.maximum(
+      0.0, 1.0 - step / float(max(num_train_steps, 1)))
+  learning_rate = init_lr * decay_fraction
+  if num_warmup_steps:
+    warmup_rate = init_lr * step / float(num_warmup_steps)
+    learning_rate = tf.where(step < float(num_warmup_steps), warmup_rate,
+                             learning_rate)
+  return learning_rate
+
+
+def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
+                     trained_variables, weight_decay_rate=0.01, clip_norm=1.0):
+  """Builds the train op that updates `trained_variables` and nothing else.
+
+  Args:
+    loss: scalar loss Tensor.
+    init_lr: peak learning rate.
+    num_train_steps: total training steps (the schedule ends at 0 there).
+    num_warmup_steps: warmup steps.
+    use_tpu: wrap the optimizer in `CrossShardOptimizer` (sums gradients over
+      TPU cores).
+    trained_variables: the variables to update (see `adapters.trained_variables`).
+    weight_decay_rate: decoupled weight decay, not applied to LayerNorm/biases.
+    clip_norm: gradients are clipped to this global norm.
+
+  Returns:
+    The train op; it also increments the global step.
+  """
+  if not trained_variables:
+    raise ValueError("no variable to train: check --tuning_mode and "
+                     "--adapter_placement")
+  global_step = tf.train.get_or_create_global_step()
+  learning_rate = learning_rate_schedule(global_step, init_lr, num_train_steps,
+                                         num_warmup_steps)
+  optimizer = AdamWeightDecayOptimizer(
+      learning_rate=learning_rate,
+      weight_decay_rate=weight_decay_rate,
+      beta_1=0.9,
+      beta_2=0.999,
+      epsilon=1e-6,
+      exclude_from_weight_decay=NO_DECAY_PATTERNS)
+  if use_tpu:
+    optimizer = tf.tpu.CrossShardOptimizer(optimizer)
+
+  # compute_gradients with an explicit var_list: no gradient for frozen weights.
+  # Under CrossShardOptimizer it also averages the loss over the shards.
+  grads_and_vars = optimizer.compute_gradients(loss, var_list=trained_variables)
+  grads = [g for (g, _) in grads_and_vars]
+  variables = [v for (_, v) in grads_and_vars]
+  (grads, _) = tf.clip_by_global_norm(grads, clip_norm=clip_norm)
+
+  train_op = optimizer.apply_gradients(zip(grads, variables),
+                                       global_step=global_step)
+  # AdamWeightDecayOptimizer leaves the global step alone (as BERT's does), so
+  # the step is incremented here, once, after the update.
+  new_global_step = global_step + 1
+  train_op = tf.group(train_op, [global_step.assign(new_global_step)])
+  return train_op
+
+
+class AdamWeightDecayOptimizer(tf.train.Optimizer):
+  """Adam with decoupled weight decay (AdamW), without bias correction, as BERT.
+
+  Slots are named `<variable>/adam_m` and `<variable>/adam_v`, as in BERT's
+  checkpoints, and exist only for the variables given gradients.
+  """
+
+  def __init__(self,
+               learning_rate,
+               weight_decay_rate=0.0,
+               beta_1=0.9,
+               beta_2=0.999,
+               epsilon=1e-6,
+               exclude_from_weight_decay=None,
+               name="AdamWeightDecayOptimizer"):
+    super(AdamWeightDecayOptimizer, self).__init__(False, name)
+    self.learning_rate = learning_rate
+    self.weight_decay_rate = weight_decay_rate
+    self.beta_1 = beta_1
+    self.beta_2 = beta_2
+    self.epsilon = epsilon
+    self.exclude_from_weight_decay = exclude_from_weight_decay
+
+  def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+    """Applies one AdamW update; `global_step` is not incremented here."""
+    assignments = []
+    for (grad, param) in grads_and_vars:
+      if grad is None or param is None:
+        continue
+      param_name = adapters.variable_name(param)
+      m = tf.get_variable(
+          name=param_name + "/adam_m",
+          shape=param.shape.as_list(),
+          dtype=tf.float32,
+          trainable=False,
+          initializer=tf.zeros_initializer())
+      v = tf.get_variable(
+          name=param_name + "/adam_v",
+          shape=param.shape.as_list(),
+          dtype=tf.float32,
+          trainable=False,
+          initializer=tf.zeros_initializer())
+
+      next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
+      next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
+      update = next_m / (tf.sqrt(next_v) + self.epsilon)
+      # Decoupled decay: added to the update, not to the gradient, so Adam's
+      # second-moment scaling does not shrink it (Loshchilov & Hutter).
+      if self._do_use_weight_decay(param_name):
+        update += self.weight_decay_rate * param
+      next_param = param - self.learning_rate * update
+      assignments.extend([param.assign(next_param), m.assign(next_m),
+                          v.assign(next_v)])
+    return tf.group(*assignments, name=name)
+
+  def _do_use_weight_decay(self, param_name):
+    if not self.weight_decay_rate:
+      return False
+    for pattern in self.exclude_from_weight_decay or ():
+      if re.search(pattern, param_name):
+        return False
+    return True
