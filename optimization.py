@@ -122,6 +122,9 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
       if grad is None or param is None:
         continue
       param_name = adapters.variable_name(param)
+      # Embedding gradients arrive as IndexedSlices; AdamW with decay updates
+      # every row anyway, so make them dense.
+      grad = tf.convert_to_tensor(grad)
       m = tf.get_variable(
           name=param_name + "/adam_m",
           shape=param.shape.as_list(),

@@ -64,7 +64,7 @@ def tiny_bert_config_dict(**overrides):
       "hidden_act": "gelu",
       "hidden_dropout_prob": 0.1,
       "attention_probs_dropout_prob": 0.1,
-      "max_position_embeddings": 64,
+      "max_position_embeddings": 128,
       "type_vocab_size": 2,
       "initializer_range": 0.02,
   }

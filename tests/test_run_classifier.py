@@ -1,0 +1,385 @@
+"""run_classifier.py: processors, features, the cache key, end-to-end runs, errors."""
+
+import os
+import random
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from conftest import REPO_ROOT
+from conftest import write_tiny_bert
+import adapters
+import run_classifier
+import tokenization
+
+POSITIVE = "good great fun lovely moving liked loved".split()
+NEGATIVE = "bad awful boring dull hated".split()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def write_file(path, lines):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("".join(line + "\n" for line in lines))
+  return path
+
+
+def sentiment_rows(count, seed):
+  """`the movie was <word> .` rows whose label is the word's sentiment."""
+  rng = random.Random(seed)
+  rows = []
+  for _ in range(count):
+    label = rng.randint(0, 1)
+    word = rng.choice(POSITIVE if label else NEGATIVE)
+    rows.append(("the movie was %s ." % word, str(label)))
+  return rows
+
+
+def write_sst2_task(data_dir, num_train=64, num_dev=13, num_test=7):
+  """A small task in SST-2's GLUE format."""
+  write_file(os.path.join(data_dir, "train.tsv"),
+             ["sentence\tlabel"] + ["\t".join(r) for r in
+                                    sentiment_rows(num_train, 1)])
+  write_file(os.path.join(data_dir, "dev.tsv"),
+             ["sentence\tlabel"] + ["\t".join(r) for r in
+                                    sentiment_rows(num_dev, 2)])
+  write_file(os.path.join(data_dir, "test.tsv"),
+             ["index\tsentence"] + ["%d\t%s" % (i, r[0]) for (i, r) in
+                                    enumerate(sentiment_rows(num_test, 3))])
+  return data_dir
+
+
+def write_mrpc_task(data_dir, num_train=40, num_dev=9, num_test=5):
+  """A small task in MRPC's GLUE format (BOM-prefixed header, as the real one)."""
+  def pair_rows(count, seed):
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+      label = rng.randint(0, 1)
+      second = "the film was good ." if label else "the plot was dull ."
+      rows.append((str(label), str(1000 + i), str(2000 + i),
+                   "the movie was good .", second))
+    return rows
+
+  header = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"
+  write_file(os.path.join(data_dir, "train.tsv"),
+             [header] + ["\t".join(r) for r in pair_rows(num_train, 1)])
+  write_file(os.path.join(data_dir, "dev.tsv"),
+             [header] + ["\t".join(r) for r in pair_rows(num_dev, 2)])
+  write_file(os.path.join(data_dir, "test.tsv"),
+             ["index\t#1 ID\t#2 ID\t#1 String\t#2 String"] +
+             ["%d\t%s" % (i, "\t".join(r[1:])) for (i, r) in
+              enumerate(pair_rows(num_test, 3))])
+  return data_dir
+
+
+def run_classifier_cli(tiny_bert, data_dir, output_dir, **flags):
+  """Runs run_classifier.py in a subprocess with tiny-model defaults."""
+  args = {
+      "task_name": "SST-2",
+      "data_dir": data_dir,
+      "output_dir": output_dir,
+      "vocab_file": tiny_bert["vocab_file"],
+      "bert_config_file": tiny_bert["bert_config_file"],
+      "init_checkpoint": tiny_bert["init_checkpoint"],
+      "max_seq_length": 16,
+      "train_batch_size": 8,
+      "eval_batch_size": 8,
+      "predict_batch_size": 8,
+      "learning_rate": 1e-2,
+      "num_train_epochs": 1.0,
+      "adapter_size": 8,
+      "do_train": True,
+      "do_eval": True,
+      "do_predict": False,
+  }
+  args.update(flags)
+  command = [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py")]
+  for (name, value) in args.items():
+    if value is not None:
+      command.append("--%s=%s" % (name, value))
+  return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT,
+                        timeout=600)
+
+
+def read_eval_results(output_dir):
+  """eval_results.txt as {key: float}, checking BERT's `key = value` format."""
+  results = {}
+  with open(os.path.join(output_dir, "eval_results.txt")) as f:
+    for line in f:
+      match = re.match(r"^(\w+) = (-?[0-9.e+-]+)\n$", line)
+      assert match, "bad line in eval_results.txt: %r" % line
+      results[match.group(1)] = float(match.group(2))
+  return results
+
+
+def assert_one_line_error(result, *fragments):
+  """A failed run: non-zero exit, one `run_classifier.py: error:` line naming things."""
+  assert result.returncode != 0, result.stderr[-2000:]
+  error_lines = [l for l in result.stderr.splitlines()
+                 if l.startswith("run_classifier.py: error:")]
+  assert len(error_lines) == 1, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  for fragment in fragments:
+    assert fragment in error_lines[0], error_lines[0]
+
+
+def checkpoint_values(path):
+  reader = tf.train.load_checkpoint(path)
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()}
+
+
+# ---------------------------------------------------------------- processors
+
+
+def examples_of(processor, data_dir, split):
+  return getattr(processor, "get_%s_examples" % split)(data_dir)
+
+
+def test_task_names_match_case_and_dash_insensitively():
+  for name in ("SST-2", "sst-2", "sst2", "Sst_2"):
+    assert isinstance(run_classifier.get_processor(name),
+                      run_classifier.Sst2Processor)
+  with pytest.raises(run_classifier.InputError, match="--task_name=nope"):
+    run_classifier.get_processor("nope")
+
+
+def test_mrpc_processor_reads_pairs_and_bom_header(tmp_path):
+  data_dir = write_mrpc_task(str(tmp_path), num_train=3, num_dev=2, num_test=2)
+  processor = run_classifier.get_processor("MRPC")
+  train = examples_of(processor, data_dir, "train")
+  assert len(train) == 3
+  assert train[0].text_a == "the movie was good ."
+  assert train[0].text_b in ("the film was good .", "the plot was dull .")
+  assert train[0].label in ("0", "1")
+  test = examples_of(processor, data_dir, "test")
+  assert len(test) == 2 and test[1].text_b is not None
+
+
+def test_cola_processor_has_no_header(tmp_path):
+  write_file(str(tmp_path / "train.tsv"),
+             ["gj04\t1\t\tOur friends won't buy this analysis.",
+              "gj04\t0\t*\tThey drank the pub."])
+  examples = examples_of(run_classifier.get_processor("cola"), str(tmp_path),
+                         "train")
+  assert [(e.text_a, e.label) for e in examples] == [
+      ("Our friends won't buy this analysis.", "1"),
+      ("They drank the pub.", "0")]
+
+
+def test_rte_and_mnli_processors(tmp_path):
+  write_file(str(tmp_path / "rte" / "dev.tsv"),
+             ["index\tsentence1\tsentence2\tlabel",
+              "0\tA \"quoted\" premise.\tA hypothesis.\tnot_entailment"])
+  rte = examples_of(run_classifier.get_processor("RTE"),
+                    str(tmp_path / "rte"), "dev")
+  # Quotes are text: GLUE files are not CSV-quoted.
+  assert rte[0].text_a == "A \"quoted\" premise."
+  assert rte[0].label == "not_entailment"
+
+  columns = ["%d" % i for i in range(8)] + ["premise", "hypothesis"]
+  write_file(str(tmp_path / "mnli" / "dev_matched.tsv"),
+             ["\t".join("h%d" % i for i in range(16)),
+              "\t".join(columns + ["neutral"] * 5 + ["entailment"])])
+  mnli = examples_of(run_classifier.get_processor("mnli"),
+                     str(tmp_path / "mnli"), "dev")
+  assert (mnli[0].text_a, mnli[0].text_b, mnli[0].label) == (
+      "premise", "hypothesis", "entailment")
+
+
+def test_too_few_columns_names_file_and_line(tmp_path):
+  path = write_file(str(tmp_path / "train.tsv"),
+                    ["sentence\tlabel", "fine row\t1", "no label here"])
+  with pytest.raises(run_classifier.InputError) as error:
+    examples_of(run_classifier.get_processor("sst-2"), str(tmp_path), "train")
+  assert "%s:3:" % path in str(error.value)
+
+
+def test_unknown_label_names_file_and_line(tmp_path):
+  path = write_file(str(tmp_path / "train.tsv"), ["sentence\tlabel", "x\t7"])
+  with pytest.raises(run_classifier.InputError, match=re.escape(path + ":2:")):
+    examples_of(run_classifier.get_processor("sst-2"), str(tmp_path), "train")
+
+
+# ---------------------------------------------------------------- features
+
+
+def test_convert_single_example_layout(tiny_bert):
+  tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"], True)
+  example = run_classifier.InputExample("x", "the movie was good",
+                                        "it was fun", "1")
+  feature = run_classifier.convert_single_example(0, example, ["0", "1"], 12,
+                                                  tokenizer)
+  tokens = tokenizer.convert_ids_to_tokens(feature.input_ids)
+  assert tokens == ["[CLS]", "the", "movie", "was", "good", "[SEP]", "it",
+                    "was", "fun", "[SEP]", "[PAD]", "[PAD]"]
+  assert feature.segment_ids == [0] * 6 + [1] * 4 + [0] * 2
+  assert feature.input_mask == [1] * 10 + [0] * 2
+  assert feature.label_id == 1
+
+
+def test_truncation_keeps_max_seq_length(tiny_bert):
+  tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"], True)
+  long_text = " ".join(["good"] * 30)
+  example = run_classifier.InputExample("x", long_text, "bad bad", "0")
+  feature = run_classifier.convert_single_example(0, example, ["0", "1"], 10,
+                                                  tokenizer)
+  tokens = tokenizer.convert_ids_to_tokens(feature.input_ids)
+  # The longer text loses tokens first; the short one survives whole.
+  assert tokens == ["[CLS]"] + ["good"] * 5 + ["[SEP]", "bad", "bad", "[SEP]"]
+
+
+def test_feature_cache_key_changes_with_everything_that_shapes_features(
+    tmp_path, tiny_bert):
+  data = write_file(str(tmp_path / "train.tsv"), ["sentence\tlabel", "a\t1"])
+  base = dict(input_file=data, vocab_file=tiny_bert["vocab_file"],
+              do_lower_case=True, max_seq_length=16, task_name="sst-2",
+              label_list=["0", "1"], num_padding=0)
+  key = run_classifier.feature_cache_key(**base)
+  assert run_classifier.feature_cache_key(**base) == key
+  for (name, value) in [("do_lower_case", False), ("max_seq_length", 32),
+                        ("task_name", "cola"), ("num_padding", 3)]:
+    changed = dict(base, **{name: value})
+    assert run_classifier.feature_cache_key(**changed) != key, name
+  other_vocab = write_file(str(tmp_path / "vocab.txt"), ["[PAD]", "a"])
+  assert run_classifier.feature_cache_key(
+      **dict(base, vocab_file=other_vocab)) != key
+  write_file(data, ["sentence\tlabel", "b\t1"])  # same name, new contents
+  assert run_classifier.feature_cache_key(**base) != key
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def test_train_eval_predict_end_to_end(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  result = run_classifier_cli(tiny_bert, data_dir, output_dir,
+                              do_predict=True, num_train_epochs=2.0,
+                              log_every_n_steps=4)
+  assert result.returncode == 0, result.stderr[-3000:]
+
+  results = read_eval_results(output_dir)
+  assert sorted(results) == ["eval_accuracy", "eval_loss", "global_step",
+                             "loss"]
+  assert results["global_step"] == 64 // 8 * 2
+  assert 0.0 <= results["eval_accuracy"] <= 1.0
+  assert results["eval_loss"] > 0.0
+
+  with open(os.path.join(output_dir, "test_results.tsv")) as f:
+    rows = [[float(p) for p in line.split("\t")] for line in f]
+  assert len(rows) == 7
+  for row in rows:
+    assert len(row) == 2 and abs(sum(row) - 1.0) < 1e-5
+
+  # The log reports parameter counts and training throughput.
+  assert re.search(r"Parameters: [\d,]+ trained of [\d,]+ total", result.stderr)
+  assert re.search(r"steps/s, [\d.]+ examples/s", result.stderr)
+
+  # Frozen weights are bit-identical after training; trained ones moved.
+  initial = checkpoint_values(tiny_bert["init_checkpoint"])
+  final = checkpoint_values(tf.train.latest_checkpoint(output_dir))
+  for (name, value) in initial.items():
+    assert adapters.is_trained(name, "adapters") or np.array_equal(
+        value, final[name]), name
+  moved = [name for name in final if "/adapters/weights" in name and
+           "adam" not in name]
+  assert moved and all(not np.allclose(final[name], 0.0, atol=1e-2) or
+                       name not in initial for name in moved)
+  layer_norms = [n for n in initial if "LayerNorm" in n]
+  assert any(not np.array_equal(initial[n], final[n]) for n in layer_norms)
+  # Adam slots exist only for the trained variables.
+  slots = {n[:-len("/adam_m")] for n in final if n.endswith("/adam_m")}
+  assert slots == {n for n in final if "adam" not in n and
+                   adapters.is_trained(n, "adapters")}
+
+
+def test_adapter_bert_readme_command_runs_as_is(tmp_path, tiny_bert):
+  """The MRPC command of the adapter-bert README, on a tiny model and task."""
+  data_dir = write_mrpc_task(str(tmp_path / "MRPC"))
+  output_dir = str(tmp_path / "adapter_bert_mrpc")
+  command = [
+      sys.executable, os.path.join(REPO_ROOT, "run_classifier.py"),
+      "--task_name=MRPC", "--do_train=true", "--do_eval=true",
+      "--data_dir=%s" % data_dir,
+      "--vocab_file=%s" % tiny_bert["vocab_file"],
+      "--bert_config_file=%s" % tiny_bert["bert_config_file"],
+      "--init_checkpoint=%s" % tiny_bert["init_checkpoint"],
+      "--max_seq_length=128", "--train_batch_size=32", "--learning_rate=3e-4",
+      "--num_train_epochs=5.0", "--output_dir=%s/" % output_dir]
+  result = subprocess.run(command, capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  results = read_eval_results(output_dir)
+  assert results["global_step"] == int(40 / 32 * 5.0)
+  assert "eval_accuracy" in results
+
+
+def test_full_tuning_mode_trains_frozen_weights_too(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"), num_train=16)
+  output_dir = str(tmp_path / "out")
+  result = run_classifier_cli(tiny_bert, data_dir, output_dir,
+                              tuning_mode="full", adapter_placement="none")
+  assert result.returncode == 0, result.stderr[-3000:]
+  initial = checkpoint_values(tiny_bert["init_checkpoint"])
+  final = checkpoint_values(tf.train.latest_checkpoint(output_dir))
+  kernel = "bert/encoder/layer_0/attention/self/query/kernel"
+  assert not np.array_equal(initial[kernel], final[kernel])
+  assert not any("/adapters/" in name for name in final)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_missing_vocab_file_is_one_line_error(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
+                              vocab_file=str(tmp_path / "nope.txt"))
+  assert_one_line_error(result, "--vocab_file=", "nope.txt")
+
+
+def test_config_not_matching_checkpoint_is_refused(tmp_path, tiny_bert):
+  other = write_tiny_bert(str(tmp_path / "wide"), hidden_size=48)
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
+                              bert_config_file=other["bert_config_file"])
+  assert_one_line_error(result, "does not match --init_checkpoint",
+                        "bert/embeddings/word_embeddings")
+  assert not os.path.exists(str(tmp_path / "out" / "eval_results.txt"))
+
+
+def test_max_seq_length_above_positions_is_refused(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
+                              max_seq_length=129)
+  assert_one_line_error(result, "--max_seq_length=129",
+                        "max_position_embeddings=128")
+
+
+def test_unknown_task_is_refused(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
+                              task_name="glue-ish")
+  assert_one_line_error(result, "--task_name=glue-ish")
+
+
+def test_short_tsv_row_names_file_and_line(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  with open(os.path.join(data_dir, "train.tsv"), "a") as f:
+    f.write("a row without its label\n")
+  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"))
+  assert_one_line_error(result, os.path.join(data_dir, "train.tsv") + ":66:")
+
+
+def test_unreadable_checkpoint_is_refused(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
+                              init_checkpoint=str(tmp_path / "missing.ckpt"))
+  assert_one_line_error(result, "--init_checkpoint=", "missing.ckpt")
