@@ -36,15 +36,19 @@ from safetensors.numpy import load_file
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string(
-    "hf_dir", None,
-    "Hugging Face BERT folder with config.json, model.safetensors and "
-    "vocab.txt.")
 
-flags.DEFINE_string(
-    "output_dir", None,
-    "Folder to write bert_config.json, vocab.txt and bert_model.ckpt.* into. "
-    "Created if missing; files of the same name are replaced.")
+def define_flags():
+  """Defines the script's flags; only when run as a script, because
+  run_classifier.py also defines --output_dir and absl refuses a second
+  definition in one process (a pytest run imports both)."""
+  flags.DEFINE_string(
+      "hf_dir", None,
+      "Hugging Face BERT folder with config.json, model.safetensors and "
+      "vocab.txt.")
+  flags.DEFINE_string(
+      "output_dir", None,
+      "Folder to write bert_config.json, vocab.txt and bert_model.ckpt.* into. "
+      "Created if missing; files of the same name are replaced.")
 
 _PROG = "convert_hf_checkpoint.py"
 
@@ -459,6 +463,10 @@ def _one_line(error):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Too many command-line arguments.")
+  for name in ("hf_dir", "output_dir"):
+    if not getattr(FLAGS, name):
+      sys.stderr.write("%s: error: --%s is required\n" % (_PROG, name))
+      sys.exit(1)
   try:
     summary = convert(FLAGS.hf_dir, FLAGS.output_dir)
   except (ValueError, OSError) as e:
@@ -472,6 +480,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flag_as_required("hf_dir")
-  flags.mark_flag_as_required("output_dir")
+  define_flags()
   app.run(main)

@@ -857,6 +857,9 @@ def run(unused_argv):
                     "initialised, frozen BERT.")
   log_parameter_counts(model_shapes, FLAGS.tuning_mode)
 
+  if not FLAGS.do_train and not tf.train.latest_checkpoint(FLAGS.output_dir):
+    raise InputError("--output_dir=%s holds no trained checkpoint to evaluate "
+                     "or predict with; add --do_train=true" % FLAGS.output_dir)
   tf.io.gfile.makedirs(FLAGS.output_dir)
 
   train_examples = None

@@ -383,3 +383,10 @@ def test_unreadable_checkpoint_is_refused(tmp_path, tiny_bert):
   result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
                               init_checkpoint=str(tmp_path / "missing.ckpt"))
   assert_one_line_error(result, "--init_checkpoint=", "missing.ckpt")
+
+
+def test_eval_without_a_trained_checkpoint_is_refused(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
+                              do_train=False)
+  assert_one_line_error(result, "holds no trained checkpoint")
