@@ -42,6 +42,7 @@ DEMO_FLAGS ?= \
   --do_lower_case=true \
   --max_seq_length=64 \
   --train_batch_size=32 \
+  --eval_batch_size=64 \
   --learning_rate=1e-3 \
   --num_train_epochs=2 \
   --adapter_size=64 \

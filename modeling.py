@@ -83,7 +83,7 @@ class BertConfig(object):
     try:
       with tf.io.gfile.GFile(json_file, "r") as reader:
         text = reader.read()
-    except (tf.errors.OpError, OSError) as e:
+    except (tf.errors.OpError, OSError, UnicodeDecodeError) as e:
       raise ValueError("bert_config_file %s: cannot read it (%s)" %
                        (json_file, _first_line(e)))
     try:

@@ -77,8 +77,12 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
     optimizer = tf.tpu.CrossShardOptimizer(optimizer)
 
   # compute_gradients with an explicit var_list: no gradient for frozen weights.
-  # Under CrossShardOptimizer it also averages the loss over the shards.
-  grads_and_vars = optimizer.compute_gradients(loss, var_list=trained_variables)
+  # GATE_NONE matters: the default GATE_OP groups all input gradients of an op,
+  # which would compute every frozen kernel's weight gradient anyway. Under
+  # CrossShardOptimizer this also averages the loss over the shards.
+  grads_and_vars = optimizer.compute_gradients(
+      loss, var_list=trained_variables,
+      gate_gradients=tf.train.Optimizer.GATE_NONE)
   grads = [g for (g, _) in grads_and_vars]
   variables = [v for (_, v) in grads_and_vars]
   (grads, _) = tf.clip_by_global_norm(grads, clip_norm=clip_norm)
@@ -87,8 +91,9 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
                                        global_step=global_step)
   # AdamWeightDecayOptimizer leaves the global step alone (as BERT's does), so
   # the step is incremented here, once, after the update.
-  new_global_step = global_step + 1
-  train_op = tf.group(train_op, [global_step.assign(new_global_step)])
+  with tf.control_dependencies([train_op]):
+    new_global_step = global_step + 1
+    train_op = tf.group(train_op, [global_step.assign(new_global_step)])
   return train_op
 
 

@@ -1,0 +1,316 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Tests of adapters.py: the adapter's math and init, the tuning-mode rule,
+AdapterConfig validation and parameter counts."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from conftest import tiny_bert_config_dict
+import adapters
+import modeling
+
+HIDDEN = 32
+LAYERS = 2
+NUM_LABELS = 3
+
+
+def _session():
+  return tf.Session(config=tf.ConfigProto(intra_op_parallelism_threads=1,
+                                          inter_op_parallelism_threads=1))
+
+
+# ---------------------------------------------------------------------------
+# feedforward_adapter: numpy reference.
+# ---------------------------------------------------------------------------
+
+
+def _np_gelu(x):
+  return 0.5 * x * (1.0 + np.tanh(
+      math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+NUMPY_ACTIVATIONS = {
+    "gelu": _np_gelu,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "linear": lambda x: x,
+}
+
+
+def _run_adapter(x, size, activation, weights=None, init_scale=1e-3, seed=0):
+  """Builds feedforward_adapter on `x` [tokens, hidden], optionally loads
+  `weights` (dict name -> array) into it, returns (output, {name: value})."""
+  with tf.Graph().as_default():
+    tf.set_random_seed(seed)
+    inputs = tf.constant(x, tf.float32)
+    output = adapters.feedforward_adapter(
+        inputs, size, modeling.get_activation(activation), init_scale)
+    variables = {adapters.variable_name(v): v for v in tf.global_variables()}
+    with _session() as session:
+      session.run(tf.global_variables_initializer())
+      for name, value in (weights or {}).items():
+        variables["adapters/" + name].load(value, session)
+      values = session.run({k: v for (k, v) in variables.items()})
+      return session.run(output), values
+
+
+@pytest.mark.parametrize("activation", sorted(NUMPY_ACTIVATIONS))
+def test_feedforward_adapter_matches_numpy(activation):
+  rng = np.random.RandomState(0)
+  h, m, tokens = 6, 3, 5
+  x = rng.normal(size=[tokens, h]).astype(np.float32)
+  weights = {"weights1": rng.normal(size=[h, m]),
+             "biases1": rng.normal(size=[1, m]),
+             "weights2": rng.normal(size=[m, h]),
+             "biases2": rng.normal(size=[1, h])}
+  output, values = _run_adapter(x, m, activation, weights)
+  assert {k: v.shape for (k, v) in values.items()} == {
+      "adapters/weights1": (h, m), "adapters/biases1": (1, m),
+      "adapters/weights2": (m, h), "adapters/biases2": (1, h)}
+  act = NUMPY_ACTIVATIONS[activation]
+  x64 = x.astype(np.float64)
+  expected = x64 + act(x64 @ weights["weights1"] + weights["biases1"]) @ (
+      weights["weights2"]) + weights["biases2"]
+  np.testing.assert_allclose(output, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_feedforward_adapter_activation_matters():
+  # relu and linear give different outputs on the same weights (negative
+  # pre-activations exist), so the parametrised test above can tell them apart.
+  rng = np.random.RandomState(1)
+  x = rng.normal(size=[5, 6]).astype(np.float32)
+  weights = {"weights1": rng.normal(size=[6, 3]), "weights2":
+             rng.normal(size=[3, 6])}
+  relu, _ = _run_adapter(x, 3, "relu", weights)
+  linear, _ = _run_adapter(x, 3, "linear", weights)
+  assert np.max(np.abs(relu - linear)) > 0.1
+
+
+@pytest.mark.parametrize("init_scale", [1e-3, 0.05])
+def test_adapter_init_is_truncated_normal_with_zero_biases(init_scale):
+  x = np.zeros([2, 256], np.float32)
+  _, values = _run_adapter(x, 256, "gelu", init_scale=init_scale)
+  for name in ("adapters/weights1", "adapters/weights2"):
+    w = values[name]
+    # A normal truncated at 2 stddev has std 0.88 * stddev.
+    assert abs(np.std(w) - init_scale) <= 0.2 * init_scale, name
+    assert np.max(np.abs(w)) <= 2.0 * init_scale * (1 + 1e-6), name
+    assert abs(np.mean(w)) <= 0.05 * init_scale, name
+  for name in ("adapters/biases1", "adapters/biases2"):
+    np.testing.assert_array_equal(values[name], 0.0)
+
+
+def test_adapter_init_scale_zero_gives_zero_weights():
+  x = np.random.RandomState(0).normal(size=[3, 8]).astype(np.float32)
+  output, values = _run_adapter(x, 4, "gelu", init_scale=0.0)
+  for value in values.values():
+    np.testing.assert_array_equal(value, 0.0)
+  np.testing.assert_array_equal(output, x)
+
+
+# ---------------------------------------------------------------------------
+# The tuning-mode rule.
+# ---------------------------------------------------------------------------
+
+
+def _classifier_variables(adapter_config):
+  """Trainable variables of the tiny model + run_classifier.py's head."""
+  with tf.Graph().as_default():
+    model = modeling.BertModel(
+        modeling.BertConfig.from_dict(tiny_bert_config_dict()), True,
+        tf.zeros([2, 8], tf.int32), adapter_config=adapter_config)
+    hidden = model.get_pooled_output().shape[-1]
+    tf.get_variable("output_weights", [NUM_LABELS, hidden])
+    tf.get_variable("output_bias", [NUM_LABELS],
+                    initializer=tf.zeros_initializer())
+    return tf.trainable_variables()
+
+
+def _layer_norms():
+  names = ["bert/embeddings/LayerNorm/beta", "bert/embeddings/LayerNorm/gamma"]
+  for n in range(LAYERS):
+    for scope in ("attention/output", "output"):
+      for p in ("beta", "gamma"):
+        names.append("bert/encoder/layer_%d/%s/LayerNorm/%s" % (n, scope, p))
+  return names
+
+
+def _adapter_variables(scopes=("attention/output", "output")):
+  names = []
+  for n in range(LAYERS):
+    for scope in scopes:
+      for p in ("weights1", "biases1", "weights2", "biases2"):
+        names.append("bert/encoder/layer_%d/%s/adapters/%s" % (n, scope, p))
+  return names
+
+
+HEAD = ["output_weights", "output_bias"]
+
+
+def _names(variables):
+  return [adapters.variable_name(v) for v in variables]
+
+
+def test_adapters_mode_trains_exactly_adapters_layer_norms_and_head():
+  variables = _classifier_variables(adapters.AdapterConfig(size=8))
+  trained = _names(adapters.trained_variables(variables, "adapters"))
+  assert len(trained) == len(set(trained))
+  expected = set(_adapter_variables() + _layer_norms() + HEAD)
+  assert len(expected) == 16 + 10 + 2
+  assert sorted(trained) == sorted(expected)
+  frozen = set(_names(variables)) - set(trained)
+  # Spelled out: none of these train.
+  for name in ("bert/embeddings/word_embeddings",
+               "bert/embeddings/position_embeddings",
+               "bert/embeddings/token_type_embeddings",
+               "bert/pooler/dense/kernel", "bert/pooler/dense/bias",
+               "bert/encoder/layer_0/attention/self/query/kernel",
+               "bert/encoder/layer_1/attention/output/dense/bias",
+               "bert/encoder/layer_1/intermediate/dense/kernel",
+               "bert/encoder/layer_1/output/dense/kernel"):
+    assert name in frozen
+  # The order of the input is kept.
+  assert trained == [n for n in _names(variables) if n in expected]
+
+
+def test_full_mode_trains_everything():
+  variables = _classifier_variables(adapters.AdapterConfig(size=8))
+  assert adapters.trained_variables(variables, "full") == variables
+  assert len(variables) == 5 + LAYERS * (16 + 8) + 2 + 2
+
+
+def test_adapters_mode_without_adapters_trains_layer_norms_and_head():
+  variables = _classifier_variables(None)
+  trained = _names(adapters.trained_variables(variables, "adapters"))
+  assert sorted(trained) == sorted(_layer_norms() + HEAD)
+
+
+@pytest.mark.parametrize("placement,scopes", [
+    ("attention", ("attention/output",)),
+    ("ffn", ("output",)),
+    ("none", ()),
+])
+def test_adapters_mode_follows_placement(placement, scopes):
+  variables = _classifier_variables(
+      adapters.AdapterConfig(size=8, placement=placement))
+  trained = _names(adapters.trained_variables(variables, "adapters"))
+  assert sorted(trained) == sorted(_adapter_variables(scopes) + _layer_norms()
+                                   + HEAD)
+
+
+def test_unknown_tuning_mode_raises():
+  variables = _classifier_variables(None)
+  with pytest.raises(ValueError, match="tuning_mode"):
+    adapters.is_trained(variables[0], "adapter")
+  with pytest.raises(ValueError, match="tuning_mode"):
+    adapters.trained_variables(variables, "bias_only")
+
+
+def test_names_with_and_without_suffix_agree():
+  variables = _classifier_variables(adapters.AdapterConfig(size=8))
+  for mode in ("adapters", "full"):
+    for v in variables:
+      assert v.name.endswith(":0")
+      by_variable = adapters.is_trained(v, mode)
+      assert adapters.is_trained(v.name, mode) == by_variable
+      assert adapters.is_trained(v.name[:-2], mode) == by_variable
+  assert adapters.is_trained("output_bias:0", "adapters")
+  assert not adapters.is_trained("bert/pooler/dense/bias:0", "adapters")
+
+
+@pytest.mark.parametrize("name,trained", [
+    ("output_weights", True),
+    ("output_bias", True),
+    ("bert/encoder/layer_3/output/adapters/weights2", True),
+    ("bert/embeddings/LayerNorm/gamma", True),
+    # Near misses of the head's names stay frozen.
+    ("cls/predictions/output_bias", False),
+    ("output_weights_extra", False),
+    ("bert/encoder/layer_3/output/dense/bias", False),
+    ("bert/embeddings/word_embeddings", False),
+])
+def test_is_trained_by_name(name, trained):
+  assert adapters.is_trained(name, "adapters") == trained
+  assert adapters.is_trained(name, "full")
+
+
+def test_variable_name():
+  assert adapters.variable_name("bert/x/kernel:0") == "bert/x/kernel"
+  assert adapters.variable_name("bert/x/kernel:12") == "bert/x/kernel"
+  assert adapters.variable_name("bert/x/kernel") == "bert/x/kernel"
+
+
+# ---------------------------------------------------------------------------
+# AdapterConfig.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    (dict(size=0), "adapter_size"),
+    (dict(size=-4), "adapter_size"),
+    (dict(size=True), "adapter_size"),
+    (dict(size=8.0), "adapter_size"),
+    (dict(size="8"), "adapter_size"),
+    (dict(size=None), "adapter_size"),
+    (dict(init_scale=-1e-3), "adapter_init_scale"),
+    (dict(placement="everywhere"), "adapter_placement"),
+    (dict(placement="Both"), "adapter_placement"),
+    (dict(activation="gelu2"), "adapter_activation"),
+])
+def test_adapter_config_validation(kwargs, field):
+  with pytest.raises(ValueError, match=field):
+    adapters.AdapterConfig(**kwargs)
+
+
+def test_adapter_config_defaults_and_to_dict():
+  config = adapters.AdapterConfig()
+  assert config.to_dict() == {"size": 64, "activation": "gelu",
+                              "init_scale": 1e-3, "placement": "both"}
+  assert adapters.AdapterConfig(init_scale=0).init_scale == 0.0
+  assert adapters.AdapterConfig(size=8, activation="relu",
+                                placement="ffn").to_dict() == {
+                                    "size": 8, "activation": "relu",
+                                    "init_scale": 1e-3, "placement": "ffn"}
+
+
+@pytest.mark.parametrize("placement,attention,ffn", [
+    ("both", True, True),
+    ("attention", True, False),
+    ("ffn", False, True),
+    ("none", False, False),
+])
+def test_adapter_config_adapts(placement, attention, ffn):
+  config = adapters.AdapterConfig(placement=placement)
+  assert config.adapts("attention") == attention
+  assert config.adapts("ffn") == ffn
+
+
+# ---------------------------------------------------------------------------
+# count_parameters.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [8, 64])
+def test_count_parameters_of_adapters(size):
+  variables = _classifier_variables(adapters.AdapterConfig(size=size))
+  adapter_variables = [v for v in variables if "/adapters/" in v.name]
+  h, m = HIDDEN, size
+  assert adapters.count_parameters(adapter_variables) == (
+      LAYERS * 2 * (2 * h * m + m + h))
+
+
+def test_count_parameters_of_bert_and_head():
+  variables = _classifier_variables(None)
+  config = tiny_bert_config_dict()
+  h, i = config["hidden_size"], config["intermediate_size"]
+  embeddings = (config["vocab_size"] + config["type_vocab_size"] +
+                config["max_position_embeddings"]) * h + 2 * h
+  layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
+  pooler = h * h + h
+  head = NUM_LABELS * h + NUM_LABELS
+  assert adapters.count_parameters(variables) == (
+      embeddings + LAYERS * layer + pooler + head)
+  assert adapters.count_parameters([]) == 0
