@@ -818,6 +818,30 @@ def pad_for_tpu(examples, batch_size):
   return padded
 
 
+def inference_input(split, examples, input_file, batch_size, label_list,
+                    tokenizer):
+  """Features and an input_fn for eval or predict.
+
+  On TPU the examples are padded to full batches (padding has weight 0 in the
+  metrics and is cut from predictions); elsewhere the last batch is short.
+
+  Returns:
+    (input_fn, steps (None off TPU), number of real examples).
+  """
+  num_actual_examples = len(examples)
+  examples = pad_for_tpu(examples, batch_size)
+  features_file = cached_features_file(split, examples, label_list, tokenizer,
+                                       input_file)
+  logging.info("***** Running %s *****", split)
+  logging.info("  Num examples = %d (%d actual, %d padding)", len(examples),
+               num_actual_examples, len(examples) - num_actual_examples)
+  steps = len(examples) // batch_size if FLAGS.use_tpu else None
+  input_fn = file_based_input_fn_builder(
+      input_file=features_file, seq_length=FLAGS.max_seq_length,
+      is_training=False, drop_remainder=FLAGS.use_tpu)
+  return (input_fn, steps, num_actual_examples)
+
+
 def run(unused_argv):
   """The whole job; every user error surfaces as InputError."""
   tf.logging.set_verbosity(tf.logging.INFO)
@@ -893,22 +917,10 @@ def run(unused_argv):
     logging.info("Training took %.1f s", time.time() - start)
 
   if FLAGS.do_eval:
-    eval_examples = processor.get_dev_examples(FLAGS.data_dir)
-    num_actual_eval_examples = len(eval_examples)
-    eval_examples = pad_for_tpu(eval_examples, FLAGS.eval_batch_size)
-    eval_file = cached_features_file(
-        "eval", eval_examples, label_list, tokenizer,
-        processor.split_file(FLAGS.data_dir, "dev"))
-    logging.info("***** Running evaluation *****")
-    logging.info("  Num examples = %d (%d actual, %d padding)",
-                 len(eval_examples), num_actual_eval_examples,
-                 len(eval_examples) - num_actual_eval_examples)
-    eval_steps = None
-    if FLAGS.use_tpu:
-      eval_steps = len(eval_examples) // FLAGS.eval_batch_size
-    eval_input_fn = file_based_input_fn_builder(
-        input_file=eval_file, seq_length=FLAGS.max_seq_length,
-        is_training=False, drop_remainder=FLAGS.use_tpu)
+    (eval_input_fn, eval_steps, _) = inference_input(
+        "eval", processor.get_dev_examples(FLAGS.data_dir),
+        processor.split_file(FLAGS.data_dir, "dev"), FLAGS.eval_batch_size,
+        label_list, tokenizer)
     result = estimator.evaluate(input_fn=eval_input_fn, steps=eval_steps)
     lines = ["%s = %s\n" % (key, str(result[key])) for key in sorted(result)]
     logging.info("***** Eval results *****")
@@ -918,19 +930,10 @@ def run(unused_argv):
                      "".join(lines))
 
   if FLAGS.do_predict:
-    predict_examples = processor.get_test_examples(FLAGS.data_dir)
-    num_actual_predict_examples = len(predict_examples)
-    predict_examples = pad_for_tpu(predict_examples, FLAGS.predict_batch_size)
-    predict_file = cached_features_file(
-        "predict", predict_examples, label_list, tokenizer,
-        processor.split_file(FLAGS.data_dir, "test"))
-    logging.info("***** Running prediction *****")
-    logging.info("  Num examples = %d (%d actual, %d padding)",
-                 len(predict_examples), num_actual_predict_examples,
-                 len(predict_examples) - num_actual_predict_examples)
-    predict_input_fn = file_based_input_fn_builder(
-        input_file=predict_file, seq_length=FLAGS.max_seq_length,
-        is_training=False, drop_remainder=FLAGS.use_tpu)
+    (predict_input_fn, _, num_actual_predict_examples) = inference_input(
+        "predict", processor.get_test_examples(FLAGS.data_dir),
+        processor.split_file(FLAGS.data_dir, "test"), FLAGS.predict_batch_size,
+        label_list, tokenizer)
     rows = []
     for (i, prediction) in enumerate(estimator.predict(input_fn=predict_input_fn)):
       if i >= num_actual_predict_examples:
