@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import adapters
+import glue
 import modeling
 import optimization
 import tokenization
@@ -108,25 +109,16 @@ flags.DEFINE_enum("tuning_mode", "adapters", sorted(adapters.TUNING_MODES),
                   "full (every weight: plain fine-tuning).")
 flags.DEFINE_integer("seed", 12345,
                      "Random seed for initialisation, dropout and shuffling.")
+flags.DEFINE_string("xnli_language", "zh",
+                    "XNLI only: the language of the training, dev and test "
+                    "rows.")
 flags.DEFINE_integer("log_every_n_steps", 100,
                      "How often training logs loss, steps/s and examples/s.")
 
+InputError = glue.InputError
+
 # Bumped whenever the feature format changes, so old caches are not reused.
-FEATURE_CACHE_VERSION = 1
-
-
-class InputError(Exception):
-  """Bad user input: printed as one line, exit code 1."""
-
-
-class InputExample(object):
-  """A single train/dev/test example: one or two texts and a label."""
-
-  def __init__(self, guid, text_a, text_b=None, label=None):
-    self.guid = guid
-    self.text_a = text_a
-    self.text_b = text_b
-    self.label = label
+FEATURE_CACHE_VERSION = 2
 
 
 class PaddingInputExample(object):
@@ -141,194 +133,8 @@ class InputFeatures(object):
     self.input_ids = input_ids
     self.input_mask = input_mask
     self.segment_ids = segment_ids
-    self.label_id = label_id
+    self.label_id = label_id  # a class id, or a score for regression
     self.is_real_example = is_real_example
-
-
-class DataProcessor(object):
-  """Reads one task's TSV files into InputExamples.
-
-  A subclass says which file each split lives in, whether it has a header,
-  which columns hold the texts and the label, and the label strings.
-  """
-
-  train_file = "train.tsv"
-  dev_file = "dev.tsv"
-  test_file = "test.tsv"
-  labels = None
-
-  def get_train_examples(self, data_dir):
-    return self._create_examples(self._read_split(data_dir, self.train_file),
-                                 "train")
-
-  def get_dev_examples(self, data_dir):
-    return self._create_examples(self._read_split(data_dir, self.dev_file),
-                                 "dev")
-
-  def get_test_examples(self, data_dir):
-    return self._create_examples(self._read_split(data_dir, self.test_file),
-                                 "test")
-
-  def get_labels(self):
-    return list(self.labels)
-
-  def split_file(self, data_dir, split):
-    """The path of `split` ("train", "dev" or "test") under data_dir."""
-    name = {"train": self.train_file, "dev": self.dev_file,
-            "test": self.test_file}[split]
-    return os.path.join(data_dir, name)
-
-  def _read_split(self, data_dir, file_name):
-    return read_tsv(os.path.join(data_dir, file_name))
-
-  def _create_examples(self, rows, set_type):
-    raise NotImplementedError()
-
-
-def read_tsv(input_file):
-  """Reads a GLUE TSV file as (path, line_number, columns) rows.
-
-  GLUE files are not CSV-quoted: a `"` is text, so only tabs split.
-
-  Raises:
-    InputError: the file is missing or not UTF-8.
-  """
-  if not tf.io.gfile.exists(input_file):
-    raise InputError("%s: no such file" % input_file)
-  rows = []
-  try:
-    with tf.io.gfile.GFile(input_file, "rb") as f:
-      data = f.read()
-    text = data.decode("utf-8-sig")
-  except (tf.errors.OpError, OSError) as e:
-    raise InputError("%s: cannot read it (%s)" %
-                     (input_file, str(e).splitlines()[0]))
-  except UnicodeDecodeError as e:
-    line_number = data[:e.start].count(b"\n") + 1
-    raise InputError("%s:%d: not UTF-8 text" % (input_file, line_number))
-  for (index, line) in enumerate(text.split("\n")):
-    line = line.rstrip("\r")
-    if not line:
-      continue
-    rows.append((input_file, index + 1, line.split("\t")))
-  return rows
-
-
-def column(row, index, what):
-  """The `index`-th column of a row, or an InputError naming file and line."""
-  (path, line_number, columns) = row
-  if index >= len(columns) or -index > len(columns):
-    raise InputError("%s:%d: expected at least %d tab-separated columns "
-                     "(%s), found %d" % (path, line_number,
-                                         index + 1 if index >= 0 else -index,
-                                         what, len(columns)))
-  return tokenization.convert_to_unicode(columns[index])
-
-
-class GlueProcessor(DataProcessor):
-  """A GLUE task described by its columns.
-
-  Attributes:
-    has_header: whether train/dev files start with a header line.
-    text_a_column, text_b_column, label_column: column indices in train/dev
-      (text_b_column None for single-sentence tasks).
-    test_text_a_column, test_text_b_column: column indices in the test file,
-      which always has a header and an `index` column first.
-  """
-
-  has_header = True
-  text_a_column = None
-  text_b_column = None
-  label_column = None
-  test_text_a_column = 1
-  test_text_b_column = None
-
-  def _create_examples(self, rows, set_type):
-    is_test = set_type == "test"
-    if is_test or self.has_header:
-      rows = rows[1:]
-    examples = []
-    for (i, row) in enumerate(rows):
-      guid = "%s-%d" % (set_type, i)
-      if is_test:
-        text_a = column(row, self.test_text_a_column, "text")
-        text_b = (None if self.test_text_b_column is None else
-                  column(row, self.test_text_b_column, "second text"))
-        label = self.labels[0]
-      else:
-        text_a = column(row, self.text_a_column, "text")
-        text_b = (None if self.text_b_column is None else
-                  column(row, self.text_b_column, "second text"))
-        label = column(row, self.label_column, "label")
-        if label not in self.labels:
-          raise InputError("%s:%d: label %r is not one of %s" %
-                           (row[0], row[1], label, ", ".join(self.labels)))
-      examples.append(InputExample(guid, text_a, text_b, label))
-    return examples
-
-
-class MrpcProcessor(GlueProcessor):
-  """MRPC: `Quality, #1 ID, #2 ID, #1 String, #2 String`."""
-  labels = ("0", "1")
-  label_column = 0
-  text_a_column = 3
-  text_b_column = 4
-  test_text_a_column = 3
-  test_text_b_column = 4
-
-
-class ColaProcessor(GlueProcessor):
-  """CoLA: headerless `source, label, original label, sentence`."""
-  labels = ("0", "1")
-  has_header = False
-  label_column = 1
-  text_a_column = 3
-
-
-class Sst2Processor(GlueProcessor):
-  """SST-2: `sentence, label`; test: `index, sentence`."""
-  labels = ("0", "1")
-  text_a_column = 0
-  label_column = 1
-
-
-class RteProcessor(GlueProcessor):
-  """RTE: `index, sentence1, sentence2, label`."""
-  labels = ("entailment", "not_entailment")
-  text_a_column = 1
-  text_b_column = 2
-  label_column = 3
-  test_text_b_column = 2
-
-
-class MnliProcessor(GlueProcessor):
-  """MNLI (matched dev/test): sentence1/2 in columns 8/9, gold label last."""
-  labels = ("contradiction", "entailment", "neutral")
-  dev_file = "dev_matched.tsv"
-  test_file = "test_matched.tsv"
-  text_a_column = 8
-  text_b_column = 9
-  label_column = -1
-  test_text_a_column = 8
-  test_text_b_column = 9
-
-
-PROCESSORS = {
-    "cola": ColaProcessor,
-    "mnli": MnliProcessor,
-    "mrpc": MrpcProcessor,
-    "rte": RteProcessor,
-    "sst2": Sst2Processor,
-}
-
-
-def get_processor(task_name):
-  """The processor of a task; names match case- and dash-insensitively."""
-  key = "".join(c for c in (task_name or "").lower() if c.isalnum())
-  if key not in PROCESSORS:
-    raise InputError("--task_name=%s: unknown task (known: %s)" %
-                     (task_name, ", ".join(sorted(PROCESSORS))))
-  return PROCESSORS[key]()
 
 
 def convert_single_example(ex_index, example, label_list, max_seq_length,
@@ -346,7 +152,6 @@ def convert_single_example(ex_index, example, label_list, max_seq_length,
         label_id=0,
         is_real_example=False)
 
-  label_map = {label: i for (i, label) in enumerate(label_list)}
   tokens_a = tokenizer.tokenize(example.text_a)
   tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
   if tokens_b:
@@ -367,15 +172,17 @@ def convert_single_example(ex_index, example, label_list, max_seq_length,
   input_mask += [0] * padding
   segment_ids += [0] * padding
 
+  # A class id, or the score itself for regression (empty label_list).
+  label_id = (label_list.index(example.label) if label_list else
+              float(example.label))
   if ex_index < 3:
     logging.info("*** Example %s ***", example.guid)
     logging.info("tokens: %s", " ".join(tokens))
     logging.info("input_ids: %s", " ".join(str(x) for x in input_ids))
-    logging.info("label: %s (id = %d)", example.label, label_map[example.label])
+    logging.info("label: %s (id = %s)", example.label, label_id)
 
   return InputFeatures(input_ids=input_ids, input_mask=input_mask,
-                       segment_ids=segment_ids,
-                       label_id=label_map[example.label],
+                       segment_ids=segment_ids, label_id=label_id,
                        is_real_example=True)
 
 
@@ -449,11 +256,15 @@ def _feature_to_example(feature):
   def int_feature(values):
     return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
 
+  def float_feature(values):
+    return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+
   features = collections.OrderedDict()
   features["input_ids"] = int_feature(feature.input_ids)
   features["input_mask"] = int_feature(feature.input_mask)
   features["segment_ids"] = int_feature(feature.segment_ids)
-  features["label_ids"] = int_feature([feature.label_id])
+  # Float for both kinds of task: class ids are exact in float32.
+  features["label_ids"] = float_feature([feature.label_id])
   features["is_real_example"] = int_feature([int(feature.is_real_example)])
   return tf.train.Example(features=tf.train.Features(feature=features))
 
@@ -481,14 +292,15 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
       "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
       "input_mask": tf.io.FixedLenFeature([seq_length], tf.int64),
       "segment_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
-      "label_ids": tf.io.FixedLenFeature([], tf.int64),
+      "label_ids": tf.io.FixedLenFeature([], tf.float32),
       "is_real_example": tf.io.FixedLenFeature([], tf.int64),
   }
 
   def decode_record(record):
     example = tf.io.parse_single_example(record, name_to_features)
     # TPUs only take int32; int64 is what tf.Example stores.
-    return {name: tf.cast(t, tf.int32) for (name, t) in example.items()}
+    return {name: (t if t.dtype == tf.float32 else tf.cast(t, tf.int32))
+            for (name, t) in example.items()}
 
   def input_fn(params):
     batch_size = params["batch_size"]
@@ -505,11 +317,18 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
 
 def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
                  labels, num_labels, adapter_config):
-  """BERT + a linear classifier on the pooled output.
+  """BERT + a linear head on the pooled output.
+
+  With num_labels > 1 the head is a softmax classifier with cross-entropy
+  loss; with num_labels == 1 (STS-B) it is a regressor with squared error.
+
+  Args:
+    labels: float Tensor [batch]: class ids, or target scores.
 
   Returns:
-    (loss, per_example_loss [batch], logits [batch, num_labels],
-     probabilities [batch, num_labels]).
+    dict: loss (scalar), per_example_loss [batch], logits [batch, num_labels],
+    predictions [batch] (class id or score), and for classification
+    probabilities [batch, num_labels].
   """
   model = modeling.BertModel(
       config=bert_config,
@@ -534,30 +353,39 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
       output_layer = modeling.dropout(output_layer, 0.1)
     logits = tf.matmul(output_layer, output_weights, transpose_b=True)
     logits = tf.nn.bias_add(logits, output_bias)  # [batch, num_labels]
-    probabilities = tf.nn.softmax(logits, axis=-1)
-    log_probs = tf.nn.log_softmax(logits, axis=-1)
-    one_hot_labels = tf.one_hot(labels, depth=num_labels, dtype=tf.float32)
-    per_example_loss = -tf.reduce_sum(one_hot_labels * log_probs, axis=-1)
-    loss = tf.reduce_mean(per_example_loss)
-    return (loss, per_example_loss, logits, probabilities)
+    outputs = {"logits": logits}
+    if num_labels == 1:
+      scores = tf.squeeze(logits, axis=-1)  # [batch]
+      outputs["predictions"] = scores
+      outputs["per_example_loss"] = tf.square(scores - labels)
+    else:
+      outputs["probabilities"] = tf.nn.softmax(logits, axis=-1)
+      outputs["predictions"] = tf.argmax(logits, axis=-1, output_type=tf.int32)
+      log_probs = tf.nn.log_softmax(logits, axis=-1)
+      one_hot_labels = tf.one_hot(tf.cast(labels, tf.int32), depth=num_labels,
+                                  dtype=tf.float32)
+      outputs["per_example_loss"] = -tf.reduce_sum(one_hot_labels * log_probs,
+                                                   axis=-1)
+    outputs["loss"] = tf.reduce_mean(outputs["per_example_loss"])
+    return outputs
 
 
 def model_fn_builder(bert_config, num_labels, init_checkpoint, learning_rate,
                      num_train_steps, num_warmup_steps, use_tpu, adapter_config,
                      tuning_mode):
-  """Returns the `model_fn` closure for TPUEstimator."""
+  """Returns the `model_fn` closure for TPUEstimator (TRAIN and PREDICT).
+
+  Evaluation runs through PREDICT as well: the metrics GLUE asks for (MCC,
+  F1, Spearman...) are computed exactly, over the whole dev set, by
+  `evaluate_split` from the per-example outputs.
+  """
 
   def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
-    input_ids = features["input_ids"]
-    input_mask = features["input_mask"]
-    segment_ids = features["segment_ids"]
-    label_ids = features["label_ids"]
-    is_real_example = tf.cast(features["is_real_example"], tf.float32)
     is_training = mode == tf.estimator.ModeKeys.TRAIN
-
-    (total_loss, per_example_loss, logits, probabilities) = create_model(
-        bert_config, is_training, input_ids, input_mask, segment_ids,
-        label_ids, num_labels, adapter_config)
+    outputs = create_model(
+        bert_config, is_training, features["input_ids"],
+        features["input_mask"], features["segment_ids"],
+        features["label_ids"], num_labels, adapter_config)
 
     all_variables = tf.trainable_variables()
     scaffold_fn = None
@@ -574,35 +402,25 @@ def model_fn_builder(bert_config, num_labels, init_checkpoint, learning_rate,
     if mode == tf.estimator.ModeKeys.TRAIN:
       trained = adapters.trained_variables(all_variables, tuning_mode)
       train_op = optimization.create_optimizer(
-          total_loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu,
-          trained)
+          outputs["loss"], learning_rate, num_train_steps, num_warmup_steps,
+          use_tpu, trained)
       # On TPU the loss lives on the device; TPUEstimator logs its own rates.
       hooks = [] if use_tpu else [
-          ThroughputHook(total_loss, params["batch_size"],
+          ThroughputHook(outputs["loss"], params["batch_size"],
                          FLAGS.log_every_n_steps)]
       return tf.estimator.tpu.TPUEstimatorSpec(
-          mode=mode, loss=total_loss, train_op=train_op,
+          mode=mode, loss=outputs["loss"], train_op=train_op,
           training_hooks=hooks, scaffold_fn=scaffold_fn)
 
-    if mode == tf.estimator.ModeKeys.EVAL:
-      def metric_fn(per_example_loss, label_ids, logits, is_real_example):
-        predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        accuracy = tf.metrics.accuracy(labels=label_ids,
-                                       predictions=predictions,
-                                       weights=is_real_example)
-        loss = tf.metrics.mean(values=per_example_loss,
-                               weights=is_real_example)
-        return {"eval_accuracy": accuracy, "eval_loss": loss}
-
-      eval_metrics = (metric_fn,
-                      [per_example_loss, label_ids, logits, is_real_example])
+    if mode == tf.estimator.ModeKeys.PREDICT:
+      predictions = {name: outputs[name] for name in
+                     ("predictions", "per_example_loss", "probabilities")
+                     if name in outputs}
       return tf.estimator.tpu.TPUEstimatorSpec(
-          mode=mode, loss=total_loss, eval_metrics=eval_metrics,
-          scaffold_fn=scaffold_fn)
+          mode=mode, predictions=predictions, scaffold_fn=scaffold_fn)
 
-    return tf.estimator.tpu.TPUEstimatorSpec(
-        mode=mode, predictions={"probabilities": probabilities},
-        scaffold_fn=scaffold_fn)
+    raise ValueError("mode %s is not supported; evaluation runs through "
+                     "PREDICT" % mode)
 
   return model_fn
 
@@ -629,7 +447,7 @@ def describe_model(bert_config, adapter_config, num_labels, max_seq_length):
   with tf.Graph().as_default():
     input_ids = tf.zeros([1, max_seq_length], dtype=tf.int32)
     create_model(bert_config, False, input_ids, input_ids, input_ids,
-                 tf.zeros([1], dtype=tf.int32), num_labels, adapter_config)
+                 tf.zeros([1], dtype=tf.float32), num_labels, adapter_config)
     return collections.OrderedDict(
         (adapters.variable_name(v), v.shape.as_list())
         for v in tf.global_variables())
@@ -719,13 +537,6 @@ class ThroughputHook(tf.estimator.SessionRunHook):
       (self._last_time, self._last_step) = (now, step)
 
 
-def write_atomically(path, text):
-  temp_path = path + ".tmp-%d" % os.getpid()
-  with tf.io.gfile.GFile(temp_path, "w") as writer:
-    writer.write(text)
-  tf.io.gfile.rename(temp_path, path, overwrite=True)
-
-
 def validate_flags():
   """Checks flags before any work; raises InputError naming the flag."""
   for name in ("data_dir", "bert_config_file", "task_name", "vocab_file",
@@ -768,8 +579,13 @@ def build_adapter_config():
     raise InputError("--%s" % e)
 
 
-def make_estimator(bert_config, num_labels, adapter_config, num_train_steps,
-                   num_warmup_steps):
+def make_estimator(bert_config, num_labels, adapter_config, num_train_steps=None,
+                   num_warmup_steps=None, predict_batch_size=None):
+  """A TPUEstimator; on CPU/GPU it runs as a normal Estimator.
+
+  Evaluation predicts too, so it passes --eval_batch_size as
+  `predict_batch_size`.
+  """
   tpu_cluster_resolver = None
   if FLAGS.use_tpu and FLAGS.tpu_name:
     tpu_cluster_resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
@@ -798,14 +614,12 @@ def make_estimator(bert_config, num_labels, adapter_config, num_train_steps,
       use_tpu=FLAGS.use_tpu,
       adapter_config=adapter_config,
       tuning_mode=FLAGS.tuning_mode)
-  # On CPU/GPU TPUEstimator falls back to a normal Estimator.
   return tf.estimator.tpu.TPUEstimator(
       use_tpu=FLAGS.use_tpu,
       model_fn=model_fn,
       config=run_config,
       train_batch_size=FLAGS.train_batch_size,
-      eval_batch_size=FLAGS.eval_batch_size,
-      predict_batch_size=FLAGS.predict_batch_size)
+      predict_batch_size=predict_batch_size or FLAGS.predict_batch_size)
 
 
 def pad_for_tpu(examples, batch_size):
@@ -818,28 +632,90 @@ def pad_for_tpu(examples, batch_size):
   return padded
 
 
-def inference_input(split, examples, input_file, batch_size, label_list,
-                    tokenizer):
-  """Features and an input_fn for eval or predict.
+def predict_examples(estimator, split_name, examples, input_file, batch_size,
+                     label_list, tokenizer):
+  """Runs the model over `examples`; returns one output dict per example.
 
-  On TPU the examples are padded to full batches (padding has weight 0 in the
-  metrics and is cut from predictions); elsewhere the last batch is short.
-
-  Returns:
-    (input_fn, steps (None off TPU), number of real examples).
+  On TPU the examples are padded to full batches; the padding's outputs are
+  cut here, so callers see exactly one output per real example.
   """
   num_actual_examples = len(examples)
-  examples = pad_for_tpu(examples, batch_size)
-  features_file = cached_features_file(split, examples, label_list, tokenizer,
-                                       input_file)
-  logging.info("***** Running %s *****", split)
-  logging.info("  Num examples = %d (%d actual, %d padding)", len(examples),
-               num_actual_examples, len(examples) - num_actual_examples)
-  steps = len(examples) // batch_size if FLAGS.use_tpu else None
+  padded = pad_for_tpu(examples, batch_size)
+  features_file = cached_features_file(split_name, padded, label_list,
+                                       tokenizer, input_file)
+  logging.info("***** Running %s on %s *****", split_name, input_file)
+  logging.info("  Num examples = %d (%d actual, %d padding)", len(padded),
+               num_actual_examples, len(padded) - num_actual_examples)
   input_fn = file_based_input_fn_builder(
       input_file=features_file, seq_length=FLAGS.max_seq_length,
       is_training=False, drop_remainder=FLAGS.use_tpu)
-  return (input_fn, steps, num_actual_examples)
+  outputs = []
+  for output in estimator.predict(input_fn=input_fn):
+    if len(outputs) == num_actual_examples:
+      break
+    outputs.append(output)
+  if len(outputs) != num_actual_examples:
+    raise RuntimeError("got %d outputs for %d examples" %
+                       (len(outputs), num_actual_examples))
+  return outputs
+
+
+def evaluate_split(estimator, task, split, tokenizer):
+  """Official metrics of `task` on one dev split, plus losses and the step.
+
+  Returns:
+    dict: eval_<metric> for each metric of the task, eval_loss (mean
+    per-example loss over the real examples), loss (the same, the name
+    BERT's eval_results.txt has), global_step.
+  """
+  examples = task.read_examples(FLAGS.data_dir, split)
+  if not examples:
+    raise InputError("%s: no examples" % task.path(FLAGS.data_dir, split))
+  label_list = task.get_labels()
+  outputs = predict_examples(estimator, "eval-%s" % split.name, examples,
+                             task.path(FLAGS.data_dir, split),
+                             FLAGS.eval_batch_size, label_list, tokenizer)
+  predictions = np.array([o["predictions"] for o in outputs])
+  if task.is_regression:
+    labels = np.array([float(e.label) for e in examples])
+  else:
+    labels = np.array([label_list.index(e.label) for e in examples])
+  results = task.metrics(predictions, labels)
+  results["eval_loss"] = float(np.mean([o["per_example_loss"]
+                                        for o in outputs]))
+  results["loss"] = results["eval_loss"]
+  results["global_step"] = int(estimator.get_variable_value("global_step"))
+  return results
+
+
+def format_eval_results(results):
+  """BERT's eval_results.txt: sorted `key = value` lines, float32 printing."""
+  lines = []
+  for key in sorted(results):
+    value = results[key]
+    text = str(value) if isinstance(value, int) else str(np.float32(value))
+    lines.append("%s = %s\n" % (key, text))
+  return "".join(lines)
+
+
+def result_file_name(stem, split, first, extension):
+  """eval_results.txt for a task's first split, eval_results_<split>.txt else."""
+  if first:
+    return "%s.%s" % (stem, extension)
+  return "%s_%s.%s" % (stem, split.name, extension)
+
+
+def optional_splits(task, splits):
+  """The first split is required; later ones only if their file exists."""
+  present = list(splits[:1])
+  for split in splits[1:]:
+    path = task.path(FLAGS.data_dir, split)
+    if tf.io.gfile.exists(path):
+      present.append(split)
+    else:
+      logging.warning("%s not found: skipping %s %s", path, task.name,
+                      split.name)
+  return present
 
 
 def run(unused_argv):
@@ -868,11 +744,13 @@ def run(unused_argv):
                                              FLAGS.bert_config_file,
                                              bert_config.vocab_size))
 
-  processor = get_processor(FLAGS.task_name)
-  label_list = processor.get_labels()
+  task = glue.get_task(FLAGS.task_name)
+  if task.key == "xnli":
+    task.language = FLAGS.xnli_language
+  label_list = task.get_labels()
   adapter_config = build_adapter_config()
 
-  model_shapes = describe_model(bert_config, adapter_config, len(label_list),
+  model_shapes = describe_model(bert_config, adapter_config, task.num_labels,
                                 FLAGS.max_seq_length)
   if FLAGS.init_checkpoint:
     check_init_checkpoint(FLAGS.init_checkpoint, model_shapes)
@@ -886,25 +764,18 @@ def run(unused_argv):
                      "or predict with; add --do_train=true" % FLAGS.output_dir)
   tf.io.gfile.makedirs(FLAGS.output_dir)
 
-  train_examples = None
-  num_train_steps = None
-  num_warmup_steps = None
   if FLAGS.do_train:
-    train_examples = processor.get_train_examples(FLAGS.data_dir)
+    train_path = task.path(FLAGS.data_dir, task.train)
+    train_examples = task.get_train_examples(FLAGS.data_dir)
     if not train_examples:
-      raise InputError("%s: no training examples" %
-                       processor.split_file(FLAGS.data_dir, "train"))
+      raise InputError("%s: no training examples" % train_path)
     num_train_steps = max(1, int(len(train_examples) / FLAGS.train_batch_size *
                                  FLAGS.num_train_epochs))
     num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
-
-  estimator = make_estimator(bert_config, len(label_list), adapter_config,
-                             num_train_steps, num_warmup_steps)
-
-  if FLAGS.do_train:
-    train_file = cached_features_file(
-        "train", train_examples, label_list, tokenizer,
-        processor.split_file(FLAGS.data_dir, "train"))
+    estimator = make_estimator(bert_config, task.num_labels, adapter_config,
+                               num_train_steps, num_warmup_steps)
+    train_file = cached_features_file("train", train_examples, label_list,
+                                      tokenizer, train_path)
     logging.info("***** Running training *****")
     logging.info("  Num examples = %d", len(train_examples))
     logging.info("  Batch size = %d", FLAGS.train_batch_size)
@@ -917,33 +788,42 @@ def run(unused_argv):
     logging.info("Training took %.1f s", time.time() - start)
 
   if FLAGS.do_eval:
-    (eval_input_fn, eval_steps, _) = inference_input(
-        "eval", processor.get_dev_examples(FLAGS.data_dir),
-        processor.split_file(FLAGS.data_dir, "dev"), FLAGS.eval_batch_size,
-        label_list, tokenizer)
-    result = estimator.evaluate(input_fn=eval_input_fn, steps=eval_steps)
-    lines = ["%s = %s\n" % (key, str(result[key])) for key in sorted(result)]
-    logging.info("***** Eval results *****")
-    for line in lines:
-      logging.info("  %s", line.rstrip())
-    write_atomically(os.path.join(FLAGS.output_dir, "eval_results.txt"),
-                     "".join(lines))
+    estimator = make_estimator(bert_config, task.num_labels, adapter_config,
+                               predict_batch_size=FLAGS.eval_batch_size)
+    splits = optional_splits(task, task.dev)
+    for split in splits:
+      results = evaluate_split(estimator, task, split, tokenizer)
+      text = format_eval_results(results)
+      logging.info("***** Eval results: %s %s *****", task.name, split.name)
+      for line in text.splitlines():
+        logging.info("  %s", line)
+      glue.write_atomically(
+          os.path.join(FLAGS.output_dir, result_file_name(
+              "eval_results", split, split is splits[0], "txt")), text)
 
   if FLAGS.do_predict:
-    (predict_input_fn, _, num_actual_predict_examples) = inference_input(
-        "predict", processor.get_test_examples(FLAGS.data_dir),
-        processor.split_file(FLAGS.data_dir, "test"), FLAGS.predict_batch_size,
-        label_list, tokenizer)
-    rows = []
-    for (i, prediction) in enumerate(estimator.predict(input_fn=predict_input_fn)):
-      if i >= num_actual_predict_examples:
-        break
-      rows.append("\t".join(str(p) for p in prediction["probabilities"]) + "\n")
-    if len(rows) != num_actual_predict_examples:
-      raise RuntimeError("predicted %d rows for %d examples" %
-                         (len(rows), num_actual_predict_examples))
-    write_atomically(os.path.join(FLAGS.output_dir, "test_results.tsv"),
-                     "".join(rows))
+    estimator = make_estimator(bert_config, task.num_labels, adapter_config)
+    splits = optional_splits(task, task.test)
+    for split in splits:
+      examples = task.read_examples(FLAGS.data_dir, split)
+      outputs = predict_examples(estimator, "predict-%s" % split.name,
+                                 examples, task.path(FLAGS.data_dir, split),
+                                 FLAGS.predict_batch_size, label_list,
+                                 tokenizer)
+      if task.is_regression:
+        rows = ["%s\n" % o["predictions"] for o in outputs]
+      else:
+        rows = ["\t".join(str(p) for p in o["probabilities"]) + "\n"
+                for o in outputs]
+      glue.write_atomically(
+          os.path.join(FLAGS.output_dir, result_file_name(
+              "test_results", split, split is splits[0], "tsv")), "".join(rows))
+      if task.has_submission:
+        submission = os.path.join(FLAGS.output_dir, split.name + ".tsv")
+        glue.write_submission(submission, task,
+                              [e.index for e in examples],
+                              [o["predictions"] for o in outputs])
+        logging.info("Wrote %s (GLUE server format)", submission)
 
 
 def main(argv):

@@ -1,4 +1,4 @@
-"""run_classifier.py: processors, features, the cache key, end-to-end runs, errors."""
+"""run_classifier.py: features, the cache key, end-to-end runs, errors."""
 
 import os
 import random
@@ -13,6 +13,7 @@ import tensorflow.compat.v1 as tf
 from conftest import REPO_ROOT
 from conftest import write_tiny_bert
 import adapters
+import glue
 import run_classifier
 import tokenization
 
@@ -136,84 +137,12 @@ def checkpoint_values(path):
           for name in reader.get_variable_to_shape_map()}
 
 
-# ---------------------------------------------------------------- processors
-
-
-def examples_of(processor, data_dir, split):
-  return getattr(processor, "get_%s_examples" % split)(data_dir)
-
-
-def test_task_names_match_case_and_dash_insensitively():
-  for name in ("SST-2", "sst-2", "sst2", "Sst_2"):
-    assert isinstance(run_classifier.get_processor(name),
-                      run_classifier.Sst2Processor)
-  with pytest.raises(run_classifier.InputError, match="--task_name=nope"):
-    run_classifier.get_processor("nope")
-
-
-def test_mrpc_processor_reads_pairs_and_bom_header(tmp_path):
-  data_dir = write_mrpc_task(str(tmp_path), num_train=3, num_dev=2, num_test=2)
-  processor = run_classifier.get_processor("MRPC")
-  train = examples_of(processor, data_dir, "train")
-  assert len(train) == 3
-  assert train[0].text_a == "the movie was good ."
-  assert train[0].text_b in ("the film was good .", "the plot was dull .")
-  assert train[0].label in ("0", "1")
-  test = examples_of(processor, data_dir, "test")
-  assert len(test) == 2 and test[1].text_b is not None
-
-
-def test_cola_processor_has_no_header(tmp_path):
-  write_file(str(tmp_path / "train.tsv"),
-             ["gj04\t1\t\tOur friends won't buy this analysis.",
-              "gj04\t0\t*\tThey drank the pub."])
-  examples = examples_of(run_classifier.get_processor("cola"), str(tmp_path),
-                         "train")
-  assert [(e.text_a, e.label) for e in examples] == [
-      ("Our friends won't buy this analysis.", "1"),
-      ("They drank the pub.", "0")]
-
-
-def test_rte_and_mnli_processors(tmp_path):
-  write_file(str(tmp_path / "rte" / "dev.tsv"),
-             ["index\tsentence1\tsentence2\tlabel",
-              "0\tA \"quoted\" premise.\tA hypothesis.\tnot_entailment"])
-  rte = examples_of(run_classifier.get_processor("RTE"),
-                    str(tmp_path / "rte"), "dev")
-  # Quotes are text: GLUE files are not CSV-quoted.
-  assert rte[0].text_a == "A \"quoted\" premise."
-  assert rte[0].label == "not_entailment"
-
-  columns = ["%d" % i for i in range(8)] + ["premise", "hypothesis"]
-  write_file(str(tmp_path / "mnli" / "dev_matched.tsv"),
-             ["\t".join("h%d" % i for i in range(16)),
-              "\t".join(columns + ["neutral"] * 5 + ["entailment"])])
-  mnli = examples_of(run_classifier.get_processor("mnli"),
-                     str(tmp_path / "mnli"), "dev")
-  assert (mnli[0].text_a, mnli[0].text_b, mnli[0].label) == (
-      "premise", "hypothesis", "entailment")
-
-
-def test_too_few_columns_names_file_and_line(tmp_path):
-  path = write_file(str(tmp_path / "train.tsv"),
-                    ["sentence\tlabel", "fine row\t1", "no label here"])
-  with pytest.raises(run_classifier.InputError) as error:
-    examples_of(run_classifier.get_processor("sst-2"), str(tmp_path), "train")
-  assert "%s:3:" % path in str(error.value)
-
-
-def test_unknown_label_names_file_and_line(tmp_path):
-  path = write_file(str(tmp_path / "train.tsv"), ["sentence\tlabel", "x\t7"])
-  with pytest.raises(run_classifier.InputError, match=re.escape(path + ":2:")):
-    examples_of(run_classifier.get_processor("sst-2"), str(tmp_path), "train")
-
-
 # ---------------------------------------------------------------- features
 
 
 def test_convert_single_example_layout(tiny_bert):
   tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"], True)
-  example = run_classifier.InputExample("x", "the movie was good",
+  example = glue.InputExample("x", "the movie was good",
                                         "it was fun", "1")
   feature = run_classifier.convert_single_example(0, example, ["0", "1"], 12,
                                                   tokenizer)
@@ -228,7 +157,7 @@ def test_convert_single_example_layout(tiny_bert):
 def test_truncation_keeps_max_seq_length(tiny_bert):
   tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"], True)
   long_text = " ".join(["good"] * 30)
-  example = run_classifier.InputExample("x", long_text, "bad bad", "0")
+  example = glue.InputExample("x", long_text, "bad bad", "0")
   feature = run_classifier.convert_single_example(0, example, ["0", "1"], 10,
                                                   tokenizer)
   tokens = tokenizer.convert_ids_to_tokens(feature.input_ids)

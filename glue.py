@@ -1,0 +1,360 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""The GLUE tasks: where their files are, what their columns mean, their labels,
+official metrics and the format the GLUE server accepts.
+
+Every task reads the official `glue_data` layout. GLUE files are not
+CSV-quoted (a `"` is text), so rows are split on tabs only. A row with too few
+columns is an error naming file and line, except in QQP and MNLI, whose
+official files hold a few broken rows (a question cut by a stray newline):
+those are skipped, and counted in the log.
+"""
+
+import collections
+import os
+
+from absl import logging
+import tensorflow.compat.v1 as tf
+
+import metrics
+
+
+class InputError(Exception):
+  """Bad user input: the command line prints it as one line and exits 1."""
+
+
+class InputExample(object):
+  """One example: one or two texts, a label, and its id in a test file."""
+
+  def __init__(self, guid, text_a, text_b=None, label=None, index=None):
+    self.guid = guid
+    self.text_a = text_a
+    self.text_b = text_b
+    self.label = label
+    self.index = index
+
+
+def normalize_task_name(name):
+  """"STS-B", "sts-b", "stsb" and "sts_b" all become "stsb"."""
+  return "".join(c for c in (name or "").lower() if c.isalnum())
+
+
+# Where a split lives and which columns hold what (None: not in this file).
+Split = collections.namedtuple(
+    "Split", ["name", "file_name", "text_a_column", "text_b_column",
+              "label_column", "index_column", "has_header"])
+
+
+def train_split(file_name, text_a, text_b, label, has_header=True):
+  return Split("train", file_name, text_a, text_b, label, None, has_header)
+
+
+def dev_split(name, file_name, text_a, text_b, label, has_header=True):
+  return Split(name, file_name, text_a, text_b, label, None, has_header)
+
+
+def test_split(submission_name, file_name, text_a, text_b, index=0):
+  """A test file: a header, no labels, and an id column for the submission."""
+  return Split(submission_name, file_name, text_a, text_b, None, index, True)
+
+
+class Task(object):
+  """A GLUE task, described by data.
+
+  Attributes:
+    name: the task's GLUE name ("STS-B").
+    labels: label strings in id order; None for a regression task.
+    train: the training Split.
+    dev: dev Splits; the first one's results go to eval_results.txt, the
+      others' to eval_results_<name>.txt.
+    test: test Splits, named as the GLUE server wants their files.
+    skip_malformed_rows: skip (and count) rows whose column count differs from
+      the header's, instead of failing.
+    has_submission: --do_predict also writes the GLUE server's file.
+  """
+
+  name = None
+  labels = None
+  train = None
+  dev = ()
+  test = ()
+  skip_malformed_rows = False
+  has_submission = True
+
+  @property
+  def key(self):
+    return normalize_task_name(self.name)
+
+  @property
+  def is_regression(self):
+    return self.labels is None
+
+  @property
+  def num_labels(self):
+    return 1 if self.is_regression else len(self.labels)
+
+  def get_labels(self):
+    return [] if self.is_regression else list(self.labels)
+
+  def path(self, data_dir, split):
+    """The file of a split; an absolute file_name stays as it is."""
+    return os.path.join(data_dir, split.file_name)
+
+  def get_train_examples(self, data_dir):
+    return self.read_examples(data_dir, self.train)
+
+  def get_dev_examples(self, data_dir):
+    """Examples of the first dev split (matched, for MNLI)."""
+    return self.read_examples(data_dir, self.dev[0])
+
+  def get_test_examples(self, data_dir):
+    """Examples of the first test split."""
+    return self.read_examples(data_dir, self.test[0])
+
+  def read_examples(self, data_dir, split):
+    """Reads a split's file into InputExamples.
+
+    Raises:
+      InputError: missing file, short row or bad label; names file and line.
+    """
+    rows = self._data_rows(self.path(data_dir, split), split)
+    examples = []
+    for (i, row) in enumerate(rows):
+      examples.append(InputExample(
+          guid="%s-%d" % (split.name, i),
+          text_a=column(row, split.text_a_column, "text"),
+          text_b=(None if split.text_b_column is None else
+                  column(row, split.text_b_column, "second text")),
+          label=self._label(row, split),
+          index=(None if split.index_column is None else
+                 column(row, split.index_column, "index"))))
+    return examples
+
+  def _data_rows(self, path, split):
+    """The rows of a file that hold examples (no header, no broken row)."""
+    rows = read_tsv(path)
+    if split.has_header and rows:
+      header, rows = rows[0], rows[1:]
+      if self.skip_malformed_rows:
+        rows = self._drop_malformed(path, rows, len(header[2]))
+    return rows
+
+  def _label(self, row, split):
+    """The row's label, or a placeholder for test rows (they have none)."""
+    if split.label_column is None:
+      return 0.0 if self.is_regression else self.labels[0]
+    text = self.normalize_label(column(row, split.label_column, "label"))
+    if self.is_regression:
+      try:
+        return float(text)
+      except ValueError:
+        raise InputError("%s:%d: label %r is not a number" %
+                         (row[0], row[1], text))
+    if text not in self.labels:
+      raise InputError("%s:%d: label %r is not one of %s" %
+                       (row[0], row[1], text, ", ".join(self.labels)))
+    return text
+
+  def normalize_label(self, text):
+    """Maps a file's label spelling to the task's; most tasks need nothing."""
+    return text
+
+  def _drop_malformed(self, path, rows, num_columns):
+    kept = [row for row in rows if len(row[2]) == num_columns]
+    dropped = [row[1] for row in rows if len(row[2]) != num_columns]
+    if dropped:
+      logging.warning("%s: skipped %d malformed rows (column count is not "
+                      "the header's %d), at lines %s%s", path, len(dropped),
+                      num_columns, ", ".join(str(n) for n in dropped[:10]),
+                      " ..." if len(dropped) > 10 else "")
+    return kept
+
+  def metrics(self, predictions, labels):
+    """The task's official metrics: {"eval_<name>": value}."""
+    return metrics.task_metrics(self.key, predictions, labels)
+
+  def submission_value(self, prediction):
+    """A prediction as the GLUE server wants it: a label string or a score."""
+    if self.is_regression:
+      # STS-B scores are in [0, 5]; the model's raw output may stray outside.
+      return "%.3f" % min(5.0, max(0.0, float(prediction)))
+    return self.labels[int(prediction)]
+
+
+class ColaTask(Task):
+  name = "CoLA"
+  labels = ("0", "1")
+  train = train_split("train.tsv", 3, None, 1, has_header=False)
+  dev = (dev_split("dev", "dev.tsv", 3, None, 1, has_header=False),)
+  test = (test_split("CoLA", "test.tsv", 1, None),)
+
+
+class Sst2Task(Task):
+  name = "SST-2"
+  labels = ("0", "1")
+  train = train_split("train.tsv", 0, None, 1)
+  dev = (dev_split("dev", "dev.tsv", 0, None, 1),)
+  test = (test_split("SST-2", "test.tsv", 1, None),)
+
+
+class MrpcTask(Task):
+  name = "MRPC"
+  labels = ("0", "1")
+  train = train_split("train.tsv", 3, 4, 0)
+  dev = (dev_split("dev", "dev.tsv", 3, 4, 0),)
+  test = (test_split("MRPC", "test.tsv", 3, 4),)
+
+
+class StsbTask(Task):
+  name = "STS-B"
+  labels = None  # regression: a similarity score in [0, 5]
+  train = train_split("train.tsv", 7, 8, 9)
+  dev = (dev_split("dev", "dev.tsv", 7, 8, 9),)
+  test = (test_split("STS-B", "test.tsv", 7, 8),)
+
+
+class QqpTask(Task):
+  name = "QQP"
+  labels = ("0", "1")
+  skip_malformed_rows = True
+  train = train_split("train.tsv", 3, 4, 5)
+  dev = (dev_split("dev", "dev.tsv", 3, 4, 5),)
+  test = (test_split("QQP", "test.tsv", 1, 2),)
+
+
+class MnliTask(Task):
+  """MNLI: matched and mismatched dev/test, and the diagnostic set AX."""
+  name = "MNLI"
+  labels = ("contradiction", "entailment", "neutral")
+  skip_malformed_rows = True
+  train = train_split("train.tsv", 8, 9, -1)
+  dev = (dev_split("matched", "dev_matched.tsv", 8, 9, -1),
+         dev_split("mismatched", "dev_mismatched.tsv", 8, 9, -1))
+  test = (test_split("MNLI-m", "test_matched.tsv", 8, 9),
+          test_split("MNLI-mm", "test_mismatched.tsv", 8, 9),
+          test_split("AX", os.path.join("..", "diagnostic", "diagnostic.tsv"),
+                     1, 2))
+
+
+class QnliTask(Task):
+  name = "QNLI"
+  labels = ("entailment", "not_entailment")
+  train = train_split("train.tsv", 1, 2, 3)
+  dev = (dev_split("dev", "dev.tsv", 1, 2, 3),)
+  test = (test_split("QNLI", "test.tsv", 1, 2),)
+
+
+class RteTask(Task):
+  name = "RTE"
+  labels = ("entailment", "not_entailment")
+  train = train_split("train.tsv", 1, 2, 3)
+  dev = (dev_split("dev", "dev.tsv", 1, 2, 3),)
+  test = (test_split("RTE", "test.tsv", 1, 2),)
+
+
+class WnliTask(Task):
+  name = "WNLI"
+  labels = ("0", "1")
+  train = train_split("train.tsv", 1, 2, 3)
+  dev = (dev_split("dev", "dev.tsv", 1, 2, 3),)
+  test = (test_split("WNLI", "test.tsv", 1, 2),)
+
+
+class XnliTask(Task):
+  """XNLI (Conneau et al., 2018) in the layout of its release.
+
+  Trains on `multinli/multinli.train.<language>.tsv` (the machine-translated
+  MNLI); dev and test are the rows of `xnli.dev.tsv` / `xnli.test.tsv` in
+  that language. Set the language with `--xnli_language`.
+  """
+  name = "XNLI"
+  labels = ("contradiction", "entailment", "neutral")
+  has_submission = False  # not a GLUE task
+  language = "zh"
+  dev = (dev_split("dev", "xnli.dev.tsv", 6, 7, 1),)
+  test = (dev_split("test", "xnli.test.tsv", 6, 7, 1),)
+
+  @property
+  def train(self):
+    return train_split(
+        os.path.join("multinli", "multinli.train.%s.tsv" % self.language),
+        0, 1, 2)
+
+  def _data_rows(self, path, split):
+    rows = super(XnliTask, self)._data_rows(path, split)
+    if split.name == "train":
+      return rows
+    # dev and test hold every language: keep this one's (column 0).
+    return [row for row in rows
+            if column(row, 0, "language") == self.language]
+
+  def normalize_label(self, text):
+    # The translated MNLI says "contradictory" where XNLI says "contradiction".
+    return "contradiction" if text == "contradictory" else text
+
+
+TASKS = {task.key: task for task in (
+    ColaTask(), Sst2Task(), MrpcTask(), StsbTask(), QqpTask(), MnliTask(),
+    QnliTask(), RteTask(), WnliTask(), XnliTask())}
+
+
+def get_task(task_name):
+  """The Task of a name, matched case- and dash-insensitively."""
+  key = normalize_task_name(task_name)
+  if key not in TASKS:
+    raise InputError("--task_name=%s: unknown task (known: %s)" %
+                     (task_name, ", ".join(t.name for t in TASKS.values())))
+  return TASKS[key]
+
+
+def read_tsv(input_file):
+  """Reads a GLUE TSV file as (path, line_number, columns) rows.
+
+  Raises:
+    InputError: the file is missing or not UTF-8.
+  """
+  if not tf.io.gfile.exists(input_file):
+    raise InputError("%s: no such file" % input_file)
+  try:
+    with tf.io.gfile.GFile(input_file, "rb") as f:
+      data = f.read()
+    text = data.decode("utf-8-sig")  # MRPC's headers start with a BOM
+  except (tf.errors.OpError, OSError) as e:
+    raise InputError("%s: cannot read it (%s)" %
+                     (input_file, str(e).splitlines()[0]))
+  except UnicodeDecodeError as e:
+    line_number = data[:e.start].count(b"\n") + 1
+    raise InputError("%s:%d: not UTF-8 text" % (input_file, line_number))
+  rows = []
+  for (index, line) in enumerate(text.split("\n")):
+    line = line.rstrip("\r")
+    if line:
+      rows.append((input_file, index + 1, line.split("\t")))
+  return rows
+
+
+def column(row, index, what):
+  """The `index`-th column of a row, or an InputError naming file and line."""
+  (path, line_number, columns) = row
+  if index >= len(columns) or -index > len(columns):
+    raise InputError("%s:%d: expected at least %d tab-separated columns "
+                     "(%s), found %d" % (path, line_number,
+                                         index + 1 if index >= 0 else -index,
+                                         what, len(columns)))
+  return columns[index]
+
+
+def write_submission(path, task, indices, predictions):
+  """Writes a GLUE server file: a header, then `index<TAB>prediction` rows."""
+  lines = ["index\tprediction\n"]
+  for (index, prediction) in zip(indices, predictions):
+    lines.append("%s\t%s\n" % (index, task.submission_value(prediction)))
+  write_atomically(path, "".join(lines))
+
+
+def write_atomically(path, text):
+  """Writes `text` to a temporary name, then renames it to `path`."""
+  temp_path = "%s.tmp-%d" % (path, os.getpid())
+  with tf.io.gfile.GFile(temp_path, "w") as writer:
+    writer.write(text)
+  tf.io.gfile.rename(temp_path, path, overwrite=True)
