@@ -622,12 +622,10 @@ def make_estimator(bert_config, num_labels, adapter_config, num_train_steps=None
       predict_batch_size=predict_batch_size or FLAGS.predict_batch_size)
 
 
-def pad_for_tpu(examples, batch_size):
-  """On TPU every batch is full: pad with weight-0 examples."""
-  if not FLAGS.use_tpu:
-    return list(examples)
+def pad_for_tpu(examples, batch_size, use_tpu):
+  """On TPU every batch is full: pads with weight-0 examples. Else a copy."""
   padded = list(examples)
-  while len(padded) % batch_size != 0:
+  while use_tpu and len(padded) % batch_size != 0:
     padded.append(PaddingInputExample())
   return padded
 
@@ -640,7 +638,7 @@ def predict_examples(estimator, split_name, examples, input_file, batch_size,
   cut here, so callers see exactly one output per real example.
   """
   num_actual_examples = len(examples)
-  padded = pad_for_tpu(examples, batch_size)
+  padded = pad_for_tpu(examples, batch_size, FLAGS.use_tpu)
   features_file = cached_features_file(split_name, padded, label_list,
                                        tokenizer, input_file)
   logging.info("***** Running %s on %s *****", split_name, input_file)

@@ -319,3 +319,119 @@ def test_eval_without_a_trained_checkpoint_is_refused(tmp_path, tiny_bert):
   result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
                               do_train=False)
   assert_one_line_error(result, "holds no trained checkpoint")
+
+
+def test_metrics_count_every_dev_example_once(tmp_path, tiny_bert):
+  """13 dev examples in batches of 8: accuracy must be k/13, not k/16."""
+  data_dir = write_sst2_task(str(tmp_path / "data"), num_dev=13)
+  output_dir = str(tmp_path / "out")
+  result = run_classifier_cli(tiny_bert, data_dir, output_dir,
+                              num_train_epochs=0.25, eval_batch_size=8)
+  assert result.returncode == 0, result.stderr[-3000:]
+  correct = read_eval_results(output_dir)["eval_accuracy"] * 13
+  assert abs(correct - round(correct)) < 1e-4, correct
+
+
+def test_tpu_padding_examples_have_zero_weight(tiny_bert):
+  examples = [glue.InputExample(str(i), "good", None, "1") for i in range(13)]
+  padded = run_classifier.pad_for_tpu(examples, 8, use_tpu=True)
+  assert len(padded) == 16 and padded[:13] == examples
+  tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"], True)
+  feature = run_classifier.convert_single_example(0, padded[-1], ["0", "1"], 8,
+                                                  tokenizer)
+  assert not feature.is_real_example and feature.input_mask == [0] * 8
+  assert len(run_classifier.pad_for_tpu(examples, 8, use_tpu=False)) == 13
+
+
+# The metric names each task's eval_results.txt must hold (GLUE's official).
+REAL_SUBSET_METRICS = {
+    "MRPC": ["eval_accuracy", "eval_f1"],
+    "STS-B": ["eval_pearson", "eval_spearman"],
+    "CoLA": ["eval_accuracy", "eval_mcc"],
+}
+
+
+def copy_head(source, target, num_lines):
+  with open(source, encoding="utf-8") as f:
+    lines = [next(f) for _ in range(num_lines)]
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  with open(target, "w", encoding="utf-8") as f:
+    f.writelines(lines)
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("task_name", sorted(REAL_SUBSET_METRICS))
+def test_real_glue_subset_end_to_end(tmp_path, tiny_bert, glue_dir, task_name):
+  """Train, eval and predict a tiny model on the first rows of a real task."""
+  data_dir = str(tmp_path / task_name)
+  for (split, num_lines) in (("train", 41), ("dev", 21), ("test", 11)):
+    copy_head(os.path.join(glue_dir, task_name, split + ".tsv"),
+              os.path.join(data_dir, split + ".tsv"), num_lines)
+  output_dir = str(tmp_path / "out")
+  result = run_classifier_cli(tiny_bert, data_dir, output_dir,
+                              task_name=task_name, do_predict=True,
+                              max_seq_length=32)
+  assert result.returncode == 0, result.stderr[-3000:]
+
+  results = read_eval_results(output_dir)
+  assert sorted(results) == sorted(REAL_SUBSET_METRICS[task_name] +
+                                   ["eval_loss", "global_step", "loss"])
+  with open(os.path.join(output_dir, task_name + ".tsv")) as f:
+    rows = f.read().splitlines()
+  assert rows[0] == "index\tprediction"
+  assert [r.split("\t")[0] for r in rows[1:]] == [str(i) for i in range(10)]
+
+
+def write_mnli_task(glue_dir, num_rows=8):
+  """MNLI in its official column layout, with the diagnostic set beside it."""
+  labels = ["entailment", "neutral", "contradiction"]
+  pairs = [("the movie was good .", "it was fun .", labels[i % 3])
+           for i in range(num_rows)]
+  parses = ["(x)"] * 4
+
+  def train_row(i, a, b, label):  # 12 columns
+    return [str(i), "p%d" % i, "q%d" % i, "fiction"] + parses + [a, b, label,
+                                                                 label]
+
+  def dev_row(i, a, b, label):  # 16 columns
+    return train_row(i, a, b, label)[:-1] + [label] * 4 + [label]
+
+  def test_row(i, a, b, _):  # 10 columns
+    return train_row(i, a, b, "")[:10]
+
+  mnli = os.path.join(glue_dir, "MNLI")
+  for (name, make_row, width) in (
+      ("train.tsv", train_row, 12), ("dev_matched.tsv", dev_row, 16),
+      ("dev_mismatched.tsv", dev_row, 16), ("test_matched.tsv", test_row, 10),
+      ("test_mismatched.tsv", test_row, 10)):
+    header = "\t".join("h%d" % i for i in range(width))
+    write_file(os.path.join(mnli, name),
+               [header] + ["\t".join(make_row(i, *p)) for (i, p) in
+                           enumerate(pairs)])
+  write_file(os.path.join(glue_dir, "diagnostic", "diagnostic.tsv"),
+             ["index\tsentence1\tsentence2"] +
+             ["%d\t%s\t%s" % (i, a, b) for (i, (a, b, _)) in
+              enumerate(pairs[:5])])
+  return mnli
+
+
+def test_mnli_matched_mismatched_and_diagnostic_in_one_run(tmp_path,
+                                                           tiny_bert):
+  data_dir = write_mnli_task(str(tmp_path / "glue"))
+  output_dir = str(tmp_path / "out")
+  result = run_classifier_cli(tiny_bert, data_dir, output_dir,
+                              task_name="mnli", do_predict=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  for name in ("eval_results.txt", "eval_results_mismatched.txt"):
+    with open(os.path.join(output_dir, name)) as f:
+      assert f.read().startswith("eval_accuracy = ")
+  for (name, num_rows) in (("MNLI-m.tsv", 8), ("MNLI-mm.tsv", 8),
+                           ("AX.tsv", 5)):
+    with open(os.path.join(output_dir, name)) as f:
+      rows = f.read().splitlines()
+    assert rows[0] == "index\tprediction" and len(rows) == num_rows + 1
+    assert {r.split("\t")[1] for r in rows[1:]} <= {
+        "entailment", "neutral", "contradiction"}
+  for name in ("test_results.tsv", "test_results_MNLI-mm.tsv",
+               "test_results_AX.tsv"):
+    assert os.path.exists(os.path.join(output_dir, name)), name
