@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import adapters
+import bundles
 import glue
 import modeling
 import optimization
@@ -109,6 +110,20 @@ flags.DEFINE_enum("tuning_mode", "adapters", sorted(adapters.TUNING_MODES),
                   "full (every weight: plain fine-tuning).")
 flags.DEFINE_integer("seed", 12345,
                      "Random seed for initialisation, dropout and shuffling.")
+flags.DEFINE_string(
+    "adapter_bundle", None,
+    "Evaluate or predict with this adapter bundle on the --init_checkpoint "
+    "backbone, with no training checkpoint. Its settings (adapters, "
+    "max_seq_length, do_lower_case) replace the flags'.")
+flags.DEFINE_string(
+    "export_adapter_bundle", None,
+    "Where training writes its adapter bundle (default: "
+    "<output_dir>/adapter_bundle).")
+flags.DEFINE_string(
+    "export_from_checkpoint", None,
+    "Write the adapter bundle of this existing checkpoint (a folder or a "
+    "prefix) to --export_adapter_bundle and stop; the task and adapter flags "
+    "must describe how it was trained.")
 flags.DEFINE_string("xnli_language", "zh",
                     "XNLI only: the language of the training, dev and test "
                     "rows.")
@@ -370,7 +385,7 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
     return outputs
 
 
-def model_fn_builder(bert_config, num_labels, init_checkpoint, learning_rate,
+def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
                      num_train_steps, num_warmup_steps, use_tpu, adapter_config,
                      tuning_mode):
   """Returns the `model_fn` closure for TPUEstimator (TRAIN and PREDICT).
@@ -389,15 +404,20 @@ def model_fn_builder(bert_config, num_labels, init_checkpoint, learning_rate,
 
     all_variables = tf.trainable_variables()
     scaffold_fn = None
-    if init_checkpoint:
-      assignment_map = checkpoint_assignment_map(all_variables, init_checkpoint)
-      if use_tpu:
-        def tpu_scaffold():
-          tf.train.init_from_checkpoint(init_checkpoint, assignment_map)
-          return tf.train.Scaffold()
-        scaffold_fn = tpu_scaffold
-      else:
-        tf.train.init_from_checkpoint(init_checkpoint, assignment_map)
+    maps = checkpoint_assignment_maps(all_variables, init_checkpoints)
+
+    def init_from_checkpoints():
+      for (checkpoint, assignment_map) in maps:
+        if assignment_map:
+          tf.train.init_from_checkpoint(checkpoint, assignment_map)
+
+    if use_tpu:
+      def tpu_scaffold():
+        init_from_checkpoints()
+        return tf.train.Scaffold()
+      scaffold_fn = tpu_scaffold
+    else:
+      init_from_checkpoints()
 
     if mode == tf.estimator.ModeKeys.TRAIN:
       trained = adapters.trained_variables(all_variables, tuning_mode)
@@ -425,21 +445,28 @@ def model_fn_builder(bert_config, num_labels, init_checkpoint, learning_rate,
   return model_fn
 
 
-def checkpoint_assignment_map(variables, init_checkpoint):
-  """Maps every model variable present in the checkpoint to itself.
+def checkpoint_assignment_maps(variables, checkpoints):
+  """Which checkpoint initialises which variable.
 
-  Variables the checkpoint lacks (adapters, the head) keep their initializers.
-  Shapes were checked before training started (`check_init_checkpoint`).
+  Each variable comes from the first of `checkpoints` that holds it (an
+  adapter bundle before the backbone); variables none holds (adapters and head
+  when training starts) keep their initializers. Shapes were checked before
+  (`check_init_checkpoint`).
+
+  Returns:
+    list of (checkpoint, {name: name}) pairs, for tf.train.init_from_checkpoint.
   """
-  in_checkpoint = dict(tf.train.list_variables(init_checkpoint))
-  assignment_map = collections.OrderedDict()
-  for variable in variables:
-    name = adapters.variable_name(variable)
-    if name in in_checkpoint:
-      assignment_map[name] = name
-  logging.info("Initialised %d of %d variables from %s", len(assignment_map),
-               len(variables), init_checkpoint)
-  return assignment_map
+  remaining = [adapters.variable_name(v) for v in variables]
+  maps = []
+  for checkpoint in checkpoints:
+    in_checkpoint = dict(tf.train.list_variables(checkpoint))
+    assignment_map = collections.OrderedDict(
+        (name, name) for name in remaining if name in in_checkpoint)
+    remaining = [name for name in remaining if name not in assignment_map]
+    logging.info("Initialised %d of %d variables from %s", len(assignment_map),
+                 len(variables), checkpoint)
+    maps.append((checkpoint, assignment_map))
+  return maps
 
 
 def describe_model(bert_config, adapter_config, num_labels, max_seq_length):
@@ -539,13 +566,22 @@ class ThroughputHook(tf.estimator.SessionRunHook):
 
 def validate_flags():
   """Checks flags before any work; raises InputError naming the flag."""
-  for name in ("data_dir", "bert_config_file", "task_name", "vocab_file",
-               "output_dir"):
+  runs_model = FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict
+  required = ["bert_config_file", "task_name", "vocab_file", "output_dir"]
+  if runs_model:
+    required.append("data_dir")
+  for name in required:
     if not getattr(FLAGS, name):
       raise InputError("--%s is required" % name)
-  if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
+  if not (runs_model or FLAGS.export_from_checkpoint):
     raise InputError("at least one of --do_train, --do_eval or --do_predict "
                      "must be true")
+  if FLAGS.adapter_bundle and (FLAGS.do_train or FLAGS.export_from_checkpoint):
+    raise InputError("--adapter_bundle is for --do_eval/--do_predict; to "
+                     "train more, keep training in the bundle's --output_dir")
+  if FLAGS.adapter_bundle and not FLAGS.init_checkpoint:
+    raise InputError("--adapter_bundle needs --init_checkpoint: the backbone "
+                     "it goes on")
   for name in ("max_seq_length", "train_batch_size", "eval_batch_size",
                "predict_batch_size", "save_checkpoints_steps",
                "iterations_per_loop", "log_every_n_steps"):
@@ -563,7 +599,7 @@ def validate_flags():
   for name in ("vocab_file", "bert_config_file"):
     if not tf.io.gfile.exists(getattr(FLAGS, name)):
       raise InputError("--%s=%s: no such file" % (name, getattr(FLAGS, name)))
-  if not tf.io.gfile.isdir(FLAGS.data_dir):
+  if runs_model and not tf.io.gfile.isdir(FLAGS.data_dir):
     raise InputError("--data_dir=%s: no such directory" % FLAGS.data_dir)
 
 
@@ -580,12 +616,19 @@ def build_adapter_config():
 
 
 def make_estimator(bert_config, num_labels, adapter_config, num_train_steps=None,
-                   num_warmup_steps=None, predict_batch_size=None):
+                   num_warmup_steps=None, predict_batch_size=None,
+                   model_dir=None, init_checkpoints=None):
   """A TPUEstimator; on CPU/GPU it runs as a normal Estimator.
 
-  Evaluation predicts too, so it passes --eval_batch_size as
-  `predict_batch_size`.
+  Args:
+    predict_batch_size: evaluation predicts too, so it passes
+      --eval_batch_size here; default --predict_batch_size.
+    model_dir: default --output_dir.
+    init_checkpoints: checkpoints that initialise the variables, first one
+      first (see `checkpoint_assignment_maps`); default [--init_checkpoint].
   """
+  if init_checkpoints is None:
+    init_checkpoints = [FLAGS.init_checkpoint] if FLAGS.init_checkpoint else []
   tpu_cluster_resolver = None
   if FLAGS.use_tpu and FLAGS.tpu_name:
     tpu_cluster_resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
@@ -593,7 +636,7 @@ def make_estimator(bert_config, num_labels, adapter_config, num_train_steps=None
   run_config = tf.estimator.tpu.RunConfig(
       cluster=tpu_cluster_resolver,
       master=FLAGS.master,
-      model_dir=FLAGS.output_dir,
+      model_dir=model_dir or FLAGS.output_dir,
       tf_random_seed=FLAGS.seed,
       save_checkpoints_steps=FLAGS.save_checkpoints_steps,
       # On CPU/GPU our ThroughputHook logs instead: TPUEstimator's own rate
@@ -607,7 +650,7 @@ def make_estimator(bert_config, num_labels, adapter_config, num_train_steps=None
   model_fn = model_fn_builder(
       bert_config=bert_config,
       num_labels=num_labels,
-      init_checkpoint=FLAGS.init_checkpoint,
+      init_checkpoints=init_checkpoints,
       learning_rate=FLAGS.learning_rate,
       num_train_steps=num_train_steps,
       num_warmup_steps=num_warmup_steps,
@@ -658,7 +701,7 @@ def predict_examples(estimator, split_name, examples, input_file, batch_size,
   return outputs
 
 
-def evaluate_split(estimator, task, split, tokenizer):
+def evaluate_split(estimator, task, split, tokenizer, global_step):
   """Official metrics of `task` on one dev split, plus losses and the step.
 
   Returns:
@@ -682,7 +725,7 @@ def evaluate_split(estimator, task, split, tokenizer):
   results["eval_loss"] = float(np.mean([o["per_example_loss"]
                                         for o in outputs]))
   results["loss"] = results["eval_loss"]
-  results["global_step"] = int(estimator.get_variable_value("global_step"))
+  results["global_step"] = int(global_step)
   return results
 
 
@@ -720,6 +763,7 @@ def run(unused_argv):
   """The whole job; every user error surfaces as InputError."""
   tf.logging.set_verbosity(tf.logging.INFO)
   validate_flags()
+  bundle = apply_adapter_bundle() if FLAGS.adapter_bundle else None
 
   try:
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case,
@@ -757,10 +801,31 @@ def run(unused_argv):
                     "initialised, frozen BERT.")
   log_parameter_counts(model_shapes, FLAGS.tuning_mode)
 
-  if not FLAGS.do_train and not tf.train.latest_checkpoint(FLAGS.output_dir):
-    raise InputError("--output_dir=%s holds no trained checkpoint to evaluate "
-                     "or predict with; add --do_train=true" % FLAGS.output_dir)
+  if FLAGS.export_from_checkpoint:
+    export_adapter_bundle(FLAGS.export_from_checkpoint, task, bert_config,
+                          adapter_config, model_shapes)
+    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
+      return
+
   tf.io.gfile.makedirs(FLAGS.output_dir)
+  # Where eval/predict find their weights: the training checkpoints in
+  # --output_dir, or a bundle on the backbone in a fresh model_dir of its own
+  # (so no stale checkpoint there can shadow the bundle).
+  model_dir = FLAGS.output_dir
+  init_checkpoints = None
+  if bundle:
+    try:
+      bundles.check_backbone(bundle, FLAGS.init_checkpoint)
+    except ValueError as e:
+      raise InputError(str(e))
+    model_dir = os.path.join(FLAGS.output_dir, "bundle_model")
+    if tf.io.gfile.exists(model_dir):
+      tf.io.gfile.rmtree(model_dir)
+    init_checkpoints = [bundle.checkpoint, FLAGS.init_checkpoint]
+  elif not FLAGS.do_train and not tf.train.latest_checkpoint(FLAGS.output_dir):
+    raise InputError("--output_dir=%s holds no trained checkpoint to evaluate "
+                     "or predict with; add --do_train=true, or give "
+                     "--adapter_bundle" % FLAGS.output_dir)
 
   if FLAGS.do_train:
     train_path = task.path(FLAGS.data_dir, task.train)
@@ -784,13 +849,19 @@ def run(unused_argv):
     start = time.time()
     estimator.train(input_fn=train_input_fn, max_steps=num_train_steps)
     logging.info("Training took %.1f s", time.time() - start)
+    export_adapter_bundle(FLAGS.output_dir, task, bert_config, adapter_config,
+                          model_shapes)
 
   if FLAGS.do_eval:
     estimator = make_estimator(bert_config, task.num_labels, adapter_config,
-                               predict_batch_size=FLAGS.eval_batch_size)
+                               predict_batch_size=FLAGS.eval_batch_size,
+                               model_dir=model_dir,
+                               init_checkpoints=init_checkpoints)
+    global_step = (bundle.metadata["global_step"] if bundle else
+                   estimator.get_variable_value("global_step"))
     splits = optional_splits(task, task.dev)
     for split in splits:
-      results = evaluate_split(estimator, task, split, tokenizer)
+      results = evaluate_split(estimator, task, split, tokenizer, global_step)
       text = format_eval_results(results)
       logging.info("***** Eval results: %s %s *****", task.name, split.name)
       for line in text.splitlines():
@@ -800,7 +871,9 @@ def run(unused_argv):
               "eval_results", split, split is splits[0], "txt")), text)
 
   if FLAGS.do_predict:
-    estimator = make_estimator(bert_config, task.num_labels, adapter_config)
+    estimator = make_estimator(bert_config, task.num_labels, adapter_config,
+                               model_dir=model_dir,
+                               init_checkpoints=init_checkpoints)
     splits = optional_splits(task, task.test)
     for split in splits:
       examples = task.read_examples(FLAGS.data_dir, split)
@@ -822,6 +895,85 @@ def run(unused_argv):
                               [e.index for e in examples],
                               [o["predictions"] for o in outputs])
         logging.info("Wrote %s (GLUE server format)", submission)
+
+  if bundle and tf.io.gfile.exists(model_dir):
+    tf.io.gfile.rmtree(model_dir)
+
+
+def apply_adapter_bundle():
+  """Reads --adapter_bundle; the settings it was trained with replace flags'.
+
+  Returns:
+    the `bundles.Bundle`.
+  """
+  try:
+    bundle = bundles.read_bundle(FLAGS.adapter_bundle)
+  except ValueError as e:
+    raise InputError(str(e))
+  if (glue.normalize_task_name(bundle.task_name) !=
+      glue.normalize_task_name(FLAGS.task_name)):
+    raise InputError("--adapter_bundle=%s was trained for %s, not "
+                     "--task_name=%s" % (FLAGS.adapter_bundle,
+                                         bundle.task_name, FLAGS.task_name))
+  metadata = bundle.metadata
+  settings = {"max_seq_length": metadata["max_seq_length"],
+              "do_lower_case": metadata["do_lower_case"],
+              "tuning_mode": metadata["tuning_mode"]}
+  adapter = metadata.get("adapter")
+  if adapter:
+    settings.update(adapter_size=adapter["size"],
+                    adapter_activation=adapter["activation"],
+                    adapter_init_scale=adapter["init_scale"],
+                    adapter_placement=adapter["placement"])
+  else:
+    settings["adapter_placement"] = "none"
+  for (name, value) in sorted(settings.items()):
+    if FLAGS[name].present and FLAGS[name].value != value:
+      logging.warning("--%s=%s ignored: adapter bundle %s was trained with %s",
+                      name, FLAGS[name].value, FLAGS.adapter_bundle, value)
+    setattr(FLAGS, name, value)
+  logging.info("Adapter bundle %s: %s, trained %d steps, %s parameters",
+               FLAGS.adapter_bundle, bundle.task_name, metadata["global_step"],
+               "{:,}".format(metadata["num_parameters"]))
+  return bundle
+
+
+def export_adapter_bundle(checkpoint, task, bert_config, adapter_config,
+                          model_shapes):
+  """Writes the adapter bundle of `checkpoint` and logs what it saves."""
+  bundle_dir = (FLAGS.export_adapter_bundle or
+                os.path.join(FLAGS.output_dir, "adapter_bundle"))
+  metadata = {
+      "task_name": task.name,
+      "labels": task.get_labels(),
+      "max_seq_length": FLAGS.max_seq_length,
+      "do_lower_case": FLAGS.do_lower_case,
+      "adapter": adapter_config.to_dict() if adapter_config else None,
+      "bert_config": bert_config.to_dict(),
+  }
+  try:
+    info = bundles.export_bundle(checkpoint, bundle_dir, FLAGS.tuning_mode,
+                                 metadata)
+  except (ValueError, tf.errors.OpError) as e:
+    raise InputError("cannot export an adapter bundle from %s: %s" %
+                     (checkpoint, " ".join(str(e).split())[:300]))
+  # A fine-tuned BERT without adapters, in float32; Adam adds two slots each.
+  model_bytes = 4 * sum(int(np.prod(shape)) for (name, shape) in
+                        model_shapes.items() if "/adapters/" not in name)
+  logging.info(
+      "Adapter bundle %s: %s on disk (%s parameters). A full fine-tuned "
+      "checkpoint of this model: %s, or %s with Adam state.", bundle_dir,
+      human_bytes(info["bytes"]), "{:,}".format(info["num_parameters"]),
+      human_bytes(model_bytes), human_bytes(3 * model_bytes))
+  return info
+
+
+def human_bytes(count):
+  """1234567 -> "1.2 MB" (decimal units, as disk sizes are quoted)."""
+  for (unit, size) in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+    if count >= size:
+      return "%.1f %s" % (count / size, unit)
+  return "%d B" % count
 
 
 def main(argv):

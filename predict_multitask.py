@@ -1,0 +1,300 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Serves several tasks from one frozen backbone, each with its adapter bundle.
+
+The backbone's weights are loaded once and shared: every task's model is
+built in one graph through a variable getter that hands out the same backbone
+variables to all tasks, and task-local copies (`tasks/<TASK>/...`) of what the
+bundle holds (adapters, LayerNorms, head). Memory therefore grows by a few MB
+per task, not by a BERT.
+
+Example (three GLUE tasks, predictions in the GLUE server's format):
+
+  python predict_multitask.py \\
+    --bert_config_file=$BERT_DIR/bert_config.json \\
+    --vocab_file=$BERT_DIR/vocab.txt --init_checkpoint=$BERT_DIR/bert_model.ckpt \\
+    --adapter_bundles=mrpc_out/adapter_bundle,sst2_out/adapter_bundle,cola_out/adapter_bundle \\
+    --data_dirs=$GLUE_DIR/MRPC,$GLUE_DIR/SST-2,$GLUE_DIR/CoLA \\
+    --output_dir=/tmp/glue_submission
+
+It predicts each task's test set (or its dev set with --split=dev, printing the
+dev metrics), and prints the bundle sizes, the backbone size and the process
+memory after each task is loaded.
+"""
+
+import collections
+import os
+import resource
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+import adapters
+import bundles
+import glue
+import modeling
+import run_classifier
+import tokenization
+
+FLAGS = flags.FLAGS
+
+# --bert_config_file, --vocab_file, --init_checkpoint, --output_dir and
+# --predict_batch_size are run_classifier.py's flags.
+flags.DEFINE_list("adapter_bundles", None,
+                  "Comma-separated adapter bundle folders, one per task.")
+flags.DEFINE_list("data_dirs", None,
+                  "Comma-separated GLUE data folders, in --adapter_bundles' "
+                  "order.")
+flags.DEFINE_enum("split", "test", ["test", "dev"],
+                  "Predict the test set (GLUE server files) or the dev set "
+                  "(also printing the dev metrics).")
+
+
+def resident_memory_bytes():
+  """This process's resident memory now (Linux), else its peak."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmRSS:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class MultiTaskPredictor(object):
+  """One backbone in memory, any number of tasks on it.
+
+  Example:
+
+  ```python
+  predictor = MultiTaskPredictor(bert_config, "bert_model.ckpt", "vocab.txt")
+  predictor.add_task("mrpc_out/adapter_bundle")
+  predictor.add_task("sst2_out/adapter_bundle")
+  outputs = predictor.predict("SST-2", [glue.InputExample("0", "a fine film")])
+  ```
+  """
+
+  def __init__(self, bert_config, init_checkpoint, vocab_file,
+               batch_size=32):
+    """Reads nothing yet: the backbone loads with the first task.
+
+    Args:
+      bert_config: `modeling.BertConfig` of the backbone.
+      init_checkpoint: the backbone checkpoint prefix.
+      vocab_file: its WordPiece vocabulary.
+      batch_size: examples per session run.
+    """
+    self.bert_config = bert_config
+    self.init_checkpoint = init_checkpoint
+    self.vocab_file = vocab_file
+    self.batch_size = batch_size
+    self.graph = tf.Graph()
+    self.session = tf.Session(graph=self.graph)
+    self.tasks = collections.OrderedDict()
+    self._backbone = {}
+    self._fingerprints = {}
+    self._tokenizers = {}
+
+  def add_task(self, bundle_dir):
+    """Loads a bundle onto the shared backbone.
+
+    Returns:
+      the task's GLUE name.
+
+    Raises:
+      ValueError: the bundle is unreadable, for another backbone, a full
+        model, or for a task already loaded.
+    """
+    bundle = bundles.read_bundle(bundle_dir)
+    bundles.check_backbone(bundle, self.init_checkpoint, self._fingerprints)
+    task = glue.get_task(bundle.task_name)
+    if task.name in self.tasks:
+      raise ValueError("adapter bundle %s: task %s is loaded already" %
+                       (bundle_dir, task.name))
+    metadata = bundle.metadata
+    adapter = metadata.get("adapter")
+    adapter_config = adapters.AdapterConfig(**adapter) if adapter else None
+    max_seq_length = metadata["max_seq_length"]
+
+    with self.graph.as_default():
+      new_variables = []
+      values = {}
+
+      def shared_backbone_getter(getter, name, *args, **kwargs):
+        """Task-local variables for what the bundle holds, else the backbone."""
+        if name in bundle.values:
+          variable = getter("tasks/%s/%s" % (task.key, name), *args, **kwargs)
+          values[variable] = bundle.values[name]
+        elif name in self._backbone:
+          return self._backbone[name]
+        else:
+          variable = getter(name, *args, **kwargs)
+          self._backbone[name] = variable
+          values[variable] = None  # read from the backbone checkpoint
+        new_variables.append(variable)
+        return variable
+
+      with tf.name_scope("task_%s" % task.key):
+        input_ids = tf.placeholder(tf.int32, [None, max_seq_length])
+        input_mask = tf.placeholder(tf.int32, [None, max_seq_length])
+        segment_ids = tf.placeholder(tf.int32, [None, max_seq_length])
+        with tf.variable_scope(tf.get_variable_scope(),
+                               custom_getter=shared_backbone_getter):
+          outputs = run_classifier.create_model(
+              self.bert_config, False, input_ids, input_mask, segment_ids,
+              tf.zeros_like(input_ids[:, 0], dtype=tf.float32),
+              task.num_labels, adapter_config)
+      self._load_values(values)
+
+    self.tasks[task.name] = {
+        "task": task,
+        "bundle": bundle,
+        "inputs": (input_ids, input_mask, segment_ids),
+        "outputs": {k: outputs[k] for k in ("predictions", "probabilities")
+                    if k in outputs},
+        "max_seq_length": max_seq_length,
+        "do_lower_case": metadata["do_lower_case"],
+    }
+    return task.name
+
+  def _load_values(self, values):
+    """Assigns bundle values and backbone checkpoint values to new variables.
+
+    Values are fed through placeholders one at a time, so no copy of a weight
+    is kept in the graph or in Python once loaded.
+    """
+    reader = None
+    for (variable, value) in values.items():
+      if value is None:
+        if reader is None:
+          reader = tf.train.load_checkpoint(self.init_checkpoint)
+        value = reader.get_tensor(adapters.variable_name(variable))
+      placeholder = tf.placeholder(variable.dtype.base_dtype, variable.shape)
+      self.session.run(variable.assign(placeholder),
+                       feed_dict={placeholder: value})
+
+  def _tokenizer(self, do_lower_case):
+    if do_lower_case not in self._tokenizers:
+      self._tokenizers[do_lower_case] = tokenization.FullTokenizer(
+          self.vocab_file, do_lower_case)
+    return self._tokenizers[do_lower_case]
+
+  def predict(self, task_name, examples):
+    """Runs one task's model over `examples` (`glue.InputExample`s).
+
+    Returns:
+      list of dicts with "predictions" (class id or score) and, for
+      classification, "probabilities".
+    """
+    entry = self.tasks[glue.get_task(task_name).name]
+    tokenizer = self._tokenizer(entry["do_lower_case"])
+    label_list = entry["task"].get_labels()
+    results = []
+    for start in range(0, len(examples), self.batch_size):
+      batch = [run_classifier.convert_single_example(
+          start + i, example, label_list, entry["max_seq_length"], tokenizer)
+               for (i, example) in enumerate(
+                   examples[start:start + self.batch_size])]
+      feed = dict(zip(entry["inputs"], (
+          [f.input_ids for f in batch], [f.input_mask for f in batch],
+          [f.segment_ids for f in batch])))
+      fetched = self.session.run(entry["outputs"], feed_dict=feed)
+      for i in range(len(batch)):
+        results.append({k: v[i] for (k, v) in fetched.items()})
+    return results
+
+  def backbone_parameters(self):
+    return sum(v.shape.num_elements() for v in self._backbone.values())
+
+
+def checkpoint_bytes(prefix):
+  """Size on disk of a checkpoint (its index and data shards)."""
+  folder = os.path.dirname(prefix) or "."
+  stem = os.path.basename(prefix)
+  return sum(os.path.getsize(os.path.join(folder, name))
+             for name in os.listdir(folder)
+             if name.startswith(stem + ".index") or
+             name.startswith(stem + ".data-"))
+
+
+def run():
+  """The CLI: loads every bundle, predicts each task, prints the figures."""
+  for name in ("bert_config_file", "vocab_file", "init_checkpoint",
+               "output_dir", "adapter_bundles", "data_dirs"):
+    if not getattr(FLAGS, name):
+      raise glue.InputError("--%s is required" % name)
+  if len(FLAGS.adapter_bundles) != len(FLAGS.data_dirs):
+    raise glue.InputError("--adapter_bundles has %d entries, --data_dirs %d"
+                          % (len(FLAGS.adapter_bundles), len(FLAGS.data_dirs)))
+  try:
+    bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+    tokenization.load_vocab(FLAGS.vocab_file)
+    predictor = MultiTaskPredictor(bert_config, FLAGS.init_checkpoint,
+                                   FLAGS.vocab_file, FLAGS.predict_batch_size)
+    memory_before = resident_memory_bytes()
+    memory = []
+    for bundle_dir in FLAGS.adapter_bundles:
+      predictor.add_task(bundle_dir)
+      memory.append(resident_memory_bytes())
+  except ValueError as e:
+    raise glue.InputError(str(e))
+
+  tf.io.gfile.makedirs(FLAGS.output_dir)
+  human = run_classifier.human_bytes
+  print("backbone %s: %s parameters, %s on disk" % (
+      FLAGS.init_checkpoint, "{:,}".format(predictor.backbone_parameters()),
+      human(checkpoint_bytes(FLAGS.init_checkpoint))))
+  print("process memory before loading: %s" % human(memory_before))
+  for (i, (name, entry)) in enumerate(predictor.tasks.items()):
+    bundle = entry["bundle"]
+    print("task %-6s bundle %s: %s on disk, %s parameters; process memory "
+          "with %d task(s): %s" % (
+              name, bundle.path, human(bundles.directory_size(bundle.path)),
+              "{:,}".format(bundle.metadata["num_parameters"]), i + 1,
+              human(memory[i])))
+  if len(memory) > 1:
+    print("memory added per task after the first: %s on average" %
+          human((memory[-1] - memory[0]) / (len(memory) - 1)))
+
+  for (name, data_dir) in zip(predictor.tasks, FLAGS.data_dirs):
+    task = predictor.tasks[name]["task"]
+    split = task.test[0] if FLAGS.split == "test" else task.dev[0]
+    examples = task.read_examples(data_dir, split)
+    start = time.time()
+    outputs = predictor.predict(name, examples)
+    elapsed = time.time() - start
+    predictions = [o["predictions"] for o in outputs]
+    line = "task %-6s %s: %d examples in %.1f s" % (name, split.name,
+                                                     len(examples), elapsed)
+    if FLAGS.split == "dev":
+      if task.is_regression:
+        labels = [float(e.label) for e in examples]
+      else:
+        labels = [task.labels.index(e.label) for e in examples]
+      scores = task.metrics(np.array(predictions), np.array(labels))
+      line += ", " + ", ".join("%s = %.4f" % kv for kv in sorted(scores.items()))
+    else:
+      path = os.path.join(FLAGS.output_dir, split.name + ".tsv")
+      glue.write_submission(path, task, [e.index for e in examples],
+                            predictions)
+      line += ", wrote %s" % path
+    print(line)
+
+
+def main(argv):
+  del argv
+  try:
+    run()
+  except glue.InputError as e:
+    sys.stderr.write("predict_multitask.py: error: %s\n" % e)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)
