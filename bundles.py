@@ -238,7 +238,8 @@ def read_bundle(bundle_dir):
   try:
     reader = tf.train.load_checkpoint(prefix)
     values = {name: reader.get_tensor(name) for name in metadata["variables"]}
-  except (tf.errors.OpError, ValueError) as e:
+  except (tf.errors.OpError, ValueError, IndexError) as e:
+    # A truncated data file surfaces as IndexError ("Read less bytes").
     raise ValueError("adapter bundle %s: variables are missing, corrupt or "
                      "truncated (%s)" % (bundle_dir,
                                          " ".join(str(e).split())[:200]))
@@ -270,7 +271,7 @@ def check_backbone(bundle, init_checkpoint, fingerprints=None):
     try:
       reader = tf.train.load_checkpoint(init_checkpoint)
       fingerprint = backbone_fingerprint(reader, names)
-    except (tf.errors.OpError, ValueError) as e:
+    except (tf.errors.OpError, ValueError, IndexError) as e:
       raise ValueError("adapter bundle %s does not fit --init_checkpoint=%s: "
                        "%s" % (bundle.path, init_checkpoint,
                                " ".join(str(e).split())[:200]))

@@ -1,0 +1,256 @@
+"""Adapter bundles: export, loading onto a backbone, refusal, multi-task serving."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from conftest import write_tiny_bert
+from test_run_classifier import assert_one_line_error
+from test_run_classifier import checkpoint_values
+from test_run_classifier import read_eval_results
+from test_run_classifier import run_classifier_cli
+from test_run_classifier import write_mrpc_task
+from test_run_classifier import write_sst2_task
+import adapters
+import bundles
+import glue
+import modeling
+import predict_multitask
+
+
+def read_bundle_values(bundle_dir):
+  return checkpoint_values(os.path.join(bundle_dir, bundles.VARIABLES_PREFIX))
+
+
+def read_lines(path):
+  with open(path) as f:
+    return f.read().splitlines()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_bert):
+  """Two tiny tasks (SST-2, MRPC) trained once, with their bundles."""
+  root = tmp_path_factory.mktemp("bundles")
+  runs = {}
+  for (task_name, write_task) in (("SST-2", write_sst2_task),
+                                  ("MRPC", write_mrpc_task)):
+    data_dir = write_task(str(root / task_name / "data"))
+    output_dir = str(root / task_name / "out")
+    result = run_classifier_cli(tiny_bert, data_dir, output_dir,
+                                task_name=task_name, do_predict=True,
+                                max_seq_length=24, num_train_epochs=2.0)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs[task_name] = {"data_dir": data_dir, "output_dir": output_dir,
+                       "bundle": os.path.join(output_dir, "adapter_bundle"),
+                       "log": result.stderr}
+  return runs
+
+
+def test_bundle_holds_exactly_the_trained_variables(trained):
+  run = trained["SST-2"]
+  final = checkpoint_values(tf.train.latest_checkpoint(run["output_dir"]))
+  expected = {name: value for (name, value) in final.items()
+              if "adam" not in name and name != "global_step" and
+              adapters.is_trained(name, "adapters")}
+  in_bundle = read_bundle_values(run["bundle"])
+  assert sorted(in_bundle) == sorted(expected)
+  assert any("/adapters/" in n for n in in_bundle)
+  assert "output_weights" in in_bundle and "output_bias" in in_bundle
+  for (name, value) in expected.items():
+    assert np.array_equal(in_bundle[name], value), name
+
+  with open(os.path.join(run["bundle"], bundles.BUNDLE_JSON)) as f:
+    metadata = json.load(f)
+  assert metadata["task_name"] == "SST-2"
+  assert metadata["labels"] == ["0", "1"]
+  assert metadata["max_seq_length"] == 24
+  assert metadata["do_lower_case"] is True
+  assert metadata["adapter"]["size"] == 8
+  assert metadata["tuning_mode"] == "adapters"
+  assert metadata["global_step"] == 16
+  assert not [n for n in os.listdir(os.path.dirname(run["bundle"]))
+              if ".tmp-" in n or ".old-" in n]
+  # The log compares the bundle with a full fine-tuned checkpoint.
+  assert "Adapter bundle %s:" % run["bundle"] in run["log"]
+  assert "with Adam state" in run["log"]
+
+
+def test_fingerprint_covers_every_frozen_weight(trained, tiny_bert):
+  with open(os.path.join(trained["SST-2"]["bundle"], bundles.BUNDLE_JSON)) as f:
+    metadata = json.load(f)
+  initial = checkpoint_values(tiny_bert["init_checkpoint"])
+  frozen = sorted(n for n in initial if not adapters.is_trained(n, "adapters"))
+  assert sorted(metadata["backbone_variables"]) == frozen
+  reader = tf.train.load_checkpoint(tiny_bert["init_checkpoint"])
+  assert bundles.backbone_fingerprint(reader, frozen) == (
+      metadata["backbone_fingerprint"])
+
+
+def test_eval_from_backbone_and_bundle_equals_training_checkpoint(
+    trained, tiny_bert, tmp_path):
+  run = trained["SST-2"]
+  output_dir = str(tmp_path / "from_bundle")
+  result = run_classifier_cli(
+      tiny_bert, run["data_dir"], output_dir, do_train=False,
+      do_predict=True, adapter_bundle=run["bundle"], max_seq_length=None)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert read_eval_results(output_dir) == read_eval_results(run["output_dir"])
+  for name in ("test_results.tsv", "SST-2.tsv"):
+    assert read_lines(os.path.join(output_dir, name)) == read_lines(
+        os.path.join(run["output_dir"], name)), name
+  # No training checkpoint was used or left behind.
+  assert tf.train.latest_checkpoint(output_dir) is None
+  assert not os.path.exists(os.path.join(output_dir, "bundle_model"))
+
+
+def test_bundle_settings_replace_flags(trained, tiny_bert, tmp_path):
+  """max_seq_length and adapter size come from the bundle, not the flags."""
+  run = trained["MRPC"]
+  result = run_classifier_cli(
+      tiny_bert, run["data_dir"], str(tmp_path / "out"), task_name="MRPC",
+      do_train=False, adapter_bundle=run["bundle"], max_seq_length=64,
+      adapter_size=32)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "--max_seq_length=64 ignored" in result.stderr
+  assert read_eval_results(str(tmp_path / "out")) == read_eval_results(
+      run["output_dir"])
+
+
+def test_bundle_on_another_backbone_is_refused(trained, tmp_path):
+  other = write_tiny_bert(str(tmp_path / "other"), seed=7)  # same shapes
+  run = trained["SST-2"]
+  result = run_classifier_cli(other, run["data_dir"], str(tmp_path / "out"),
+                              do_train=False, adapter_bundle=run["bundle"])
+  assert_one_line_error(result, "trained on another backbone",
+                        other["init_checkpoint"])
+
+
+def test_bundle_for_another_task_is_refused(trained, tiny_bert, tmp_path):
+  run = trained["SST-2"]
+  result = run_classifier_cli(tiny_bert, trained["MRPC"]["data_dir"],
+                              str(tmp_path / "out"), task_name="MRPC",
+                              do_train=False, adapter_bundle=run["bundle"])
+  assert_one_line_error(result, "was trained for SST-2")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt_json", "no_json",
+                                    "no_variables", "missing"])
+def test_damaged_bundle_is_a_one_line_error(trained, tiny_bert, tmp_path,
+                                            damage):
+  run = trained["SST-2"]
+  bundle = str(tmp_path / "bundle")
+  shutil.copytree(run["bundle"], bundle)
+  data = os.path.join(bundle, "variables.data-00000-of-00001")
+  if damage == "truncated":
+    with open(data, "r+b") as f:
+      f.truncate(os.path.getsize(data) // 2)
+  elif damage == "corrupt_json":
+    with open(os.path.join(bundle, bundles.BUNDLE_JSON), "w") as f:
+      f.write('{"format": "adapter-bert-bundle", "vers')
+  elif damage == "no_json":
+    os.remove(os.path.join(bundle, bundles.BUNDLE_JSON))
+  elif damage == "no_variables":
+    os.remove(os.path.join(bundle, "variables.index"))
+  else:
+    shutil.rmtree(bundle)
+  result = run_classifier_cli(tiny_bert, run["data_dir"],
+                              str(tmp_path / "out"), do_train=False,
+                              adapter_bundle=bundle)
+  assert_one_line_error(result, bundle)
+
+
+def test_full_mode_bundle_is_refused(trained, tiny_bert, tmp_path):
+  """Export a `full` bundle from a checkpoint, then try to load it."""
+  run = trained["SST-2"]
+  bundle = str(tmp_path / "full_bundle")
+  result = run_classifier_cli(
+      tiny_bert, None, str(tmp_path / "export"), do_train=False,
+      do_eval=False, export_from_checkpoint=run["output_dir"],
+      export_adapter_bundle=bundle, tuning_mode="full", max_seq_length=24)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(bundle, bundles.BUNDLE_JSON)) as f:
+    metadata = json.load(f)
+  assert metadata["tuning_mode"] == "full"
+  assert "bert/encoder/layer_0/attention/self/query/kernel" in (
+      metadata["variables"])
+  result = run_classifier_cli(tiny_bert, run["data_dir"],
+                              str(tmp_path / "out"), do_train=False,
+                              adapter_bundle=bundle)
+  assert_one_line_error(result, "--tuning_mode=full", "whole fine-tuned model")
+
+
+def test_export_from_checkpoint_matches_the_training_export(
+    trained, tiny_bert, tmp_path):
+  run = trained["MRPC"]
+  bundle = str(tmp_path / "exported")
+  result = run_classifier_cli(
+      tiny_bert, None, str(tmp_path / "export"), task_name="MRPC",
+      do_train=False, do_eval=False, export_from_checkpoint=run["output_dir"],
+      export_adapter_bundle=bundle, max_seq_length=24)
+  assert result.returncode == 0, result.stderr[-3000:]
+  exported = read_bundle_values(bundle)
+  original = read_bundle_values(run["bundle"])
+  assert sorted(exported) == sorted(original)
+  assert all(np.array_equal(exported[n], original[n]) for n in original)
+
+
+def multitask_predictor(tiny_bert, bundle_dirs):
+  config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
+  predictor = predict_multitask.MultiTaskPredictor(
+      config, tiny_bert["init_checkpoint"], tiny_bert["vocab_file"],
+      batch_size=4)
+  for bundle_dir in bundle_dirs:
+    predictor.add_task(bundle_dir)
+  return predictor
+
+
+def test_two_bundles_in_one_process_equal_each_alone(trained, tiny_bert):
+  examples = {}
+  for (task_name, run) in trained.items():
+    task = glue.get_task(task_name)
+    examples[task_name] = task.read_examples(run["data_dir"], task.dev[0])
+  both = multitask_predictor(tiny_bert, [trained["SST-2"]["bundle"],
+                                         trained["MRPC"]["bundle"]])
+  # The backbone exists once: one set of BERT variables for both tasks.
+  names = [v.op.name for v in both.graph.get_collection(
+      tf.GraphKeys.GLOBAL_VARIABLES)]
+  query = "bert/encoder/layer_0/attention/self/query/kernel"
+  assert [n for n in names if n.endswith(query)] == [query]
+  assert len([n for n in names if n.endswith("output_weights")]) == 2
+  for task_name in trained:
+    alone = multitask_predictor(tiny_bert, [trained[task_name]["bundle"]])
+    together = both.predict(task_name, examples[task_name])
+    single = alone.predict(task_name, examples[task_name])
+    assert len(together) == len(examples[task_name])
+    for (a, b) in zip(together, single):
+      assert np.array_equal(a["probabilities"], b["probabilities"])
+
+
+def test_served_predictions_equal_run_classifier(trained, tiny_bert):
+  """The serving path computes what run_classifier.py computed."""
+  run = trained["MRPC"]
+  task = glue.get_task("MRPC")
+  predictor = multitask_predictor(tiny_bert, [run["bundle"]])
+  outputs = predictor.predict("mrpc", task.read_examples(run["data_dir"],
+                                                         task.test[0]))
+  expected = [[float(p) for p in line.split("\t")] for line in
+              read_lines(os.path.join(run["output_dir"], "test_results.tsv"))]
+  assert np.allclose([o["probabilities"] for o in outputs], expected,
+                     atol=1e-6)
+
+
+def test_serving_refuses_a_task_twice_and_a_foreign_backbone(
+    trained, tiny_bert, tmp_path):
+  predictor = multitask_predictor(tiny_bert, [trained["SST-2"]["bundle"]])
+  with pytest.raises(ValueError, match="loaded already"):
+    predictor.add_task(trained["SST-2"]["bundle"])
+  other = write_tiny_bert(str(tmp_path / "other"), seed=7)
+  config = modeling.BertConfig.from_json_file(other["bert_config_file"])
+  foreign = predict_multitask.MultiTaskPredictor(
+      config, other["init_checkpoint"], other["vocab_file"])
+  with pytest.raises(ValueError, match="another backbone"):
+    foreign.add_task(trained["SST-2"]["bundle"])
