@@ -1,0 +1,105 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Measures what one task costs on disk: adapter bundle vs full fine-tuning.
+
+Builds BERT-base (or --bert_config_file) with random weights, writes:
+  1. a training checkpoint with adapters, and exports its adapter bundle;
+  2. a full fine-tuned checkpoint (no adapters), without optimizer state;
+  3. the same with Adam's two slots per variable, as training leaves it;
+and prints the size of each on disk. The weights' values do not change the
+sizes (float32, uncompressed), so random weights measure the real thing.
+
+  python benchmarks/bundle_size.py                     # BERT-base, adapters of 64
+  python benchmarks/bundle_size.py --adapter_size=256
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+from absl import app
+from absl import flags
+import tensorflow.compat.v1 as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import adapters  # pylint: disable=g-import-not-at-top
+import bundles
+import modeling
+import optimization
+import run_classifier
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("num_labels", 2, "Classes of the head.")
+flags.DEFINE_string("work_dir", None, "Scratch folder (default: a temp dir).")
+
+BERT_BASE = {
+    "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1, "hidden_size": 768,
+    "initializer_range": 0.02, "intermediate_size": 3072,
+    "max_position_embeddings": 512, "num_attention_heads": 12,
+    "num_hidden_layers": 12, "type_vocab_size": 2, "vocab_size": 30522,
+}
+
+
+def save_model(path, bert_config, adapter_config, with_adam):
+  """Builds the classifier, optionally its Adam slots, and saves everything."""
+  with tf.Graph().as_default():
+    input_ids = tf.zeros([1, 8], dtype=tf.int32)
+    outputs = run_classifier.create_model(
+        bert_config, True, input_ids, input_ids, input_ids,
+        tf.zeros([1], dtype=tf.float32), FLAGS.num_labels, adapter_config)
+    if with_adam:
+      optimization.create_optimizer(outputs["loss"], 1e-4, 10, 1, False,
+                                    tf.trainable_variables())
+    else:
+      tf.train.get_or_create_global_step()
+    saver = tf.train.Saver(tf.global_variables())
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      saver.save(session, path, write_meta_graph=False)
+  return bundles.directory_size(os.path.dirname(path))
+
+
+def main(argv):
+  del argv
+  if FLAGS.bert_config_file:
+    bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+  else:
+    bert_config = modeling.BertConfig.from_dict(BERT_BASE)
+  adapter_config = adapters.AdapterConfig(size=FLAGS.adapter_size)
+  work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="bundle_size_")
+  human = run_classifier.human_bytes
+  try:
+    with_adapters = os.path.join(work_dir, "adapters", "model.ckpt")
+    save_model(with_adapters, bert_config, adapter_config, with_adam=False)
+    bundle_dir = os.path.join(work_dir, "bundle")
+    info = bundles.export_bundle(
+        os.path.dirname(with_adapters), bundle_dir, "adapters",
+        {"task_name": "MRPC", "labels": ["0", "1"], "max_seq_length": 128,
+         "do_lower_case": True, "adapter": adapter_config.to_dict(),
+         "bert_config": bert_config.to_dict()})
+    full = save_model(os.path.join(work_dir, "full", "model.ckpt"),
+                      bert_config, None, with_adam=False)
+    full_adam = save_model(os.path.join(work_dir, "full_adam", "model.ckpt"),
+                           bert_config, None, with_adam=True)
+    print(json.dumps({
+        "hidden_size": bert_config.hidden_size,
+        "num_hidden_layers": bert_config.num_hidden_layers,
+        "adapter_size": FLAGS.adapter_size,
+    }))
+    print("adapter bundle:                       %10s (%s parameters)" %
+          (human(info["bytes"]), "{:,}".format(info["num_parameters"])))
+    print("full fine-tuned checkpoint:           %10s" % human(full))
+    print("full fine-tuned checkpoint with Adam: %10s" % human(full_adam))
+    print("bundle / full: 1/%.0f; bundle / full with Adam: 1/%.0f" %
+          (full / info["bytes"], full_adam / info["bytes"]))
+  finally:
+    if not FLAGS.work_dir:
+      shutil.rmtree(work_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
