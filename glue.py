@@ -11,6 +11,7 @@ those are skipped, and counted in the log.
 """
 
 import collections
+import math
 import os
 
 from absl import logging
@@ -97,8 +98,11 @@ class Task(object):
     return [] if self.is_regression else list(self.labels)
 
   def path(self, data_dir, split):
-    """The file of a split; an absolute file_name stays as it is."""
-    return os.path.join(data_dir, split.file_name)
+    """The file of a split; an absolute file_name stays as it is.
+
+    Normalised, so `MNLI/../diagnostic` works even where MNLI/ is absent.
+    """
+    return os.path.normpath(os.path.join(data_dir, split.file_name))
 
   def get_train_examples(self, data_dir):
     return self.read_examples(data_dir, self.train)
@@ -146,10 +150,13 @@ class Task(object):
     text = self.normalize_label(column(row, split.label_column, "label"))
     if self.is_regression:
       try:
-        return float(text)
+        value = float(text)
       except ValueError:
+        value = float("nan")
+      if not math.isfinite(value):  # float() takes "nan" and "inf" too
         raise InputError("%s:%d: label %r is not a number" %
                          (row[0], row[1], text))
+      return value
     if text not in self.labels:
       raise InputError("%s:%d: label %r is not one of %s" %
                        (row[0], row[1], text, ", ".join(self.labels)))
@@ -346,6 +353,9 @@ def column(row, index, what):
 
 def write_submission(path, task, indices, predictions):
   """Writes a GLUE server file: a header, then `index<TAB>prediction` rows."""
+  if len(indices) != len(predictions):
+    raise ValueError("%d indices for %d predictions" %
+                     (len(indices), len(predictions)))
   lines = ["index\tprediction\n"]
   for (index, prediction) in zip(indices, predictions):
     lines.append("%s\t%s\n" % (index, task.submission_value(prediction)))

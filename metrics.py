@@ -49,8 +49,14 @@ def matthews_corrcoef(predictions, labels):
 def pearson(predictions, labels):
   """Pearson correlation (STS-B); 0 when either side is constant."""
   x, y = _check_same_length(predictions, labels)
-  x = x.astype(np.float64) - np.mean(x)
-  y = y.astype(np.float64) - np.mean(y)
+  x = x.astype(np.float64)
+  y = y.astype(np.float64)
+  # Tested before centring: the mean of [0.1] * 3 is not exactly 0.1, so a
+  # constant side would centre to rounding noise and correlate perfectly.
+  if x.size == 0 or np.all(x == x.flat[0]) or np.all(y == y.flat[0]):
+    return 0.0
+  x = x - np.mean(x)
+  y = y - np.mean(y)
   denominator = np.sqrt(np.sum(x * x) * np.sum(y * y))
   if denominator == 0.0:
     return 0.0
