@@ -849,8 +849,13 @@ def run(unused_argv):
     start = time.time()
     estimator.train(input_fn=train_input_fn, max_steps=num_train_steps)
     logging.info("Training took %.1f s", time.time() - start)
-    export_adapter_bundle(FLAGS.output_dir, task, bert_config, adapter_config,
-                          model_shapes)
+    if FLAGS.tuning_mode != "full" or FLAGS.export_adapter_bundle:
+      export_adapter_bundle(FLAGS.output_dir, task, bert_config,
+                            adapter_config, model_shapes)
+    else:
+      # A full bundle is the whole model again, and no backbone takes it.
+      logging.info("tuning_mode=full: the checkpoint is the model; no adapter "
+                   "bundle written (--export_adapter_bundle writes one)")
 
   if FLAGS.do_eval:
     estimator = make_estimator(bert_config, task.num_labels, adapter_config,

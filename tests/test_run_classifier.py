@@ -262,6 +262,7 @@ def test_full_tuning_mode_trains_frozen_weights_too(tmp_path, tiny_bert):
   kernel = "bert/encoder/layer_0/attention/self/query/kernel"
   assert not np.array_equal(initial[kernel], final[kernel])
   assert not any("/adapters/" in name for name in final)
+  assert not os.path.exists(os.path.join(output_dir, "adapter_bundle"))
 
 
 # ---------------------------------------------------------------- bad input
