@@ -254,3 +254,48 @@ def test_serving_refuses_a_task_twice_and_a_foreign_backbone(
       config, other["init_checkpoint"], other["vocab_file"])
   with pytest.raises(ValueError, match="another backbone"):
     foreign.add_task(trained["SST-2"]["bundle"])
+
+
+def test_bundle_that_contradicts_its_settings_leaves_the_predictor_usable(
+    trained, tiny_bert, tmp_path):
+  """A bundle whose json says another adapter size is refused up front."""
+  bad = str(tmp_path / "bad_bundle")
+  shutil.copytree(trained["MRPC"]["bundle"], bad)
+  json_path = os.path.join(bad, bundles.BUNDLE_JSON)
+  with open(json_path) as f:
+    metadata = json.load(f)
+  metadata["adapter"]["size"] = 3
+  with open(json_path, "w") as f:
+    json.dump(metadata, f)
+  predictor = multitask_predictor(tiny_bert, [])
+  with pytest.raises(ValueError, match="the model it describes needs"):
+    predictor.add_task(bad)
+  # Nothing half-built stays behind: the real bundles still load and serve.
+  predictor.add_task(trained["MRPC"]["bundle"])
+  predictor.add_task(trained["SST-2"]["bundle"])
+  task = glue.get_task("SST-2")
+  examples = task.read_examples(trained["SST-2"]["data_dir"], task.dev[0])
+  assert len(predictor.predict("SST-2", examples)) == len(examples)
+
+
+def test_multitask_cli_writes_every_task_file(trained, tiny_bert, tmp_path):
+  import subprocess
+  import sys
+  from conftest import REPO_ROOT
+  output_dir = str(tmp_path / "submission")
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, "predict_multitask.py"),
+       "--bert_config_file=%s" % tiny_bert["bert_config_file"],
+       "--vocab_file=%s" % tiny_bert["vocab_file"],
+       "--init_checkpoint=%s" % tiny_bert["init_checkpoint"],
+       "--adapter_bundles=%s,%s" % (trained["SST-2"]["bundle"],
+                                    trained["MRPC"]["bundle"]),
+       "--data_dirs=%s,%s" % (trained["SST-2"]["data_dir"],
+                              trained["MRPC"]["data_dir"]),
+       "--output_dir=%s" % output_dir],
+      capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "process memory with 2 task(s)" in result.stdout
+  for (task_name, run) in trained.items():
+    assert read_lines(os.path.join(output_dir, task_name + ".tsv")) == (
+        read_lines(os.path.join(run["output_dir"], task_name + ".tsv")))
