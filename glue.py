@@ -176,6 +176,12 @@ class Task(object):
                       " ..." if len(dropped) > 10 else "")
     return kept
 
+  def label_values(self, examples):
+    """Gold labels as numbers: class ids, or scores for regression."""
+    if self.is_regression:
+      return [float(e.label) for e in examples]
+    return [self.labels.index(e.label) for e in examples]
+
   def metrics(self, predictions, labels):
     """The task's official metrics: {"eval_<name>": value}."""
     return metrics.task_metrics(self.key, predictions, labels)

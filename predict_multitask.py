@@ -317,11 +317,8 @@ def predict_split(predictor, task, split, data_dir):
   line = "task %-6s %s: %d examples in %.1f s" % (task.name, split.name,
                                                    len(examples), elapsed)
   if FLAGS.split == "dev":
-    if task.is_regression:
-      labels = [float(e.label) for e in examples]
-    else:
-      labels = [task.labels.index(e.label) for e in examples]
-    scores = task.metrics(np.array(predictions), np.array(labels))
+    scores = task.metrics(np.array(predictions),
+                          np.array(task.label_values(examples)))
     line += ", " + ", ".join("%s = %.4f" % kv for kv in sorted(scores.items()))
   elif task.has_submission:
     path = os.path.join(FLAGS.output_dir, split.name + ".tsv")

@@ -717,11 +717,7 @@ def evaluate_split(estimator, task, split, tokenizer, global_step):
                              task.path(FLAGS.data_dir, split),
                              FLAGS.eval_batch_size, label_list, tokenizer)
   predictions = np.array([o["predictions"] for o in outputs])
-  if task.is_regression:
-    labels = np.array([float(e.label) for e in examples])
-  else:
-    labels = np.array([label_list.index(e.label) for e in examples])
-  results = task.metrics(predictions, labels)
+  results = task.metrics(predictions, np.array(task.label_values(examples)))
   results["eval_loss"] = float(np.mean([o["per_example_loss"]
                                         for o in outputs]))
   results["loss"] = results["eval_loss"]
