@@ -143,7 +143,7 @@ def export_bundle(checkpoint_path, bundle_dir, tuning_mode, metadata):
   shutil.rmtree(temp_dir, ignore_errors=True)
   os.makedirs(temp_dir)
   try:
-    _write_variables(values, os.path.join(temp_dir, VARIABLES_PREFIX))
+    write_checkpoint(values, os.path.join(temp_dir, VARIABLES_PREFIX))
     with open(os.path.join(temp_dir, BUNDLE_JSON), "w") as f:
       json.dump(full_metadata, f, indent=2, sort_keys=True)
       f.write("\n")
@@ -155,25 +155,23 @@ def export_bundle(checkpoint_path, bundle_dir, tuning_mode, metadata):
           "num_parameters": full_metadata["num_parameters"]}
 
 
-def _write_variables(values, prefix):
-  """A TF checkpoint with exactly `values`, written from a scratch graph.
+def write_checkpoint(values, prefix):
+  """Writes a TF1 checkpoint holding exactly `values` ({name: numpy array}).
 
-  Values are fed through placeholders, so none is copied into the graph.
+  Values are fed through placeholders, so none is baked into the graph (whose
+  GraphDef is capped at 2 GB). convert_hf_checkpoint.py writes with this too.
   """
   with tf.Graph().as_default():
-    variables = {}
-    assignments = []
     feeds = {}
+    variables = {}
     for (name, value) in sorted(values.items()):
-      variables[name] = tf.get_variable(name, shape=value.shape,
-                                        dtype=tf.as_dtype(value.dtype),
-                                        initializer=tf.zeros_initializer())
-      placeholder = tf.placeholder(value.dtype, shape=value.shape)
-      assignments.append(variables[name].assign(placeholder))
+      placeholder = tf.placeholder(tf.as_dtype(value.dtype), shape=value.shape)
+      variables[name] = tf.Variable(placeholder, name=name, trainable=False)
       feeds[placeholder] = value
     saver = tf.train.Saver(variables)
     with tf.Session() as session:
-      session.run(assignments, feed_dict=feeds)
+      session.run(tf.variables_initializer(list(variables.values())),
+                  feed_dict=feeds)
       saver.save(session, prefix, write_meta_graph=False, write_state=False)
 
 

@@ -372,22 +372,8 @@ def _write_checkpoint(google_tensors, ckpt_prefix):
   """Writes a TF1 checkpoint holding exactly `google_tensors`."""
   # Imported here so that argument errors are reported without TensorFlow's
   # slow and noisy start-up.
-  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
-
-  with tf.Graph().as_default():
-    feeds = {}
-    var_list = {}
-    for name, value in google_tensors.items():
-      # Feeding placeholders keeps the weights out of the GraphDef (which is
-      # capped at 2GB) instead of baking them in as constants.
-      placeholder = tf.placeholder(tf.float32, shape=value.shape)
-      var_list[name] = tf.Variable(placeholder, name=name, trainable=False)
-      feeds[placeholder] = value
-    saver = tf.train.Saver(var_list=var_list)
-    with tf.Session() as sess:
-      sess.run(tf.variables_initializer(list(var_list.values())),
-               feed_dict=feeds)
-      saver.save(sess, ckpt_prefix, write_meta_graph=False, write_state=False)
+  import bundles  # pylint: disable=g-import-not-at-top
+  bundles.write_checkpoint(google_tensors, ckpt_prefix)
 
 
 def convert(hf_dir, output_dir):
