@@ -266,7 +266,7 @@ def run():
                           % (len(FLAGS.adapter_bundles), len(FLAGS.data_dirs)))
   try:
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    tokenization.load_vocab(FLAGS.vocab_file)
+    tokenization.FullTokenizer(FLAGS.vocab_file).check_special_tokens()
     predictor = MultiTaskPredictor(bert_config, FLAGS.init_checkpoint,
                                    FLAGS.vocab_file, FLAGS.predict_batch_size)
     memory_before = resident_memory_bytes()

@@ -767,6 +767,8 @@ def run(unused_argv):
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
     tokenizer = tokenization.FullTokenizer(vocab_file=FLAGS.vocab_file,
                                            do_lower_case=FLAGS.do_lower_case)
+    # [CLS]/[SEP]/[UNK] missing would otherwise fail mid-way through features.
+    tokenizer.check_special_tokens()
   except ValueError as e:
     raise InputError(str(e))
   if FLAGS.max_seq_length > bert_config.max_position_embeddings:

@@ -436,3 +436,14 @@ def test_mnli_matched_mismatched_and_diagnostic_in_one_run(tmp_path,
   for name in ("test_results.tsv", "test_results_MNLI-mm.tsv",
                "test_results_AX.tsv"):
     assert os.path.exists(os.path.join(output_dir, name)), name
+
+
+def test_vocab_without_special_tokens_is_refused(tmp_path, tiny_bert):
+  from conftest import TINY_VOCAB
+  vocab = write_file(str(tmp_path / "vocab.txt"),
+                     ["[PAD]", "[UNK]", "[UNUSED]", "[SEP]", "[MASK]"] +
+                     TINY_VOCAB[5:])  # same size, no [CLS]
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
+                              vocab_file=vocab)
+  assert_one_line_error(result, vocab, "[CLS]")
