@@ -1,6 +1,6 @@
 # coding=utf-8
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Bottleneck adapters (Houlsby et al., ICML 2019) and the rule of what trains.
+"""Bottleneck adapters (Houlsby et al., ICML 2019).
 
 An adapter maps a sub-layer output h [tokens, hidden] to
 
@@ -13,7 +13,7 @@ behaves as the pre-trained BERT. Variable names follow the 2019 adapter-bert
 release (`.../adapters/weights1`, `biases1`, `weights2`, `biases2`), so its
 checkpoints load here.
 
-Which variables train is decided in one place, `is_trained`, by variable name.
+What trains around the adapters is the tuning method's decision (tuning.py).
 """
 
 import re
@@ -30,15 +30,6 @@ _SUBLAYERS_BY_PLACEMENT = {
     "attention": ("attention",),
     "ffn": ("ffn",),
     "none": (),
-}
-
-# Tuning mode -> regular expressions; a variable trains when its name (without
-# the ":0" suffix) matches one of them. `adapters` is the Houlsby recipe:
-# adapters, every LayerNorm (embeddings' included) and the classifier head
-# (`output_weights`/`output_bias`, the names of BERT's run_classifier.py).
-TUNING_MODES = {
-    "adapters": (r"/adapters/", r"/LayerNorm/", r"^output_(weights|bias)$"),
-    "full": (r".",),
 }
 
 
@@ -131,30 +122,9 @@ def variable_name(variable_or_name):
   return re.sub(r":\d+$", "", name)
 
 
-def check_tuning_mode(tuning_mode):
-  if tuning_mode not in TUNING_MODES:
-    raise ValueError("tuning_mode must be one of %s, got %r" %
-                     (", ".join(sorted(TUNING_MODES)), tuning_mode))
-
-
-def is_trained(variable_or_name, tuning_mode):
-  """Whether a variable trains in `tuning_mode`: THE rule, by variable name.
-
-  Args:
-    variable_or_name: a tf.Variable or its name.
-    tuning_mode: "adapters" or "full".
-
-  Returns:
-    bool.
-  """
-  check_tuning_mode(tuning_mode)
-  name = variable_name(variable_or_name)
-  return any(re.search(pattern, name) for pattern in TUNING_MODES[tuning_mode])
-
-
-def trained_variables(variables, tuning_mode):
-  """The subset of `variables` that trains in `tuning_mode`, in order."""
-  return [v for v in variables if is_trained(v, tuning_mode)]
+def is_adapter_variable(variable_or_name):
+  """Whether a variable is an adapter's (under an `adapters/` scope)."""
+  return "/adapters/" in "/" + variable_name(variable_or_name)
 
 
 def count_parameters(variables):

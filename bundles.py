@@ -4,33 +4,48 @@
 
 A bundle is a folder:
 
-    adapter_bundle.json                 task, labels, max_seq_length,
-                                        do_lower_case, adapter settings,
-                                        tuning mode, backbone fingerprint
+    adapter_bundle.json                 task (and its language), labels,
+                                        max_seq_length, do_lower_case, tuning
+                                        method and adapter settings, BERT
+                                        config, backbone fingerprint
     variables.index                     a TF checkpoint holding exactly the
-    variables.data-00000-of-00001       variables the tuning mode trained
+    variables.data-00000-of-00001       variables the tuning method trained
 
-With the `adapters` tuning mode that is the adapters, every LayerNorm and the
-classifier head (2.4M parameters, ~9.7 MB for BERT-base with adapters of size
-64); no frozen weight and no optimizer state. The fingerprint is a hash of the
-frozen weights' names, shapes and values, so a bundle is never silently
+With the `adapters` tuning method that is the adapters, every LayerNorm and
+the classifier head (2.4M parameters, ~9.7 MB for BERT-base with adapters of
+size 64); no frozen weight and no optimizer state. The fingerprint is a hash of
+the frozen weights' names, shapes and values, so a bundle is never silently
 loaded onto another backbone.
+
+This module owns the metadata: `export_bundle` is the one place that writes
+it and `read_bundle` the one place that reads it; everything else asks the
+`Bundle` (`bundle.settings()`, `bundle.task()`, `bundle.tuning_method()`).
+Every file goes through `tf.io.gfile`, so bundles may live on `gs://`.
 """
 
 import hashlib
 import json
 import os
-import shutil
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-import adapters
+import errors
+import fileio
+import glue
+import tuning
 
 BUNDLE_JSON = "adapter_bundle.json"
 VARIABLES_PREFIX = "variables"
 BUNDLE_FORMAT = "adapter-bert-bundle"
-BUNDLE_VERSION = 1
+# 2 added the task's language; version 1 bundles still read.
+BUNDLE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+# Keys every readable adapter_bundle.json has.
+_REQUIRED_KEYS = ("task_name", "tuning_mode", "backbone_fingerprint",
+                  "backbone_variables", "variables", "max_seq_length",
+                  "do_lower_case")
 
 
 class Bundle(object):
@@ -56,6 +71,51 @@ class Bundle(object):
   @property
   def tuning_mode(self):
     return self.metadata["tuning_mode"]
+
+  @property
+  def language(self):
+    """The task's language (XNLI), or None."""
+    return self.metadata.get("language")
+
+  @property
+  def global_step(self):
+    return int(self.metadata.get("global_step", 0))
+
+  @property
+  def num_parameters(self):
+    return int(self.metadata.get("num_parameters", 0))
+
+  def task(self):
+    """The glue.Task it was trained for, in its language."""
+    return glue.get_task(self.task_name, language=self.language)
+
+  def tuning_method(self):
+    """The tuning.TuningMethod it was trained with, adapters included."""
+    return tuning.build(self.tuning_mode, **_adapter_settings(
+        self.metadata.get("adapter")))
+
+  def settings(self):
+    """The run settings it was trained with, by run_classifier flag name.
+
+    These are what serving it again needs; they replace the user's flags.
+    """
+    settings = {"max_seq_length": self.metadata["max_seq_length"],
+                "do_lower_case": self.metadata["do_lower_case"],
+                "tuning_mode": self.tuning_mode}
+    settings.update(_adapter_settings(self.metadata.get("adapter")))
+    if self.language is not None:
+      settings["xnli_language"] = self.language
+    return settings
+
+
+def _adapter_settings(adapter):
+  """adapter_bundle.json's "adapter" entry as tuning.build's arguments."""
+  if not adapter:
+    return {"adapter_placement": "none"}
+  return {"adapter_size": adapter["size"],
+          "adapter_activation": adapter["activation"],
+          "adapter_init_scale": adapter["init_scale"],
+          "adapter_placement": adapter["placement"]}
 
 
 def model_variable_names(reader):
@@ -87,23 +147,17 @@ def backbone_fingerprint(reader, names):
   return hasher.hexdigest()
 
 
-def directory_size(path):
-  """Bytes of every file under a folder."""
-  total = 0
-  for (root, _, files) in os.walk(path):
-    total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
-  return total
-
-
-def export_bundle(checkpoint_path, bundle_dir, tuning_mode, metadata):
+def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
+                  max_seq_length, do_lower_case):
   """Writes the bundle of a training checkpoint, atomically.
 
   Args:
     checkpoint_path: a checkpoint prefix, or a folder (its latest checkpoint).
     bundle_dir: the bundle folder to write (replaced if it exists).
-    tuning_mode: which variables trained (see `adapters.TUNING_MODES`).
-    metadata: dict of task_name, labels, max_seq_length, do_lower_case,
-      adapter (settings or None) and bert_config, stored as given.
+    method: the `tuning.TuningMethod` it was trained with.
+    task: the `glue.Task` (its language is recorded).
+    bert_config: the backbone's `modeling.BertConfig`.
+    max_seq_length, do_lower_case: the feature settings it was trained with.
 
   Returns:
     dict with the bundle's path, size in bytes and number of parameters.
@@ -114,20 +168,25 @@ def export_bundle(checkpoint_path, bundle_dir, tuning_mode, metadata):
   checkpoint_path = resolve_checkpoint(checkpoint_path)
   reader = tf.train.load_checkpoint(checkpoint_path)
   names = model_variable_names(reader)
-  trained = [n for n in names if adapters.is_trained(n, tuning_mode)]
+  trained = method.bundle_variables(names)
   frozen = [n for n in names if n not in trained]
   if not trained:
     raise ValueError("checkpoint %s holds no variable trained in tuning mode "
-                     "%r" % (checkpoint_path, tuning_mode))
+                     "%r" % (checkpoint_path, method.name))
   values = {name: reader.get_tensor(name) for name in trained}
   global_step = (int(reader.get_tensor("global_step"))
                  if reader.has_tensor("global_step") else 0)
 
-  full_metadata = dict(metadata)
-  full_metadata.update({
+  metadata = method.to_dict()
+  metadata.update({
       "format": BUNDLE_FORMAT,
       "version": BUNDLE_VERSION,
-      "tuning_mode": tuning_mode,
+      "task_name": task.name,
+      "language": task.language,
+      "labels": task.get_labels(),
+      "max_seq_length": int(max_seq_length),
+      "do_lower_case": bool(do_lower_case),
+      "bert_config": bert_config.to_dict(),
       "global_step": global_step,
       "source_checkpoint": checkpoint_path,
       "backbone_fingerprint": backbone_fingerprint(reader, frozen),
@@ -135,24 +194,11 @@ def export_bundle(checkpoint_path, bundle_dir, tuning_mode, metadata):
       "variables": {name: list(values[name].shape) for name in trained},
       "num_parameters": int(sum(v.size for v in values.values())),
   })
-
-  parent = os.path.dirname(os.path.abspath(bundle_dir))
-  os.makedirs(parent, exist_ok=True)
-  temp_dir = os.path.join(parent, ".%s.tmp-%d" % (os.path.basename(
-      os.path.abspath(bundle_dir)), os.getpid()))
-  shutil.rmtree(temp_dir, ignore_errors=True)
-  os.makedirs(temp_dir)
-  try:
+  with fileio.atomic_directory(bundle_dir) as temp_dir:
     write_checkpoint(values, os.path.join(temp_dir, VARIABLES_PREFIX))
-    with open(os.path.join(temp_dir, BUNDLE_JSON), "w") as f:
-      json.dump(full_metadata, f, indent=2, sort_keys=True)
-      f.write("\n")
-    _replace_directory(temp_dir, bundle_dir)
-  except BaseException:
-    shutil.rmtree(temp_dir, ignore_errors=True)
-    raise
-  return {"path": bundle_dir, "bytes": directory_size(bundle_dir),
-          "num_parameters": full_metadata["num_parameters"]}
+    fileio.write_json(os.path.join(temp_dir, BUNDLE_JSON), metadata)
+  return {"path": bundle_dir, "bytes": fileio.directory_size(bundle_dir),
+          "num_parameters": metadata["num_parameters"]}
 
 
 def write_checkpoint(values, prefix):
@@ -175,17 +221,6 @@ def write_checkpoint(values, prefix):
       saver.save(session, prefix, write_meta_graph=False, write_state=False)
 
 
-def _replace_directory(source, target):
-  """Moves `source` to `target`; an existing target is swapped out first."""
-  backup = None
-  if os.path.exists(target):
-    backup = target.rstrip("/") + ".old-%d" % os.getpid()
-    os.rename(target, backup)
-  os.rename(source, target)
-  if backup:
-    shutil.rmtree(backup, ignore_errors=True)
-
-
 def resolve_checkpoint(path):
   """A checkpoint prefix from a prefix or a folder holding checkpoints."""
   if tf.io.gfile.isdir(path):
@@ -199,54 +234,62 @@ def resolve_checkpoint(path):
 def read_bundle(bundle_dir):
   """Reads and checks a bundle; every problem is a one-line ValueError.
 
-  A bundle trained with tuning_mode "full" is refused: it is a whole model,
-  not something to put on a backbone.
+  A bundle of a whole-model tuning method (`full`) is refused: it is a whole
+  model, not something to put on a backbone.
   """
   json_path = os.path.join(bundle_dir, BUNDLE_JSON)
   prefix = os.path.join(bundle_dir, VARIABLES_PREFIX)
-  if not os.path.isdir(bundle_dir):
+  if not tf.io.gfile.isdir(bundle_dir):
     raise ValueError("adapter bundle %s: no such folder" % bundle_dir)
   try:
-    with open(json_path) as f:
-      metadata = json.load(f)
-  except OSError as e:
+    metadata = json.loads(fileio.read_text(json_path))
+  except (tf.errors.OpError, OSError) as e:
     raise ValueError("adapter bundle %s: cannot read %s (%s)" %
-                     (bundle_dir, BUNDLE_JSON, e.strerror or e))
+                     (bundle_dir, BUNDLE_JSON, errors.one_line(e)))
   except ValueError as e:
     raise ValueError("adapter bundle %s: %s is corrupt (%s)" %
-                     (bundle_dir, BUNDLE_JSON, e))
+                     (bundle_dir, BUNDLE_JSON, errors.one_line(e)))
   if not isinstance(metadata, dict) or metadata.get("format") != BUNDLE_FORMAT:
     raise ValueError("adapter bundle %s: %s is not an adapter-bert bundle" %
                      (bundle_dir, BUNDLE_JSON))
-  if metadata.get("version") != BUNDLE_VERSION:
-    raise ValueError("adapter bundle %s: version %r, this code reads %d" %
-                     (bundle_dir, metadata.get("version"), BUNDLE_VERSION))
-  for key in ("task_name", "tuning_mode", "backbone_fingerprint",
-              "backbone_variables", "variables", "max_seq_length",
-              "do_lower_case"):
+  if metadata.get("version") not in READABLE_VERSIONS:
+    raise ValueError("adapter bundle %s: version %r, this code reads %s" %
+                     (bundle_dir, metadata.get("version"),
+                      " and ".join(str(v) for v in READABLE_VERSIONS)))
+  for key in _REQUIRED_KEYS:
     if key not in metadata:
       raise ValueError("adapter bundle %s: %s lacks %r" %
                        (bundle_dir, BUNDLE_JSON, key))
-  if metadata["tuning_mode"] == "full":
+  try:
+    method_class = tuning.method_class(metadata["tuning_mode"])
+  except ValueError as e:
+    raise ValueError("adapter bundle %s: %s" % (bundle_dir, e))
+  if method_class.whole_model:
     raise ValueError(
-        "adapter bundle %s was trained with --tuning_mode=full: it is a whole "
+        "adapter bundle %s was trained with --tuning_mode=%s: it is a whole "
         "fine-tuned model, not adapters for a frozen backbone; use its "
         "source checkpoint %s as --init_checkpoint instead" %
-        (bundle_dir, metadata.get("source_checkpoint")))
+        (bundle_dir, method_class.name, metadata.get("source_checkpoint")))
   try:
     reader = tf.train.load_checkpoint(prefix)
     values = {name: reader.get_tensor(name) for name in metadata["variables"]}
   except (tf.errors.OpError, ValueError, IndexError) as e:
     # A truncated data file surfaces as IndexError ("Read less bytes").
     raise ValueError("adapter bundle %s: variables are missing, corrupt or "
-                     "truncated (%s)" % (bundle_dir,
-                                         " ".join(str(e).split())[:200]))
+                     "truncated (%s)" % (bundle_dir, errors.one_line(e, 200)))
   for (name, shape) in metadata["variables"].items():
     if list(values[name].shape) != list(shape):
       raise ValueError("adapter bundle %s: %s has shape %s, %s says %s" %
                        (bundle_dir, name, list(values[name].shape),
                         BUNDLE_JSON, shape))
-  return Bundle(bundle_dir, metadata, prefix, values)
+  bundle = Bundle(bundle_dir, metadata, prefix, values)
+  try:
+    bundle.task()
+    bundle.tuning_method()
+  except (errors.InputError, ValueError, KeyError, TypeError) as e:
+    raise ValueError("adapter bundle %s: bad task or adapter settings in %s "
+                     "(%s)" % (bundle_dir, BUNDLE_JSON, errors.one_line(e)))
+  return bundle
 
 
 def check_backbone(bundle, init_checkpoint, fingerprints=None):
@@ -272,7 +315,7 @@ def check_backbone(bundle, init_checkpoint, fingerprints=None):
     except (tf.errors.OpError, ValueError, IndexError) as e:
       raise ValueError("adapter bundle %s does not fit --init_checkpoint=%s: "
                        "%s" % (bundle.path, init_checkpoint,
-                               " ".join(str(e).split())[:200]))
+                               errors.one_line(e, 200)))
     if fingerprints is not None:
       fingerprints[key] = fingerprint
   if fingerprint != bundle.metadata["backbone_fingerprint"]:

@@ -17,11 +17,11 @@ import os
 from absl import logging
 import tensorflow.compat.v1 as tf
 
+import errors
+import fileio
 import metrics
 
-
-class InputError(Exception):
-  """Bad user input: the command line prints it as one line and exits 1."""
+InputError = errors.InputError
 
 
 class InputExample(object):
@@ -72,6 +72,8 @@ class Task(object):
     skip_malformed_rows: skip (and count) rows whose column count differs from
       the header's, instead of failing.
     has_submission: --do_predict also writes the GLUE server's file.
+    language: the language of the rows read, for multilingual tasks (XNLI);
+      None for the English GLUE tasks.
   """
 
   name = None
@@ -81,6 +83,7 @@ class Task(object):
   test = ()
   skip_malformed_rows = False
   has_submission = True
+  language = None
 
   @property
   def key(self):
@@ -100,9 +103,10 @@ class Task(object):
   def path(self, data_dir, split):
     """The file of a split; an absolute file_name stays as it is.
 
-    Normalised, so `MNLI/../diagnostic` works even where MNLI/ is absent.
+    Normalised, so `MNLI/../diagnostic` works even where MNLI/ is absent;
+    a `gs://` or other URL keeps its scheme.
     """
-    return os.path.normpath(os.path.join(data_dir, split.file_name))
+    return fileio.normpath(os.path.join(data_dir, split.file_name))
 
   def get_train_examples(self, data_dir):
     return self.read_examples(data_dir, self.train)
@@ -278,12 +282,18 @@ class XnliTask(Task):
 
   Trains on `multinli/multinli.train.<language>.tsv` (the machine-translated
   MNLI); dev and test are the rows of `xnli.dev.tsv` / `xnli.test.tsv` in
-  that language. Set the language with `--xnli_language`.
+  that language, given at construction (`--xnli_language`); a task object
+  never changes language, so two XNLI tasks can live in one process.
   """
   name = "XNLI"
   labels = ("contradiction", "entailment", "neutral")
   has_submission = False  # not a GLUE task
-  language = "zh"
+
+  def __init__(self, language="zh"):
+    if not language or not isinstance(language, str):
+      raise InputError("--xnli_language must be a language code such as zh, "
+                       "got %r" % (language,))
+    self.language = language
   dev = (dev_split("dev", "xnli.dev.tsv", 6, 7, 1),)
   test = (dev_split("test", "xnli.test.tsv", 6, 7, 1),)
 
@@ -311,13 +321,23 @@ TASKS = {task.key: task for task in (
     QnliTask(), RteTask(), WnliTask(), XnliTask())}
 
 
-def get_task(task_name):
-  """The Task of a name, matched case- and dash-insensitively."""
+def get_task(task_name, language=None):
+  """The Task of a name, matched case- and dash-insensitively.
+
+  Args:
+    task_name: "MRPC", "sts-b", ...
+    language: (optional) the language of a multilingual task (XNLI); ignored
+      by the English tasks. None keeps the task's default (XNLI: zh).
+  """
   key = normalize_task_name(task_name)
   if key not in TASKS:
     raise InputError("--task_name=%s: unknown task (known: %s)" %
                      (task_name, ", ".join(t.name for t in TASKS.values())))
-  return TASKS[key]
+  task = TASKS[key]
+  if language is not None and task.language is not None and (
+      language != task.language):
+    return type(task)(language)
+  return task
 
 
 def read_tsv(input_file):
@@ -334,7 +354,7 @@ def read_tsv(input_file):
     text = data.decode("utf-8-sig")  # MRPC's headers start with a BOM
   except (tf.errors.OpError, OSError) as e:
     raise InputError("%s: cannot read it (%s)" %
-                     (input_file, str(e).splitlines()[0]))
+                     (input_file, errors.one_line(e)))
   except UnicodeDecodeError as e:
     line_number = data[:e.start].count(b"\n") + 1
     raise InputError("%s:%d: not UTF-8 text" % (input_file, line_number))
@@ -365,12 +385,4 @@ def write_submission(path, task, indices, predictions):
   lines = ["index\tprediction\n"]
   for (index, prediction) in zip(indices, predictions):
     lines.append("%s\t%s\n" % (index, task.submission_value(prediction)))
-  write_atomically(path, "".join(lines))
-
-
-def write_atomically(path, text):
-  """Writes `text` to a temporary name, then renames it to `path`."""
-  temp_path = "%s.tmp-%d" % (path, os.getpid())
-  with tf.io.gfile.GFile(temp_path, "w") as writer:
-    writer.write(text)
-  tf.io.gfile.rename(temp_path, path, overwrite=True)
+  fileio.write_text(path, "".join(lines))

@@ -5,10 +5,19 @@
 The whole model reads top to bottom: embeddings, a post-LayerNorm Transformer
 encoder, and a pooler. Variable names are exactly those of Google's released
 BERT checkpoints (`bert/encoder/layer_0/attention/self/query/kernel`, ...), so
-`tf.train.init_from_checkpoint(ckpt, {"bert/": "bert/"})` loads them as they
-are. Adapters (see adapters.py) add variables under `.../adapters/`, which a
-pre-trained checkpoint does not have; they start near zero, so the model with
-adapters starts as the pre-trained one.
+they load with no renaming. Adapters (see adapters.py) add variables under
+`.../adapters/`, which a pre-trained checkpoint does not have; they start near
+zero, so the model with adapters starts as the pre-trained one.
+
+Loading a pre-trained checkpoint therefore maps only the names it holds:
+`{"bert/": "bert/"}` would ask it for the adapters too and fail.
+`classifier.checkpoint_assignment_maps` builds that map:
+
+```python
+maps = classifier.checkpoint_assignment_maps(tf.global_variables(), [ckpt])
+for (checkpoint, assignment_map) in maps:
+  tf.train.init_from_checkpoint(checkpoint, assignment_map)
+```
 """
 
 import copy
@@ -18,6 +27,8 @@ import math
 import numpy as np
 import six
 import tensorflow.compat.v1 as tf
+
+import errors
 
 
 class BertConfig(object):
@@ -85,7 +96,7 @@ class BertConfig(object):
         text = reader.read()
     except (tf.errors.OpError, OSError, UnicodeDecodeError) as e:
       raise ValueError("bert_config_file %s: cannot read it (%s)" %
-                       (json_file, _first_line(e)))
+                       (json_file, errors.one_line(e)))
     try:
       json_object = json.loads(text)
     except ValueError as e:
@@ -602,8 +613,3 @@ def assert_rank(tensor, expected_rank, name=None):
   if actual_rank not in expected:
     raise ValueError("tensor %s has rank %d, expected %s" %
                      (name, actual_rank, expected_rank))
-
-
-def _first_line(error):
-  text = str(error).strip()
-  return text.splitlines()[0] if text else type(error).__name__

@@ -2,7 +2,7 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Adam with decoupled weight decay, BERT's learning-rate schedule, and clipping.
 
-Only the variables a tuning mode trains are touched: gradients are asked for
+Only the variables a tuning method trains are touched: gradients are asked for
 those alone (so no weight-gradient matmuls are built for frozen weights), and
 Adam's two moment slots exist only for them (for BERT-base with adapters of
 size 64 that is ~5M slot scalars instead of ~220M).
@@ -53,7 +53,7 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
     num_warmup_steps: warmup steps.
     use_tpu: wrap the optimizer in `CrossShardOptimizer` (sums gradients over
       TPU cores).
-    trained_variables: the variables to update (see `adapters.trained_variables`).
+    trained_variables: the variables to update (see `tuning.TuningMethod.trained_variables`).
     weight_decay_rate: decoupled weight decay, not applied to LayerNorm/biases.
     clip_norm: gradients are clipped to this global norm.
 

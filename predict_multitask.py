@@ -31,29 +31,43 @@ import time
 
 from absl import app
 from absl import flags
-from absl import logging
 import numpy as np
 import tensorflow.compat.v1 as tf
 
 import adapters
 import bundles
+import classifier
+import errors
+import fileio
 import glue
 import modeling
-import run_classifier
 import tokenization
 
 FLAGS = flags.FLAGS
+PROGRAM = "predict_multitask.py"
 
-# --bert_config_file, --vocab_file, --init_checkpoint, --output_dir and
-# --predict_batch_size are run_classifier.py's flags.
-flags.DEFINE_list("adapter_bundles", None,
-                  "Comma-separated adapter bundle folders, one per task.")
-flags.DEFINE_list("data_dirs", None,
-                  "Comma-separated GLUE data folders, in --adapter_bundles' "
-                  "order.")
-flags.DEFINE_enum("split", "test", ["test", "dev"],
-                  "Predict the test set (GLUE server files) or the dev set "
-                  "(also printing the dev metrics).")
+
+def define_flags():
+  """This script's flags; defined only when it runs as a script, because
+  run_classifier.py defines flags of the same names and absl refuses a second
+  definition in one process (a test run imports both)."""
+  flags.DEFINE_string("bert_config_file", None,
+                      "The backbone's bert_config.json.")
+  flags.DEFINE_string("vocab_file", None, "The backbone's vocab.txt.")
+  flags.DEFINE_string("init_checkpoint", None,
+                      "The backbone checkpoint every bundle goes on.")
+  flags.DEFINE_list("adapter_bundles", None,
+                    "Comma-separated adapter bundle folders, one per task.")
+  flags.DEFINE_list("data_dirs", None,
+                    "Comma-separated GLUE data folders, in --adapter_bundles' "
+                    "order.")
+  flags.DEFINE_string("output_dir", None,
+                      "Where the GLUE server files (<TASK>.tsv) go.")
+  flags.DEFINE_enum("split", "test", ["test", "dev"],
+                    "Predict the test set (GLUE server files) or the dev set "
+                    "(also printing the dev metrics).")
+  flags.DEFINE_integer("predict_batch_size", 8,
+                       "Examples per session run.")
 
 
 def resident_memory_bytes():
@@ -116,18 +130,13 @@ class MultiTaskPredictor(object):
     """
     bundle = bundles.read_bundle(bundle_dir)
     bundles.check_backbone(bundle, self.init_checkpoint, self._fingerprints)
-    task = glue.get_task(bundle.task_name)
+    task = bundle.task()  # in the language it was trained in (XNLI)
     if task.name in self.tasks:
       raise ValueError("adapter bundle %s: task %s is loaded already" %
                        (bundle_dir, task.name))
-    metadata = bundle.metadata
-    adapter = metadata.get("adapter")
-    try:
-      adapter_config = adapters.AdapterConfig(**adapter) if adapter else None
-    except (TypeError, ValueError) as e:
-      raise ValueError("adapter bundle %s: bad adapter settings (%s)" %
-                       (bundle_dir, e))
-    max_seq_length = metadata["max_seq_length"]
+    adapter_config = bundle.tuning_method().adapter_config
+    settings = bundle.settings()
+    max_seq_length = settings["max_seq_length"]
     # Everything is checked before the shared graph is touched: a graph cannot
     # drop what a half-built task would leave in it.
     self._check_shapes(bundle, task, adapter_config, max_seq_length)
@@ -156,7 +165,7 @@ class MultiTaskPredictor(object):
         segment_ids = tf.placeholder(tf.int32, [None, max_seq_length])
         with tf.variable_scope(tf.get_variable_scope(),
                                custom_getter=shared_backbone_getter):
-          outputs = run_classifier.create_model(
+          outputs = classifier.create_model(
               self.bert_config, False, input_ids, input_mask, segment_ids,
               tf.zeros_like(input_ids[:, 0], dtype=tf.float32),
               task.num_labels, adapter_config)
@@ -169,13 +178,13 @@ class MultiTaskPredictor(object):
         "outputs": {k: outputs[k] for k in ("predictions", "probabilities")
                     if k in outputs},
         "max_seq_length": max_seq_length,
-        "do_lower_case": metadata["do_lower_case"],
+        "do_lower_case": settings["do_lower_case"],
     }
     return task.name
 
   def _check_shapes(self, bundle, task, adapter_config, max_seq_length):
     """Refuses a bundle whose variables do not fit the model it describes."""
-    expected = run_classifier.describe_model(
+    expected = classifier.describe_model(
         self.bert_config, adapter_config, task.num_labels, max_seq_length)
     if self._backbone_shapes is None:
       reader = tf.train.load_checkpoint(self.init_checkpoint)
@@ -229,7 +238,7 @@ class MultiTaskPredictor(object):
     label_list = entry["task"].get_labels()
     results = []
     for start in range(0, len(examples), self.batch_size):
-      batch = [run_classifier.convert_single_example(
+      batch = [classifier.convert_single_example(
           start + i, example, label_list, entry["max_seq_length"], tokenizer)
                for (i, example) in enumerate(
                    examples[start:start + self.batch_size])]
@@ -245,83 +254,89 @@ class MultiTaskPredictor(object):
     return sum(v.shape.num_elements() for v in self._backbone.values())
 
 
-def checkpoint_bytes(prefix):
-  """Size on disk of a checkpoint (its index and data shards)."""
-  folder = os.path.dirname(prefix) or "."
-  stem = os.path.basename(prefix)
-  return sum(os.path.getsize(os.path.join(folder, name))
-             for name in os.listdir(folder)
-             if name.startswith(stem + ".index") or
-             name.startswith(stem + ".data-"))
+def run(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
+        data_dirs, output_dir, split="test", batch_size=8):
+  """Loads every bundle on one backbone, predicts each task, prints figures.
 
+  Args:
+    adapter_bundles: bundle folders, one per task.
+    data_dirs: the tasks' data folders, in the same order.
+    output_dir: where the GLUE server files go (split "test").
+    split: "test" (write GLUE server files) or "dev" (print dev metrics).
+    batch_size: examples per session run.
 
-def run():
-  """The CLI: loads every bundle, predicts each task, prints the figures."""
-  for name in ("bert_config_file", "vocab_file", "init_checkpoint",
-               "output_dir", "adapter_bundles", "data_dirs"):
-    if not getattr(FLAGS, name):
-      raise glue.InputError("--%s is required" % name)
-  if len(FLAGS.adapter_bundles) != len(FLAGS.data_dirs):
-    raise glue.InputError("--adapter_bundles has %d entries, --data_dirs %d"
-                          % (len(FLAGS.adapter_bundles), len(FLAGS.data_dirs)))
+  Raises:
+    InputError: any user error, as one line.
+  """
+  required = {"bert_config_file": bert_config_file, "vocab_file": vocab_file,
+              "init_checkpoint": init_checkpoint,
+              "adapter_bundles": adapter_bundles, "data_dirs": data_dirs}
+  if split == "test":
+    required["output_dir"] = output_dir
+  for (name, value) in required.items():
+    if not value:
+      raise errors.InputError("--%s is required" % name)
+  if len(adapter_bundles) != len(data_dirs):
+    raise errors.InputError("--adapter_bundles has %d entries, --data_dirs %d"
+                            % (len(adapter_bundles), len(data_dirs)))
   try:
-    bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    tokenization.FullTokenizer(FLAGS.vocab_file).check_special_tokens()
-    predictor = MultiTaskPredictor(bert_config, FLAGS.init_checkpoint,
-                                   FLAGS.vocab_file, FLAGS.predict_batch_size)
+    bert_config = modeling.BertConfig.from_json_file(bert_config_file)
+    tokenization.FullTokenizer(vocab_file).check_special_tokens()
+    predictor = MultiTaskPredictor(bert_config, init_checkpoint, vocab_file,
+                                   batch_size)
     memory_before = resident_memory_bytes()
     memory = []
-    for bundle_dir in FLAGS.adapter_bundles:
+    for bundle_dir in adapter_bundles:
       predictor.add_task(bundle_dir)
       memory.append(resident_memory_bytes())
   except ValueError as e:
-    raise glue.InputError(str(e))
+    raise errors.InputError(e)
 
-  tf.io.gfile.makedirs(FLAGS.output_dir)
-  human = run_classifier.human_bytes
+  if output_dir:
+    tf.io.gfile.makedirs(output_dir)
+  human = fileio.human_bytes
   print("backbone %s: %s shared frozen parameters, %s on disk" % (
-      FLAGS.init_checkpoint, "{:,}".format(predictor.backbone_parameters()),
-      human(checkpoint_bytes(FLAGS.init_checkpoint))))
+      init_checkpoint, "{:,}".format(predictor.backbone_parameters()),
+      human(fileio.checkpoint_size(init_checkpoint))))
   print("process memory before loading: %s" % human(memory_before))
   for (i, (name, entry)) in enumerate(predictor.tasks.items()):
     bundle = entry["bundle"]
     print("task %-6s bundle %s: %s on disk, %s parameters; process memory "
           "with %d task(s): %s" % (
-              name, bundle.path, human(bundles.directory_size(bundle.path)),
-              "{:,}".format(bundle.metadata["num_parameters"]), i + 1,
-              human(memory[i])))
+              name, bundle.path, human(fileio.directory_size(bundle.path)),
+              "{:,}".format(bundle.num_parameters), i + 1, human(memory[i])))
   if len(memory) > 1:
     print("memory added per task after the first: %s on average" %
           human((memory[-1] - memory[0]) / (len(memory) - 1)))
 
-  for (name, data_dir) in zip(predictor.tasks, FLAGS.data_dirs):
+  for (name, data_dir) in zip(predictor.tasks, data_dirs):
     task = predictor.tasks[name]["task"]
-    for split in present_splits(task, data_dir):
-      predict_split(predictor, task, split, data_dir)
+    for task_split in present_splits(task, data_dir, split):
+      predict_split(predictor, task, task_split, data_dir, split, output_dir)
 
 
-def present_splits(task, data_dir):
-  """The task's --split sets: the first one always, later ones if present."""
-  splits = task.test if FLAGS.split == "test" else task.dev
+def present_splits(task, data_dir, split):
+  """The task's `split` sets: the first one always, later ones if present."""
+  splits = task.test if split == "test" else task.dev
   return [splits[0]] + [s for s in splits[1:] if
                         tf.io.gfile.exists(task.path(data_dir, s))]
 
 
-def predict_split(predictor, task, split, data_dir):
+def predict_split(predictor, task, task_split, data_dir, split, output_dir):
   """Predicts one split; prints its dev metrics or writes its GLUE file."""
-  examples = task.read_examples(data_dir, split)
+  examples = task.read_examples(data_dir, task_split)
   start = time.time()
   outputs = predictor.predict(task.name, examples)
   elapsed = time.time() - start
   predictions = [o["predictions"] for o in outputs]
-  line = "task %-6s %s: %d examples in %.1f s" % (task.name, split.name,
+  line = "task %-6s %s: %d examples in %.1f s" % (task.name, task_split.name,
                                                    len(examples), elapsed)
-  if FLAGS.split == "dev":
+  if split == "dev":
     scores = task.metrics(np.array(predictions),
                           np.array(task.label_values(examples)))
     line += ", " + ", ".join("%s = %.4f" % kv for kv in sorted(scores.items()))
   elif task.has_submission:
-    path = os.path.join(FLAGS.output_dir, split.name + ".tsv")
+    path = os.path.join(output_dir, task_split.name + ".tsv")
     glue.write_submission(path, task, [e.index for e in examples],
                           predictions)
     line += ", wrote %s" % path
@@ -331,11 +346,13 @@ def predict_split(predictor, task, split, data_dir):
 def main(argv):
   del argv
   try:
-    run()
-  except glue.InputError as e:
-    sys.stderr.write("predict_multitask.py: error: %s\n" % e)
-    sys.exit(1)
+    run(FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint,
+        FLAGS.adapter_bundles, FLAGS.data_dirs, FLAGS.output_dir, FLAGS.split,
+        FLAGS.predict_batch_size)
+  except errors.InputError as e:
+    errors.exit_with(PROGRAM, e)
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -1,6 +1,11 @@
-"""Shared test fixtures: where the real assets live, and skipping `real` tests without them."""
+"""Shared test helpers: the tiny model, one command-line runner, one session
+helper, small tasks in GLUE's formats, and where the real assets live."""
 
+import json
 import os
+import random
+import re
+import subprocess
 import sys
 
 import pytest
@@ -78,8 +83,6 @@ def write_tiny_bert(output_dir, seed=0, **config_overrides):
   Returns:
     dict with bert_config_file, vocab_file, init_checkpoint.
   """
-  import json
-
   import tensorflow.compat.v1 as tf
 
   import modeling
@@ -112,3 +115,204 @@ def write_tiny_bert(output_dir, seed=0, **config_overrides):
 def tiny_bert(tmp_path_factory):
   """A random tiny BERT checkpoint, written once per test session."""
   return write_tiny_bert(str(tmp_path_factory.mktemp("tiny_bert")))
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def new_session(graph=None):
+  """A tf.Session on one thread each way: repeatable sums, no oversubscription."""
+  import tensorflow.compat.v1 as tf
+  return tf.Session(graph=graph, config=tf.ConfigProto(
+      intra_op_parallelism_threads=1, inter_op_parallelism_threads=1))
+
+
+def checkpoint_values(path):
+  """{name: numpy value} of every tensor in a checkpoint."""
+  import tensorflow.compat.v1 as tf
+  reader = tf.train.load_checkpoint(path)
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()}
+
+
+# ---------------------------------------------------------------- command lines
+
+
+def run_cli(script, *args, **flags):
+  """Runs one of the project's scripts in a subprocess.
+
+  Args:
+    script: file name in the repository ("run_classifier.py").
+    *args: raw arguments, passed first.
+    **flags: `--name=value` flags; a value of None leaves the flag out.
+
+  Returns:
+    subprocess.CompletedProcess with text stdout and stderr.
+  """
+  command = [sys.executable, os.path.join(REPO_ROOT, script)] + list(args)
+  for (name, value) in flags.items():
+    if value is not None:
+      command.append("--%s=%s" % (name, value))
+  return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT,
+                        timeout=600)
+
+
+def assert_one_line_error(result, *fragments, program="run_classifier.py"):
+  """A failed run: non-zero exit, one `<program>: error:` line naming things."""
+  assert result.returncode != 0, result.stderr[-2000:]
+  error_lines = [l for l in result.stderr.splitlines()
+                 if l.startswith("%s: error:" % program)]
+  assert len(error_lines) == 1, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  for fragment in fragments:
+    assert fragment in error_lines[0], error_lines[0]
+
+
+def assert_input_error(function, *fragments):
+  """Calls `function()` in-process: it must raise a one-line InputError
+  naming every fragment. Returns the message."""
+  import errors
+  with pytest.raises(errors.InputError) as excinfo:
+    function()
+  message = str(excinfo.value)
+  assert message and "\n" not in message, repr(message)
+  for fragment in fragments:
+    assert fragment in message, message
+  return message
+
+
+def tiny_job_flags(tiny_bert, data_dir, output_dir, **overrides):
+  """run_classifier.py's flags for a quick job on the tiny model (a dict)."""
+  args = {
+      "task_name": "SST-2",
+      "data_dir": data_dir,
+      "output_dir": output_dir,
+      "vocab_file": tiny_bert["vocab_file"],
+      "bert_config_file": tiny_bert["bert_config_file"],
+      "init_checkpoint": tiny_bert["init_checkpoint"],
+      "max_seq_length": 16,
+      "train_batch_size": 8,
+      "eval_batch_size": 8,
+      "predict_batch_size": 8,
+      "learning_rate": 1e-2,
+      "num_train_epochs": 1.0,
+      "adapter_size": 8,
+      "do_train": True,
+      "do_eval": True,
+      "do_predict": False,
+  }
+  args.update(overrides)
+  return args
+
+
+def run_classifier_cli(tiny_bert, data_dir, output_dir, **flags):
+  """Runs run_classifier.py in a subprocess with tiny-model defaults."""
+  return run_cli("run_classifier.py",
+                 **tiny_job_flags(tiny_bert, data_dir, output_dir, **flags))
+
+
+def run_classifier_in_process(tiny_bert, data_dir, output_dir, **settings):
+  """classifier.run with tiny-model defaults, in this process.
+
+  The settings given here count as explicit (as flags on a command line).
+  """
+  import classifier
+  values = {k: v for (k, v) in tiny_job_flags(
+      tiny_bert, data_dir, output_dir, **settings).items() if v is not None}
+  return classifier.run(classifier.Settings(**values),
+                        explicit=frozenset(settings))
+
+
+def read_eval_results(output_dir, name="eval_results.txt"):
+  """eval_results.txt as {key: float}, checking BERT's `key = value` format."""
+  import tensorflow.compat.v1 as tf
+  results = {}
+  with tf.io.gfile.GFile(os.path.join(output_dir, name)) as f:
+    for line in f:
+      match = re.match(r"^(\w+) = (-?[0-9.e+-]+)\n$", line)
+      assert match, "bad line in %s: %r" % (name, line)
+      results[match.group(1)] = float(match.group(2))
+  return results
+
+
+# ---------------------------------------------------------------- tiny tasks
+
+
+POSITIVE = "good great fun lovely moving liked loved".split()
+NEGATIVE = "bad awful boring dull hated".split()
+
+
+def write_file(path, lines):
+  """Writes lines (each + newline) as UTF-8, on any TF file system."""
+  import tensorflow.compat.v1 as tf
+  folder = os.path.dirname(path)
+  if folder:
+    tf.io.gfile.makedirs(folder)
+  with tf.io.gfile.GFile(path, "w") as f:
+    f.write("".join(line + "\n" for line in lines))
+  return path
+
+
+def sentiment_rows(count, seed):
+  """`the movie was <word> .` rows whose label is the word's sentiment."""
+  rng = random.Random(seed)
+  rows = []
+  for _ in range(count):
+    label = rng.randint(0, 1)
+    word = rng.choice(POSITIVE if label else NEGATIVE)
+    rows.append(("the movie was %s ." % word, str(label)))
+  return rows
+
+
+def write_sst2_task(data_dir, num_train=64, num_dev=13, num_test=7):
+  """A small task in SST-2's GLUE format."""
+  write_file(os.path.join(data_dir, "train.tsv"),
+             ["sentence\tlabel"] + ["\t".join(r) for r in
+                                    sentiment_rows(num_train, 1)])
+  write_file(os.path.join(data_dir, "dev.tsv"),
+             ["sentence\tlabel"] + ["\t".join(r) for r in
+                                    sentiment_rows(num_dev, 2)])
+  write_file(os.path.join(data_dir, "test.tsv"),
+             ["index\tsentence"] + ["%d\t%s" % (i, r[0]) for (i, r) in
+                                    enumerate(sentiment_rows(num_test, 3))])
+  return data_dir
+
+
+def write_mrpc_task(data_dir, num_train=40, num_dev=9, num_test=5):
+  """A small task in MRPC's GLUE format (BOM-prefixed header, as the real one)."""
+  def pair_rows(count, seed):
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+      label = rng.randint(0, 1)
+      second = "the film was good ." if label else "the plot was dull ."
+      rows.append((str(label), str(1000 + i), str(2000 + i),
+                   "the movie was good .", second))
+    return rows
+
+  header = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"
+  write_file(os.path.join(data_dir, "train.tsv"),
+             [header] + ["\t".join(r) for r in pair_rows(num_train, 1)])
+  write_file(os.path.join(data_dir, "dev.tsv"),
+             [header] + ["\t".join(r) for r in pair_rows(num_dev, 2)])
+  write_file(os.path.join(data_dir, "test.tsv"),
+             ["index\t#1 ID\t#2 ID\t#1 String\t#2 String"] +
+             ["%d\t%s" % (i, "\t".join(r[1:])) for (i, r) in
+              enumerate(pair_rows(num_test, 3))])
+  return data_dir
+
+
+def tiny_classifier_variables(adapter_config, num_labels=3):
+  """Trainable variables of the tiny model with adapter_config + the head."""
+  import tensorflow.compat.v1 as tf
+
+  import modeling
+  with tf.Graph().as_default():
+    model = modeling.BertModel(
+        modeling.BertConfig.from_dict(tiny_bert_config_dict()), True,
+        tf.zeros([2, 8], tf.int32), adapter_config=adapter_config)
+    hidden = model.get_pooled_output().shape[-1]
+    tf.get_variable("output_weights", [num_labels, hidden])
+    tf.get_variable("output_bias", [num_labels],
+                    initializer=tf.zeros_initializer())
+    return tf.trainable_variables()

@@ -1,7 +1,7 @@
 # coding=utf-8
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Tests of adapters.py: the adapter's math and init, the tuning-mode rule,
-AdapterConfig validation and parameter counts."""
+"""Tests of adapters.py: the adapter's math and init, AdapterConfig
+validation and parameter counts. (What trains: test_tuning.py.)"""
 
 import math
 
@@ -9,18 +9,15 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from conftest import new_session
 from conftest import tiny_bert_config_dict
+from conftest import tiny_classifier_variables
 import adapters
 import modeling
 
 HIDDEN = 32
 LAYERS = 2
 NUM_LABELS = 3
-
-
-def _session():
-  return tf.Session(config=tf.ConfigProto(intra_op_parallelism_threads=1,
-                                          inter_op_parallelism_threads=1))
 
 
 # ---------------------------------------------------------------------------
@@ -49,7 +46,7 @@ def _run_adapter(x, size, activation, weights=None, init_scale=1e-3, seed=0):
     output = adapters.feedforward_adapter(
         inputs, size, modeling.get_activation(activation), init_scale)
     variables = {adapters.variable_name(v): v for v in tf.global_variables()}
-    with _session() as session:
+    with new_session() as session:
       session.run(tf.global_variables_initializer())
       for name, value in (weights or {}).items():
         variables["adapters/" + name].load(value, session)
@@ -111,132 +108,6 @@ def test_adapter_init_scale_zero_gives_zero_weights():
   np.testing.assert_array_equal(output, x)
 
 
-# ---------------------------------------------------------------------------
-# The tuning-mode rule.
-# ---------------------------------------------------------------------------
-
-
-def _classifier_variables(adapter_config):
-  """Trainable variables of the tiny model + run_classifier.py's head."""
-  with tf.Graph().as_default():
-    model = modeling.BertModel(
-        modeling.BertConfig.from_dict(tiny_bert_config_dict()), True,
-        tf.zeros([2, 8], tf.int32), adapter_config=adapter_config)
-    hidden = model.get_pooled_output().shape[-1]
-    tf.get_variable("output_weights", [NUM_LABELS, hidden])
-    tf.get_variable("output_bias", [NUM_LABELS],
-                    initializer=tf.zeros_initializer())
-    return tf.trainable_variables()
-
-
-def _layer_norms():
-  names = ["bert/embeddings/LayerNorm/beta", "bert/embeddings/LayerNorm/gamma"]
-  for n in range(LAYERS):
-    for scope in ("attention/output", "output"):
-      for p in ("beta", "gamma"):
-        names.append("bert/encoder/layer_%d/%s/LayerNorm/%s" % (n, scope, p))
-  return names
-
-
-def _adapter_variables(scopes=("attention/output", "output")):
-  names = []
-  for n in range(LAYERS):
-    for scope in scopes:
-      for p in ("weights1", "biases1", "weights2", "biases2"):
-        names.append("bert/encoder/layer_%d/%s/adapters/%s" % (n, scope, p))
-  return names
-
-
-HEAD = ["output_weights", "output_bias"]
-
-
-def _names(variables):
-  return [adapters.variable_name(v) for v in variables]
-
-
-def test_adapters_mode_trains_exactly_adapters_layer_norms_and_head():
-  variables = _classifier_variables(adapters.AdapterConfig(size=8))
-  trained = _names(adapters.trained_variables(variables, "adapters"))
-  assert len(trained) == len(set(trained))
-  expected = set(_adapter_variables() + _layer_norms() + HEAD)
-  assert len(expected) == 16 + 10 + 2
-  assert sorted(trained) == sorted(expected)
-  frozen = set(_names(variables)) - set(trained)
-  # Spelled out: none of these train.
-  for name in ("bert/embeddings/word_embeddings",
-               "bert/embeddings/position_embeddings",
-               "bert/embeddings/token_type_embeddings",
-               "bert/pooler/dense/kernel", "bert/pooler/dense/bias",
-               "bert/encoder/layer_0/attention/self/query/kernel",
-               "bert/encoder/layer_1/attention/output/dense/bias",
-               "bert/encoder/layer_1/intermediate/dense/kernel",
-               "bert/encoder/layer_1/output/dense/kernel"):
-    assert name in frozen
-  # The order of the input is kept.
-  assert trained == [n for n in _names(variables) if n in expected]
-
-
-def test_full_mode_trains_everything():
-  variables = _classifier_variables(adapters.AdapterConfig(size=8))
-  assert adapters.trained_variables(variables, "full") == variables
-  assert len(variables) == 5 + LAYERS * (16 + 8) + 2 + 2
-
-
-def test_adapters_mode_without_adapters_trains_layer_norms_and_head():
-  variables = _classifier_variables(None)
-  trained = _names(adapters.trained_variables(variables, "adapters"))
-  assert sorted(trained) == sorted(_layer_norms() + HEAD)
-
-
-@pytest.mark.parametrize("placement,scopes", [
-    ("attention", ("attention/output",)),
-    ("ffn", ("output",)),
-    ("none", ()),
-])
-def test_adapters_mode_follows_placement(placement, scopes):
-  variables = _classifier_variables(
-      adapters.AdapterConfig(size=8, placement=placement))
-  trained = _names(adapters.trained_variables(variables, "adapters"))
-  assert sorted(trained) == sorted(_adapter_variables(scopes) + _layer_norms()
-                                   + HEAD)
-
-
-def test_unknown_tuning_mode_raises():
-  variables = _classifier_variables(None)
-  with pytest.raises(ValueError, match="tuning_mode"):
-    adapters.is_trained(variables[0], "adapter")
-  with pytest.raises(ValueError, match="tuning_mode"):
-    adapters.trained_variables(variables, "bias_only")
-
-
-def test_names_with_and_without_suffix_agree():
-  variables = _classifier_variables(adapters.AdapterConfig(size=8))
-  for mode in ("adapters", "full"):
-    for v in variables:
-      assert v.name.endswith(":0")
-      by_variable = adapters.is_trained(v, mode)
-      assert adapters.is_trained(v.name, mode) == by_variable
-      assert adapters.is_trained(v.name[:-2], mode) == by_variable
-  assert adapters.is_trained("output_bias:0", "adapters")
-  assert not adapters.is_trained("bert/pooler/dense/bias:0", "adapters")
-
-
-@pytest.mark.parametrize("name,trained", [
-    ("output_weights", True),
-    ("output_bias", True),
-    ("bert/encoder/layer_3/output/adapters/weights2", True),
-    ("bert/embeddings/LayerNorm/gamma", True),
-    # Near misses of the head's names stay frozen.
-    ("cls/predictions/output_bias", False),
-    ("output_weights_extra", False),
-    ("bert/encoder/layer_3/output/dense/bias", False),
-    ("bert/embeddings/word_embeddings", False),
-])
-def test_is_trained_by_name(name, trained):
-  assert adapters.is_trained(name, "adapters") == trained
-  assert adapters.is_trained(name, "full")
-
-
 def test_variable_name():
   assert adapters.variable_name("bert/x/kernel:0") == "bert/x/kernel"
   assert adapters.variable_name("bert/x/kernel:12") == "bert/x/kernel"
@@ -295,7 +166,7 @@ def test_adapter_config_adapts(placement, attention, ffn):
 
 @pytest.mark.parametrize("size", [8, 64])
 def test_count_parameters_of_adapters(size):
-  variables = _classifier_variables(adapters.AdapterConfig(size=size))
+  variables = tiny_classifier_variables(adapters.AdapterConfig(size=size))
   adapter_variables = [v for v in variables if "/adapters/" in v.name]
   h, m = HIDDEN, size
   assert adapters.count_parameters(adapter_variables) == (
@@ -303,7 +174,7 @@ def test_count_parameters_of_adapters(size):
 
 
 def test_count_parameters_of_bert_and_head():
-  variables = _classifier_variables(None)
+  variables = tiny_classifier_variables(None)
   config = tiny_bert_config_dict()
   h, i = config["hidden_size"], config["intermediate_size"]
   embeddings = (config["vocab_size"] + config["type_vocab_size"] +

@@ -8,18 +8,22 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from conftest import assert_input_error
+from conftest import checkpoint_values
+from conftest import read_eval_results
+from conftest import run_classifier_cli
+from conftest import run_classifier_in_process
+from conftest import run_cli
+from conftest import write_mrpc_task
+from conftest import write_sst2_task
 from conftest import write_tiny_bert
-from test_run_classifier import assert_one_line_error
-from test_run_classifier import checkpoint_values
-from test_run_classifier import read_eval_results
-from test_run_classifier import run_classifier_cli
-from test_run_classifier import write_mrpc_task
-from test_run_classifier import write_sst2_task
-import adapters
 import bundles
 import glue
 import modeling
 import predict_multitask
+import tuning
+
+ADAPTERS = tuning.build("adapters", adapter_size=8)
 
 
 def read_bundle_values(bundle_dir):
@@ -55,7 +59,7 @@ def test_bundle_holds_exactly_the_trained_variables(trained):
   final = checkpoint_values(tf.train.latest_checkpoint(run["output_dir"]))
   expected = {name: value for (name, value) in final.items()
               if "adam" not in name and name != "global_step" and
-              adapters.is_trained(name, "adapters")}
+              ADAPTERS.trains(name)}
   in_bundle = read_bundle_values(run["bundle"])
   assert sorted(in_bundle) == sorted(expected)
   assert any("/adapters/" in n for n in in_bundle)
@@ -83,7 +87,7 @@ def test_fingerprint_covers_every_frozen_weight(trained, tiny_bert):
   with open(os.path.join(trained["SST-2"]["bundle"], bundles.BUNDLE_JSON)) as f:
     metadata = json.load(f)
   initial = checkpoint_values(tiny_bert["init_checkpoint"])
-  frozen = sorted(n for n in initial if not adapters.is_trained(n, "adapters"))
+  frozen = sorted(n for n in initial if not ADAPTERS.trains(n))
   assert sorted(metadata["backbone_variables"]) == frozen
   reader = tf.train.load_checkpoint(tiny_bert["init_checkpoint"])
   assert bundles.backbone_fingerprint(reader, frozen) == (
@@ -123,18 +127,20 @@ def test_bundle_settings_replace_flags(trained, tiny_bert, tmp_path):
 def test_bundle_on_another_backbone_is_refused(trained, tmp_path):
   other = write_tiny_bert(str(tmp_path / "other"), seed=7)  # same shapes
   run = trained["SST-2"]
-  result = run_classifier_cli(other, run["data_dir"], str(tmp_path / "out"),
-                              do_train=False, adapter_bundle=run["bundle"])
-  assert_one_line_error(result, "trained on another backbone",
-                        other["init_checkpoint"])
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          other, run["data_dir"], str(tmp_path / "out"), do_train=False,
+          adapter_bundle=run["bundle"]),
+      "trained on another backbone", other["init_checkpoint"])
 
 
 def test_bundle_for_another_task_is_refused(trained, tiny_bert, tmp_path):
   run = trained["SST-2"]
-  result = run_classifier_cli(tiny_bert, trained["MRPC"]["data_dir"],
-                              str(tmp_path / "out"), task_name="MRPC",
-                              do_train=False, adapter_bundle=run["bundle"])
-  assert_one_line_error(result, "was trained for SST-2")
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, trained["MRPC"]["data_dir"], str(tmp_path / "out"),
+          task_name="MRPC", do_train=False, adapter_bundle=run["bundle"]),
+      "was trained for SST-2")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "corrupt_json", "no_json",
@@ -157,10 +163,11 @@ def test_damaged_bundle_is_a_one_line_error(trained, tiny_bert, tmp_path,
     os.remove(os.path.join(bundle, "variables.index"))
   else:
     shutil.rmtree(bundle)
-  result = run_classifier_cli(tiny_bert, run["data_dir"],
-                              str(tmp_path / "out"), do_train=False,
-                              adapter_bundle=bundle)
-  assert_one_line_error(result, bundle)
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, run["data_dir"], str(tmp_path / "out"), do_train=False,
+          adapter_bundle=bundle),
+      bundle)
 
 
 def test_full_mode_bundle_is_refused(trained, tiny_bert, tmp_path):
@@ -177,10 +184,11 @@ def test_full_mode_bundle_is_refused(trained, tiny_bert, tmp_path):
   assert metadata["tuning_mode"] == "full"
   assert "bert/encoder/layer_0/attention/self/query/kernel" in (
       metadata["variables"])
-  result = run_classifier_cli(tiny_bert, run["data_dir"],
-                              str(tmp_path / "out"), do_train=False,
-                              adapter_bundle=bundle)
-  assert_one_line_error(result, "--tuning_mode=full", "whole fine-tuned model")
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, run["data_dir"], str(tmp_path / "out"), do_train=False,
+          adapter_bundle=bundle),
+      "--tuning_mode=full", "whole fine-tuned model")
 
 
 def test_export_from_checkpoint_matches_the_training_export(
@@ -279,21 +287,17 @@ def test_bundle_that_contradicts_its_settings_leaves_the_predictor_usable(
 
 
 def test_multitask_cli_writes_every_task_file(trained, tiny_bert, tmp_path):
-  import subprocess
-  import sys
-  from conftest import REPO_ROOT
   output_dir = str(tmp_path / "submission")
-  result = subprocess.run(
-      [sys.executable, os.path.join(REPO_ROOT, "predict_multitask.py"),
-       "--bert_config_file=%s" % tiny_bert["bert_config_file"],
-       "--vocab_file=%s" % tiny_bert["vocab_file"],
-       "--init_checkpoint=%s" % tiny_bert["init_checkpoint"],
-       "--adapter_bundles=%s,%s" % (trained["SST-2"]["bundle"],
-                                    trained["MRPC"]["bundle"]),
-       "--data_dirs=%s,%s" % (trained["SST-2"]["data_dir"],
-                              trained["MRPC"]["data_dir"]),
-       "--output_dir=%s" % output_dir],
-      capture_output=True, text=True, timeout=600)
+  result = run_cli(
+      "predict_multitask.py",
+      bert_config_file=tiny_bert["bert_config_file"],
+      vocab_file=tiny_bert["vocab_file"],
+      init_checkpoint=tiny_bert["init_checkpoint"],
+      adapter_bundles="%s,%s" % (trained["SST-2"]["bundle"],
+                                 trained["MRPC"]["bundle"]),
+      data_dirs="%s,%s" % (trained["SST-2"]["data_dir"],
+                           trained["MRPC"]["data_dir"]),
+      output_dir=output_dir)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "process memory with 2 task(s)" in result.stdout
   for (task_name, run) in trained.items():

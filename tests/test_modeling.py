@@ -13,12 +13,12 @@ same per-variable mapping.
 
 import json
 import math
-import os
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from conftest import new_session
 from conftest import tiny_bert_config_dict
 import adapters
 import modeling
@@ -38,11 +38,6 @@ INPUT_IDS[:, 0] = 2  # [CLS]
 INPUT_MASK = np.ones([2, SEQ], np.int32)
 INPUT_MASK[1, 5:] = 0
 INPUT_IDS[1, 5:] = 0
-
-
-def _session():
-  return tf.Session(config=tf.ConfigProto(intra_op_parallelism_threads=1,
-                                          inter_op_parallelism_threads=1))
 
 
 def _restore_map(init_checkpoint):
@@ -93,7 +88,7 @@ def _run_bert(init_checkpoint=None, adapter_config=None, is_training=False,
                "layers": model.get_all_encoder_layers()}
     if extra_fetches:
       fetches.update(extra_fetches(graph, model))
-    with _session() as session:
+    with new_session() as session:
       session.run(tf.global_variables_initializer())
       if setup:
         setup(session, graph)
@@ -149,7 +144,7 @@ def test_dynamic_batch(tiny_bert):
         _restore_map(tiny_bert["init_checkpoint"]))
     assert model.get_sequence_output().shape.as_list() == [None, SEQ, HIDDEN]
     assert model.get_pooled_output().shape.as_list() == [None, HIDDEN]
-    with _session() as session:
+    with new_session() as session:
       session.run(tf.global_variables_initializer())
       outputs = {}
       for batch in (3, 1):
@@ -492,7 +487,7 @@ POINTS = np.array([-3.0, -1.5, -0.5, 0.0, 0.3, 1.0, 2.5], np.float32)
 
 
 def _evaluate(fn, x):
-  with tf.Graph().as_default(), _session() as session:
+  with tf.Graph().as_default(), new_session() as session:
     return session.run(fn(tf.constant(x)))
 
 

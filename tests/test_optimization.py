@@ -10,19 +10,15 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from conftest import new_session
 from conftest import tiny_bert_config_dict
 import adapters
 import modeling
 import optimization
+import tuning
 
 NUM_LABELS = 3
 BATCH, SEQ = 4, 8
-
-
-def _session(graph=None):
-  return tf.Session(graph=graph,
-                    config=tf.ConfigProto(intra_op_parallelism_threads=1,
-                                          inter_op_parallelism_threads=1))
 
 
 # ---------------------------------------------------------------------------
@@ -35,7 +31,7 @@ def _schedule(steps, **kwargs):
     step = tf.placeholder(tf.int64, [])
     rate = optimization.learning_rate_schedule(step, **kwargs)
     assert rate.dtype == tf.float32
-    with _session() as session:
+    with new_session() as session:
       return [session.run(rate, {step: s}) for s in steps]
 
 
@@ -121,7 +117,8 @@ def _build_classifier(init_checkpoint, tuning_mode, adapter_config="default",
       {n: n for n in (adapters.variable_name(v) for v in tf.global_variables())
        if n in in_checkpoint})
   all_trainable = tf.trainable_variables()
-  trained = adapters.trained_variables(all_trainable, tuning_mode)
+  trained = tuning.METHODS[tuning_mode](adapter_config).trained_variables(
+      all_trainable)
   train_op = optimization.create_optimizer(loss, learning_rate, 10,
                                            num_warmup_steps, False, trained)
   return types.SimpleNamespace(
@@ -139,7 +136,7 @@ def test_one_step_updates_trained_and_only_trained(tiny_bert, tuning_mode):
       assert net.frozen and len(net.trained) == 16 + 10 + 2
     else:
       assert not net.frozen
-    with _session() as session:
+    with new_session() as session:
       session.run(tf.global_variables_initializer())
       before = session.run(net.all_trainable)
       step_before = session.run(net.global_step)
@@ -157,7 +154,7 @@ def test_one_step_updates_trained_and_only_trained(tiny_bert, tuning_mode):
 def test_global_step_counts_runs(tiny_bert):
   with tf.Graph().as_default():
     net = _build_classifier(tiny_bert["init_checkpoint"], "adapters")
-    with _session() as session:
+    with new_session() as session:
       session.run(tf.global_variables_initializer())
       for expected in (1, 2, 3):
         session.run(net.train_op)
@@ -240,7 +237,7 @@ def _executed_gradient_matmuls(graph, train_op):
   kernels too; what matters is that they are not run.
   """
   metadata = tf.RunMetadata()
-  with _session(graph) as session:
+  with new_session(graph) as session:
     session.run(tf.global_variables_initializer())
     session.run(train_op,
                 options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE),
@@ -304,7 +301,7 @@ def test_gradients_are_clipped_to_global_norm_one(tiny_bert, monkeypatch,
                             loss_scale=loss_scale)
     (applied,) = spy.applied
     raw = tf.gradients(net.loss, net.trained)
-    with _session() as session:
+    with new_session() as session:
       session.run(tf.global_variables_initializer())
       given, raw = session.run([[g for (g, _) in applied], raw])
   raw_norm = np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in raw))
@@ -367,7 +364,7 @@ def test_adamw_matches_numpy_for_two_steps():
              if "/adam_" in v.name}
     assert sorted(slots) == sorted(
         [n + "/adam_m" for n in DECAY] + [n + "/adam_v" for n in DECAY])
-    with _session() as session:
+    with new_session() as session:
       session.run(tf.global_variables_initializer())
       results = []
       for _ in range(2):

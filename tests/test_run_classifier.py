@@ -1,7 +1,7 @@
-"""run_classifier.py: features, the cache key, end-to-end runs, errors."""
+"""run_classifier.py and the classifier library: features, the cache key,
+end-to-end runs, errors."""
 
 import os
-import random
 import re
 import subprocess
 import sys
@@ -11,130 +11,22 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import REPO_ROOT
+from conftest import assert_input_error
+from conftest import assert_one_line_error
+from conftest import checkpoint_values
+from conftest import read_eval_results
+from conftest import run_classifier_cli
+from conftest import run_classifier_in_process
+from conftest import write_file
+from conftest import write_mrpc_task
+from conftest import write_sst2_task
 from conftest import write_tiny_bert
-import adapters
 import glue
 import run_classifier
 import tokenization
+import tuning
 
-POSITIVE = "good great fun lovely moving liked loved".split()
-NEGATIVE = "bad awful boring dull hated".split()
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def write_file(path, lines):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w", encoding="utf-8") as f:
-    f.write("".join(line + "\n" for line in lines))
-  return path
-
-
-def sentiment_rows(count, seed):
-  """`the movie was <word> .` rows whose label is the word's sentiment."""
-  rng = random.Random(seed)
-  rows = []
-  for _ in range(count):
-    label = rng.randint(0, 1)
-    word = rng.choice(POSITIVE if label else NEGATIVE)
-    rows.append(("the movie was %s ." % word, str(label)))
-  return rows
-
-
-def write_sst2_task(data_dir, num_train=64, num_dev=13, num_test=7):
-  """A small task in SST-2's GLUE format."""
-  write_file(os.path.join(data_dir, "train.tsv"),
-             ["sentence\tlabel"] + ["\t".join(r) for r in
-                                    sentiment_rows(num_train, 1)])
-  write_file(os.path.join(data_dir, "dev.tsv"),
-             ["sentence\tlabel"] + ["\t".join(r) for r in
-                                    sentiment_rows(num_dev, 2)])
-  write_file(os.path.join(data_dir, "test.tsv"),
-             ["index\tsentence"] + ["%d\t%s" % (i, r[0]) for (i, r) in
-                                    enumerate(sentiment_rows(num_test, 3))])
-  return data_dir
-
-
-def write_mrpc_task(data_dir, num_train=40, num_dev=9, num_test=5):
-  """A small task in MRPC's GLUE format (BOM-prefixed header, as the real one)."""
-  def pair_rows(count, seed):
-    rng = random.Random(seed)
-    rows = []
-    for i in range(count):
-      label = rng.randint(0, 1)
-      second = "the film was good ." if label else "the plot was dull ."
-      rows.append((str(label), str(1000 + i), str(2000 + i),
-                   "the movie was good .", second))
-    return rows
-
-  header = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"
-  write_file(os.path.join(data_dir, "train.tsv"),
-             [header] + ["\t".join(r) for r in pair_rows(num_train, 1)])
-  write_file(os.path.join(data_dir, "dev.tsv"),
-             [header] + ["\t".join(r) for r in pair_rows(num_dev, 2)])
-  write_file(os.path.join(data_dir, "test.tsv"),
-             ["index\t#1 ID\t#2 ID\t#1 String\t#2 String"] +
-             ["%d\t%s" % (i, "\t".join(r[1:])) for (i, r) in
-              enumerate(pair_rows(num_test, 3))])
-  return data_dir
-
-
-def run_classifier_cli(tiny_bert, data_dir, output_dir, **flags):
-  """Runs run_classifier.py in a subprocess with tiny-model defaults."""
-  args = {
-      "task_name": "SST-2",
-      "data_dir": data_dir,
-      "output_dir": output_dir,
-      "vocab_file": tiny_bert["vocab_file"],
-      "bert_config_file": tiny_bert["bert_config_file"],
-      "init_checkpoint": tiny_bert["init_checkpoint"],
-      "max_seq_length": 16,
-      "train_batch_size": 8,
-      "eval_batch_size": 8,
-      "predict_batch_size": 8,
-      "learning_rate": 1e-2,
-      "num_train_epochs": 1.0,
-      "adapter_size": 8,
-      "do_train": True,
-      "do_eval": True,
-      "do_predict": False,
-  }
-  args.update(flags)
-  command = [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py")]
-  for (name, value) in args.items():
-    if value is not None:
-      command.append("--%s=%s" % (name, value))
-  return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT,
-                        timeout=600)
-
-
-def read_eval_results(output_dir):
-  """eval_results.txt as {key: float}, checking BERT's `key = value` format."""
-  results = {}
-  with open(os.path.join(output_dir, "eval_results.txt")) as f:
-    for line in f:
-      match = re.match(r"^(\w+) = (-?[0-9.e+-]+)\n$", line)
-      assert match, "bad line in eval_results.txt: %r" % line
-      results[match.group(1)] = float(match.group(2))
-  return results
-
-
-def assert_one_line_error(result, *fragments):
-  """A failed run: non-zero exit, one `run_classifier.py: error:` line naming things."""
-  assert result.returncode != 0, result.stderr[-2000:]
-  error_lines = [l for l in result.stderr.splitlines()
-                 if l.startswith("run_classifier.py: error:")]
-  assert len(error_lines) == 1, result.stderr[-3000:]
-  assert "Traceback" not in result.stderr
-  for fragment in fragments:
-    assert fragment in error_lines[0], error_lines[0]
-
-
-def checkpoint_values(path):
-  reader = tf.train.load_checkpoint(path)
-  return {name: reader.get_tensor(name)
-          for name in reader.get_variable_to_shape_map()}
+ADAPTERS = tuning.build("adapters", adapter_size=8)
 
 
 # ---------------------------------------------------------------- features
@@ -216,7 +108,7 @@ def test_train_eval_predict_end_to_end(tmp_path, tiny_bert):
   initial = checkpoint_values(tiny_bert["init_checkpoint"])
   final = checkpoint_values(tf.train.latest_checkpoint(output_dir))
   for (name, value) in initial.items():
-    assert adapters.is_trained(name, "adapters") or np.array_equal(
+    assert ADAPTERS.trains(name) or np.array_equal(
         value, final[name]), name
   moved = [name for name in final if "/adapters/weights" in name and
            "adam" not in name]
@@ -227,7 +119,7 @@ def test_train_eval_predict_end_to_end(tmp_path, tiny_bert):
   # Adam slots exist only for the trained variables.
   slots = {n[:-len("/adam_m")] for n in final if n.endswith("/adam_m")}
   assert slots == {n for n in final if "adam" not in n and
-                   adapters.is_trained(n, "adapters")}
+                   ADAPTERS.trains(n)}
 
 
 def test_adapter_bert_readme_command_runs_as_is(tmp_path, tiny_bert):
@@ -278,48 +170,55 @@ def test_missing_vocab_file_is_one_line_error(tmp_path, tiny_bert):
 def test_config_not_matching_checkpoint_is_refused(tmp_path, tiny_bert):
   other = write_tiny_bert(str(tmp_path / "wide"), hidden_size=48)
   data_dir = write_sst2_task(str(tmp_path / "data"))
-  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
-                              bert_config_file=other["bert_config_file"])
-  assert_one_line_error(result, "does not match --init_checkpoint",
-                        "bert/embeddings/word_embeddings")
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, str(tmp_path / "out"),
+          bert_config_file=other["bert_config_file"]),
+      "does not match --init_checkpoint", "bert/embeddings/word_embeddings")
   assert not os.path.exists(str(tmp_path / "out" / "eval_results.txt"))
 
 
 def test_max_seq_length_above_positions_is_refused(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
-  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
-                              max_seq_length=129)
-  assert_one_line_error(result, "--max_seq_length=129",
-                        "max_position_embeddings=128")
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, str(tmp_path / "out"), max_seq_length=129),
+      "--max_seq_length=129", "max_position_embeddings=128")
 
 
 def test_unknown_task_is_refused(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
-  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
-                              task_name="glue-ish")
-  assert_one_line_error(result, "--task_name=glue-ish")
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, str(tmp_path / "out"), task_name="glue-ish"),
+      "--task_name=glue-ish")
 
 
 def test_short_tsv_row_names_file_and_line(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   with open(os.path.join(data_dir, "train.tsv"), "a") as f:
     f.write("a row without its label\n")
-  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"))
-  assert_one_line_error(result, os.path.join(data_dir, "train.tsv") + ":66:")
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, str(tmp_path / "out")),
+      os.path.join(data_dir, "train.tsv") + ":66:")
 
 
 def test_unreadable_checkpoint_is_refused(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
-  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
-                              init_checkpoint=str(tmp_path / "missing.ckpt"))
-  assert_one_line_error(result, "--init_checkpoint=", "missing.ckpt")
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, str(tmp_path / "out"),
+          init_checkpoint=str(tmp_path / "missing.ckpt")),
+      "--init_checkpoint=", "missing.ckpt")
 
 
 def test_eval_without_a_trained_checkpoint_is_refused(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
-  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
-                              do_train=False)
-  assert_one_line_error(result, "holds no trained checkpoint")
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, str(tmp_path / "out"), do_train=False),
+      "holds no trained checkpoint")
 
 
 def test_metrics_count_every_dev_example_once(tmp_path, tiny_bert):
@@ -444,6 +343,7 @@ def test_vocab_without_special_tokens_is_refused(tmp_path, tiny_bert):
                      ["[PAD]", "[UNK]", "[UNUSED]", "[SEP]", "[MASK]"] +
                      TINY_VOCAB[5:])  # same size, no [CLS]
   data_dir = write_sst2_task(str(tmp_path / "data"))
-  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
-                              vocab_file=vocab)
-  assert_one_line_error(result, vocab, "[CLS]")
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, str(tmp_path / "out"), vocab_file=vocab),
+      vocab, "[CLS]")

@@ -1,0 +1,986 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""The classifier library: settings, features, the model, TPUEstimator, the job.
+
+Everything `run_classifier.py` does lives here, as functions that take their
+inputs as arguments; nothing here reads command-line flags. A job is described
+by one immutable `Settings` object (its fields are run_classifier.py's flag
+names) and run with `run(settings)`:
+
+```python
+settings = classifier.Settings(
+    task_name="MRPC", data_dir="glue/MRPC", output_dir="/tmp/mrpc",
+    bert_config_file=..., vocab_file=..., init_checkpoint=...,
+    do_train=True, do_eval=True, learning_rate=3e-4)
+results = classifier.run(settings)   # {"dev": {"eval_accuracy": ...}}
+```
+
+Every user error raises `errors.InputError` with a one-line message. Every
+file goes through `tf.io.gfile`, so paths may be `gs://` (Cloud TPU) or any
+other TensorFlow file system.
+"""
+
+import collections
+import dataclasses
+import hashlib
+import json
+import os
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+import adapters
+import bundles
+import errors
+import fileio
+import glue
+import modeling
+import optimization
+import tokenization
+import tuning
+
+InputError = errors.InputError
+
+# Bumped whenever the feature format changes, so old caches are not reused.
+FEATURE_CACHE_VERSION = 2
+
+
+# ---------------------------------------------------------------- settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings(object):
+  """Everything one job needs. Field names and defaults are the flags'.
+
+  Immutable: a bundle's settings are merged in by `with_bundle_settings`,
+  which returns a new object, before anything is validated.
+  """
+
+  # Required (None here; `validate_settings` says which a job needs).
+  task_name: str = None
+  data_dir: str = None
+  bert_config_file: str = None
+  vocab_file: str = None
+  output_dir: str = None
+  # BERT's other flags.
+  init_checkpoint: str = None
+  do_lower_case: bool = True
+  max_seq_length: int = 128
+  do_train: bool = False
+  do_eval: bool = False
+  do_predict: bool = False
+  train_batch_size: int = 32
+  eval_batch_size: int = 8
+  predict_batch_size: int = 8
+  learning_rate: float = 5e-5
+  num_train_epochs: float = 3.0
+  warmup_proportion: float = 0.1
+  save_checkpoints_steps: int = 1000
+  iterations_per_loop: int = 1000
+  use_tpu: bool = False
+  tpu_name: str = None
+  tpu_zone: str = None
+  gcp_project: str = None
+  master: str = None
+  num_tpu_cores: int = 8
+  # Tuning method and adapters.
+  tuning_mode: str = "adapters"
+  adapter_size: int = 64
+  adapter_activation: str = "gelu"
+  adapter_init_scale: float = 1e-3
+  adapter_placement: str = None  # None: the tuning method's default
+  seed: int = 12345
+  # Bundles.
+  adapter_bundle: str = None
+  export_adapter_bundle: str = None
+  export_from_checkpoint: str = None
+  # Task options and logging.
+  xnli_language: str = "zh"
+  log_every_n_steps: int = 100
+
+  @classmethod
+  def field_names(cls):
+    return [f.name for f in dataclasses.fields(cls)]
+
+  def replace(self, **changes):
+    return dataclasses.replace(self, **changes)
+
+  @property
+  def runs_model(self):
+    return self.do_train or self.do_eval or self.do_predict
+
+
+def with_bundle_settings(settings, explicit=()):
+  """Reads `settings.adapter_bundle` and merges the settings it records.
+
+  The bundle's values (max_seq_length, do_lower_case, tuning method, adapter
+  settings, XNLI language) replace the given ones: they are what its weights
+  were trained with. An explicitly given value that differs is warned about.
+
+  Args:
+    settings: `Settings`.
+    explicit: names of the settings the user gave explicitly (flags on the
+      command line).
+
+  Returns:
+    (settings, bundle): the merged `Settings` and the `bundles.Bundle`, or
+    the given settings and None without --adapter_bundle.
+  """
+  if not settings.adapter_bundle:
+    return settings, None
+  try:
+    bundle = bundles.read_bundle(settings.adapter_bundle)
+  except ValueError as e:
+    raise InputError(e)
+  if settings.task_name and (glue.normalize_task_name(bundle.task_name) !=
+                             glue.normalize_task_name(settings.task_name)):
+    raise InputError("--adapter_bundle=%s was trained for %s, not "
+                     "--task_name=%s" % (settings.adapter_bundle,
+                                         bundle.task_name, settings.task_name))
+  recorded = bundle.settings()
+  for (name, value) in sorted(recorded.items()):
+    if name in explicit and getattr(settings, name) != value:
+      logging.warning("--%s=%s ignored: adapter bundle %s was trained with %s",
+                      name, getattr(settings, name), settings.adapter_bundle,
+                      value)
+  logging.info("Adapter bundle %s: %s, trained %d steps, %s parameters",
+               settings.adapter_bundle, bundle.task_name, bundle.global_step,
+               "{:,}".format(bundle.num_parameters))
+  return settings.replace(**recorded), bundle
+
+
+def validate_settings(settings):
+  """Checks settings before any work; raises InputError naming the flag."""
+  s = settings
+  required = ["bert_config_file", "task_name", "vocab_file", "output_dir"]
+  if s.runs_model:
+    required.append("data_dir")
+  for name in required:
+    if not getattr(s, name):
+      raise InputError("--%s is required" % name)
+  if not (s.runs_model or s.export_from_checkpoint):
+    raise InputError("at least one of --do_train, --do_eval or --do_predict "
+                     "must be true")
+  if s.adapter_bundle and (s.do_train or s.export_from_checkpoint):
+    raise InputError("--adapter_bundle is for --do_eval/--do_predict; to "
+                     "train more, keep training in the bundle's --output_dir")
+  if s.adapter_bundle and not s.init_checkpoint:
+    raise InputError("--adapter_bundle needs --init_checkpoint: the backbone "
+                     "it goes on")
+  for name in ("max_seq_length", "train_batch_size", "eval_batch_size",
+               "predict_batch_size", "save_checkpoints_steps",
+               "iterations_per_loop", "log_every_n_steps"):
+    if getattr(s, name) <= 0:
+      raise InputError("--%s must be positive, got %d" %
+                       (name, getattr(s, name)))
+  if s.max_seq_length < 3:
+    raise InputError("--max_seq_length must be at least 3 ([CLS] x [SEP])")
+  if s.num_train_epochs <= 0 and s.do_train:
+    raise InputError("--num_train_epochs must be positive")
+  if not 0.0 <= s.warmup_proportion <= 1.0:
+    raise InputError("--warmup_proportion must be in [0, 1]")
+  if s.learning_rate <= 0:
+    raise InputError("--learning_rate must be positive")
+  for name in ("vocab_file", "bert_config_file"):
+    if not tf.io.gfile.exists(getattr(s, name)):
+      raise InputError("--%s=%s: no such file" % (name, getattr(s, name)))
+  if s.runs_model and not tf.io.gfile.isdir(s.data_dir):
+    raise InputError("--data_dir=%s: no such directory" % s.data_dir)
+
+
+def build_tuning_method(settings):
+  """The settings' `tuning.TuningMethod`, with its adapters."""
+  try:
+    return tuning.build(settings.tuning_mode,
+                        adapter_size=settings.adapter_size,
+                        adapter_activation=settings.adapter_activation,
+                        adapter_init_scale=settings.adapter_init_scale,
+                        adapter_placement=settings.adapter_placement)
+  except ValueError as e:
+    raise InputError(e)
+
+
+# ---------------------------------------------------------------- features
+
+
+class PaddingInputExample(object):
+  """A fake example that fills the last batch on TPU; its weight is 0."""
+
+
+class InputFeatures(object):
+  """One example as model inputs."""
+
+  def __init__(self, input_ids, input_mask, segment_ids, label_id,
+               is_real_example=True):
+    self.input_ids = input_ids
+    self.input_mask = input_mask
+    self.segment_ids = segment_ids
+    self.label_id = label_id  # a class id, or a score for regression
+    self.is_real_example = is_real_example
+
+
+def convert_single_example(ex_index, example, label_list, max_seq_length,
+                           tokenizer):
+  """Turns one InputExample into InputFeatures.
+
+  Layout: `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, segment ids 0 for the
+  first part and 1 for the second, then zero padding to max_seq_length.
+  """
+  if isinstance(example, PaddingInputExample):
+    return InputFeatures(
+        input_ids=[0] * max_seq_length,
+        input_mask=[0] * max_seq_length,
+        segment_ids=[0] * max_seq_length,
+        label_id=0,
+        is_real_example=False)
+
+  tokens_a = tokenizer.tokenize(example.text_a)
+  tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
+  if tokens_b:
+    _truncate_seq_pair(tokens_a, tokens_b, max_seq_length - 3)  # CLS, SEP, SEP
+  elif len(tokens_a) > max_seq_length - 2:
+    tokens_a = tokens_a[0:(max_seq_length - 2)]
+
+  tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
+  segment_ids = [0] * len(tokens)
+  if tokens_b:
+    tokens += tokens_b + ["[SEP]"]
+    segment_ids += [1] * (len(tokens_b) + 1)
+  input_ids = tokenizer.convert_tokens_to_ids(tokens)
+  input_mask = [1] * len(input_ids)
+
+  padding = max_seq_length - len(input_ids)
+  input_ids += [0] * padding
+  input_mask += [0] * padding
+  segment_ids += [0] * padding
+
+  # A class id, or the score itself for regression (empty label_list).
+  label_id = (label_list.index(example.label) if label_list else
+              float(example.label))
+  if ex_index < 3:
+    logging.info("*** Example %s ***", example.guid)
+    logging.info("tokens: %s", " ".join(tokens))
+    logging.info("input_ids: %s", " ".join(str(x) for x in input_ids))
+    logging.info("label: %s (id = %s)", example.label, label_id)
+
+  return InputFeatures(input_ids=input_ids, input_mask=input_mask,
+                       segment_ids=segment_ids, label_id=label_id,
+                       is_real_example=True)
+
+
+def _truncate_seq_pair(tokens_a, tokens_b, max_length):
+  """Truncates a pair in place, one token at a time from the longer one.
+
+  This keeps more of the shorter text than cutting both proportionally would,
+  which suits pairs where one side is much shorter.
+  """
+  while len(tokens_a) + len(tokens_b) > max_length:
+    longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+    longer.pop()
+
+
+def feature_cache_key(input_file, vocab_file, do_lower_case, max_seq_length,
+                      task_name, label_list, num_padding):
+  """A key for everything that shapes a cached TFRecord of features.
+
+  The contents of the input file and the vocab are hashed (not their names or
+  times), so an edited file or a changed flag never reuses stale features.
+  """
+  description = {
+      "version": FEATURE_CACHE_VERSION,
+      "input_sha256": fileio.file_sha256(input_file),
+      "vocab_sha256": fileio.file_sha256(vocab_file),
+      "do_lower_case": bool(do_lower_case),
+      "max_seq_length": int(max_seq_length),
+      "task_name": task_name.lower(),
+      "labels": list(label_list),
+      "num_padding": int(num_padding),
+  }
+  encoded = json.dumps(description, sort_keys=True).encode("utf-8")
+  return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def file_based_convert_examples_to_features(examples, label_list,
+                                            max_seq_length, tokenizer,
+                                            output_file):
+  """Writes the features of `examples` to a TFRecord, atomically."""
+  with fileio.atomic_path(output_file) as temp_file:
+    with tf.io.TFRecordWriter(temp_file) as writer:
+      for (ex_index, example) in enumerate(examples):
+        if ex_index % 10000 == 0:
+          logging.info("Writing example %d of %d", ex_index, len(examples))
+        feature = convert_single_example(ex_index, example, label_list,
+                                         max_seq_length, tokenizer)
+        writer.write(_feature_to_example(feature).SerializeToString())
+
+
+def _feature_to_example(feature):
+  def int_feature(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+  def float_feature(values):
+    return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+
+  features = collections.OrderedDict()
+  features["input_ids"] = int_feature(feature.input_ids)
+  features["input_mask"] = int_feature(feature.input_mask)
+  features["segment_ids"] = int_feature(feature.segment_ids)
+  # Float for both kinds of task: class ids are exact in float32.
+  features["label_ids"] = float_feature([feature.label_id])
+  features["is_real_example"] = int_feature([int(feature.is_real_example)])
+  return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+class FeatureCache(object):
+  """TFRecords of features in a folder, named by a key of what shapes them."""
+
+  def __init__(self, folder, task, tokenizer, vocab_file, do_lower_case,
+               max_seq_length):
+    self.folder = folder
+    self.task = task
+    self.tokenizer = tokenizer
+    self.vocab_file = vocab_file
+    self.do_lower_case = do_lower_case
+    self.max_seq_length = max_seq_length
+
+  def features_file(self, split_name, examples, input_file):
+    """Writes (or reuses) the TFRecord of one split; returns its path."""
+    label_list = self.task.get_labels()
+    num_padding = sum(isinstance(e, PaddingInputExample) for e in examples)
+    key = feature_cache_key(input_file, self.vocab_file, self.do_lower_case,
+                            self.max_seq_length, self.task.name, label_list,
+                            num_padding)
+    path = os.path.join(self.folder, "%s-%s.tf_record" % (split_name, key))
+    if tf.io.gfile.exists(path):
+      logging.info("Reusing cached features %s", path)
+    else:
+      file_based_convert_examples_to_features(examples, label_list,
+                                              self.max_seq_length,
+                                              self.tokenizer, path)
+    return path
+
+
+def file_based_input_fn_builder(input_file, seq_length, is_training,
+                                drop_remainder, seed=None):
+  """An `input_fn` for TPUEstimator reading a features TFRecord."""
+  name_to_features = {
+      "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
+      "input_mask": tf.io.FixedLenFeature([seq_length], tf.int64),
+      "segment_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
+      "label_ids": tf.io.FixedLenFeature([], tf.float32),
+      "is_real_example": tf.io.FixedLenFeature([], tf.int64),
+  }
+
+  def decode_record(record):
+    example = tf.io.parse_single_example(record, name_to_features)
+    # TPUs only take int32; int64 is what tf.Example stores.
+    return {name: (t if t.dtype == tf.float32 else tf.cast(t, tf.int32))
+            for (name, t) in example.items()}
+
+  def input_fn(params):
+    batch_size = params["batch_size"]
+    d = tf.data.TFRecordDataset(input_file)
+    if is_training:
+      d = d.repeat()
+      d = d.shuffle(buffer_size=10000, seed=seed)
+    d = d.map(decode_record, num_parallel_calls=tf.data.AUTOTUNE)
+    d = d.batch(batch_size, drop_remainder=drop_remainder)
+    return d.prefetch(tf.data.AUTOTUNE)
+
+  return input_fn
+
+
+# ---------------------------------------------------------------- the model
+
+
+def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
+                 labels, num_labels, adapter_config):
+  """BERT + a linear head on the pooled output.
+
+  With num_labels > 1 the head is a softmax classifier with cross-entropy
+  loss; with num_labels == 1 (STS-B) it is a regressor with squared error.
+
+  Args:
+    labels: float Tensor [batch]: class ids, or target scores.
+    adapter_config: the adapters the graph holds (`TuningMethod.
+      adapter_config`), or None.
+
+  Returns:
+    dict: loss (scalar), per_example_loss [batch], logits [batch, num_labels],
+    predictions [batch] (class id or score), and for classification
+    probabilities [batch, num_labels].
+  """
+  model = modeling.BertModel(
+      config=bert_config,
+      is_training=is_training,
+      input_ids=input_ids,
+      input_mask=input_mask,
+      token_type_ids=segment_ids,
+      adapter_config=adapter_config)
+
+  output_layer = model.get_pooled_output()  # [batch, hidden]
+  hidden_size = output_layer.shape[-1]
+
+  # Top-level names, as BERT's classifier: fine-tuned BERT checkpoints load.
+  (weights_name, bias_name) = tuning.HEAD_VARIABLES
+  output_weights = tf.get_variable(
+      weights_name, [num_labels, hidden_size],
+      initializer=tf.truncated_normal_initializer(stddev=0.02))
+  output_bias = tf.get_variable(
+      bias_name, [num_labels], initializer=tf.zeros_initializer())
+
+  with tf.variable_scope("loss"):
+    if is_training:
+      output_layer = modeling.dropout(output_layer, 0.1)
+    logits = tf.matmul(output_layer, output_weights, transpose_b=True)
+    logits = tf.nn.bias_add(logits, output_bias)  # [batch, num_labels]
+    outputs = {"logits": logits}
+    if num_labels == 1:
+      scores = tf.squeeze(logits, axis=-1)  # [batch]
+      outputs["predictions"] = scores
+      outputs["per_example_loss"] = tf.square(scores - labels)
+    else:
+      outputs["probabilities"] = tf.nn.softmax(logits, axis=-1)
+      outputs["predictions"] = tf.argmax(logits, axis=-1, output_type=tf.int32)
+      log_probs = tf.nn.log_softmax(logits, axis=-1)
+      one_hot_labels = tf.one_hot(tf.cast(labels, tf.int32), depth=num_labels,
+                                  dtype=tf.float32)
+      outputs["per_example_loss"] = -tf.reduce_sum(one_hot_labels * log_probs,
+                                                   axis=-1)
+    outputs["loss"] = tf.reduce_mean(outputs["per_example_loss"])
+    return outputs
+
+
+def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
+                     num_train_steps, num_warmup_steps, use_tpu, method,
+                     log_every_n_steps=100):
+  """Returns the `model_fn` closure for TPUEstimator (TRAIN and PREDICT).
+
+  Evaluation runs through PREDICT as well: the metrics GLUE asks for (MCC,
+  F1, Spearman...) are computed exactly, over the whole dev set, by
+  `evaluate_split` from the per-example outputs.
+
+  Args:
+    method: the `tuning.TuningMethod`: what the graph adds and what trains.
+    init_checkpoints: checkpoints that initialise the variables, first one
+      first (see `checkpoint_assignment_maps`).
+  """
+
+  def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
+    is_training = mode == tf.estimator.ModeKeys.TRAIN
+    outputs = create_model(
+        bert_config, is_training, features["input_ids"],
+        features["input_mask"], features["segment_ids"],
+        features["label_ids"], num_labels, method.adapter_config)
+
+    all_variables = tf.trainable_variables()
+    scaffold_fn = None
+    maps = checkpoint_assignment_maps(all_variables, init_checkpoints)
+
+    def init_from_checkpoints():
+      for (checkpoint, assignment_map) in maps:
+        if assignment_map:
+          tf.train.init_from_checkpoint(checkpoint, assignment_map)
+
+    if use_tpu:
+      def tpu_scaffold():
+        init_from_checkpoints()
+        return tf.train.Scaffold()
+      scaffold_fn = tpu_scaffold
+    else:
+      init_from_checkpoints()
+
+    if mode == tf.estimator.ModeKeys.TRAIN:
+      trained = method.trained_variables(all_variables)
+      train_op = optimization.create_optimizer(
+          outputs["loss"], learning_rate, num_train_steps, num_warmup_steps,
+          use_tpu, trained)
+      # On TPU the loss lives on the device; TPUEstimator logs its own rates.
+      hooks = [] if use_tpu else [
+          ThroughputHook(outputs["loss"], params["batch_size"],
+                         log_every_n_steps)]
+      return tf.estimator.tpu.TPUEstimatorSpec(
+          mode=mode, loss=outputs["loss"], train_op=train_op,
+          training_hooks=hooks, scaffold_fn=scaffold_fn)
+
+    if mode == tf.estimator.ModeKeys.PREDICT:
+      predictions = {name: outputs[name] for name in
+                     ("predictions", "per_example_loss", "probabilities")
+                     if name in outputs}
+      return tf.estimator.tpu.TPUEstimatorSpec(
+          mode=mode, predictions=predictions, scaffold_fn=scaffold_fn)
+
+    raise ValueError("mode %s is not supported; evaluation runs through "
+                     "PREDICT" % mode)
+
+  return model_fn
+
+
+def checkpoint_assignment_maps(variables, checkpoints):
+  """Which checkpoint initialises which variable.
+
+  Each variable comes from the first of `checkpoints` that holds it (an
+  adapter bundle before the backbone); variables none holds (adapters and head
+  when training starts) keep their initializers. Shapes were checked before
+  (`check_init_checkpoint`).
+
+  Returns:
+    list of (checkpoint, {name: name}) pairs, for tf.train.init_from_checkpoint.
+  """
+  remaining = [adapters.variable_name(v) for v in variables]
+  maps = []
+  for checkpoint in checkpoints:
+    in_checkpoint = dict(tf.train.list_variables(checkpoint))
+    assignment_map = collections.OrderedDict(
+        (name, name) for name in remaining if name in in_checkpoint)
+    remaining = [name for name in remaining if name not in assignment_map]
+    logging.info("Initialised %d of %d variables from %s", len(assignment_map),
+                 len(variables), checkpoint)
+    maps.append((checkpoint, assignment_map))
+  return maps
+
+
+def describe_model(bert_config, adapter_config, num_labels, max_seq_length):
+  """Builds the model once in a scratch graph; returns {name: shape}."""
+  with tf.Graph().as_default():
+    input_ids = tf.zeros([1, max_seq_length], dtype=tf.int32)
+    create_model(bert_config, False, input_ids, input_ids, input_ids,
+                 tf.zeros([1], dtype=tf.float32), num_labels, adapter_config)
+    return collections.OrderedDict(
+        (adapters.variable_name(v), v.shape.as_list())
+        for v in tf.global_variables())
+
+
+def check_init_checkpoint(init_checkpoint, model_shapes, method,
+                          bert_config_file):
+  """Refuses a checkpoint that does not fit the model built from the config.
+
+  Every backbone variable (not new in `method`) must be in the checkpoint,
+  with the model's shape.
+  """
+  try:
+    in_checkpoint = dict(tf.train.list_variables(init_checkpoint))
+  except (tf.errors.OpError, ValueError) as e:
+    raise InputError("--init_checkpoint=%s: cannot read it (%s)" %
+                     (init_checkpoint, errors.one_line(e)))
+  shared = [name for name in model_shapes if name in in_checkpoint]
+  if not any(name.startswith("bert/") for name in shared):
+    raise InputError("--init_checkpoint=%s: holds no BERT variable "
+                     "(bert/...)" % init_checkpoint)
+  for name in shared:
+    if list(in_checkpoint[name]) != list(model_shapes[name]):
+      raise InputError(
+          "--bert_config_file=%s does not match --init_checkpoint=%s: %s has "
+          "shape %s in the checkpoint but %s in the model" %
+          (bert_config_file, init_checkpoint, name, in_checkpoint[name],
+           model_shapes[name]))
+  missing = [name for name in model_shapes if not method.is_new(name) and
+             name not in in_checkpoint]
+  if missing:
+    raise InputError("--init_checkpoint=%s lacks %d pre-trained variables "
+                     "the model needs, e.g. %s" %
+                     (init_checkpoint, len(missing), missing[0]))
+
+
+def parameter_summary(model_shapes, method):
+  """The parameter log line: trained and frozen counts, naming every group.
+
+  Example (BERT-base, adapters of size 64):
+    Parameters: 2,419,202 trained of 111,863,042 total (2.16%),
+    tuning_mode=adapters [adapters 2,379,264, LayerNorm 38,400, head 1,538];
+    frozen [embeddings 23,440,896, attention 28,348,416, ...]
+  """
+  (trained, frozen) = tuning.parameter_counts(model_shapes, method)
+  num_trained = sum(trained.values())
+  total = num_trained + sum(frozen.values())
+
+  def groups(counts):
+    return ", ".join("%s %s" % (k, "{:,}".format(v)) for (k, v) in
+                     counts.items()) or "none"
+
+  return ("Parameters: %s trained of %s total (%.2f%%), tuning_mode=%s [%s]; "
+          "frozen [%s]" % ("{:,}".format(num_trained), "{:,}".format(total),
+                           100.0 * num_trained / total, method.name,
+                           groups(trained), groups(frozen)))
+
+
+class ThroughputHook(tf.estimator.SessionRunHook):
+  """Logs loss, steps/s and examples/s every `every_n_steps` steps."""
+
+  def __init__(self, loss, batch_size, every_n_steps):
+    self._loss = loss
+    self._batch_size = batch_size
+    self._every_n_steps = max(1, every_n_steps)
+
+  def begin(self):
+    self._global_step = tf.train.get_global_step()
+    self._last_time = None
+    self._last_step = None
+
+  def before_run(self, run_context):
+    return tf.estimator.SessionRunArgs([self._global_step, self._loss])
+
+  def after_run(self, run_context, run_values):
+    (step, loss) = run_values.results
+    now = time.time()
+    if self._last_time is None:
+      (self._last_time, self._last_step) = (now, step)
+      return
+    if step - self._last_step >= self._every_n_steps:
+      steps_per_sec = (step - self._last_step) / (now - self._last_time)
+      logging.info("step %d: loss = %.4f, %.2f steps/s, %.1f examples/s",
+                   step, loss, steps_per_sec, steps_per_sec * self._batch_size)
+      (self._last_time, self._last_step) = (now, step)
+
+
+def make_estimator(settings, bert_config, num_labels, method, model_dir,
+                   init_checkpoints, num_train_steps=None,
+                   num_warmup_steps=None, predict_batch_size=None):
+  """A TPUEstimator; on CPU/GPU it runs as a normal Estimator.
+
+  Args:
+    settings: `Settings` (device, batch sizes, learning rate, seed...).
+    model_dir: where checkpoints are written and read.
+    init_checkpoints: checkpoints that initialise the variables, first one
+      first (see `checkpoint_assignment_maps`).
+    predict_batch_size: evaluation predicts too, so it passes
+      eval_batch_size here; default settings.predict_batch_size.
+  """
+  s = settings
+  tpu_cluster_resolver = None
+  if s.use_tpu and s.tpu_name:
+    tpu_cluster_resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+        s.tpu_name, zone=s.tpu_zone, project=s.gcp_project)
+  run_config = tf.estimator.tpu.RunConfig(
+      cluster=tpu_cluster_resolver,
+      master=s.master,
+      model_dir=model_dir,
+      tf_random_seed=s.seed,
+      save_checkpoints_steps=s.save_checkpoints_steps,
+      # On CPU/GPU our ThroughputHook logs instead: TPUEstimator's own rate
+      # hooks would fire every step there.
+      log_step_count_steps=s.log_every_n_steps if s.use_tpu else None,
+      tpu_config=tf.estimator.tpu.TPUConfig(
+          iterations_per_loop=s.iterations_per_loop,
+          num_shards=s.num_tpu_cores,
+          per_host_input_for_training=(
+              tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2)))
+  model_fn = model_fn_builder(
+      bert_config=bert_config,
+      num_labels=num_labels,
+      init_checkpoints=init_checkpoints,
+      learning_rate=s.learning_rate,
+      num_train_steps=num_train_steps,
+      num_warmup_steps=num_warmup_steps,
+      use_tpu=s.use_tpu,
+      method=method,
+      log_every_n_steps=s.log_every_n_steps)
+  return tf.estimator.tpu.TPUEstimator(
+      use_tpu=s.use_tpu,
+      model_fn=model_fn,
+      config=run_config,
+      train_batch_size=s.train_batch_size,
+      predict_batch_size=predict_batch_size or s.predict_batch_size)
+
+
+# ---------------------------------------------------------------- eval, predict
+
+
+def pad_for_tpu(examples, batch_size, use_tpu):
+  """On TPU every batch is full: pads with weight-0 examples. Else a copy."""
+  padded = list(examples)
+  while use_tpu and len(padded) % batch_size != 0:
+    padded.append(PaddingInputExample())
+  return padded
+
+
+def predict_examples(estimator, feature_cache, split_name, examples,
+                     input_file, batch_size, use_tpu):
+  """Runs the model over `examples`; returns one output dict per example.
+
+  On TPU the examples are padded to full batches; the padding's outputs are
+  cut here, so callers see exactly one output per real example.
+  """
+  num_actual_examples = len(examples)
+  padded = pad_for_tpu(examples, batch_size, use_tpu)
+  features_file = feature_cache.features_file(split_name, padded, input_file)
+  logging.info("***** Running %s on %s *****", split_name, input_file)
+  logging.info("  Num examples = %d (%d actual, %d padding)", len(padded),
+               num_actual_examples, len(padded) - num_actual_examples)
+  input_fn = file_based_input_fn_builder(
+      input_file=features_file, seq_length=feature_cache.max_seq_length,
+      is_training=False, drop_remainder=use_tpu)
+  outputs = []
+  for output in estimator.predict(input_fn=input_fn):
+    if len(outputs) == num_actual_examples:
+      break
+    outputs.append(output)
+  if len(outputs) != num_actual_examples:
+    raise RuntimeError("got %d outputs for %d examples" %
+                       (len(outputs), num_actual_examples))
+  return outputs
+
+
+def evaluate_split(estimator, feature_cache, task, data_dir, split,
+                   batch_size, use_tpu, global_step):
+  """Official metrics of `task` on one dev split, plus losses and the step.
+
+  Returns:
+    dict: eval_<metric> for each metric of the task, eval_loss (mean
+    per-example loss over the real examples), loss (the same, the name
+    BERT's eval_results.txt has), global_step.
+  """
+  examples = task.read_examples(data_dir, split)
+  if not examples:
+    raise InputError("%s: no examples" % task.path(data_dir, split))
+  outputs = predict_examples(estimator, feature_cache, "eval-%s" % split.name,
+                             examples, task.path(data_dir, split), batch_size,
+                             use_tpu)
+  predictions = np.array([o["predictions"] for o in outputs])
+  results = task.metrics(predictions, np.array(task.label_values(examples)))
+  results["eval_loss"] = float(np.mean([o["per_example_loss"]
+                                        for o in outputs]))
+  results["loss"] = results["eval_loss"]
+  results["global_step"] = int(global_step)
+  return results
+
+
+def format_eval_results(results):
+  """BERT's eval_results.txt: sorted `key = value` lines, float32 printing."""
+  lines = []
+  for key in sorted(results):
+    value = results[key]
+    text = str(value) if isinstance(value, int) else str(np.float32(value))
+    lines.append("%s = %s\n" % (key, text))
+  return "".join(lines)
+
+
+def result_file_name(stem, split, first, extension):
+  """eval_results.txt for a task's first split, eval_results_<split>.txt else."""
+  if first:
+    return "%s.%s" % (stem, extension)
+  return "%s_%s.%s" % (stem, split.name, extension)
+
+
+def optional_splits(task, data_dir, splits):
+  """The first split is required; later ones only if their file exists."""
+  present = list(splits[:1])
+  for split in splits[1:]:
+    path = task.path(data_dir, split)
+    if tf.io.gfile.exists(path):
+      present.append(split)
+    else:
+      logging.warning("%s not found: skipping %s %s", path, task.name,
+                      split.name)
+  return present
+
+
+def export_adapter_bundle(checkpoint, bundle_dir, method, task, bert_config,
+                          max_seq_length, do_lower_case, model_shapes):
+  """Writes the adapter bundle of `checkpoint` and logs what it saves."""
+  try:
+    info = bundles.export_bundle(checkpoint, bundle_dir, method, task,
+                                 bert_config, max_seq_length, do_lower_case)
+  except (ValueError, tf.errors.OpError) as e:
+    raise InputError("cannot export an adapter bundle from %s: %s" %
+                     (checkpoint, errors.one_line(e)))
+  # The same model fine-tuned without additions, in float32; Adam adds two
+  # slots per variable.
+  model_bytes = 4 * sum(int(np.prod(shape)) for (name, shape) in
+                        model_shapes.items() if not method.adds(name))
+  logging.info(
+      "Adapter bundle %s: %s on disk (%s parameters). A full fine-tuned "
+      "checkpoint of this model: %s, or %s with Adam state.", bundle_dir,
+      fileio.human_bytes(info["bytes"]), "{:,}".format(info["num_parameters"]),
+      fileio.human_bytes(model_bytes), fileio.human_bytes(3 * model_bytes))
+  return info
+
+
+# ---------------------------------------------------------------- the job
+
+
+def load_backbone_inputs(settings):
+  """The BERT config and tokenizer, checked against each other.
+
+  Returns:
+    (bert_config, tokenizer).
+  """
+  s = settings
+  try:
+    tokenization.validate_case_matches_checkpoint(s.do_lower_case,
+                                                  s.init_checkpoint)
+    bert_config = modeling.BertConfig.from_json_file(s.bert_config_file)
+    tokenizer = tokenization.FullTokenizer(vocab_file=s.vocab_file,
+                                           do_lower_case=s.do_lower_case)
+    # [CLS]/[SEP]/[UNK] missing would otherwise fail mid-way through features.
+    tokenizer.check_special_tokens()
+  except ValueError as e:
+    raise InputError(e)
+  if s.max_seq_length > bert_config.max_position_embeddings:
+    raise InputError(
+        "--max_seq_length=%d is above max_position_embeddings=%d of "
+        "--bert_config_file=%s" % (s.max_seq_length,
+                                   bert_config.max_position_embeddings,
+                                   s.bert_config_file))
+  if len(tokenizer.vocab) != bert_config.vocab_size:
+    raise InputError("--vocab_file=%s has %d tokens but --bert_config_file=%s "
+                     "says vocab_size=%d" % (s.vocab_file, len(tokenizer.vocab),
+                                             s.bert_config_file,
+                                             bert_config.vocab_size))
+  return bert_config, tokenizer
+
+
+def run(settings, explicit=()):
+  """The whole job of run_classifier.py: train, export, evaluate, predict.
+
+  Args:
+    settings: `Settings`.
+    explicit: names of the settings the user gave explicitly; only used to
+      warn when an adapter bundle overrides one of them.
+
+  Returns:
+    {dev split name: eval results dict} for every split evaluated.
+
+  Raises:
+    InputError: any user error, as one line. Nothing half-written is left.
+  """
+  settings, bundle = with_bundle_settings(settings, explicit)
+  validate_settings(settings)
+  s = settings
+  bert_config, tokenizer = load_backbone_inputs(s)
+  task = glue.get_task(s.task_name, language=s.xnli_language)
+  method = build_tuning_method(s)
+
+  model_shapes = describe_model(bert_config, method.adapter_config,
+                                task.num_labels, s.max_seq_length)
+  try:
+    method.check(list(model_shapes))
+  except ValueError as e:
+    raise InputError(e)
+  if s.init_checkpoint:
+    check_init_checkpoint(s.init_checkpoint, model_shapes, method,
+                          s.bert_config_file)
+  elif s.do_train and not method.whole_model:
+    logging.warning("No --init_checkpoint: training on a randomly "
+                    "initialised, frozen BERT.")
+  logging.info("%s", parameter_summary(model_shapes, method))
+
+  bundle_dir = (s.export_adapter_bundle or
+                os.path.join(s.output_dir, "adapter_bundle"))
+  if s.export_from_checkpoint:
+    export_adapter_bundle(s.export_from_checkpoint, bundle_dir, method, task,
+                          bert_config, s.max_seq_length, s.do_lower_case,
+                          model_shapes)
+    if not s.runs_model:
+      return {}
+
+  tf.io.gfile.makedirs(s.output_dir)
+  feature_cache = FeatureCache(s.output_dir, task, tokenizer, s.vocab_file,
+                               s.do_lower_case, s.max_seq_length)
+  # Where eval/predict find their weights: the training checkpoints in
+  # --output_dir, or a bundle on the backbone in a fresh model_dir of its own
+  # (so no stale checkpoint there can shadow the bundle).
+  model_dir = s.output_dir
+  init_checkpoints = [s.init_checkpoint] if s.init_checkpoint else []
+  if bundle:
+    try:
+      bundles.check_backbone(bundle, s.init_checkpoint)
+    except ValueError as e:
+      raise InputError(e)
+    model_dir = os.path.join(s.output_dir, "bundle_model")
+    fileio.remove_quietly(model_dir)
+    init_checkpoints = [bundle.checkpoint, s.init_checkpoint]
+  elif not s.do_train and not tf.train.latest_checkpoint(s.output_dir):
+    raise InputError("--output_dir=%s holds no trained checkpoint to evaluate "
+                     "or predict with; add --do_train=true, or give "
+                     "--adapter_bundle" % s.output_dir)
+
+  def estimator(**kwargs):
+    return make_estimator(s, bert_config, task.num_labels, method, model_dir,
+                          init_checkpoints, **kwargs)
+
+  if s.do_train:
+    train_path = task.path(s.data_dir, task.train)
+    train_examples = task.get_train_examples(s.data_dir)
+    if not train_examples:
+      raise InputError("%s: no training examples" % train_path)
+    num_train_steps = max(1, int(len(train_examples) / s.train_batch_size *
+                                 s.num_train_epochs))
+    num_warmup_steps = int(num_train_steps * s.warmup_proportion)
+    train_file = feature_cache.features_file("train", train_examples,
+                                             train_path)
+    logging.info("***** Running training *****")
+    logging.info("  Num examples = %d", len(train_examples))
+    logging.info("  Batch size = %d", s.train_batch_size)
+    logging.info("  Num steps = %d", num_train_steps)
+    train_input_fn = file_based_input_fn_builder(
+        input_file=train_file, seq_length=s.max_seq_length,
+        is_training=True, drop_remainder=True, seed=s.seed)
+    start = time.time()
+    estimator(num_train_steps=num_train_steps,
+              num_warmup_steps=num_warmup_steps).train(
+                  input_fn=train_input_fn, max_steps=num_train_steps)
+    logging.info("Training took %.1f s", time.time() - start)
+    if not method.whole_model or s.export_adapter_bundle:
+      export_adapter_bundle(s.output_dir, bundle_dir, method, task,
+                            bert_config, s.max_seq_length, s.do_lower_case,
+                            model_shapes)
+    else:
+      # A whole-model bundle is the model again, and no backbone takes it.
+      logging.info("tuning_mode=%s: the checkpoint is the model; no adapter "
+                   "bundle written (--export_adapter_bundle writes one)",
+                   method.name)
+
+  all_results = collections.OrderedDict()
+  if s.do_eval:
+    evaluator = estimator(predict_batch_size=s.eval_batch_size)
+    global_step = (bundle.global_step if bundle else
+                   evaluator.get_variable_value("global_step"))
+    splits = optional_splits(task, s.data_dir, task.dev)
+    for split in splits:
+      results = evaluate_split(evaluator, feature_cache, task, s.data_dir,
+                               split, s.eval_batch_size, s.use_tpu,
+                               global_step)
+      text = format_eval_results(results)
+      logging.info("***** Eval results: %s %s *****", task.name, split.name)
+      for line in text.splitlines():
+        logging.info("  %s", line)
+      fileio.write_text(
+          os.path.join(s.output_dir, result_file_name(
+              "eval_results", split, split is splits[0], "txt")), text)
+      all_results[split.name] = results
+
+  if s.do_predict:
+    predictor = estimator()
+    for split in optional_splits(task, s.data_dir, task.test):
+      predict_test_split(predictor, feature_cache, task, s.data_dir, split,
+                         split is task.test[0], s.predict_batch_size,
+                         s.use_tpu, s.output_dir)
+
+  if bundle:
+    fileio.remove_quietly(model_dir)
+  return all_results
+
+
+def predict_test_split(estimator, feature_cache, task, data_dir, split, first,
+                       batch_size, use_tpu, output_dir):
+  """Writes test_results*.tsv and, for GLUE tasks, the server's file."""
+  examples = task.read_examples(data_dir, split)
+  outputs = predict_examples(estimator, feature_cache,
+                             "predict-%s" % split.name, examples,
+                             task.path(data_dir, split), batch_size, use_tpu)
+  if task.is_regression:
+    rows = ["%s\n" % o["predictions"] for o in outputs]
+  else:
+    rows = ["\t".join(str(p) for p in o["probabilities"]) + "\n"
+            for o in outputs]
+  fileio.write_text(
+      os.path.join(output_dir, result_file_name("test_results", split, first,
+                                                "tsv")), "".join(rows))
+  if task.has_submission:
+    submission = os.path.join(output_dir, split.name + ".tsv")
+    glue.write_submission(submission, task, [e.index for e in examples],
+                          [o["predictions"] for o in outputs])
+    logging.info("Wrote %s (GLUE server format)", submission)

@@ -1,0 +1,182 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Files through `tf.io.gfile`, written atomically.
+
+Every file the project reads or writes goes through here or through a TF op
+(checkpoints, TFRecords), so any path may be local, `gs://` (Cloud TPU jobs),
+`ram://` (the tests) or any other TensorFlow file system. Outputs are written
+under a temporary name in the same folder and renamed into place, so a reader
+never sees half a file and a failure leaves no partial output behind.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import posixpath
+import re
+import uuid
+
+import tensorflow.compat.v1 as tf
+
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)(.*)$")
+
+
+def is_url(path):
+  """Whether `path` names a TF file system by scheme (`gs://...`, `ram://...`)."""
+  return bool(_URL.match(path))
+
+
+def normpath(path):
+  """`os.path.normpath` that keeps a URL's `scheme://` intact.
+
+  `os.path.normpath("gs://b/x/../y")` would give `gs:/b/y`, a local folder.
+  """
+  match = _URL.match(path)
+  if not match:
+    return os.path.normpath(path)
+  rest = posixpath.normpath(match.group(2)) if match.group(2) else ""
+  return match.group(1) + ("" if rest == "." else rest)
+
+
+def abspath(path):
+  """An absolute local path; a URL is already absolute and stays as it is."""
+  return path if is_url(path) else os.path.abspath(path)
+
+
+def _temporary_name(path):
+  """A sibling of `path` no other writer uses: same folder, same file system."""
+  folder, name = os.path.split(path.rstrip("/"))
+  return os.path.join(folder, ".%s.tmp-%d-%s" % (name, os.getpid(),
+                                                  uuid.uuid4().hex[:8]))
+
+
+def remove_quietly(path):
+  """Deletes a file or a folder tree if it exists; never raises."""
+  try:
+    if tf.io.gfile.isdir(path):
+      tf.io.gfile.rmtree(path)
+    elif tf.io.gfile.exists(path):
+      tf.io.gfile.remove(path)
+  except (tf.errors.OpError, OSError):
+    pass
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+  """Yields a temporary file name; on success it is renamed to `path`.
+
+  Example:
+
+  ```python
+  with fileio.atomic_path("gs://b/train.tf_record") as temp:
+    writer = tf.io.TFRecordWriter(temp) ...
+  ```
+
+  On an exception the temporary file is deleted and `path` is untouched.
+  """
+  folder = os.path.dirname(path)
+  if folder:
+    tf.io.gfile.makedirs(folder)
+  temp = _temporary_name(path)
+  try:
+    yield temp
+    tf.io.gfile.rename(temp, path, overwrite=True)
+  except BaseException:
+    remove_quietly(temp)
+    raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+  """Yields a temporary folder; on success it replaces the folder `path`.
+
+  An existing `path` is moved aside first and deleted after the swap, so at
+  every moment `path` is either the old folder or the complete new one.
+  """
+  parent = os.path.dirname(path.rstrip("/"))
+  if parent:
+    tf.io.gfile.makedirs(parent)
+  temp = _temporary_name(path)
+  tf.io.gfile.makedirs(temp)
+  try:
+    yield temp
+    old = None
+    if tf.io.gfile.exists(path):
+      old = _temporary_name(path) + ".old"
+      tf.io.gfile.rename(path, old)
+    tf.io.gfile.rename(temp, path)
+    if old:
+      remove_quietly(old)
+  except BaseException:
+    remove_quietly(temp)
+    raise
+
+
+def write_text(path, text):
+  """Writes `text` (UTF-8) to `path`, atomically."""
+  with atomic_path(path) as temp:
+    with tf.io.gfile.GFile(temp, "w") as f:
+      f.write(text)
+
+
+def write_bytes(path, data):
+  """Writes `data` to `path`, atomically."""
+  with atomic_path(path) as temp:
+    with tf.io.gfile.GFile(temp, "wb") as f:
+      f.write(data)
+
+
+def write_json(path, value):
+  """Writes `value` as indented, key-sorted JSON, atomically."""
+  write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def read_text(path):
+  with tf.io.gfile.GFile(path, "r") as f:
+    return f.read()
+
+
+def read_bytes(path):
+  with tf.io.gfile.GFile(path, "rb") as f:
+    return f.read()
+
+
+def file_sha256(path):
+  """sha256 of a file's contents, read in 1 MB blocks."""
+  hasher = hashlib.sha256()
+  with tf.io.gfile.GFile(path, "rb") as f:
+    while True:
+      block = f.read(1 << 20)
+      if not block:
+        break
+      hasher.update(block)
+  return hasher.hexdigest()
+
+
+def directory_size(path):
+  """Bytes of every file under a folder."""
+  total = 0
+  for (folder, _, files) in tf.io.gfile.walk(path):
+    for name in files:
+      total += tf.io.gfile.stat(os.path.join(folder, name)).length
+  return total
+
+
+def checkpoint_files(prefix):
+  """The files of a TF checkpoint: its index and its data shards."""
+  return (tf.io.gfile.glob(prefix + ".index") +
+          tf.io.gfile.glob(prefix + ".data-*"))
+
+
+def checkpoint_size(prefix):
+  """Size on disk of a checkpoint (its index and data shards)."""
+  return sum(tf.io.gfile.stat(f).length for f in checkpoint_files(prefix))
+
+
+def human_bytes(count):
+  """1234567 -> "1.2 MB" (decimal units, as disk sizes are quoted)."""
+  for (unit, size) in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+    if count >= size:
+      return "%.1f %s" % (count / size, unit)
+  return "%d B" % count

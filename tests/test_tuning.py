@@ -1,0 +1,362 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Tests of tuning.py: what each tuning method adds, what trains, what its
+bundle stores, its parameter counts in closed form, and the refusals."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from conftest import assert_input_error
+from conftest import checkpoint_values
+from conftest import run_classifier_in_process
+from conftest import new_session
+from conftest import tiny_bert_config_dict
+from conftest import tiny_classifier_variables
+from conftest import write_sst2_task
+import adapters
+import bundles
+import classifier
+import glue
+import modeling
+import tuning
+
+LAYERS = 2
+NUM_LABELS = 3
+ADAPTERS = tuning.AdaptersMethod(adapters.AdapterConfig(size=8))
+FULL = tuning.FullMethod()
+
+# ---------------------------------------------------------------------------
+# The rule of what trains (moved here from test_adapters.py).
+# ---------------------------------------------------------------------------
+
+
+def _layer_norms():
+  names = ["bert/embeddings/LayerNorm/beta", "bert/embeddings/LayerNorm/gamma"]
+  for n in range(LAYERS):
+    for scope in ("attention/output", "output"):
+      for p in ("beta", "gamma"):
+        names.append("bert/encoder/layer_%d/%s/LayerNorm/%s" % (n, scope, p))
+  return names
+
+
+def _adapter_variables(scopes=("attention/output", "output")):
+  names = []
+  for n in range(LAYERS):
+    for scope in scopes:
+      for p in ("weights1", "biases1", "weights2", "biases2"):
+        names.append("bert/encoder/layer_%d/%s/adapters/%s" % (n, scope, p))
+  return names
+
+
+HEAD = ["output_weights", "output_bias"]
+
+
+def _names(variables):
+  return [adapters.variable_name(v) for v in variables]
+
+
+def test_adapters_mode_trains_exactly_adapters_layer_norms_and_head():
+  config = adapters.AdapterConfig(size=8)
+  variables = tiny_classifier_variables(config)
+  trained = _names(tuning.AdaptersMethod(config).trained_variables(variables))
+  assert len(trained) == len(set(trained))
+  expected = set(_adapter_variables() + _layer_norms() + HEAD)
+  assert len(expected) == 16 + 10 + 2
+  assert sorted(trained) == sorted(expected)
+  frozen = set(_names(variables)) - set(trained)
+  # Spelled out: none of these train.
+  for name in ("bert/embeddings/word_embeddings",
+               "bert/embeddings/position_embeddings",
+               "bert/embeddings/token_type_embeddings",
+               "bert/pooler/dense/kernel", "bert/pooler/dense/bias",
+               "bert/encoder/layer_0/attention/self/query/kernel",
+               "bert/encoder/layer_1/attention/output/dense/bias",
+               "bert/encoder/layer_1/intermediate/dense/kernel",
+               "bert/encoder/layer_1/output/dense/kernel"):
+    assert name in frozen
+  # The order of the input is kept.
+  assert trained == [n for n in _names(variables) if n in expected]
+
+
+def test_full_mode_trains_everything():
+  config = adapters.AdapterConfig(size=8)
+  variables = tiny_classifier_variables(config)
+  assert tuning.FullMethod(config).trained_variables(variables) == variables
+  assert len(variables) == 5 + LAYERS * (16 + 8) + 2 + 2
+
+
+def test_adapters_mode_without_adapters_trains_layer_norms_and_head():
+  variables = tiny_classifier_variables(None)
+  trained = _names(tuning.AdaptersMethod(None).trained_variables(variables))
+  assert sorted(trained) == sorted(_layer_norms() + HEAD)
+
+
+@pytest.mark.parametrize("placement,scopes", [
+    ("attention", ("attention/output",)),
+    ("ffn", ("output",)),
+    ("none", ()),
+])
+def test_adapters_mode_follows_placement(placement, scopes):
+  config = adapters.AdapterConfig(size=8, placement=placement)
+  variables = tiny_classifier_variables(config)
+  trained = _names(tuning.AdaptersMethod(config).trained_variables(variables))
+  assert sorted(trained) == sorted(_adapter_variables(scopes) + _layer_norms()
+                                   + HEAD)
+
+
+def test_unknown_tuning_mode_raises():
+  with pytest.raises(ValueError, match="tuning_mode"):
+    tuning.build("adapter")
+  with pytest.raises(ValueError, match="tuning_mode"):
+    tuning.method_class("bias_only")
+
+
+def test_names_with_and_without_suffix_agree():
+  variables = tiny_classifier_variables(adapters.AdapterConfig(size=8))
+  for method in (ADAPTERS, FULL):
+    for v in variables:
+      assert v.name.endswith(":0")
+      by_variable = method.trains(v)
+      assert method.trains(v.name) == by_variable
+      assert method.trains(v.name[:-2]) == by_variable
+  assert ADAPTERS.trains("output_bias:0")
+  assert not ADAPTERS.trains("bert/pooler/dense/bias:0")
+
+
+@pytest.mark.parametrize("name,trained", [
+    ("output_weights", True),
+    ("output_bias", True),
+    ("bert/encoder/layer_3/output/adapters/weights2", True),
+    ("bert/embeddings/LayerNorm/gamma", True),
+    # Near misses of the head's names stay frozen.
+    ("cls/predictions/output_bias", False),
+    ("output_weights_extra", False),
+    ("bert/encoder/layer_3/output/dense/bias", False),
+    ("bert/embeddings/word_embeddings", False),
+])
+def test_is_trained_by_name(name, trained):
+  assert ADAPTERS.trains(name) == trained
+  assert FULL.trains(name)
+
+
+# ---------------------------------------------------------------------------
+# Each method object: its defaults, exact trained names, bundle, counts.
+# ---------------------------------------------------------------------------
+
+
+def _tiny_config():
+  return modeling.BertConfig.from_dict(tiny_bert_config_dict())
+
+
+def _model_shapes(method, num_labels=NUM_LABELS):
+  return classifier.describe_model(_tiny_config(), method.adapter_config,
+                                   num_labels, 16)
+
+
+def _backbone_groups(config_dict):
+  """Closed-form sizes of BERT's groups (LayerNorms apart)."""
+  d, i = config_dict["hidden_size"], config_dict["intermediate_size"]
+  layers = config_dict["num_hidden_layers"]
+  return {
+      "embeddings": (config_dict["vocab_size"] + config_dict["type_vocab_size"]
+                     + config_dict["max_position_embeddings"]) * d,
+      "attention": layers * 4 * (d * d + d),
+      "feed-forward": layers * (d * i + i + i * d + d),
+      "pooler": d * d + d,
+  }
+
+
+def test_registry_holds_every_method_once():
+  assert list(tuning.METHODS) == ["adapters", "full"]
+  for (name, cls) in tuning.METHODS.items():
+    assert cls.name == name and cls.description
+  assert not tuning.METHODS["adapters"].whole_model
+  assert tuning.METHODS["full"].whole_model
+
+
+def test_full_builds_no_adapters_unless_asked():
+  assert tuning.build("full").adapter_config is None
+  assert tuning.build("adapters").adapter_config.placement == "both"
+  assert tuning.build("adapters", adapter_placement="none").adapter_config is (
+      None)
+  asked = tuning.build("full", adapter_size=4, adapter_placement="ffn")
+  assert asked.adapter_config.placement == "ffn"
+  assert asked.adapter_config.size == 4
+  assert asked.trains("bert/encoder/layer_0/output/adapters/weights1")
+
+
+def test_bad_adapter_setting_names_its_flag():
+  with pytest.raises(ValueError, match="--adapter_size"):
+    tuning.build("adapters", adapter_size=0)
+  with pytest.raises(ValueError, match="--adapter_activation"):
+    tuning.build("adapters", adapter_activation="sigmoidish")
+
+
+@pytest.mark.parametrize("size", [1, 8, 64])
+@pytest.mark.parametrize("placement,num_per_layer", [
+    ("both", 2), ("attention", 1), ("ffn", 1)])
+def test_adapters_parameter_counts_in_closed_form(size, placement,
+                                                  num_per_layer):
+  method = tuning.build("adapters", adapter_size=size,
+                        adapter_placement=placement)
+  (trained, frozen) = tuning.parameter_counts(_model_shapes(method), method)
+  config = tiny_bert_config_dict()
+  d, m = config["hidden_size"], size
+  # One adapter: W_down [d, m] + b_down [m] + W_up [m, d] + b_up [d].
+  assert trained == {
+      "adapters": LAYERS * num_per_layer * (2 * m * d + d + m),
+      "LayerNorm": (1 + 2 * LAYERS) * 2 * d,
+      "head": NUM_LABELS * d + NUM_LABELS,
+  }
+  assert list(trained) == ["adapters", "LayerNorm", "head"]
+  assert frozen == _backbone_groups(config)
+
+
+def test_full_parameter_counts_in_closed_form():
+  config = tiny_bert_config_dict()
+  d = config["hidden_size"]
+  method = tuning.build("full")
+  (trained, frozen) = tuning.parameter_counts(_model_shapes(method), method)
+  expected = dict(_backbone_groups(config), LayerNorm=(1 + 2 * LAYERS) * 2 * d,
+                  head=NUM_LABELS * d + NUM_LABELS)
+  assert trained == expected and frozen == {}
+  with_adapters = tuning.build("full", adapter_size=8, adapter_placement="both")
+  (trained, frozen) = tuning.parameter_counts(_model_shapes(with_adapters),
+                                              with_adapters)
+  assert trained["adapters"] == LAYERS * 2 * (2 * 8 * d + d + 8)
+  assert frozen == {}
+
+
+def test_parameter_summary_names_every_group():
+  method = tuning.build("adapters", adapter_size=8)
+  line = classifier.parameter_summary(_model_shapes(method), method)
+  assert line.startswith("Parameters: ")
+  assert "tuning_mode=adapters [adapters " in line
+  for group in ("LayerNorm", "head", "embeddings", "attention",
+                "feed-forward", "pooler"):
+    assert re.search(r"[ \[]%s [\d,]+" % group, line), group
+  full = tuning.build("full")
+  assert "frozen [none]" in classifier.parameter_summary(_model_shapes(full),
+                                                         full)
+
+
+def _save_trained_checkpoint(folder, method, num_labels=2):
+  """The tiny classifier with `method`'s optimizer, saved like training does."""
+  import optimization
+  with tf.Graph().as_default():
+    input_ids = tf.zeros([2, 8], dtype=tf.int32)
+    outputs = classifier.create_model(
+        _tiny_config(), True, input_ids, tf.ones_like(input_ids), input_ids,
+        tf.zeros([2]), num_labels, method.adapter_config)
+    optimization.create_optimizer(
+        outputs["loss"], 1e-3, 10, 1, False,
+        method.trained_variables(tf.trainable_variables()))
+    saver = tf.train.Saver()
+    with new_session() as s:
+      s.run(tf.global_variables_initializer())
+      s.run(tf.train.get_global_step().assign(7))
+      return saver.save(s, os.path.join(folder, "model.ckpt"), global_step=7)
+
+
+@pytest.mark.parametrize("mode,placement,scopes", [
+    ("adapters", "both", ("attention/output", "output")),
+    ("adapters", "attention", ("attention/output",)),
+    ("adapters", "none", ()),
+    ("full", None, ()),
+    ("full", "both", ("attention/output", "output")),
+])
+def test_exact_trained_names_and_bundle_contents(tmp_path, mode, placement,
+                                                 scopes):
+  method = tuning.build(mode, adapter_size=8, adapter_placement=placement)
+  all_names = list(_model_shapes(method, num_labels=2))
+  if mode == "adapters":
+    expected = sorted(_adapter_variables(scopes) + _layer_norms() + HEAD)
+  else:
+    expected = sorted(all_names)
+    assert len([n for n in all_names if "/adapters/" in n]) == (
+        len(_adapter_variables(scopes)))
+  assert sorted(method.trained_variables(all_names)) == expected
+  method.check(all_names)  # a consistent method passes its own check
+
+  checkpoint = _save_trained_checkpoint(str(tmp_path / "train"), method)
+  bundle_dir = str(tmp_path / "bundle")
+  info = bundles.export_bundle(checkpoint, bundle_dir, method,
+                               glue.get_task("SST-2"), _tiny_config(), 16, True)
+  stored = checkpoint_values(os.path.join(bundle_dir,
+                                          bundles.VARIABLES_PREFIX))
+  # Exactly the trained variables: no frozen weight, no Adam slot, no step.
+  assert sorted(stored) == expected
+  with open(os.path.join(bundle_dir, bundles.BUNDLE_JSON)) as f:
+    metadata = json.load(f)
+  assert metadata["tuning_mode"] == mode
+  assert metadata["global_step"] == 7
+  assert sorted(metadata["backbone_variables"]) == sorted(
+      set(all_names) - set(expected))
+  assert metadata["adapter"] == (method.adapter_config.to_dict() if
+                                 method.adapter_config else None)
+  assert info["num_parameters"] == sum(v.size for v in stored.values())
+  if method.whole_model:
+    with pytest.raises(ValueError, match="whole fine-tuned model"):
+      bundles.read_bundle(bundle_dir)
+  else:
+    again = bundles.read_bundle(bundle_dir).tuning_method()
+    assert type(again) is type(method)
+    assert (again.adapter_config.to_dict() if again.adapter_config else
+            None) == metadata["adapter"]
+    assert sorted(again.trained_variables(all_names)) == expected
+
+
+# ---------------------------------------------------------------------------
+# The refusal: added variables that would not train.
+# ---------------------------------------------------------------------------
+
+
+class _HeadOnly(tuning.TuningMethod):
+  """A method that trains only the head (the next issue's `head`)."""
+  name = "head_only_for_test"
+  description = "only the classifier head trains"
+
+  def trains(self, name):
+    return tuning.is_head(name)
+
+
+def test_check_refuses_added_variables_that_would_stay_frozen():
+  with_adapters = _HeadOnly(adapters.AdapterConfig(size=8))
+  names = list(_model_shapes(with_adapters))
+  with pytest.raises(ValueError) as excinfo:
+    with_adapters.check(names)
+  message = str(excinfo.value)
+  assert "\n" not in message
+  assert "--tuning_mode=head_only_for_test" in message
+  assert "recorded as backbone weights" in message
+  assert "/adapters/" in message
+  _HeadOnly(None).check(list(_model_shapes(_HeadOnly(None))))
+
+
+def test_run_refuses_the_combination_before_writing_anything(
+    tmp_path, tiny_bert, monkeypatch):
+  monkeypatch.setitem(tuning.METHODS, _HeadOnly.name, _HeadOnly)
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, output_dir, tuning_mode=_HeadOnly.name,
+          adapter_placement="both"),
+      "--tuning_mode=head_only_for_test", "recorded as backbone weights")
+  assert not os.path.exists(output_dir)
+
+
+def test_backbone_of_a_method_is_everything_it_does_not_add():
+  method = tuning.build("adapters", adapter_size=8)
+  names = list(_model_shapes(method))
+  new = [n for n in names if method.is_new(n)]
+  assert sorted(new) == sorted(_adapter_variables() + HEAD)
+  assert not any(method.is_new(n) for n in names if n.startswith("bert/")
+                 and "/adapters/" not in n)
+  # Values are not what decides: a bundle of the backbone would be the same.
+  assert np.all([method.adds(n) == ("/adapters/" in n) for n in names])
