@@ -194,7 +194,7 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
       "variables": {name: list(values[name].shape) for name in trained},
       "num_parameters": int(sum(v.size for v in values.values())),
   })
-  with fileio.atomic_directory(bundle_dir) as temp_dir:
+  with fileio.atomic_directory(bundle_dir, marker=BUNDLE_JSON) as temp_dir:
     write_checkpoint(values, os.path.join(temp_dir, VARIABLES_PREFIX))
     fileio.write_json(os.path.join(temp_dir, BUNDLE_JSON), metadata)
   return {"path": bundle_dir, "bytes": fileio.directory_size(bundle_dir),

@@ -88,11 +88,18 @@ def atomic_path(path):
 
 
 @contextlib.contextmanager
-def atomic_directory(path):
+def atomic_directory(path, marker=None):
   """Yields a temporary folder; on success it replaces the folder `path`.
 
-  An existing `path` is moved aside first and deleted after the swap, so at
-  every moment `path` is either the old folder or the complete new one.
+  Locally the folder is renamed into place: an existing `path` is moved aside
+  first and deleted after the swap, so at every moment `path` is either the
+  old folder or the complete new one. Object stores (`gs://`) and `ram://`
+  have no folder rename; there the files are moved one by one, `marker` last,
+  so a reader that checks for `marker` never takes a half-moved folder.
+
+  Args:
+    path: the folder to write.
+    marker: (optional) name of the file that marks a complete folder.
   """
   parent = os.path.dirname(path.rstrip("/"))
   if parent:
@@ -101,16 +108,36 @@ def atomic_directory(path):
   tf.io.gfile.makedirs(temp)
   try:
     yield temp
-    old = None
-    if tf.io.gfile.exists(path):
-      old = _temporary_name(path) + ".old"
-      tf.io.gfile.rename(path, old)
-    tf.io.gfile.rename(temp, path)
-    if old:
-      remove_quietly(old)
+    if is_url(path):
+      _move_files(temp, path, marker)
+    else:
+      old = None
+      if tf.io.gfile.exists(path):
+        old = _temporary_name(path) + ".old"
+        tf.io.gfile.rename(path, old)
+      tf.io.gfile.rename(temp, path)
+      if old:
+        remove_quietly(old)
   except BaseException:
     remove_quietly(temp)
     raise
+
+
+def _move_files(source, target, marker):
+  """Replaces folder `target` by the files of `source`, `marker` last."""
+  remove_quietly(target)
+  moves = []
+  for (folder, _, files) in tf.io.gfile.walk(source):
+    relative = folder[len(source):].lstrip("/")
+    for name in files:
+      moves.append((os.path.join(folder, name),
+                    os.path.join(target, relative, name) if relative else
+                    os.path.join(target, name)))
+  moves.sort(key=lambda move: (os.path.basename(move[0]) == marker, move[0]))
+  for (from_path, to_path) in moves:
+    tf.io.gfile.makedirs(os.path.dirname(to_path))
+    tf.io.gfile.rename(from_path, to_path, overwrite=True)
+  remove_quietly(source)
 
 
 def write_text(path, text):

@@ -25,13 +25,19 @@ import tensorflow.compat.v1 as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import adapters  # pylint: disable=g-import-not-at-top
-import bundles
+import bundles  # pylint: disable=g-import-not-at-top
+import classifier
+import fileio
+import glue
 import modeling
 import optimization
-import run_classifier
+import tuning
 
 FLAGS = flags.FLAGS
+flags.DEFINE_string("bert_config_file", None,
+                    "bert_config.json of the model to measure (default: "
+                    "BERT-base).")
+flags.DEFINE_integer("adapter_size", 64, "Bottleneck width m of each adapter.")
 flags.DEFINE_integer("num_labels", 2, "Classes of the head.")
 flags.DEFINE_string("work_dir", None, "Scratch folder (default: a temp dir).")
 
@@ -44,13 +50,13 @@ BERT_BASE = {
 }
 
 
-def save_model(path, bert_config, adapter_config, with_adam):
+def save_model(path, bert_config, adapter_config, num_labels, with_adam):
   """Builds the classifier, optionally its Adam slots, and saves everything."""
   with tf.Graph().as_default():
     input_ids = tf.zeros([1, 8], dtype=tf.int32)
-    outputs = run_classifier.create_model(
+    outputs = classifier.create_model(
         bert_config, True, input_ids, input_ids, input_ids,
-        tf.zeros([1], dtype=tf.float32), FLAGS.num_labels, adapter_config)
+        tf.zeros([1], dtype=tf.float32), num_labels, adapter_config)
     if with_adam:
       optimization.create_optimizer(outputs["loss"], 1e-4, 10, 1, False,
                                     tf.trainable_variables())
@@ -60,7 +66,7 @@ def save_model(path, bert_config, adapter_config, with_adam):
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
       saver.save(session, path, write_meta_graph=False)
-  return bundles.directory_size(os.path.dirname(path))
+  return fileio.directory_size(os.path.dirname(path))
 
 
 def main(argv):
@@ -69,26 +75,30 @@ def main(argv):
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
   else:
     bert_config = modeling.BertConfig.from_dict(BERT_BASE)
-  adapter_config = adapters.AdapterConfig(size=FLAGS.adapter_size)
-  work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="bundle_size_")
-  human = run_classifier.human_bytes
+  measure(bert_config, FLAGS.adapter_size, FLAGS.num_labels, FLAGS.work_dir)
+
+
+def measure(bert_config, adapter_size, num_labels, work_dir=None):
+  """Writes the three kinds of checkpoint and prints their sizes."""
+  method = tuning.build("adapters", adapter_size=adapter_size)
+  scratch = work_dir or tempfile.mkdtemp(prefix="bundle_size_")
+  human = fileio.human_bytes
   try:
-    with_adapters = os.path.join(work_dir, "adapters", "model.ckpt")
-    save_model(with_adapters, bert_config, adapter_config, with_adam=False)
-    bundle_dir = os.path.join(work_dir, "bundle")
+    with_adapters = os.path.join(scratch, "adapters", "model.ckpt")
+    save_model(with_adapters, bert_config, method.adapter_config, num_labels,
+               with_adam=False)
     info = bundles.export_bundle(
-        os.path.dirname(with_adapters), bundle_dir, "adapters",
-        {"task_name": "MRPC", "labels": ["0", "1"], "max_seq_length": 128,
-         "do_lower_case": True, "adapter": adapter_config.to_dict(),
-         "bert_config": bert_config.to_dict()})
-    full = save_model(os.path.join(work_dir, "full", "model.ckpt"),
-                      bert_config, None, with_adam=False)
-    full_adam = save_model(os.path.join(work_dir, "full_adam", "model.ckpt"),
-                           bert_config, None, with_adam=True)
+        os.path.dirname(with_adapters), os.path.join(scratch, "bundle"),
+        method, glue.get_task("MRPC"), bert_config, max_seq_length=128,
+        do_lower_case=True)
+    full = save_model(os.path.join(scratch, "full", "model.ckpt"),
+                      bert_config, None, num_labels, with_adam=False)
+    full_adam = save_model(os.path.join(scratch, "full_adam", "model.ckpt"),
+                           bert_config, None, num_labels, with_adam=True)
     print(json.dumps({
         "hidden_size": bert_config.hidden_size,
         "num_hidden_layers": bert_config.num_hidden_layers,
-        "adapter_size": FLAGS.adapter_size,
+        "adapter_size": adapter_size,
     }))
     print("adapter bundle:                       %10s (%s parameters)" %
           (human(info["bytes"]), "{:,}".format(info["num_parameters"])))
@@ -97,8 +107,8 @@ def main(argv):
     print("bundle / full: 1/%.0f; bundle / full with Adam: 1/%.0f" %
           (full / info["bytes"], full_adam / info["bytes"]))
   finally:
-    if not FLAGS.work_dir:
-      shutil.rmtree(work_dir, ignore_errors=True)
+    if not work_dir:
+      shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
