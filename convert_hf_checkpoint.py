@@ -24,15 +24,14 @@ Usage:
 import collections
 import json
 import os
-import shutil
-import sys
-import tempfile
 
 from absl import app
 from absl import flags
 import numpy as np
 import safetensors
 from safetensors.numpy import load_file
+
+import errors
 
 FLAGS = flags.FLAGS
 
@@ -413,24 +412,28 @@ def convert(hf_dir, output_dir):
   google_tensors, skipped = map_tensors(
       _load_weights(paths[HF_WEIGHTS_NAME]), config)
 
-  os.makedirs(output_dir, exist_ok=True)
-  tmp_dir = tempfile.mkdtemp(prefix=".tmp-convert-", dir=output_dir)
+  # TensorFlow loads only now: bad input is reported without its slow and
+  # noisy start-up. Outputs go through tf.io.gfile (any TF file system).
+  import fileio  # pylint: disable=g-import-not-at-top
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  tmp_dir = fileio.temporary_name(os.path.join(output_dir, "convert"))
+  tf.io.gfile.makedirs(tmp_dir)
   try:
-    with open(os.path.join(tmp_dir, CONFIG_NAME), "w", encoding="utf-8") as f:
-      f.write(json.dumps(config, indent=2) + "\n")
-    shutil.copyfile(paths[VOCAB_NAME], os.path.join(tmp_dir, VOCAB_NAME))
+    fileio.write_text(os.path.join(tmp_dir, CONFIG_NAME),
+                      json.dumps(config, indent=2) + "\n")
+    tf.io.gfile.copy(paths[VOCAB_NAME], os.path.join(tmp_dir, VOCAB_NAME))
     _write_checkpoint(google_tensors, os.path.join(tmp_dir, CHECKPOINT_PREFIX))
-    # The config goes last: its presence is what marks a finished folder.
     names = list(CHECKPOINT_FILES) + [VOCAB_NAME, CONFIG_NAME]
     for name in names:
-      if not os.path.isfile(os.path.join(tmp_dir, name)):
+      if not tf.io.gfile.exists(os.path.join(tmp_dir, name)):
         raise OSError("TensorFlow did not write %s" % name)
-    output_files = []
-    for name in names:
-      output_files.append(os.path.join(output_dir, name))
-      os.replace(os.path.join(tmp_dir, name), output_files[-1])
+    # The config goes last: its presence is what marks a finished folder.
+    output_files = fileio.move_files_into(tmp_dir, output_dir,
+                                          last=CONFIG_NAME)
+  except tf.errors.OpError as e:
+    raise OSError(errors.one_line(e))
   finally:
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+    fileio.remove_quietly(tmp_dir)
 
   return {
       "num_tensors": len(google_tensors),
@@ -441,23 +444,16 @@ def convert(hf_dir, output_dir):
   }
 
 
-def _one_line(error):
-  """Formats an exception as a single line."""
-  return " ".join(str(error).split())
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Too many command-line arguments.")
   for name in ("hf_dir", "output_dir"):
     if not getattr(FLAGS, name):
-      sys.stderr.write("%s: error: --%s is required\n" % (_PROG, name))
-      sys.exit(1)
+      errors.exit_with(_PROG, "--%s is required" % name)
   try:
     summary = convert(FLAGS.hf_dir, FLAGS.output_dir)
   except (ValueError, OSError) as e:
-    sys.stderr.write("%s: error: %s\n" % (_PROG, _one_line(e)))
-    sys.exit(1)
+    errors.exit_with(_PROG, e)
   print("Converted %d tensors (%d parameters) from %s" %
         (summary["num_tensors"], summary["num_parameters"], FLAGS.hf_dir))
   print("Skipped on purpose: %s" %

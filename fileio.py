@@ -44,7 +44,7 @@ def abspath(path):
   return path if is_url(path) else os.path.abspath(path)
 
 
-def _temporary_name(path):
+def temporary_name(path):
   """A sibling of `path` no other writer uses: same folder, same file system."""
   folder, name = os.path.split(path.rstrip("/"))
   return os.path.join(folder, ".%s.tmp-%d-%s" % (name, os.getpid(),
@@ -78,7 +78,7 @@ def atomic_path(path):
   folder = os.path.dirname(path)
   if folder:
     tf.io.gfile.makedirs(folder)
-  temp = _temporary_name(path)
+  temp = temporary_name(path)
   try:
     yield temp
     tf.io.gfile.rename(temp, path, overwrite=True)
@@ -104,7 +104,7 @@ def atomic_directory(path, marker=None):
   parent = os.path.dirname(path.rstrip("/"))
   if parent:
     tf.io.gfile.makedirs(parent)
-  temp = _temporary_name(path)
+  temp = temporary_name(path)
   tf.io.gfile.makedirs(temp)
   try:
     yield temp
@@ -113,7 +113,7 @@ def atomic_directory(path, marker=None):
     else:
       old = None
       if tf.io.gfile.exists(path):
-        old = _temporary_name(path) + ".old"
+        old = temporary_name(path) + ".old"
         tf.io.gfile.rename(path, old)
       tf.io.gfile.rename(temp, path)
       if old:
@@ -126,6 +126,16 @@ def atomic_directory(path, marker=None):
 def _move_files(source, target, marker):
   """Replaces folder `target` by the files of `source`, `marker` last."""
   remove_quietly(target)
+  move_files_into(source, target, last=marker)
+  remove_quietly(source)
+
+
+def move_files_into(source, target, last=None):
+  """Moves every file under folder `source` into folder `target`.
+
+  Files of the same name in `target` are replaced; others stay. The file
+  named `last` moves last: its presence marks a complete folder.
+  """
   moves = []
   for (folder, _, files) in tf.io.gfile.walk(source):
     relative = folder[len(source):].lstrip("/")
@@ -133,11 +143,11 @@ def _move_files(source, target, marker):
       moves.append((os.path.join(folder, name),
                     os.path.join(target, relative, name) if relative else
                     os.path.join(target, name)))
-  moves.sort(key=lambda move: (os.path.basename(move[0]) == marker, move[0]))
+  moves.sort(key=lambda move: (os.path.basename(move[0]) == last, move[0]))
   for (from_path, to_path) in moves:
     tf.io.gfile.makedirs(os.path.dirname(to_path))
     tf.io.gfile.rename(from_path, to_path, overwrite=True)
-  remove_quietly(source)
+  return [to_path for (_, to_path) in moves]
 
 
 def write_text(path, text):

@@ -34,14 +34,16 @@ import io
 import math
 import os
 import random
-import sys
+import re
 import tarfile
-import tempfile
 
 from absl import app
 from absl import flags
 
+import errors
+
 FLAGS = flags.FLAGS
+InputError = errors.InputError
 
 
 def define_flags():
@@ -82,21 +84,6 @@ MAX_ABS_SCORE = 4.0
 # inside a sentence would shift the columns or rows of a TSV reader.
 _BREAKING_CHARS = u"\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 _TO_SPACE = {ord(c): u" " for c in _BREAKING_CHARS}
-
-
-class InputError(Exception):
-  """A problem with the input, reported as `<where>[:<line>]: <what>`."""
-
-  def __init__(self, where, what, line=None):
-    super(InputError, self).__init__(what)
-    self.where = where
-    self.what = what
-    self.line = line
-
-  def __str__(self):
-    if self.line is None:
-      return "%s: %s" % (self.where, self.what)
-    return "%s:%d: %s" % (self.where, self.line, self.what)
 
 
 class Sentence(object):
@@ -155,9 +142,9 @@ def _read_snippets_bytes(where, data):
           return _read_snippets_bytes(inner_where, inner)
   except (tarfile.TarError, EOFError, OSError, ValueError) as e:
     # zlib.error derives from Exception only; gzip reports it as an OSError.
-    raise InputError(where, "not a readable tarball (%s)" % e)
-  raise InputError(where, "holds neither %s nor %s" %
-                   (SNIPPETS_NAME, INNER_TARBALL_NAME))
+    raise InputError("not a readable tarball (%s)" % e, where=where)
+  raise InputError("holds neither %s nor %s" %
+                   (SNIPPETS_NAME, INNER_TARBALL_NAME), where=where)
 
 
 def _decode_line(raw):
@@ -190,26 +177,39 @@ def _parse_line(where, line_number, text):
   # maxsplit=2: a TAB inside the sentence stays part of the sentence.
   fields = text.split(u"\t", 2)
   if len(fields) < 3:
-    raise InputError(where, "expected 3 TAB-separated columns "
-                     "(id, score, sentence), found %d" % len(fields),
-                     line_number)
+    raise InputError("expected 3 TAB-separated columns "
+                     "(id, score, sentence), found %d" % len(fields), where=where, line=line_number)
   guid, score_text, sentence = fields
   guid = guid.strip()
   if not guid.isdigit():
-    raise InputError(where, "id %r is not a non-negative integer" % guid,
-                     line_number)
+    raise InputError("id %r is not a non-negative integer" % guid,
+                     where=where, line=line_number)
   try:
     score = float(score_text)
   except ValueError:
-    raise InputError(where, "score %r is not a number" % score_text,
-                     line_number)
+    raise InputError("score %r is not a number" % score_text, where=where,
+                     line=line_number)
   if not math.isfinite(score) or abs(score) > MAX_ABS_SCORE:
-    raise InputError(where, "score %r is outside [-4, 4]" % score_text,
-                     line_number)
+    raise InputError("score %r is outside [-4, 4]" % score_text,
+                     where=where, line=line_number)
   sentence = sentence.translate(_TO_SPACE)
   if not sentence.strip():
-    raise InputError(where, "empty sentence", line_number)
+    raise InputError("empty sentence", where=where, line=line_number)
   return int(guid), score, sentence
+
+
+def _read_source(source):
+  """The bytes of `source`: a local file, or any TF file system's URL."""
+  if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source):
+    import fileio  # pylint: disable=g-import-not-at-top
+    import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+    if not tf.io.gfile.exists(source) or tf.io.gfile.isdir(source):
+      raise InputError("no such file", where=source)
+    return fileio.read_bytes(source)
+  if not os.path.isfile(source):
+    raise InputError("no such file", where=source)
+  with open(source, "rb") as f:
+    return f.read()
 
 
 def read_snippets(source):
@@ -226,17 +226,14 @@ def read_snippets(source):
   Raises:
     InputError: for a missing or malformed source.
   """
-  if not os.path.isfile(source):
-    raise InputError(source, "no such file")
-  with open(source, "rb") as f:
-    data = f.read()
+  data = _read_source(source)
   where, data = _read_snippets_bytes(source, data)
 
   if b"\x00" in data:
     # Text in any 8-bit encoding or UTF-8 has no NUL; a zip or image does.
     line = data[:data.index(b"\x00")].count(b"\n") + 1
-    raise InputError(where, "NUL byte: a binary file, not the snippets text",
-                     line)
+    raise InputError("NUL byte: a binary file, not the snippets text",
+                     where=where, line=line)
   if data.startswith(b"\xef\xbb\xbf"):  # A UTF-8 byte-order mark.
     data = data[3:]
   sentences = []
@@ -252,8 +249,8 @@ def read_snippets(source):
     fallback_decoded += int(used_fallback)
     guid, score, sentence = _parse_line(where, line_number, text)
     if guid in first_line_of_id:
-      raise InputError(where, "duplicate id %d (first on line %d)" %
-                       (guid, first_line_of_id[guid]), line_number)
+      raise InputError("duplicate id %d (first on line %d)" %
+                       (guid, first_line_of_id[guid]), where=where, line=line_number)
     first_line_of_id[guid] = line_number
     read += 1
     if score == 0:
@@ -295,38 +292,6 @@ def _tsv_bytes(sentences):
   return u"".join(lines).encode("utf-8")
 
 
-def _new_file_mode():
-  """The mode open() would give a new file: 0666 less the umask."""
-  # mkstemp creates 0600 files; the TSVs are ordinary data files.
-  umask = os.umask(0)
-  os.umask(umask)
-  return 0o666 & ~umask
-
-
-def _write_atomically(output_dir, files):
-  """Writes (name, bytes) pairs into output_dir, each file whole or not at all.
-
-  Every file is first written to a temporary name in output_dir (same file
-  system), then all are renamed, so a failure while writing leaves no new
-  train.tsv or dev.tsv behind.
-  """
-  temps = {}
-  try:
-    for name, data in files:
-      fd, temp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp",
-                                  dir=output_dir)
-      temps[name] = temp
-      with os.fdopen(fd, "wb") as f:
-        f.write(data)
-      os.chmod(temp, _new_file_mode())
-    for name, _ in files:
-      os.replace(temps[name], os.path.join(output_dir, name))
-  finally:
-    for temp in temps.values():
-      if os.path.exists(temp):
-        os.remove(temp)
-
-
 def build_task(source, output_dir, dev_fraction=0.1, seed=12345):
   """Reads the snippets and writes output_dir/{train,dev}.tsv.
 
@@ -350,15 +315,26 @@ def build_task(source, output_dir, dev_fraction=0.1, seed=12345):
   snippets = read_snippets(source)
   sentences = snippets["sentences"]
   if len(sentences) < 2:
-    raise InputError(snippets["where"], "only %d sentences with a non-zero "
-                     "score; need at least 2 to split" % len(sentences))
+    raise InputError("only %d sentences with a non-zero "
+                     "score; need at least 2 to split" % len(sentences), where=snippets["where"])
   train, dev = split_sentences(sentences, dev_fraction, seed)
 
-  if not os.path.isdir(output_dir):
-    os.makedirs(output_dir)
-  # dev.tsv is renamed first: train.tsv is the file `make` checks for.
-  _write_atomically(output_dir, [("dev.tsv", _tsv_bytes(dev)),
-                                 ("train.tsv", _tsv_bytes(train))])
+  # TensorFlow loads only now: a bad input is reported without its slow and
+  # noisy start-up.
+  import fileio  # pylint: disable=g-import-not-at-top
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  train_path = os.path.join(output_dir, "train.tsv")
+  dev_path = os.path.join(output_dir, "dev.tsv")
+  try:
+    # Both are written before either is renamed, dev.tsv first: train.tsv is
+    # the file `make` checks for, so it must be the last to appear.
+    with fileio.atomic_path(train_path) as train_temp:
+      with fileio.atomic_path(dev_path) as dev_temp:
+        fileio.write_bytes(dev_temp, _tsv_bytes(dev))
+        fileio.write_bytes(train_temp, _tsv_bytes(train))
+  except tf.errors.OpError as e:
+    # Output folder not writable, disk full: still one line.
+    raise InputError(errors.one_line(e), where=output_dir)
 
   positive = sum(s.label for s in sentences)
   return {
@@ -401,13 +377,9 @@ def main(argv):
     counts = build_task(FLAGS.source, FLAGS.output_dir,
                         FLAGS.dev_fraction, FLAGS.seed)
   except InputError as e:
-    sys.stderr.write("%s: error: %s\n" % (PROG, e))
-    return 1
+    errors.exit_with(PROG, e)
   except OSError as e:
-    # Output directory not writable, disk full: still one line, no traceback.
-    sys.stderr.write("%s: error: %s: %s\n" % (
-        PROG, e.filename or FLAGS.output_dir, e.strerror or e))
-    return 1
+    errors.exit_with(PROG, "%s: %s" % (FLAGS.output_dir, errors.one_line(e)))
   for line in format_summary(counts, FLAGS.output_dir):
     print(line)
   return 0

@@ -303,3 +303,71 @@ def test_multitask_cli_writes_every_task_file(trained, tiny_bert, tmp_path):
   for (task_name, run) in trained.items():
     assert read_lines(os.path.join(output_dir, task_name + ".tsv")) == (
         read_lines(os.path.join(run["output_dir"], task_name + ".tsv")))
+
+
+# ---------------------------------------------------------------- settings
+
+
+def _checkpoint_on_backbone(tiny_bert, folder, method, num_labels):
+  """A training checkpoint whose frozen weights are tiny_bert's own."""
+  import classifier
+  config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
+  with tf.Graph().as_default():
+    input_ids = tf.zeros([1, 8], dtype=tf.int32)
+    classifier.create_model(config, False, input_ids, input_ids, input_ids,
+                            tf.zeros([1]), num_labels, method.adapter_config)
+    for (checkpoint, assignment_map) in classifier.checkpoint_assignment_maps(
+        tf.global_variables(), [tiny_bert["init_checkpoint"]]):
+      tf.train.init_from_checkpoint(checkpoint, assignment_map)
+    tf.train.get_or_create_global_step()
+    saver = tf.train.Saver()
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      saver.save(session, os.path.join(folder, "model.ckpt"))
+  return config
+
+
+def test_bundle_records_the_xnli_language_and_serves_in_it(tiny_bert,
+                                                           tmp_path):
+  method = tuning.build("adapters", adapter_size=4)
+  config = _checkpoint_on_backbone(tiny_bert, str(tmp_path / "train"), method,
+                                   num_labels=3)
+  bundle_dir = str(tmp_path / "xnli_de")
+  bundles.export_bundle(str(tmp_path / "train"), bundle_dir, method,
+                        glue.get_task("XNLI", language="de"), config, 24,
+                        True)
+  bundle = bundles.read_bundle(bundle_dir)
+  assert bundle.language == "de"
+  assert bundle.task().language == "de"
+  assert bundle.settings()["xnli_language"] == "de"
+  # The shared task object never changes language.
+  assert glue.get_task("XNLI").language == "zh"
+  predictor = multitask_predictor(tiny_bert, [bundle_dir])
+  assert predictor.tasks["XNLI"]["task"].language == "de"
+  assert predictor.tasks["XNLI"]["max_seq_length"] == 24
+
+
+def test_settings_are_immutable_and_a_bundle_replaces_them_before_checks(
+    trained, tiny_bert, tmp_path):
+  import dataclasses
+
+  import classifier
+  settings = classifier.Settings(max_seq_length=24)
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    settings.max_seq_length = 0
+  run = trained["MRPC"]
+  given = classifier.Settings(
+      task_name="MRPC", adapter_bundle=run["bundle"], max_seq_length=0,
+      adapter_size=1, tuning_mode="full", xnli_language="fr")
+  merged, bundle = classifier.with_bundle_settings(given, explicit=())
+  assert bundle.task_name == "MRPC"
+  assert (merged.max_seq_length, merged.adapter_size, merged.tuning_mode,
+          merged.adapter_placement) == (24, 8, "adapters", "both")
+  assert merged.xnli_language == "fr"  # an English task records none
+  assert given.max_seq_length == 0  # the given object is unchanged
+  # A value the bundle replaces is never validated: --max_seq_length=0 runs.
+  output_dir = str(tmp_path / "out")
+  run_classifier_in_process(tiny_bert, run["data_dir"], output_dir,
+                            task_name="MRPC", do_train=False,
+                            adapter_bundle=run["bundle"], max_seq_length=0)
+  assert read_eval_results(output_dir) == read_eval_results(run["output_dir"])
