@@ -44,7 +44,7 @@ import tuning
 InputError = errors.InputError
 
 # Bumped whenever the feature format changes, so old caches are not reused.
-FEATURE_CACHE_VERSION = 2
+FEATURE_CACHE_VERSION = 3
 
 
 # ---------------------------------------------------------------- settings
@@ -99,6 +99,10 @@ class Settings(object):
   # Task options and logging.
   xnli_language: str = "zh"
   log_every_n_steps: int = 100
+  # Speed.
+  padding: str = "auto"
+  intra_op_parallelism_threads: int = 0
+  inter_op_parallelism_threads: int = 0
 
   @classmethod
   def field_names(cls):
@@ -183,6 +187,14 @@ def validate_settings(settings):
     raise InputError("--warmup_proportion must be in [0, 1]")
   if s.learning_rate <= 0:
     raise InputError("--learning_rate must be positive")
+  try:
+    resolve_padding(s.padding, s.use_tpu)
+  except ValueError as e:
+    raise InputError(e)
+  for name in ("intra_op_parallelism_threads", "inter_op_parallelism_threads"):
+    if getattr(s, name) < 0:
+      raise InputError("--%s must be >= 0 (0: TensorFlow's choice), got %d" %
+                       (name, getattr(s, name)))
   for name in ("vocab_file", "bert_config_file"):
     if not tf.io.gfile.exists(getattr(s, name)):
       raise InputError("--%s=%s: no such file" % (name, getattr(s, name)))
@@ -282,7 +294,8 @@ def _truncate_seq_pair(tokens_a, tokens_b, max_length):
 
 
 def feature_cache_key(input_file, vocab_file, do_lower_case, max_seq_length,
-                      task_name, label_list, num_padding):
+                      task_name, label_list, num_padding,
+                      sort_by_length=False):
   """A key for everything that shapes a cached TFRecord of features.
 
   The contents of the input file and the vocab are hashed (not their names or
@@ -297,6 +310,7 @@ def feature_cache_key(input_file, vocab_file, do_lower_case, max_seq_length,
       "task_name": task_name.lower(),
       "labels": list(label_list),
       "num_padding": int(num_padding),
+      "sort_by_length": bool(sort_by_length),
   }
   encoded = json.dumps(description, sort_keys=True).encode("utf-8")
   return hashlib.sha256(encoded).hexdigest()[:16]
@@ -304,8 +318,19 @@ def feature_cache_key(input_file, vocab_file, do_lower_case, max_seq_length,
 
 def file_based_convert_examples_to_features(examples, label_list,
                                             max_seq_length, tokenizer,
-                                            output_file):
-  """Writes the features of `examples` to a TFRecord, atomically."""
+                                            output_file, sort_by_length=False):
+  """Writes the features of `examples` to a TFRecord, atomically.
+
+  Each record holds its row's tokens without padding (padding is the input
+  pipeline's choice, see PADDING_POLICIES) and `example_index`, the example's
+  position in `examples`.
+
+  Args:
+    sort_by_length: write the records longest first, so that batches of
+      neighbouring records need little padding (eval and predict; their
+      outputs are put back in example order by `example_index`).
+  """
+  features = []
   with fileio.atomic_path(output_file) as temp_file:
     with tf.io.TFRecordWriter(temp_file) as writer:
       for (ex_index, example) in enumerate(examples):
@@ -313,23 +338,35 @@ def file_based_convert_examples_to_features(examples, label_list,
           logging.info("Writing example %d of %d", ex_index, len(examples))
         feature = convert_single_example(ex_index, example, label_list,
                                          max_seq_length, tokenizer)
-        writer.write(_feature_to_example(feature).SerializeToString())
+        if sort_by_length:
+          features.append((ex_index, feature))
+        else:
+          writer.write(_feature_to_example(feature, ex_index)
+                       .SerializeToString())
+      # A stable sort: rows of one length keep their order.
+      features.sort(key=lambda item: -sum(item[1].input_mask))
+      for (ex_index, feature) in features:
+        writer.write(_feature_to_example(feature, ex_index)
+                     .SerializeToString())
 
 
-def _feature_to_example(feature):
+def _feature_to_example(feature, example_index):
   def int_feature(values):
     return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
 
   def float_feature(values):
     return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
 
+  # The real tokens only; a TPU padding example keeps one (id 0) so that no
+  # batch is ever zero tokens wide.
+  length = max(1, sum(feature.input_mask))
   features = collections.OrderedDict()
-  features["input_ids"] = int_feature(feature.input_ids)
-  features["input_mask"] = int_feature(feature.input_mask)
-  features["segment_ids"] = int_feature(feature.segment_ids)
+  features["input_ids"] = int_feature(feature.input_ids[:length])
+  features["segment_ids"] = int_feature(feature.segment_ids[:length])
   # Float for both kinds of task: class ids are exact in float32.
   features["label_ids"] = float_feature([feature.label_id])
   features["is_real_example"] = int_feature([int(feature.is_real_example)])
+  features["example_index"] = int_feature([example_index])
   return tf.train.Example(features=tf.train.Features(feature=features))
 
 
@@ -345,39 +382,123 @@ class FeatureCache(object):
     self.do_lower_case = do_lower_case
     self.max_seq_length = max_seq_length
 
-  def features_file(self, split_name, examples, input_file):
-    """Writes (or reuses) the TFRecord of one split; returns its path."""
+  def features_file(self, split_name, examples, input_file,
+                    sort_by_length=False):
+    """Writes (or reuses) the TFRecord of one split; returns its path.
+
+    Args:
+      sort_by_length: longest rows first (eval and predict files).
+    """
     label_list = self.task.get_labels()
     num_padding = sum(isinstance(e, PaddingInputExample) for e in examples)
     key = feature_cache_key(input_file, self.vocab_file, self.do_lower_case,
                             self.max_seq_length, self.task.name, label_list,
-                            num_padding)
+                            num_padding, sort_by_length)
     path = os.path.join(self.folder, "%s-%s.tf_record" % (split_name, key))
     if tf.io.gfile.exists(path):
       logging.info("Reusing cached features %s", path)
     else:
       file_based_convert_examples_to_features(examples, label_list,
                                               self.max_seq_length,
-                                              self.tokenizer, path)
+                                              self.tokenizer, path,
+                                              sort_by_length)
     return path
 
 
+# How batches are padded (`--padding`):
+#   static: every row to max_seq_length. Static shapes, as TPUs need.
+#   batch:  each batch to its longest row.
+#   bucket: as batch, and training batches are drawn from rows of similar
+#           length (length buckets over the shuffled stream), so they need
+#           little padding. Eval and predict read length-sorted files, so
+#           "batch" and "bucket" pad them alike.
+#   auto:   static on TPU, bucket elsewhere: the fastest correct policy.
+PADDING_POLICIES = ("auto", "static", "batch", "bucket")
+# The features that are [batch, width].
+SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
+
+
+def resolve_padding(padding, use_tpu):
+  """The policy `padding` means on this device (never "auto").
+
+  Raises:
+    ValueError: an unknown policy, or a dynamic one on TPU.
+  """
+  if padding not in PADDING_POLICIES:
+    raise ValueError("--padding=%s: unknown (known: %s)" %
+                     (padding, ", ".join(PADDING_POLICIES)))
+  if padding == "auto":
+    return "static" if use_tpu else "bucket"
+  if use_tpu and padding != "static":
+    raise ValueError("--padding=%s: TPUs need static shapes; use "
+                     "--padding=static (or auto)" % padding)
+  return padding
+
+
+# Dynamic batches are padded to a multiple of this many tokens, so that a run
+# sees at most max_seq_length / 8 distinct shapes: every new shape costs
+# oneDNN (and cuDNN) new kernels, which cost more than the padding saves.
+PAD_TO_MULTIPLE = 8
+
+
+def length_bucket_boundaries(max_seq_length, width=PAD_TO_MULTIPLE):
+  """Upper ends (exclusive) of the length buckets: every `width` tokens."""
+  return list(range(width + 1, max_seq_length + 1, width))
+
+
 def file_based_input_fn_builder(input_file, seq_length, is_training,
-                                drop_remainder, seed=None):
-  """An `input_fn` for TPUEstimator reading a features TFRecord."""
+                                drop_remainder, seed=None, padding="static",
+                                pad_to_multiple=PAD_TO_MULTIPLE):
+  """An `input_fn` for TPUEstimator reading a features TFRecord.
+
+  Args:
+    input_file: written by `file_based_convert_examples_to_features`.
+    seq_length: max_seq_length; rows are padded to it under "static".
+    is_training: repeat and shuffle (seeded by `seed`).
+    drop_remainder: only full batches (TPU).
+    padding: "static", "batch" or "bucket" (see PADDING_POLICIES;
+      `resolve_padding` turns "auto" into one of these).
+    pad_to_multiple: "batch" and "bucket" round each batch's width up to a
+      multiple of this (never beyond seq_length).
+  """
+  if padding not in ("static", "batch", "bucket"):
+    raise ValueError("padding must be static, batch or bucket, got %r" %
+                     padding)
   name_to_features = {
-      "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
-      "input_mask": tf.io.FixedLenFeature([seq_length], tf.int64),
-      "segment_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
+      "input_ids": tf.io.VarLenFeature(tf.int64),
+      "segment_ids": tf.io.VarLenFeature(tf.int64),
       "label_ids": tf.io.FixedLenFeature([], tf.float32),
       "is_real_example": tf.io.FixedLenFeature([], tf.int64),
+      "example_index": tf.io.FixedLenFeature([], tf.int64),
   }
 
   def decode_record(record):
     example = tf.io.parse_single_example(record, name_to_features)
     # TPUs only take int32; int64 is what tf.Example stores.
-    return {name: (t if t.dtype == tf.float32 else tf.cast(t, tf.int32))
-            for (name, t) in example.items()}
+    features = {}
+    for (name, tensor) in example.items():
+      if isinstance(tensor, tf.SparseTensor):
+        tensor = tf.sparse.to_dense(tensor)
+      if tensor.dtype == tf.int64:
+        tensor = tf.cast(tensor, tf.int32)
+      features[name] = tensor
+    features["input_mask"] = tf.ones_like(features["input_ids"])
+    return features
+
+  def padded_shapes(length):
+    return {name: ([length] if name in SEQUENCE_FEATURES else [])
+            for name in ("input_ids", "input_mask", "segment_ids",
+                         "label_ids", "is_real_example", "example_index")}
+
+  def round_up_width(batch):
+    """Pads [batch, width] features to a multiple of pad_to_multiple."""
+    width = tf.shape(batch["input_ids"])[1]
+    target = tf.minimum(
+        (width + pad_to_multiple - 1) // pad_to_multiple * pad_to_multiple,
+        seq_length)
+    for name in SEQUENCE_FEATURES:
+      batch[name] = tf.pad(batch[name], [[0, 0], [0, target - width]])
+    return batch
 
   def input_fn(params):
     batch_size = params["batch_size"]
@@ -386,7 +507,22 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
       d = d.repeat()
       d = d.shuffle(buffer_size=10000, seed=seed)
     d = d.map(decode_record, num_parallel_calls=tf.data.AUTOTUNE)
-    d = d.batch(batch_size, drop_remainder=drop_remainder)
+    if padding == "bucket" and is_training:
+      boundaries = length_bucket_boundaries(seq_length)
+      d = d.bucket_by_sequence_length(
+          element_length_func=lambda f: tf.shape(f["input_ids"])[0],
+          bucket_boundaries=boundaries,
+          bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+          padded_shapes=padded_shapes(None),
+          drop_remainder=drop_remainder)
+    else:
+      d = d.padded_batch(
+          batch_size,
+          padded_shapes=padded_shapes(seq_length if padding == "static"
+                                      else None),
+          drop_remainder=drop_remainder)
+    if padding != "static" and pad_to_multiple > 1:
+      d = d.map(round_up_width)
     return d.prefetch(tf.data.AUTOTUNE)
 
   return input_fn
@@ -418,7 +554,8 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
       input_ids=input_ids,
       input_mask=input_mask,
       token_type_ids=segment_ids,
-      adapter_config=adapter_config)
+      adapter_config=adapter_config,
+      pooled_only=True)  # the head reads [CLS] alone
 
   output_layer = model.get_pooled_output()  # [batch, hidden]
   hidden_size = output_layer.shape[-1]
@@ -509,6 +646,9 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
       predictions = {name: outputs[name] for name in
                      ("predictions", "per_example_loss", "probabilities")
                      if name in outputs}
+      # Which example each output is: files may be sorted by length.
+      for name in ("example_index", "is_real_example"):
+        predictions[name] = features[name]
       return tf.estimator.tpu.TPUEstimatorSpec(
           mode=mode, predictions=predictions, scaffold_fn=scaffold_fn)
 
@@ -635,6 +775,27 @@ class ThroughputHook(tf.estimator.SessionRunHook):
       (self._last_time, self._last_step) = (now, step)
 
 
+def session_config(intra_op_threads, inter_op_threads, use_tpu):
+  """The session's thread pools; 0 means the default.
+
+  The default inter-op pool is 1 thread on a machine with no GPU: matmuls
+  already use every core, and one op at a time was measured faster there
+  than TensorFlow's default (one thread per core; benchmarks/README.md).
+  Elsewhere TensorFlow chooses.
+  """
+  if not inter_op_threads and not use_tpu and not gpu_available():
+    inter_op_threads = 1
+  if not (intra_op_threads or inter_op_threads):
+    return None
+  return tf.ConfigProto(intra_op_parallelism_threads=intra_op_threads,
+                        inter_op_parallelism_threads=inter_op_threads,
+                        allow_soft_placement=True)
+
+
+def gpu_available():
+  return bool(tf.config.list_physical_devices("GPU"))
+
+
 def make_estimator(settings, bert_config, num_labels, method, model_dir,
                    init_checkpoints, num_train_steps=None,
                    num_warmup_steps=None, predict_batch_size=None):
@@ -655,6 +816,9 @@ def make_estimator(settings, bert_config, num_labels, method, model_dir,
         s.tpu_name, zone=s.tpu_zone, project=s.gcp_project)
   run_config = tf.estimator.tpu.RunConfig(
       cluster=tpu_cluster_resolver,
+      session_config=session_config(s.intra_op_parallelism_threads,
+                                    s.inter_op_parallelism_threads,
+                                    s.use_tpu),
       master=s.master,
       model_dir=model_dir,
       tf_random_seed=s.seed,
@@ -697,34 +861,47 @@ def pad_for_tpu(examples, batch_size, use_tpu):
 
 
 def predict_examples(estimator, feature_cache, split_name, examples,
-                     input_file, batch_size, use_tpu):
+                     input_file, batch_size, use_tpu, padding="static"):
   """Runs the model over `examples`; returns one output dict per example.
 
-  On TPU the examples are padded to full batches; the padding's outputs are
-  cut here, so callers see exactly one output per real example.
+  The features file is sorted by length (so that "batch" padding wastes
+  little) and on TPU padded to full batches; outputs are put back in the
+  order of `examples` and the padding's are cut, so callers see exactly one
+  output per real example, in order.
+
+  Args:
+    padding: "static", "batch" or "bucket" (see `resolve_padding`).
   """
   num_actual_examples = len(examples)
   padded = pad_for_tpu(examples, batch_size, use_tpu)
-  features_file = feature_cache.features_file(split_name, padded, input_file)
+  features_file = feature_cache.features_file(split_name, padded, input_file,
+                                              sort_by_length=True)
   logging.info("***** Running %s on %s *****", split_name, input_file)
   logging.info("  Num examples = %d (%d actual, %d padding)", len(padded),
                num_actual_examples, len(padded) - num_actual_examples)
   input_fn = file_based_input_fn_builder(
       input_file=features_file, seq_length=feature_cache.max_seq_length,
-      is_training=False, drop_remainder=use_tpu)
-  outputs = []
+      is_training=False, drop_remainder=use_tpu, padding=padding)
+  outputs = [None] * num_actual_examples
+  count = 0
   for output in estimator.predict(input_fn=input_fn):
-    if len(outputs) == num_actual_examples:
-      break
-    outputs.append(output)
-  if len(outputs) != num_actual_examples:
+    index = int(output.pop("example_index"))
+    is_real = output.pop("is_real_example")
+    if not is_real:
+      continue
+    if not 0 <= index < num_actual_examples or outputs[index] is not None:
+      raise RuntimeError("features file %s: bad example_index %d" %
+                         (features_file, index))
+    outputs[index] = output
+    count += 1
+  if count != num_actual_examples:
     raise RuntimeError("got %d outputs for %d examples" %
-                       (len(outputs), num_actual_examples))
+                       (count, num_actual_examples))
   return outputs
 
 
 def evaluate_split(estimator, feature_cache, task, data_dir, split,
-                   batch_size, use_tpu, global_step):
+                   batch_size, use_tpu, global_step, padding="static"):
   """Official metrics of `task` on one dev split, plus losses and the step.
 
   Returns:
@@ -737,7 +914,7 @@ def evaluate_split(estimator, feature_cache, task, data_dir, split,
     raise InputError("%s: no examples" % task.path(data_dir, split))
   outputs = predict_examples(estimator, feature_cache, "eval-%s" % split.name,
                              examples, task.path(data_dir, split), batch_size,
-                             use_tpu)
+                             use_tpu, padding)
   predictions = np.array([o["predictions"] for o in outputs])
   results = task.metrics(predictions, np.array(task.label_values(examples)))
   results["eval_loss"] = float(np.mean([o["per_example_loss"]
@@ -852,6 +1029,8 @@ def run(settings, explicit=()):
   bert_config, tokenizer = load_backbone_inputs(s)
   task = glue.get_task(s.task_name, language=s.xnli_language)
   method = build_tuning_method(s)
+  padding = resolve_padding(s.padding, s.use_tpu)
+  logging.info("Padding: %s (--padding=%s)", padding, s.padding)
 
   model_shapes = describe_model(bert_config, method.adapter_config,
                                 task.num_labels, s.max_seq_length)
@@ -917,7 +1096,7 @@ def run(settings, explicit=()):
     logging.info("  Num steps = %d", num_train_steps)
     train_input_fn = file_based_input_fn_builder(
         input_file=train_file, seq_length=s.max_seq_length,
-        is_training=True, drop_remainder=True, seed=s.seed)
+        is_training=True, drop_remainder=True, seed=s.seed, padding=padding)
     start = time.time()
     estimator(num_train_steps=num_train_steps,
               num_warmup_steps=num_warmup_steps).train(
@@ -942,7 +1121,7 @@ def run(settings, explicit=()):
     for split in splits:
       results = evaluate_split(evaluator, feature_cache, task, s.data_dir,
                                split, s.eval_batch_size, s.use_tpu,
-                               global_step)
+                               global_step, padding)
       text = format_eval_results(results)
       logging.info("***** Eval results: %s %s *****", task.name, split.name)
       for line in text.splitlines():
@@ -957,7 +1136,7 @@ def run(settings, explicit=()):
     for split in optional_splits(task, s.data_dir, task.test):
       predict_test_split(predictor, feature_cache, task, s.data_dir, split,
                          split is task.test[0], s.predict_batch_size,
-                         s.use_tpu, s.output_dir)
+                         s.use_tpu, s.output_dir, padding)
 
   if bundle:
     fileio.remove_quietly(model_dir)
@@ -965,12 +1144,13 @@ def run(settings, explicit=()):
 
 
 def predict_test_split(estimator, feature_cache, task, data_dir, split, first,
-                       batch_size, use_tpu, output_dir):
+                       batch_size, use_tpu, output_dir, padding="static"):
   """Writes test_results*.tsv and, for GLUE tasks, the server's file."""
   examples = task.read_examples(data_dir, split)
   outputs = predict_examples(estimator, feature_cache,
                              "predict-%s" % split.name, examples,
-                             task.path(data_dir, split), batch_size, use_tpu)
+                             task.path(data_dir, split), batch_size, use_tpu,
+                             padding)
   if task.is_regression:
     rows = ["%s\n" % o["predictions"] for o in outputs]
   else:

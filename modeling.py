@@ -151,6 +151,7 @@ class BertModel(object):
                input_mask=None,
                token_type_ids=None,
                adapter_config=None,
+               pooled_only=False,
                scope=None):
     """Builds the model graph.
 
@@ -163,6 +164,11 @@ class BertModel(object):
       token_type_ids: (optional) int32 Tensor [batch, seq] of segment ids.
       adapter_config: (optional) `adapters.AdapterConfig`; None builds plain
         BERT with no adapter variables at all.
+      pooled_only: the caller reads only the pooled output (a classifier):
+        the last layer then computes the [CLS] position alone, since no other
+        position of it reaches the pooler. Same variables, same pooled output
+        (to float round-off), about 1/num_layers less compute; the sequence
+        output and the last layer output are then [batch, 1, hidden].
       scope: (optional) variable scope; defaults to "bert".
     """
     config = copy.deepcopy(config)
@@ -195,14 +201,15 @@ class BertModel(object):
             layer_norm_eps=config.layer_norm_eps)
 
       with tf.variable_scope("encoder"):
-        # [batch, seq, seq]: which keys each query may attend to.
-        attention_mask = create_attention_mask_from_input_mask(
-            input_ids, input_mask)
+        # [batch, 1, seq]: which keys a query may attend to, the same for
+        # every query; broadcast over queries (and heads) where it is used.
+        attention_mask = tf.expand_dims(tf.cast(input_mask, tf.float32), 1)
         self.all_encoder_layers = transformer_model(
             input_tensor=self.embedding_output,
             attention_mask=attention_mask,
             config=config,
-            adapter_config=adapter_config)
+            adapter_config=adapter_config,
+            last_layer_first_token_only=pooled_only)
 
       self.sequence_output = self.all_encoder_layers[-1]  # [batch, seq, hidden]
 
@@ -238,7 +245,7 @@ class BertModel(object):
 def gelu(x):
   """GELU, tanh approximation: Google BERT's `gelu` (arXiv:1606.08415)."""
   cdf = 0.5 * (1.0 + tf.tanh(
-      (np.sqrt(2.0 / np.pi) * (x + 0.044715 * tf.pow(x, 3)))))
+      (np.sqrt(2.0 / np.pi) * (x + 0.044715 * (x * x * x)))))
   return x * cdf
 
 
@@ -286,10 +293,32 @@ def get_activation(activation_string):
 
 
 def dropout(input_tensor, dropout_prob):
-  """Drops with probability `dropout_prob` (a rate, not a keep probability)."""
+  """Drops with probability `dropout_prob` (a rate, not a keep probability).
+
+  Kept elements are scaled by 1 / (1 - rate). Each element draws 16 random
+  bits rather than the 32-bit float of `tf.nn.dropout`: half the random
+  numbers, which are most of dropout's cost on CPU. The rate is then
+  round(rate * 65536) / 65536 (0.1 becomes 0.1000061). The random numbers
+  come from a stateless generator seeded by a stateful op, so the graph seed
+  (`--seed`) still fixes every mask.
+  """
   if dropout_prob is None or dropout_prob == 0.0:
     return input_tensor
-  return tf.nn.dropout(input_tensor, rate=dropout_prob)
+  if not 0.0 < dropout_prob < 1.0:
+    raise ValueError("dropout rate must be in [0, 1), got %r" % dropout_prob)
+  width = input_tensor.shape[-1]
+  if width is None or int(width) % 2:
+    return tf.nn.dropout(input_tensor, rate=dropout_prob)
+  shape = get_shape_list(input_tensor)
+  # One int32 per two elements, split into two uint16 halves.
+  seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
+  bits = tf.random.stateless_uniform(shape[:-1] + [int(width) // 2], seed,
+                                     minval=None, maxval=None, dtype=tf.int32)
+  bits = tf.reshape(tf.bitcast(bits, tf.uint16), shape)
+  threshold = int(round(dropout_prob * 65536))
+  scale = 65536.0 / (65536 - threshold)
+  keep = tf.cast(bits >= threshold, input_tensor.dtype)
+  return input_tensor * (keep * scale)
 
 
 def layer_norm(input_tensor, epsilon=1e-12, name="LayerNorm"):
@@ -437,7 +466,8 @@ def attention_layer(from_tensor, to_tensor, attention_mask, num_attention_heads,
   Args:
     from_tensor: float Tensor [batch * from_seq, width].
     to_tensor: float Tensor [batch * to_seq, width].
-    attention_mask: float Tensor [batch, from_seq, to_seq] of 0/1, or None.
+    attention_mask: float Tensor [batch, from_seq, to_seq] or [batch, 1,
+      to_seq] (the same keys for every query) of 0/1, or None.
     num_attention_heads: number of heads N.
     size_per_head: width H of each head.
     attention_probs_dropout_prob: dropout rate on the attention probabilities.
@@ -469,7 +499,7 @@ def attention_layer(from_tensor, to_tensor, attention_mask, num_attention_heads,
   attention_scores = tf.matmul(query, key, transpose_b=True)
   attention_scores *= 1.0 / math.sqrt(float(size_per_head))
   if attention_mask is not None:
-    # [B, 1, F, T]. Masked keys get -10000 before the softmax: exp() of that is
+    # [B, 1, F or 1, T]. Masked keys get -10000 before the softmax: exp() of that is
     # 0 in float32, and unlike -inf it cannot make a fully masked row NaN.
     adder = (1.0 - tf.expand_dims(attention_mask, axis=1)) * -10000.0
     attention_scores += adder
@@ -481,7 +511,8 @@ def attention_layer(from_tensor, to_tensor, attention_mask, num_attention_heads,
   return tf.reshape(context, [batch_size * from_seq_length, width])
 
 
-def transformer_model(input_tensor, attention_mask, config, adapter_config=None):
+def transformer_model(input_tensor, attention_mask, config, adapter_config=None,
+                      last_layer_first_token_only=False):
   """The post-LayerNorm Transformer encoder of BERT, with optional adapters.
 
   Each layer: self-attention -> dense -> dropout -> [adapter] -> add & LayerNorm,
@@ -491,9 +522,13 @@ def transformer_model(input_tensor, attention_mask, config, adapter_config=None)
 
   Args:
     input_tensor: float Tensor [batch, seq, hidden].
-    attention_mask: float Tensor [batch, seq, seq] of 0/1, or None.
+    attention_mask: float Tensor [batch, seq, seq] or [batch, 1, seq] of 0/1,
+      or None.
     config: `BertConfig` (its dropout rates are used as given).
     adapter_config: (optional) `adapters.AdapterConfig`.
+    last_layer_first_token_only: the last layer computes position 0 alone
+      (its keys and values still come from every position); its output is
+      then [batch, 1, hidden]. For a classifier that reads only [CLS].
 
   Returns:
     List of float Tensors [batch, seq, hidden], one per layer.
@@ -514,12 +549,22 @@ def transformer_model(input_tensor, attention_mask, config, adapter_config=None)
   all_layer_outputs = []
   for layer_idx in range(config.num_hidden_layers):
     with tf.variable_scope("layer_%d" % layer_idx):
-      layer_input = prev_output
+      layer_input = prev_output  # [batch * seq, hidden]
+      # Queries: every position, or only position 0 in a first-token-only
+      # last layer. Whatever comes after attention is per position, so the
+      # rest of the layer then runs on [batch, hidden] alone.
+      from_seq_length = seq_length
+      query_input = layer_input
+      if (last_layer_first_token_only and
+          layer_idx == config.num_hidden_layers - 1):
+        from_seq_length = 1
+        query_input = tf.reshape(layer_input,
+                                 [batch_size, seq_length, hidden_size])[:, 0]
 
       with tf.variable_scope("attention"):
         with tf.variable_scope("self"):
           attention_output = attention_layer(
-              from_tensor=layer_input,
+              from_tensor=query_input,
               to_tensor=layer_input,
               attention_mask=attention_mask,
               num_attention_heads=config.num_attention_heads,
@@ -527,7 +572,7 @@ def transformer_model(input_tensor, attention_mask, config, adapter_config=None)
               attention_probs_dropout_prob=config.attention_probs_dropout_prob,
               initializer_range=config.initializer_range,
               batch_size=batch_size,
-              from_seq_length=seq_length,
+              from_seq_length=from_seq_length,
               to_seq_length=seq_length)
         with tf.variable_scope("output"):
           attention_output = dense_layer(attention_output, hidden_size,
@@ -537,7 +582,7 @@ def transformer_model(input_tensor, attention_mask, config, adapter_config=None)
           if adapter_config is not None:
             attention_output = adapter_config.adapt(attention_output,
                                                     "attention")
-          attention_output = layer_norm(attention_output + layer_input,
+          attention_output = layer_norm(attention_output + query_input,
                                         config.layer_norm_eps)
 
       with tf.variable_scope("intermediate"):
@@ -554,8 +599,8 @@ def transformer_model(input_tensor, attention_mask, config, adapter_config=None)
         layer_output = layer_norm(layer_output + attention_output,
                                   config.layer_norm_eps)
         prev_output = layer_output
-        all_layer_outputs.append(
-            reshape_from_matrix(layer_output, input_shape))
+        all_layer_outputs.append(tf.reshape(
+            layer_output, [batch_size, from_seq_length, hidden_size]))
 
   return all_layer_outputs
 

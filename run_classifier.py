@@ -148,6 +148,19 @@ flags.DEFINE_string("xnli_language", "zh",
                     "rows.")
 flags.DEFINE_integer("log_every_n_steps", 100,
                      "How often training logs loss, steps/s and examples/s.")
+flags.DEFINE_enum(
+    "padding", "auto", list(classifier.PADDING_POLICIES),
+    "How batches are padded. static: every row to --max_seq_length (TPUs "
+    "need it); batch: each batch to its longest row; bucket: as batch, with "
+    "training batches drawn from rows of similar length; auto: static on "
+    "TPU, bucket elsewhere. Eval and predict results do not depend on it.")
+flags.DEFINE_integer(
+    "intra_op_parallelism_threads", 0,
+    "Threads one op may use; 0: TensorFlow's choice (all cores).")
+flags.DEFINE_integer(
+    "inter_op_parallelism_threads", 0,
+    "Ops run at once; 0: 1 on a CPU-only machine (measured fastest there, see "
+    "benchmarks/README.md), TensorFlow's choice elsewhere.")
 
 
 def main(argv):

@@ -15,7 +15,8 @@ import run_classifier
 # Files with a command line (flags read in `main()`).
 COMMAND_LINES = ("run_classifier.py", "predict_multitask.py",
                  "convert_hf_checkpoint.py", "prepare_movie_reviews.py",
-                 os.path.join("benchmarks", "bundle_size.py"))
+                 os.path.join("benchmarks", "bundle_size.py"),
+                 os.path.join("benchmarks", "throughput.py"))
 # Library modules: they take arguments and never touch flags.
 LIBRARIES = ("adapters.py", "bundles.py", "classifier.py", "errors.py",
              "fileio.py", "glue.py", "metrics.py", "modeling.py",

@@ -1,0 +1,408 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""How fast this machine trains, evaluates and predicts, in one run.
+
+Prints, on the machine at hand:
+  - the fp32 matmul peak (TensorFlow, 4096 x 4096, this job's threads);
+  - train examples/s and real tokens/s, adapters and full fine-tuning, under
+    the default padding (auto) and every row padded to --max_seq_length;
+  - the adapter / full step-time ratio at the same padding;
+  - useful GFLOP/s on real tokens, as a percentage of the matmul peak;
+  - eval and predict examples/s;
+  - feature conversion rows/s (tokenize + write), extrapolated to MNLI;
+  - the peak RSS of each measurement (each runs in a process of its own).
+
+Training runs through the real path: classifier.make_estimator, the cached
+features and the input pipeline of run_classifier.py, on real GLUE rows and
+real weights. Steps 1..--warmup_steps are not timed (graph building,
+checkpoint restore, first-step allocation), as in the PyTorch reference.
+
+  python benchmarks/throughput.py                 # MiniLM on real MRPC, batch 32
+  python benchmarks/throughput.py --train_steps=60 --only=train_adapters_auto
+
+Nothing else should run on the machine meanwhile: on 2 cores any other job
+shows up in every figure.
+"""
+
+import collections
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+import classifier  # pylint: disable=g-import-not-at-top
+import glue
+import modeling
+import tokenization
+
+FLAGS = flags.FLAGS
+
+OPTION_FLAGS = ("bert_dir", "glue_dir", "task", "conversion_task",
+                "max_seq_length", "batch_size", "eval_batch_size",
+                "train_steps", "warmup_steps", "adapter_size")
+flags.DEFINE_string("bert_dir",
+                    os.path.join(REPO_ROOT, ".cache", "assets",
+                                 "all-MiniLM-L6-v2"),
+                    "Folder with bert_config.json, vocab.txt, bert_model.ckpt "
+                    "(default: the MiniLM that `make assets` converts).")
+flags.DEFINE_string("glue_dir",
+                    os.path.join(os.path.dirname(REPO_ROOT), "shared", "glue"),
+                    "GLUE data in glue_data layout.")
+flags.DEFINE_string("task", "MRPC", "GLUE task to train on.")
+flags.DEFINE_string("conversion_task", "SST-2",
+                    "Task whose train split is converted to measure feature "
+                    "conversion (SST-2: 67k rows).")
+flags.DEFINE_integer("max_seq_length", 128, "As run_classifier.py.")
+flags.DEFINE_integer("batch_size", 32, "Training batch size.")
+flags.DEFINE_integer("eval_batch_size", 64, "Eval and predict batch size.")
+flags.DEFINE_integer("train_steps", 40, "Training steps per measurement.")
+flags.DEFINE_integer("warmup_steps", 3, "Untimed first steps.")
+flags.DEFINE_integer("adapter_size", 64, "Adapter bottleneck width.")
+flags.DEFINE_list("only", None, "Run only these measurements (names as in "
+                  "the table).")
+flags.DEFINE_string("child", None, "Internal: run one measurement, print JSON.")
+flags.DEFINE_string("work_dir", None, "Scratch folder (default: a temp dir).")
+flags.DEFINE_string("json_out", None, "Also write all figures here as JSON.")
+
+# name: (kind, tuning mode, padding)
+MEASUREMENTS = [
+    ("matmul_peak", ("peak", None, None)),
+    ("train_adapters_auto", ("train", "adapters", "auto")),
+    ("train_full_auto", ("train", "full", "auto")),
+    ("train_adapters_static", ("train", "adapters", "static")),
+    ("train_full_static", ("train", "full", "static")),
+    ("eval_auto", ("eval", "adapters", "auto")),
+    ("eval_static", ("eval", "adapters", "static")),
+    ("predict_auto", ("predict", "adapters", "auto")),
+    ("conversion", ("convert", None, None)),
+]
+
+
+def peak_rss_mb():
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def matmul_peak_gflops(threads, size=4096, repeats=5):
+  """Best of `repeats` fp32 [size, size] matmuls, in GFLOP/s."""
+  with tf.Graph().as_default():
+    a = tf.Variable(tf.random.normal([size, size]))
+    b = tf.Variable(tf.random.normal([size, size]))
+    product = tf.reduce_sum(tf.matmul(a, b))
+    config = classifier.session_config(threads, 0, use_tpu=False)
+    with tf.Session(config=config) as session:
+      session.run(tf.global_variables_initializer())
+      session.run(product)
+      best = float("inf")
+      for _ in range(repeats):
+        start = time.time()
+        session.run(product)
+        best = min(best, time.time() - start)
+  return 2.0 * size ** 3 / best / 1e9
+
+
+def forward_flops_per_token(config, adapter_size, mean_attended):
+  """Matmul FLOPs of one token's forward pass through the encoder.
+
+  Args:
+    mean_attended: mean number of keys a token attends to (its row's
+      length, averaged over tokens).
+  """
+  h, i = config.hidden_size, config.intermediate_size
+  per_layer = 2 * (4 * h * h + 2 * h * i)  # Q, K, V, output; FFN in and out
+  per_layer += 2 * 2 * mean_attended * h  # scores and context
+  per_layer += 2 * 2 * (2 * h * adapter_size) if adapter_size else 0
+  return config.num_hidden_layers * per_layer
+
+
+def useful_flops_per_token(config, tuning_mode, adapter_size, mean_attended):
+  """FLOPs a dense, unpadded step must do per real token.
+
+  Forward plus the input gradients through every layer (both methods train
+  something in the lowest layer); full fine-tuning adds every weight
+  gradient, adapters only their own. Counted for the whole last layer, as
+  the PyTorch reference computes it (this project computes only its [CLS]
+  row, see modeling.BertModel(pooled_only)).
+  """
+  size = adapter_size if tuning_mode == "adapters" else 0
+  forward = forward_flops_per_token(config, size, mean_attended)
+  if tuning_mode == "full":
+    return 3 * forward
+  adapter_weight_grads = config.num_hidden_layers * 2 * 2 * (2 * config.hidden_size * size)
+  return 2 * forward + adapter_weight_grads
+
+
+class StepTimer(tf.estimator.SessionRunHook):
+  """Wall time of each training step after the first `skip`."""
+
+  def __init__(self, skip):
+    self.skip = skip
+    self.times = []
+    self._count = 0
+    self._start = None
+
+  def before_run(self, run_context):
+    self._start = time.time()
+
+  def after_run(self, run_context, run_values):
+    self._count += 1
+    if self._count > self.skip:
+      self.times.append(time.time() - self._start)
+
+
+def batch_widths(input_fn, batch_size, num_batches):
+  """Padded widths and real tokens of the first batches the input_fn makes."""
+  with tf.Graph().as_default():
+    dataset = input_fn({"batch_size": batch_size})
+    batch = tf.data.make_one_shot_iterator(dataset).get_next()
+    widths, real = [], []
+    with tf.Session() as session:
+      for _ in range(num_batches):
+        mask = session.run(batch["input_mask"])
+        widths.append(mask.shape[1])
+        real.append(int(mask.sum()))
+  return widths, real
+
+
+def settings_for(opts, work_dir, tuning_mode, padding):
+  return classifier.Settings(
+      task_name=opts.task, data_dir=os.path.join(opts.glue_dir, opts.task),
+      output_dir=work_dir,
+      bert_config_file=os.path.join(opts.bert_dir, "bert_config.json"),
+      vocab_file=os.path.join(opts.bert_dir, "vocab.txt"),
+      init_checkpoint=os.path.join(opts.bert_dir, "bert_model.ckpt"),
+      max_seq_length=opts.max_seq_length, train_batch_size=opts.batch_size,
+      eval_batch_size=opts.eval_batch_size,
+      predict_batch_size=opts.eval_batch_size,
+      learning_rate=3e-4 if tuning_mode == "adapters" else 5e-5,
+      tuning_mode=tuning_mode,
+      adapter_size=opts.adapter_size,
+      adapter_placement=None if tuning_mode == "adapters" else "none",
+      padding=padding, save_checkpoints_steps=10 ** 6,
+      log_every_n_steps=10 ** 6)
+
+
+def prepare(settings):
+  """The pieces classifier.run builds, for one measurement."""
+  bert_config, tokenizer = classifier.load_backbone_inputs(settings)
+  task = glue.get_task(settings.task_name)
+  method = classifier.build_tuning_method(settings)
+  feature_cache = classifier.FeatureCache(
+      settings.output_dir, task, tokenizer, settings.vocab_file,
+      settings.do_lower_case, settings.max_seq_length)
+  padding = classifier.resolve_padding(settings.padding, settings.use_tpu)
+  return bert_config, task, method, feature_cache, padding
+
+
+def measure_train(opts, work_dir, tuning_mode, padding_flag):
+  s = settings_for(opts, work_dir, tuning_mode, padding_flag)
+  bert_config, task, method, feature_cache, padding = prepare(s)
+  examples = task.get_train_examples(s.data_dir)
+  train_file = feature_cache.features_file(
+      "train", examples, task.path(s.data_dir, task.train))
+  input_fn = classifier.file_based_input_fn_builder(
+      train_file, s.max_seq_length, is_training=True, drop_remainder=True,
+      seed=s.seed, padding=padding)
+  steps = opts.warmup_steps + opts.train_steps
+  widths, real = batch_widths(input_fn, s.train_batch_size, steps)
+  estimator = classifier.make_estimator(
+      s, bert_config, task.num_labels, method, os.path.join(work_dir, "model"),
+      [s.init_checkpoint], num_train_steps=1000, num_warmup_steps=100)
+  timer = StepTimer(opts.warmup_steps)
+  estimator.train(input_fn, max_steps=steps, hooks=[timer])
+  seconds = float(np.sum(timer.times))
+  timed = slice(opts.warmup_steps, steps)
+  real_tokens = float(np.sum(real[timed]))
+  padded_tokens = float(np.sum(np.array(widths[timed]) * s.train_batch_size))
+  mean_attended = attended_per_token(train_file)
+  flops = useful_flops_per_token(bert_config, tuning_mode, s.adapter_size,
+                                 mean_attended)
+  return {
+      "examples_per_s": opts.train_steps * s.train_batch_size / seconds,
+      "step_s": seconds / opts.train_steps,
+      "step_s_median": float(np.median(timer.times)),
+      "real_tokens_per_s": real_tokens / seconds,
+      "padded_tokens_per_s": padded_tokens / seconds,
+      "padding_share": 1.0 - real_tokens / padded_tokens,
+      "useful_gflops": flops * real_tokens / seconds / 1e9,
+      "useful_mflop_per_token": flops / 1e6,
+      "padding": padding,
+  }
+
+
+def attended_per_token(features_file):
+  """Mean row length seen by a token: sum(len^2) / sum(len) over the rows."""
+  lengths = []
+  for record in tf.io.tf_record_iterator(features_file):
+    example = tf.train.Example.FromString(record)
+    lengths.append(len(example.features.feature["input_ids"].int64_list.value))
+  lengths = np.array(lengths, dtype=np.float64)
+  return float(np.sum(lengths ** 2) / np.sum(lengths))
+
+
+def measure_predict(opts, work_dir, padding_flag, kind):
+  """Eval (dev) or predict (test) examples/s from a trained-for-1-step model."""
+  s = settings_for(opts, work_dir, "adapters", padding_flag)
+  bert_config, task, method, feature_cache, padding = prepare(s)
+  split = task.dev[0] if kind == "eval" else task.test[0]
+  examples = task.read_examples(s.data_dir, split)
+  # Features first, so that conversion is not timed.
+  feature_cache.features_file("%s-%s" % (kind, split.name), examples,
+                              task.path(s.data_dir, split),
+                              sort_by_length=True)
+  estimator = classifier.make_estimator(
+      s, bert_config, task.num_labels, method, os.path.join(work_dir, "model"),
+      [s.init_checkpoint], predict_batch_size=s.eval_batch_size)
+  start = time.time()
+  outputs = classifier.predict_examples(
+      estimator, feature_cache, "%s-%s" % (kind, split.name), examples,
+      task.path(s.data_dir, split), s.eval_batch_size, False, padding)
+  seconds = time.time() - start
+  return {"examples_per_s": len(outputs) / seconds,
+          "examples": len(outputs), "seconds": seconds, "padding": padding,
+          "note": "whole estimator.predict call, graph building and "
+                  "checkpoint restore included"}
+
+
+def measure_conversion(opts, work_dir):
+  task = glue.get_task(opts.conversion_task)
+  data_dir = os.path.join(opts.glue_dir, opts.conversion_task)
+  tokenizer = tokenization.FullTokenizer(
+      os.path.join(opts.bert_dir, "vocab.txt"), do_lower_case=True)
+  examples = task.get_train_examples(data_dir)
+  start = time.time()
+  classifier.file_based_convert_examples_to_features(
+      examples, task.get_labels(), opts.max_seq_length, tokenizer,
+      os.path.join(work_dir, "conversion.tf_record"))
+  seconds = time.time() - start
+  return {"rows": len(examples), "seconds": seconds,
+          "rows_per_s": len(examples) / seconds,
+          "task": opts.conversion_task}
+
+
+def run_child(opts, name, work_dir):
+  (kind, tuning_mode, padding) = dict(MEASUREMENTS)[name]
+  if kind == "peak":
+    result = {"gflops": matmul_peak_gflops(0)}
+  elif kind == "train":
+    result = measure_train(opts, work_dir, tuning_mode, padding)
+  elif kind in ("eval", "predict"):
+    result = measure_predict(opts, work_dir, padding, kind)
+  else:
+    result = measure_conversion(opts, work_dir)
+  result["peak_rss_mb"] = peak_rss_mb()
+  print("RESULT " + json.dumps(result))
+
+
+def run_measurement(opts, name, work_dir):
+  """Runs one measurement in a fresh process; returns its figures."""
+  child_dir = os.path.join(work_dir, name)
+  os.makedirs(child_dir, exist_ok=True)
+  command = [sys.executable, os.path.abspath(__file__), "--child=" + name,
+             "--work_dir=" + child_dir]
+  for flag in OPTION_FLAGS:
+    command.append("--%s=%s" % (flag, getattr(opts, flag)))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  result = subprocess.run(command, capture_output=True, text=True, env=env)
+  for line in result.stdout.splitlines():
+    if line.startswith("RESULT "):
+      return json.loads(line[len("RESULT "):])
+  sys.stderr.write(result.stderr[-3000:])
+  raise SystemExit("throughput.py: measurement %s failed (exit %d)" %
+                   (name, result.returncode))
+
+
+def report(results):
+  """The figures, as the README quotes them."""
+  lines = []
+  peak = results.get("matmul_peak", {}).get("gflops")
+  if peak:
+    lines.append("matmul peak (fp32, 4096x4096): %.1f GFLOP/s" % peak)
+  for name in ("train_adapters_auto", "train_full_auto",
+               "train_adapters_static", "train_full_static"):
+    r = results.get(name)
+    if not r:
+      continue
+    share = (" = %.0f%% of peak" % (100 * r["useful_gflops"] / peak)
+             if peak else "")
+    lines.append(
+        "%-22s %6.1f examples/s, %6.0f real tokens/s, step %.3f s "
+        "(median %.3f), padding %2.0f%% of computed tokens (%s), useful "
+        "%.1f GFLOP/s%s, peak RSS %.0f MB" % (
+            name, r["examples_per_s"], r["real_tokens_per_s"], r["step_s"],
+            r["step_s_median"], 100 * r["padding_share"], r["padding"],
+            r["useful_gflops"], share, r["peak_rss_mb"]))
+  for padding in ("auto", "static"):
+    a = results.get("train_adapters_" + padding)
+    f = results.get("train_full_" + padding)
+    if a and f:
+      lines.append("adapter/full step time (%s padding): %.2f" %
+                   (padding, a["step_s"] / f["step_s"]))
+  a, s = results.get("train_adapters_auto"), results.get(
+      "train_adapters_static")
+  if a and s:
+    lines.append("adapters, auto vs static padding: %.2fx" %
+                 (a["examples_per_s"] / s["examples_per_s"]))
+  for name in ("eval_auto", "eval_static", "predict_auto"):
+    r = results.get(name)
+    if r:
+      lines.append("%-22s %6.1f examples/s (%d examples in %.1f s, %s "
+                   "padding, whole call), peak RSS %.0f MB" % (
+                       name, r["examples_per_s"], r["examples"],
+                       r["seconds"], r["padding"], r["peak_rss_mb"]))
+  r = results.get("conversion")
+  if r:
+    mnli_seconds = 392702 / r["rows_per_s"]
+    lines.append("feature conversion (%s train): %d rows in %.1f s = %.0f "
+                 "rows/s; MNLI's 392,702 rows at that rate: %.0f s; peak RSS "
+                 "%.0f MB" % (r["task"], r["rows"], r["seconds"],
+                              r["rows_per_s"], mnli_seconds,
+                              r["peak_rss_mb"]))
+  return "\n".join(lines)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  opts = collections.namedtuple("Options", OPTION_FLAGS)(
+      *[FLAGS[name].value for name in OPTION_FLAGS])
+  if FLAGS.child:
+    run_child(opts, FLAGS.child, FLAGS.work_dir)
+    return
+  names = [name for (name, _) in MEASUREMENTS]
+  if FLAGS.only:
+    unknown = sorted(set(FLAGS.only) - set(names))
+    if unknown:
+      raise app.UsageError("--only: unknown %s (known: %s)" %
+                           (", ".join(unknown), ", ".join(names)))
+    names = [n for n in names if n in FLAGS.only]
+  work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="throughput-")
+  results = {}
+  try:
+    for name in names:
+      start = time.time()
+      results[name] = run_measurement(opts, name, work_dir)
+      print("%s done in %.0f s" % (name, time.time() - start), flush=True)
+  finally:
+    if not FLAGS.work_dir:
+      shutil.rmtree(work_dir, ignore_errors=True)
+  print(report(results))
+  if FLAGS.json_out:
+    with open(FLAGS.json_out, "w") as f:
+      json.dump(results, f, indent=2, sort_keys=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
