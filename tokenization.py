@@ -315,6 +315,28 @@ class BasicTokenizer(object):
       A list of token strings, none of them empty or containing whitespace.
     """
     text = convert_to_unicode(text)
+    if text.isascii():
+      return self._tokenize_ascii(text)
+    return self._tokenize_unicode(text)
+
+  def _tokenize_ascii(self, text):
+    """`_tokenize_unicode` for ASCII text, with str methods and one regex.
+
+    The same tokens (tests/test_tokenization.py checks every real sentence):
+    in ASCII the control characters are 0-31 and 127 (tab, newline and
+    carriage return are whitespace), nothing is a CJK ideograph or an accent,
+    and the punctuation is exactly _ASCII_PUNCTUATION.
+    """
+    text = text.translate(_ASCII_CLEAN_TABLE)
+    if self.do_lower_case:
+      text = text.lower()
+    tokens = []
+    for word in text.split():
+      tokens.extend(_ASCII_PUNCTUATION_SPLIT.findall(word))
+    return tokens
+
+  def _tokenize_unicode(self, text):
+    """The reference algorithm, character by character (any text)."""
     text = self._clean_text(text)
     # CJK ideographs are padded with spaces before the split: the
     # multilingual and Chinese models treat each of them as its own word.
@@ -372,6 +394,20 @@ class BasicTokenizer(object):
     return "".join(output)
 
 
+# ASCII code points that are punctuation for BERT (see _is_punctuation).
+_ASCII_PUNCTUATION = "".join(
+    chr(cp) for cp in range(128)
+    if (33 <= cp <= 47) or (58 <= cp <= 64) or (91 <= cp <= 96) or
+    (123 <= cp <= 126))
+# A punctuation character alone, or a run of anything else.
+_ASCII_PUNCTUATION_SPLIT = re.compile(
+    "[%s]|[^%s]+" % (re.escape(_ASCII_PUNCTUATION),
+                     re.escape(_ASCII_PUNCTUATION)))
+# Control characters dropped, whitespace made a space (see _clean_text).
+_ASCII_CLEAN_TABLE = {cp: None for cp in list(range(32)) + [127]}
+_ASCII_CLEAN_TABLE.update({ord(c): " " for c in "\t\n\r"})
+
+
 class WordpieceTokenizer(object):
   """Greedy longest-match-first WordPiece tokenization."""
 
@@ -388,6 +424,9 @@ class WordpieceTokenizer(object):
     self.vocab = vocab
     self.unk_token = unk_token
     self.max_input_chars_per_word = max_input_chars_per_word
+    # Words recur (Zipf): each distinct word is split once. Bounded, so a
+    # stream of unique strings cannot grow it without end.
+    self._pieces_cache = {}
 
   def tokenize(self, text):
     """Splits already basic-tokenized text into wordpieces.
@@ -406,15 +445,20 @@ class WordpieceTokenizer(object):
     text = convert_to_unicode(text)
     output_tokens = []
     for token in whitespace_tokenize(text):
-      if len(token) > self.max_input_chars_per_word:
-        output_tokens.append(self.unk_token)
-        continue
-      sub_tokens = self._split_word(token)
-      if sub_tokens is None:
-        output_tokens.append(self.unk_token)
-      else:
-        output_tokens.extend(sub_tokens)
+      pieces = self._pieces_cache.get(token)
+      if pieces is None:
+        pieces = self._word_pieces(token)
+        if len(self._pieces_cache) >= _PIECES_CACHE_SIZE:
+          self._pieces_cache.clear()
+        self._pieces_cache[token] = pieces
+      output_tokens.extend(pieces)
     return output_tokens
+
+  def _word_pieces(self, token):
+    """The wordpieces of one token, [unk_token] if it can't be covered."""
+    if len(token) > self.max_input_chars_per_word:
+      return [self.unk_token]
+    return self._split_word(token) or [self.unk_token]
 
   def _split_word(self, word):
     """Returns the greedy wordpieces of `word`, or None if it can't be covered.
@@ -442,6 +486,9 @@ class WordpieceTokenizer(object):
       pieces.append(piece)
       start = end
     return pieces
+
+
+_PIECES_CACHE_SIZE = 1 << 18
 
 
 def _is_whitespace(char):

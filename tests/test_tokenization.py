@@ -325,3 +325,70 @@ def test_real_uncased_vocab(minilm_hf_dir):
                ["unwanted", ",", "running"])
   _assert_full(vocab_file, u"John Johanson's house",
                ["john", "johan", "##son", "'", "s", "house"])
+
+
+# ------------------------------------------------- the ASCII fast path --
+
+
+def _assert_fast_path_matches_reference(texts):
+  """BasicTokenizer's ASCII path gives the reference tokens, both cases."""
+  checked = 0
+  for do_lower_case in (True, False):
+    tokenizer = tokenization.BasicTokenizer(do_lower_case=do_lower_case)
+    for text in texts:
+      if not text.isascii():
+        continue
+      assert tokenizer._tokenize_ascii(text) == (
+          tokenizer._tokenize_unicode(text)), repr(text)
+      checked += 1
+  return checked
+
+
+def test_ascii_fast_path_matches_reference_on_every_ascii_character():
+  rng = __import__("random").Random(0)
+  alphabet = [chr(cp) for cp in range(128)]
+  texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+           for _ in range(3000)]
+  # Runs of the characters Python's str.split() also splits on.
+  texts += ["a\x1cb\x1dc\x1ed\x1fe\x0bf\x0cg", "x\x7fy", "\x00", " \t\n\r "]
+  assert _assert_fast_path_matches_reference(texts) == 2 * len(texts)
+
+
+def test_wordpiece_cache_is_bounded_and_exact(monkeypatch):
+  monkeypatch.setattr(tokenization, "_PIECES_CACHE_SIZE", 3)
+  vocab = {t: i for (i, t) in enumerate(_VOCAB_TOKENS)}
+  tokenizer = tokenization.WordpieceTokenizer(vocab)
+  text = "unwanted wanted want runnin runnings unwanted"
+  expected = tokenization.WordpieceTokenizer(vocab).tokenize(text)
+  for _ in range(3):
+    assert tokenizer.tokenize(text) == expected
+    assert len(tokenizer._pieces_cache) <= 3
+  assert expected == ["un", "##want", "##ed", "want", "##ed", "want",
+                      "[UNK]", "[UNK]", "un", "##want", "##ed"]
+
+
+def _real_texts(glue_dir, movie_reviews_dir):
+  """Every text field of the real GLUE files and the movie-review task."""
+  texts = []
+  for folder in (glue_dir, movie_reviews_dir):
+    for (root, _, files) in os.walk(folder):
+      for name in sorted(files):
+        if not name.endswith(".tsv"):
+          continue
+        with open(os.path.join(root, name), encoding="utf-8") as f:
+          for line in f:
+            texts.extend(field for field in line.rstrip("\n").split("\t")
+                         if any(c.isalpha() for c in field))
+  return texts
+
+
+@pytest.mark.real
+def test_ascii_fast_path_matches_reference_on_real_text(glue_dir):
+  from conftest import MOVIE_REVIEWS_DIR
+  if not os.path.isdir(MOVIE_REVIEWS_DIR):
+    pytest.skip("%s not found; run `make assets`" % MOVIE_REVIEWS_DIR)
+  texts = _real_texts(glue_dir, MOVIE_REVIEWS_DIR)
+  assert len(texts) > 200000
+  checked = _assert_fast_path_matches_reference(texts)
+  # Nearly all of it is ASCII; the rest takes the reference path anyway.
+  assert checked > 0.95 * 2 * len(texts)
