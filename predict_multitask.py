@@ -160,9 +160,10 @@ class MultiTaskPredictor(object):
         return variable
 
       with tf.name_scope("task_%s" % task.key):
-        input_ids = tf.placeholder(tf.int32, [None, max_seq_length])
-        input_mask = tf.placeholder(tf.int32, [None, max_seq_length])
-        segment_ids = tf.placeholder(tf.int32, [None, max_seq_length])
+        # [batch, width]: each batch is as wide as its longest row needs.
+        input_ids = tf.placeholder(tf.int32, [None, None])
+        input_mask = tf.placeholder(tf.int32, [None, None])
+        segment_ids = tf.placeholder(tf.int32, [None, None])
         with tf.variable_scope(tf.get_variable_scope(),
                                custom_getter=shared_backbone_getter):
           outputs = classifier.create_model(
@@ -236,18 +237,27 @@ class MultiTaskPredictor(object):
     entry = self.tasks[glue.get_task(task_name).name]
     tokenizer = self._tokenizer(entry["do_lower_case"])
     label_list = entry["task"].get_labels()
-    results = []
-    for start in range(0, len(examples), self.batch_size):
-      batch = [classifier.convert_single_example(
-          start + i, example, label_list, entry["max_seq_length"], tokenizer)
-               for (i, example) in enumerate(
-                   examples[start:start + self.batch_size])]
+    features = [classifier.convert_single_example(
+        i, example, label_list, entry["max_seq_length"], tokenizer)
+                for (i, example) in enumerate(examples)]
+    # Longest rows first, batches cut to their longest row (a multiple of
+    # classifier.PAD_TO_MULTIPLE), as run_classifier.py predicts; the results
+    # are put back in the order of `examples`.
+    lengths = [sum(f.input_mask) for f in features]
+    order = sorted(range(len(features)), key=lambda i: -lengths[i])
+    results = [None] * len(features)
+    multiple = classifier.PAD_TO_MULTIPLE
+    for start in range(0, len(order), self.batch_size):
+      batch = order[start:start + self.batch_size]
+      width = min(entry["max_seq_length"],
+                  -(-max(lengths[i] for i in batch) // multiple) * multiple)
       feed = dict(zip(entry["inputs"], (
-          [f.input_ids for f in batch], [f.input_mask for f in batch],
-          [f.segment_ids for f in batch])))
+          [features[i].input_ids[:width] for i in batch],
+          [features[i].input_mask[:width] for i in batch],
+          [features[i].segment_ids[:width] for i in batch])))
       fetched = self.session.run(entry["outputs"], feed_dict=feed)
-      for i in range(len(batch)):
-        results.append({k: v[i] for (k, v) in fetched.items()})
+      for (row, i) in enumerate(batch):
+        results[i] = {k: v[row] for (k, v) in fetched.items()}
     return results
 
   def backbone_parameters(self):

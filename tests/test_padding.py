@@ -258,7 +258,7 @@ def test_predictions_come_back_in_example_order(varied_bert, trained_run):
   probs = read_probabilities(os.path.join(output_dir, "test_results.tsv"))
   predictor = predict_multitask.MultiTaskPredictor(
       modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"]),
-      tiny_bert["init_checkpoint"], tiny_bert["vocab_file"], batch_size=5)
+      tiny_bert["init_checkpoint"], tiny_bert["vocab_file"], batch_size=1)
   predictor.add_task(os.path.join(trained_run["output_dir"], "adapter_bundle"))
   task = glue.get_task("SST-2")
   examples = task.read_examples(trained_run["data_dir"], task.test[0])
