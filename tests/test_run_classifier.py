@@ -66,7 +66,8 @@ def test_feature_cache_key_changes_with_everything_that_shapes_features(
   key = run_classifier.feature_cache_key(**base)
   assert run_classifier.feature_cache_key(**base) == key
   for (name, value) in [("do_lower_case", False), ("max_seq_length", 32),
-                        ("task_name", "cola"), ("num_padding", 3)]:
+                        ("task_name", "cola"), ("num_padding", 3),
+                        ("sort_by_length", True)]:
     changed = dict(base, **{name: value})
     assert run_classifier.feature_cache_key(**changed) != key, name
   other_vocab = write_file(str(tmp_path / "vocab.txt"), ["[PAD]", "a"])
