@@ -38,9 +38,10 @@ import tuning
 BUNDLE_JSON = "adapter_bundle.json"
 VARIABLES_PREFIX = "variables"
 BUNDLE_FORMAT = "adapter-bert-bundle"
-# 2 added the task's language; version 1 bundles still read.
-BUNDLE_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 2 added the task's language, 3 the tuning method's options; older
+# bundles still read (with the default options).
+BUNDLE_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 # Keys every readable adapter_bundle.json has.
 _REQUIRED_KEYS = ("task_name", "tuning_mode", "backbone_fingerprint",
@@ -91,8 +92,9 @@ class Bundle(object):
 
   def tuning_method(self):
     """The tuning.TuningMethod it was trained with, adapters included."""
-    return tuning.build(self.tuning_mode, **_adapter_settings(
-        self.metadata.get("adapter")))
+    return tuning.build(self.tuning_mode, **dict(
+        _adapter_settings(self.metadata.get("adapter")),
+        **self.metadata.get("options", {})))
 
   def settings(self):
     """The run settings it was trained with, by run_classifier flag name.
@@ -103,6 +105,10 @@ class Bundle(object):
                 "do_lower_case": self.metadata["do_lower_case"],
                 "tuning_mode": self.tuning_mode}
     settings.update(_adapter_settings(self.metadata.get("adapter")))
+    # The method's options (train_layernorm, ...); bundles before them
+    # recorded none and took the defaults.
+    settings.update({k: v for (k, v) in self.metadata.get(
+        "options", {}).items() if k != "num_layers"})
     if self.language is not None:
       settings["xnli_language"] = self.language
     return settings

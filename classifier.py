@@ -91,6 +91,9 @@ class Settings(object):
   adapter_activation: str = "gelu"
   adapter_init_scale: float = 1e-3
   adapter_placement: str = None  # None: the tuning method's default
+  train_layernorm: bool = None  # None: the tuning method's default
+  train_pooler: bool = None  # None: the tuning method's default
+  tune_top_layers: int = None  # top_layers only
   seed: int = 12345
   # Bundles.
   adapter_bundle: str = None
@@ -202,14 +205,22 @@ def validate_settings(settings):
     raise InputError("--data_dir=%s: no such directory" % s.data_dir)
 
 
-def build_tuning_method(settings):
-  """The settings' `tuning.TuningMethod`, with its adapters."""
+def build_tuning_method(settings, num_layers=None):
+  """The settings' `tuning.TuningMethod`, with its adapters.
+
+  Args:
+    num_layers: the model's encoder layers (`top_layers` needs them).
+  """
   try:
     return tuning.build(settings.tuning_mode,
                         adapter_size=settings.adapter_size,
                         adapter_activation=settings.adapter_activation,
                         adapter_init_scale=settings.adapter_init_scale,
-                        adapter_placement=settings.adapter_placement)
+                        adapter_placement=settings.adapter_placement,
+                        num_layers=num_layers,
+                        train_layernorm=settings.train_layernorm,
+                        train_pooler=settings.train_pooler,
+                        tune_top_layers=settings.tune_top_layers)
   except ValueError as e:
     raise InputError(e)
 
@@ -1028,7 +1039,7 @@ def run(settings, explicit=()):
   s = settings
   bert_config, tokenizer = load_backbone_inputs(s)
   task = glue.get_task(s.task_name, language=s.xnli_language)
-  method = build_tuning_method(s)
+  method = build_tuning_method(s, bert_config.num_hidden_layers)
   padding = resolve_padding(s.padding, s.use_tpu)
   logging.info("Padding: %s (--padding=%s)", padding, s.padding)
 

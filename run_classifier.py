@@ -127,6 +127,18 @@ flags.DEFINE_enum("tuning_mode", "adapters", list(tuning.METHODS),
                   "What trains. " + "; ".join(
                       "%s: %s" % (name, method.description)
                       for (name, method) in tuning.METHODS.items()) + ".")
+flags.DEFINE_bool(
+    "train_layernorm", None,
+    "tuning_mode=adapters: whether the LayerNorms train too (default true; "
+    "false gives adapters + head, AdapterHub's default).")
+flags.DEFINE_bool(
+    "train_pooler", None,
+    "Whether the pooler trains; default: frozen for adapters, head, "
+    "layernorm and bitfit (as the 2019 adapter-bert code), trained for "
+    "top_layers. Not for full, which trains everything.")
+flags.DEFINE_integer(
+    "tune_top_layers", None,
+    "tuning_mode=top_layers: how many of the top encoder layers train.")
 flags.DEFINE_integer("seed", 12345,
                      "Random seed for initialisation, dropout and shuffling.")
 flags.DEFINE_string(

@@ -19,9 +19,25 @@ it. `check` refuses a method whose added variables would not train: they would
 stay at their random initialisation and be recorded as backbone weights.
 
 Methods live in one registry, `METHODS`; a new method is one more class.
+
+| method | trains | pooler by default |
+|---|---|---|
+| `adapters` | adapters + every LayerNorm (`--train_layernorm`) + head | frozen |
+| `full` | everything | trains |
+| `head` | the classifier head (feature extraction) | frozen |
+| `layernorm` | every LayerNorm + head | frozen |
+| `top_layers` | the top `--tune_top_layers` encoder layers + pooler + head | trains |
+| `bitfit` | every bias (LayerNorm betas too) + head (Ben Zaken et al. 2021) | bias only |
+
+`--train_pooler` overrides the pooler's default for every method but `full`.
+The pooler stays frozen by default where the 2019 adapter-bert code froze it
+(adapters, and the baselines measured against them); the top-layers baseline
+tunes the whole top of the network, the pooler included, as the paper's
+"variable fine-tuning" does.
 """
 
 import collections
+import re
 
 import adapters
 
@@ -40,6 +56,22 @@ def is_head(name):
 
 def is_layer_norm(name):
   return "/LayerNorm/" in adapters.variable_name(name)
+
+
+def is_pooler(name):
+  return adapters.variable_name(name).startswith("bert/pooler/")
+
+
+def is_bias(name):
+  """A bias of BERT: dense-layer biases and LayerNorm betas."""
+  name = adapters.variable_name(name)
+  return name.endswith("/bias") or name.endswith("/LayerNorm/beta")
+
+
+def encoder_layer(name):
+  """The encoder layer index of a variable, or None outside the layers."""
+  match = re.match(r"^bert/encoder/layer_(\d+)/", adapters.variable_name(name))
+  return int(match.group(1)) if match else None
 
 
 def parameter_group(name):
@@ -76,15 +108,28 @@ class TuningMethod(object):
   description = None
   whole_model = False
   default_adapter_placement = "none"
+  # The options (flags) the method takes, with their defaults; any other
+  # option given explicitly is refused by `build`.
+  option_defaults = {"train_pooler": False}
 
-  def __init__(self, adapter_config=None):
+  def __init__(self, adapter_config=None, **options):
     """Constructs the method.
 
     Args:
       adapter_config: (optional) `adapters.AdapterConfig` of the adapters the
         graph holds; None builds no adapter variable.
+      **options: values for `option_defaults` (None: the default).
     """
+    unknown = sorted(set(options) - set(self.option_defaults))
+    if unknown:
+      raise ValueError("--%s does not apply to --tuning_mode=%s" %
+                       (unknown[0], self.name))
     self.adapter_config = adapter_config
+    self.options = dict(self.option_defaults)
+    self.options.update({k: v for (k, v) in options.items() if v is not None})
+
+  def trains_pooler(self, name):
+    return self.options.get("train_pooler") and is_pooler(name)
 
   def adds(self, name):
     """Whether variable `name` is one this method adds to pre-trained BERT."""
@@ -132,19 +177,26 @@ class TuningMethod(object):
     """What a bundle records about the method."""
     return {"tuning_mode": self.name,
             "adapter": (self.adapter_config.to_dict() if self.adapter_config
-                        else None)}
+                        else None),
+            "options": dict(self.options)}
 
 
 class AdaptersMethod(TuningMethod):
-  """Houlsby et al. (2019): adapters, every LayerNorm and the head train."""
+  """Houlsby et al. (2019): adapters, every LayerNorm and the head train.
+
+  With train_layernorm=False the LayerNorms stay frozen (adapters + head,
+  AdapterHub's default).
+  """
 
   name = "adapters"
   description = ("adapters + every LayerNorm + classifier head train; the "
                  "pre-trained weights stay frozen")
   default_adapter_placement = "both"
+  option_defaults = {"train_layernorm": True, "train_pooler": False}
 
   def trains(self, name):
-    return self.adds(name) or is_layer_norm(name) or is_head(name)
+    return (self.adds(name) or is_head(name) or self.trains_pooler(name) or
+            (self.options["train_layernorm"] and is_layer_norm(name)))
 
 
 class FullMethod(TuningMethod):
@@ -155,13 +207,82 @@ class FullMethod(TuningMethod):
   description = ("every weight trains (plain fine-tuning; no adapters unless "
                  "--adapter_placement asks for them)")
   whole_model = True
+  option_defaults = {}
 
   def trains(self, name):
     return True
 
 
+class HeadMethod(TuningMethod):
+  """Feature extraction: frozen BERT, only the classifier head trains."""
+
+  name = "head"
+  description = "only the classifier head trains (feature extraction)"
+
+  def trains(self, name):
+    return is_head(name) or self.trains_pooler(name)
+
+
+class LayerNormMethod(TuningMethod):
+  """Every LayerNorm and the head train (the paper's LayerNorm baseline)."""
+
+  name = "layernorm"
+  description = "every LayerNorm + classifier head train"
+
+  def trains(self, name):
+    return is_layer_norm(name) or is_head(name) or self.trains_pooler(name)
+
+
+class TopLayersMethod(TuningMethod):
+  """The paper's "variable fine-tuning": the top K encoder layers (every
+  variable of them), the pooler and the head train; below them BERT is
+  frozen."""
+
+  name = "top_layers"
+  description = ("the top --tune_top_layers encoder layers + pooler + "
+                 "classifier head train")
+  option_defaults = {"tune_top_layers": None, "num_layers": None,
+                     "train_pooler": True}
+
+  def __init__(self, adapter_config=None, **options):
+    super(TopLayersMethod, self).__init__(adapter_config, **options)
+    (k, layers) = (self.options["tune_top_layers"],
+                   self.options["num_layers"])
+    if k is None:
+      raise ValueError("--tuning_mode=top_layers needs --tune_top_layers=K")
+    if layers is not None and not 1 <= k <= layers:
+      raise ValueError("--tune_top_layers=%d: the model has %d layers" %
+                       (k, layers))
+    if k < 1:
+      raise ValueError("--tune_top_layers must be at least 1, got %d" % k)
+
+  def trains(self, name):
+    layer = encoder_layer(name)
+    layers = self.options["num_layers"]
+    if layers is None:
+      raise ValueError("top_layers needs the model's number of layers")
+    in_top = layer is not None and layer >= layers - self.options[
+        "tune_top_layers"]
+    return in_top or is_head(name) or self.trains_pooler(name)
+
+
+class BitFitMethod(TuningMethod):
+  """BitFit (Ben Zaken et al., 2021): every bias term trains, LayerNorm
+  betas included, and the head."""
+
+  name = "bitfit"
+  description = "every bias (LayerNorm betas too) + classifier head train"
+
+  def trains(self, name):
+    return ((is_bias(name) and not is_head(name) and
+             adapters.variable_name(name).startswith("bert/")) or
+            is_head(name) or self.trains_pooler(name))
+
+
 METHODS = collections.OrderedDict(
-    (method.name, method) for method in (AdaptersMethod, FullMethod))
+    (method.name, method) for method in (AdaptersMethod, FullMethod,
+                                         HeadMethod, LayerNormMethod,
+                                         TopLayersMethod, BitFitMethod))
 
 
 def method_class(tuning_mode):
@@ -177,22 +298,31 @@ def method_class(tuning_mode):
 
 
 def build(tuning_mode, adapter_size=64, adapter_activation="gelu",
-          adapter_init_scale=1e-3, adapter_placement=None):
+          adapter_init_scale=1e-3, adapter_placement=None, num_layers=None,
+          **options):
   """The tuning method `tuning_mode` with its adapters, if any.
 
   Args:
     tuning_mode: a key of METHODS.
     adapter_placement: "both", "attention", "ffn", "none", or None for the
-      method's own default (adapters: "both"; full: "none").
+      method's own default (adapters: "both"; the others: "none").
+    num_layers: the model's encoder layers (top_layers needs them).
+    **options: train_layernorm, train_pooler, tune_top_layers; None means
+      the method's default. A value given for an option the method does not
+      take is refused.
     the others: see `adapters.AdapterConfig`.
 
   Raises:
-    ValueError: an unknown mode or a bad adapter setting, naming the flag.
+    ValueError: an unknown mode, an option the method does not take, or a
+      bad setting, naming the flag.
   """
   cls = method_class(tuning_mode)
+  options = {k: v for (k, v) in options.items() if v is not None}
+  if "num_layers" in cls.option_defaults:
+    options["num_layers"] = num_layers
   placement = adapter_placement or cls.default_adapter_placement
   if placement == "none":
-    return cls(None)
+    return cls(None, **options)
   try:
     config = adapters.AdapterConfig(size=adapter_size,
                                     activation=adapter_activation,
@@ -200,7 +330,7 @@ def build(tuning_mode, adapter_size=64, adapter_activation="gelu",
                                     placement=placement)
   except ValueError as e:
     raise ValueError("--%s" % e)
-  return cls(config)
+  return cls(config, **options)
 
 
 def parameter_counts(model_shapes, method):

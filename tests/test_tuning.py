@@ -172,7 +172,8 @@ def _backbone_groups(config_dict):
 
 
 def test_registry_holds_every_method_once():
-  assert list(tuning.METHODS) == ["adapters", "full"]
+  assert list(tuning.METHODS) == ["adapters", "full", "head", "layernorm",
+                                  "top_layers", "bitfit"]
   for (name, cls) in tuning.METHODS.items():
     assert cls.name == name and cls.description
   assert not tuning.METHODS["adapters"].whole_model
@@ -360,3 +361,163 @@ def test_backbone_of_a_method_is_everything_it_does_not_add():
                  and "/adapters/" not in n)
   # Values are not what decides: a bundle of the backbone would be the same.
   assert np.all([method.adds(n) == ("/adapters/" in n) for n in names])
+
+
+
+# ---------------------------------------------------------------------------
+# The baselines: head, layernorm, top_layers, bitfit, adapters without
+# LayerNorms; the pooler option.
+# ---------------------------------------------------------------------------
+
+POOLER = ["bert/pooler/dense/kernel", "bert/pooler/dense/bias"]
+
+
+def _layer_variables(layer):
+  prefix = "bert/encoder/layer_%d/" % layer
+  names = []
+  for dense in ("attention/self/query", "attention/self/key",
+                "attention/self/value", "attention/output/dense",
+                "intermediate/dense", "output/dense"):
+    names += [prefix + dense + "/kernel", prefix + dense + "/bias"]
+  for scope in ("attention/output", "output"):
+    names += [prefix + scope + "/LayerNorm/beta",
+              prefix + scope + "/LayerNorm/gamma"]
+  return names
+
+
+def _biases():
+  names = ["bert/embeddings/LayerNorm/beta", "bert/pooler/dense/bias"]
+  for n in range(LAYERS):
+    names += [v for v in _layer_variables(n)
+              if v.endswith("/bias") or v.endswith("/beta")]
+  return names
+
+
+def _build(mode, **options):
+  return tuning.build(mode, adapter_size=8, num_layers=LAYERS, **options)
+
+
+BASELINES = [
+    # (mode, options, expected trained names)
+    ("head", {}, HEAD),
+    ("head", {"train_pooler": True}, HEAD + POOLER),
+    ("layernorm", {}, _layer_norms() + HEAD),
+    ("layernorm", {"train_pooler": True}, _layer_norms() + HEAD + POOLER),
+    ("top_layers", {"tune_top_layers": 1}, _layer_variables(1) + POOLER + HEAD),
+    ("top_layers", {"tune_top_layers": 2},
+     _layer_variables(0) + _layer_variables(1) + POOLER + HEAD),
+    ("top_layers", {"tune_top_layers": 1, "train_pooler": False},
+     _layer_variables(1) + HEAD),
+    ("bitfit", {}, _biases() + HEAD),
+    ("bitfit", {"train_pooler": True},
+     _biases() + HEAD + ["bert/pooler/dense/kernel"]),
+    ("adapters", {"train_layernorm": False}, _adapter_variables() + HEAD),
+    ("adapters", {"train_pooler": True},
+     _adapter_variables() + _layer_norms() + HEAD + POOLER),
+]
+
+
+@pytest.mark.parametrize("mode,options,expected", BASELINES)
+def test_each_method_trains_exactly_what_it_names(mode, options, expected):
+  method = _build(mode, **options)
+  names = list(_model_shapes(method, num_labels=2))
+  assert len(set(expected)) == len(expected)
+  assert sorted(method.trained_variables(names)) == sorted(expected)
+  method.check(names)
+  # Only adapters add variables; the baselines build plain BERT + head.
+  assert any("/adapters/" in n for n in names) == (mode == "adapters")
+
+
+def test_baseline_parameter_counts_in_closed_form():
+  config = tiny_bert_config_dict()
+  d, i = config["hidden_size"], config["intermediate_size"]
+  head = NUM_LABELS * d + NUM_LABELS
+  pooler = d * d + d
+  layer_norms = (1 + 2 * LAYERS) * 2 * d
+  one_layer = 4 * (d * d + d) + (d * i + i + i * d + d) + 2 * 2 * d
+  # Biases per layer: Q, K, V, attention output (d each), intermediate (i),
+  # output (d), two LayerNorm betas (d each).
+  layer_biases = 4 * d + i + d + 2 * d
+
+  def trained_total(mode, **options):
+    method = _build(mode, **options)
+    (trained, _) = tuning.parameter_counts(_model_shapes(method), method)
+    return sum(trained.values())
+
+  assert trained_total("head") == head
+  assert trained_total("head", train_pooler=True) == head + pooler
+  assert trained_total("layernorm") == layer_norms + head
+  assert trained_total("top_layers", tune_top_layers=1) == (
+      one_layer + pooler + head)
+  assert trained_total("top_layers", tune_top_layers=2) == (
+      2 * one_layer + pooler + head)
+  assert trained_total("bitfit") == LAYERS * layer_biases + d + d + head
+  assert trained_total("adapters", train_layernorm=False) == (
+      LAYERS * 2 * (2 * 8 * d + d + 8) + head)
+
+
+@pytest.mark.parametrize("mode,options,fragment", [
+    ("full", {"train_pooler": False}, "--train_pooler does not apply"),
+    ("full", {"train_layernorm": True}, "--train_layernorm does not apply"),
+    ("head", {"train_layernorm": False}, "--train_layernorm does not apply"),
+    ("bitfit", {"tune_top_layers": 1}, "--tune_top_layers does not apply"),
+    ("adapters", {"tune_top_layers": 1}, "--tune_top_layers does not apply"),
+    ("top_layers", {}, "needs --tune_top_layers"),
+    ("top_layers", {"tune_top_layers": 3}, "the model has 2 layers"),
+    ("top_layers", {"tune_top_layers": 0}, "--tune_top_layers"),
+])
+def test_methods_refuse_options_that_contradict_them(mode, options, fragment):
+  with pytest.raises(ValueError) as excinfo:
+    _build(mode, **options)
+  assert fragment in str(excinfo.value)
+  assert "\n" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize("mode", ["head", "layernorm", "top_layers",
+                                  "bitfit"])
+def test_baselines_refuse_adapters_they_would_not_train(mode):
+  options = {"tune_top_layers": 1} if mode == "top_layers" else {}
+  method = _build(mode, adapter_placement="both", **options)
+  with pytest.raises(ValueError, match="recorded as backbone weights"):
+    method.check(list(_model_shapes(method)))
+
+
+@pytest.mark.parametrize("mode,options", [
+    ("top_layers", {"tune_top_layers": 1}),
+    ("bitfit", {"train_pooler": True}),
+    ("adapters", {"train_layernorm": False}),
+])
+def test_bundle_records_and_restores_the_method_options(tmp_path, mode,
+                                                        options):
+  method = _build(mode, **options)
+  all_names = list(_model_shapes(method, num_labels=2))
+  checkpoint = _save_trained_checkpoint(str(tmp_path / "train"), method)
+  bundle_dir = str(tmp_path / "bundle")
+  bundles.export_bundle(checkpoint, bundle_dir, method,
+                        glue.get_task("SST-2"), _tiny_config(), 16, True)
+  stored = checkpoint_values(os.path.join(bundle_dir,
+                                          bundles.VARIABLES_PREFIX))
+  assert sorted(stored) == sorted(method.trained_variables(all_names))
+  bundle = bundles.read_bundle(bundle_dir)
+  again = bundle.tuning_method()
+  assert type(again) is type(method) and again.options == method.options
+  for (name, value) in options.items():
+    assert bundle.settings()[name] == value
+
+
+def test_top_layers_run_changes_only_the_top_layer_pooler_and_head(
+    tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                            tuning_mode="top_layers", tune_top_layers=1,
+                            do_eval=False)
+  before = checkpoint_values(tiny_bert["init_checkpoint"])
+  after = checkpoint_values(tf.train.latest_checkpoint(output_dir))
+  expected = set(_layer_variables(1) + POOLER)
+  for (name, value) in before.items():
+    changed = not np.array_equal(value, after[name])
+    assert changed == (name in expected), name
+  # A bundle of the top layer, pooler and head was written.
+  bundle = bundles.read_bundle(os.path.join(output_dir, "adapter_bundle"))
+  assert sorted(bundle.values) == sorted(expected | set(HEAD))
