@@ -71,13 +71,20 @@ class AdapterConfig(object):
     """Whether an adapter follows `sublayer` ("attention" or "ffn")."""
     return sublayer in _SUBLAYERS_BY_PLACEMENT[self.placement]
 
-  def adapt(self, input_tensor, sublayer):
-    """Applies an adapter to `input_tensor` if the placement asks for one."""
+  def adapt(self, input_tensor, sublayer, ablated=False):
+    """Applies an adapter to `input_tensor` if the placement asks for one.
+
+    Args:
+      ablated: build the adapter's variables (so checkpoints load as usual)
+        but bypass it: the sub-layer output passes through unchanged, exactly
+        the pre-trained path (eval-time ablation, Houlsby et al. Fig. 6).
+    """
     if not self.adapts(sublayer):
       return input_tensor
-    return feedforward_adapter(input_tensor, self.size,
-                               modeling.get_activation(self.activation),
-                               self.init_scale)
+    output = feedforward_adapter(input_tensor, self.size,
+                                 modeling.get_activation(self.activation),
+                                 self.init_scale)
+    return input_tensor if ablated else output
 
   def to_dict(self):
     return {"size": self.size, "activation": self.activation,
@@ -114,6 +121,32 @@ def feedforward_adapter(input_tensor, size, activation_fn, init_scale=1e-3):
       bottleneck = activation_fn(bottleneck)
     delta = tf.matmul(bottleneck, up_kernel) + up_bias  # [tokens, hidden]
     return input_tensor + delta
+
+
+def parse_layer_list(spec, num_layers):
+  """Layer indices from "2-5", "0,3,7" or "0-2,5" (0-based, as layer_N).
+
+  Returns:
+    sorted list of ints; [] for an empty spec.
+
+  Raises:
+    ValueError: a bad item or a layer outside 0..num_layers-1, one line.
+  """
+  layers = set()
+  for item in (spec or "").split(","):
+    item = item.strip()
+    if not item:
+      continue
+    match = re.match(r"^(\d+)(?:-(\d+))?$", item)
+    if not match:
+      raise ValueError("%r is not a layer or a span of layers (like 2-5)" %
+                       item)
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) is not None else first
+    if first > last or last >= num_layers:
+      raise ValueError("%r is outside layers 0-%d" % (item, num_layers - 1))
+    layers.update(range(first, last + 1))
+  return sorted(layers)
 
 
 def variable_name(variable_or_name):

@@ -94,6 +94,7 @@ class Settings(object):
   train_layernorm: bool = None  # None: the tuning method's default
   train_pooler: bool = None  # None: the tuning method's default
   tune_top_layers: int = None  # top_layers only
+  ablate_adapters: str = None  # eval only: "2-5", "0,3"...
   seed: int = 12345
   # Bundles.
   adapter_bundle: str = None
@@ -173,6 +174,11 @@ def validate_settings(settings):
   if s.adapter_bundle and (s.do_train or s.export_from_checkpoint):
     raise InputError("--adapter_bundle is for --do_eval/--do_predict; to "
                      "train more, keep training in the bundle's --output_dir")
+  if s.ablate_adapters and (s.do_train or s.do_predict or
+                            s.export_from_checkpoint):
+    raise InputError("--ablate_adapters=%s is for --do_eval of a trained "
+                     "model alone (no --do_train, --do_predict or "
+                     "--export_from_checkpoint)" % s.ablate_adapters)
   if s.adapter_bundle and not s.init_checkpoint:
     raise InputError("--adapter_bundle needs --init_checkpoint: the backbone "
                      "it goes on")
@@ -543,7 +549,7 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
 
 
 def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
-                 labels, num_labels, adapter_config):
+                 labels, num_labels, adapter_config, ablated_adapter_layers=()):
   """BERT + a linear head on the pooled output.
 
   With num_labels > 1 the head is a softmax classifier with cross-entropy
@@ -553,6 +559,8 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
     labels: float Tensor [batch]: class ids, or target scores.
     adapter_config: the adapters the graph holds (`TuningMethod.
       adapter_config`), or None.
+    ablated_adapter_layers: layers whose adapters are bypassed (eval-time
+      ablation; see `adapters.AdapterConfig.adapt`).
 
   Returns:
     dict: loss (scalar), per_example_loss [batch], logits [batch, num_labels],
@@ -566,7 +574,8 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
       input_mask=input_mask,
       token_type_ids=segment_ids,
       adapter_config=adapter_config,
-      pooled_only=True)  # the head reads [CLS] alone
+      pooled_only=True,  # the head reads [CLS] alone
+      ablated_adapter_layers=ablated_adapter_layers)
 
   output_layer = model.get_pooled_output()  # [batch, hidden]
   hidden_size = output_layer.shape[-1]
@@ -603,7 +612,7 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
 
 def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
                      num_train_steps, num_warmup_steps, use_tpu, method,
-                     log_every_n_steps=100):
+                     log_every_n_steps=100, ablated_adapter_layers=()):
   """Returns the `model_fn` closure for TPUEstimator (TRAIN and PREDICT).
 
   Evaluation runs through PREDICT as well: the metrics GLUE asks for (MCC,
@@ -614,6 +623,7 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
     method: the `tuning.TuningMethod`: what the graph adds and what trains.
     init_checkpoints: checkpoints that initialise the variables, first one
       first (see `checkpoint_assignment_maps`).
+    ablated_adapter_layers: layers whose adapters are bypassed (eval only).
   """
 
   def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
@@ -621,7 +631,8 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
     outputs = create_model(
         bert_config, is_training, features["input_ids"],
         features["input_mask"], features["segment_ids"],
-        features["label_ids"], num_labels, method.adapter_config)
+        features["label_ids"], num_labels, method.adapter_config,
+        ablated_adapter_layers)
 
     all_variables = tf.trainable_variables()
     scaffold_fn = None
@@ -809,7 +820,8 @@ def gpu_available():
 
 def make_estimator(settings, bert_config, num_labels, method, model_dir,
                    init_checkpoints, num_train_steps=None,
-                   num_warmup_steps=None, predict_batch_size=None):
+                   num_warmup_steps=None, predict_batch_size=None,
+                   ablated_adapter_layers=()):
   """A TPUEstimator; on CPU/GPU it runs as a normal Estimator.
 
   Args:
@@ -819,6 +831,7 @@ def make_estimator(settings, bert_config, num_labels, method, model_dir,
       first (see `checkpoint_assignment_maps`).
     predict_batch_size: evaluation predicts too, so it passes
       eval_batch_size here; default settings.predict_batch_size.
+    ablated_adapter_layers: layers whose adapters are bypassed (eval only).
   """
   s = settings
   tpu_cluster_resolver = None
@@ -851,7 +864,8 @@ def make_estimator(settings, bert_config, num_labels, method, model_dir,
       num_warmup_steps=num_warmup_steps,
       use_tpu=s.use_tpu,
       method=method,
-      log_every_n_steps=s.log_every_n_steps)
+      log_every_n_steps=s.log_every_n_steps,
+      ablated_adapter_layers=ablated_adapter_layers)
   return tf.estimator.tpu.TPUEstimator(
       use_tpu=s.use_tpu,
       model_fn=model_fn,
@@ -989,6 +1003,38 @@ def export_adapter_bundle(checkpoint, bundle_dir, method, task, bert_config,
 # ---------------------------------------------------------------- the job
 
 
+def ablated_layers(settings, method, num_layers):
+  """The layers --ablate_adapters names, checked against the model.
+
+  Raises:
+    InputError: a bad list, or a tuning method without adapters.
+  """
+  if not settings.ablate_adapters:
+    return []
+  try:
+    layers = adapters.parse_layer_list(settings.ablate_adapters, num_layers)
+  except ValueError as e:
+    raise InputError("--ablate_adapters=%s: %s" % (settings.ablate_adapters,
+                                                  e))
+  if method.adapter_config is None:
+    raise InputError("--ablate_adapters=%s: --tuning_mode=%s builds no "
+                     "adapters" % (settings.ablate_adapters, method.name))
+  logging.info("Adapters of layers %s switched off (pre-trained path there)",
+               format_layer_list(layers))
+  return layers
+
+
+def format_layer_list(layers):
+  """[2, 3, 4, 5, 9] -> "2-5,9"."""
+  spans = []
+  for layer in sorted(layers):
+    if spans and layer == spans[-1][1] + 1:
+      spans[-1][1] = layer
+    else:
+      spans.append([layer, layer])
+  return ",".join(str(a) if a == b else "%d-%d" % (a, b) for (a, b) in spans)
+
+
 def load_backbone_inputs(settings):
   """The BERT config and tokenizer, checked against each other.
 
@@ -1040,6 +1086,7 @@ def run(settings, explicit=()):
   bert_config, tokenizer = load_backbone_inputs(s)
   task = glue.get_task(s.task_name, language=s.xnli_language)
   method = build_tuning_method(s, bert_config.num_hidden_layers)
+  ablated = ablated_layers(s, method, bert_config.num_hidden_layers)
   padding = resolve_padding(s.padding, s.use_tpu)
   logging.info("Padding: %s (--padding=%s)", padding, s.padding)
 
@@ -1089,7 +1136,8 @@ def run(settings, explicit=()):
 
   def estimator(**kwargs):
     return make_estimator(s, bert_config, task.num_labels, method, model_dir,
-                          init_checkpoints, **kwargs)
+                          init_checkpoints, ablated_adapter_layers=ablated,
+                          **kwargs)
 
   if s.do_train:
     train_path = task.path(s.data_dir, task.train)
@@ -1137,9 +1185,13 @@ def run(settings, explicit=()):
       logging.info("***** Eval results: %s %s *****", task.name, split.name)
       for line in text.splitlines():
         logging.info("  %s", line)
+      stem = "eval_results"
+      if ablated:
+        # Ablations of one model are evaluated side by side: each its file.
+        stem += "_ablated_" + format_layer_list(ablated)
       fileio.write_text(
           os.path.join(s.output_dir, result_file_name(
-              "eval_results", split, split is splits[0], "txt")), text)
+              stem, split, split is splits[0], "txt")), text)
       all_results[split.name] = results
 
   if s.do_predict:

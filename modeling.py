@@ -152,6 +152,7 @@ class BertModel(object):
                token_type_ids=None,
                adapter_config=None,
                pooled_only=False,
+               ablated_adapter_layers=(),
                scope=None):
     """Builds the model graph.
 
@@ -169,6 +170,8 @@ class BertModel(object):
         position of it reaches the pooler. Same variables, same pooled output
         (to float round-off), about 1/num_layers less compute; the sequence
         output and the last layer output are then [batch, 1, hidden].
+      ablated_adapter_layers: encoder layers whose adapters are bypassed
+        (built, so checkpoints load, but not applied).
       scope: (optional) variable scope; defaults to "bert".
     """
     config = copy.deepcopy(config)
@@ -209,7 +212,8 @@ class BertModel(object):
             attention_mask=attention_mask,
             config=config,
             adapter_config=adapter_config,
-            last_layer_first_token_only=pooled_only)
+            last_layer_first_token_only=pooled_only,
+            ablated_adapter_layers=ablated_adapter_layers)
 
       self.sequence_output = self.all_encoder_layers[-1]  # [batch, seq, hidden]
 
@@ -512,7 +516,8 @@ def attention_layer(from_tensor, to_tensor, attention_mask, num_attention_heads,
 
 
 def transformer_model(input_tensor, attention_mask, config, adapter_config=None,
-                      last_layer_first_token_only=False):
+                      last_layer_first_token_only=False,
+                      ablated_adapter_layers=()):
   """The post-LayerNorm Transformer encoder of BERT, with optional adapters.
 
   Each layer: self-attention -> dense -> dropout -> [adapter] -> add & LayerNorm,
@@ -529,6 +534,7 @@ def transformer_model(input_tensor, attention_mask, config, adapter_config=None,
     last_layer_first_token_only: the last layer computes position 0 alone
       (its keys and values still come from every position); its output is
       then [batch, 1, hidden]. For a classifier that reads only [CLS].
+    ablated_adapter_layers: layers whose adapters are built but bypassed.
 
   Returns:
     List of float Tensors [batch, seq, hidden], one per layer.
@@ -580,8 +586,9 @@ def transformer_model(input_tensor, attention_mask, config, adapter_config=None,
           attention_output = dropout(attention_output,
                                      config.hidden_dropout_prob)
           if adapter_config is not None:
-            attention_output = adapter_config.adapt(attention_output,
-                                                    "attention")
+            attention_output = adapter_config.adapt(
+                attention_output, "attention",
+                ablated=layer_idx in ablated_adapter_layers)
           attention_output = layer_norm(attention_output + query_input,
                                         config.layer_norm_eps)
 
@@ -595,7 +602,8 @@ def transformer_model(input_tensor, attention_mask, config, adapter_config=None,
                                    initializer=initializer)
         layer_output = dropout(layer_output, config.hidden_dropout_prob)
         if adapter_config is not None:
-          layer_output = adapter_config.adapt(layer_output, "ffn")
+          layer_output = adapter_config.adapt(
+              layer_output, "ffn", ablated=layer_idx in ablated_adapter_layers)
         layer_output = layer_norm(layer_output + attention_output,
                                   config.layer_norm_eps)
         prev_output = layer_output

@@ -139,6 +139,11 @@ flags.DEFINE_bool(
 flags.DEFINE_integer(
     "tune_top_layers", None,
     "tuning_mode=top_layers: how many of the top encoder layers train.")
+flags.DEFINE_string(
+    "ablate_adapters", None,
+    "Evaluate with the adapters of these encoder layers switched off, e.g. "
+    "2-5 or 0,3 (0-based, as layer_N); --do_eval only. Results go to "
+    "eval_results_ablated_<layers>.txt.")
 flags.DEFINE_integer("seed", 12345,
                      "Random seed for initialisation, dropout and shuffling.")
 flags.DEFINE_string(
