@@ -90,6 +90,11 @@ class Task(object):
     return normalize_task_name(self.name)
 
   @property
+  def primary_metric(self):
+    """The eval_results.txt key of the task's headline metric."""
+    return "eval_" + metrics.PRIMARY_METRIC.get(self.key, "accuracy")
+
+  @property
   def is_regression(self):
     return self.labels is None
 

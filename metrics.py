@@ -101,6 +101,10 @@ TASK_METRICS = {
     "qqp": ("accuracy", "f1"),
     "stsb": ("pearson", "spearman"),
 }
+# The one metric per task that model selection and GLUE averages use, as in
+# the BERT and adapter papers' tables; tasks without an entry use accuracy.
+PRIMARY_METRIC = {"cola": "mcc", "mrpc": "f1", "qqp": "f1",
+                  "stsb": "spearman"}
 _METRIC_FUNCTIONS = {
     "accuracy": accuracy,
     "f1": f1,

@@ -1,0 +1,467 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""A hyper-parameter sweep of run_classifier.py, resumable, with its summary.
+
+The grid is tasks x methods x adapter sizes x learning rates x epochs x init
+scales x seeds, from flags or a small JSON config file (same keys as the
+flags). Every run is `run_classifier.py --do_train --do_eval` in a directory
+of its own under --work_dir. A finished run is one row of --results (CSV) and
+is never run again; a run that was killed resumes from its last checkpoint.
+The summary (Markdown, beside the CSV) picks, as Houlsby et al. (2019) do,
+the best setting per (task, method, size) on dev, by the mean over seeds of
+the task's primary metric, and reports the mean, standard deviation and a
+bootstrap 95% interval over seeds, and adapters against full fine-tuning as a
+paired difference per task (same seeds).
+
+  python sweep.py --tasks=MRPC,RTE --methods=adapters,full \\
+      --adapter_sizes=8,64 --learning_rates=3e-4,1e-3 --seeds=1,2,3 \\
+      --bert_dir=.cache/assets/all-MiniLM-L6-v2 --glue_dir=../shared/glue \\
+      --results=results/sweep.csv
+
+Methods are run_classifier.py's --tuning_mode values, optionally with
+options: "top_layers:2" is --tuning_mode=top_layers --tune_top_layers=2,
+"adapters:noln" is adapters with --train_layernorm=false.
+"""
+
+import collections
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent import futures
+
+from absl import app
+from absl import flags
+import numpy as np
+
+REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+import errors  # pylint: disable=g-import-not-at-top
+import fileio
+import glue
+
+PROGRAM = "sweep.py"
+FLAGS = flags.FLAGS
+
+GRID_FLAGS = ("tasks", "methods", "adapter_sizes", "learning_rates",
+              "epochs", "init_scales", "seeds")
+
+# Columns of the results table.
+COLUMNS = ("run_id", "task", "method", "adapter_size", "learning_rate",
+           "epochs", "init_scale", "seed", "trained_parameters",
+           "total_parameters", "trained_percent", "metrics", "primary_metric",
+           "primary_value", "train_seconds", "disk_bytes", "finished_utc")
+
+Run = collections.namedtuple(
+    "Run", ["task", "method", "adapter_size", "learning_rate", "epochs",
+            "init_scale", "seed"])
+
+
+# ---------------------------------------------------------------- the grid
+
+
+def method_flags(method):
+  """run_classifier.py flags of a method spec ("top_layers:2", ...)."""
+  (mode, _, option) = method.partition(":")
+  result = {"tuning_mode": mode}
+  if mode == "top_layers":
+    if not option.isdigit():
+      raise errors.InputError("--methods: %r needs a layer count, e.g. "
+                              "top_layers:2" % method)
+    result["tune_top_layers"] = int(option)
+  elif option == "noln" and mode == "adapters":
+    result["train_layernorm"] = "false"
+  elif option:
+    raise errors.InputError("--methods: unknown option in %r" % method)
+  return result
+
+
+def has_adapters(method):
+  return method.partition(":")[0] == "adapters"
+
+
+def expand_grid(grid):
+  """Every run of the grid, in a stable order; sizes only where used."""
+  runs = []
+  for task in grid["tasks"]:
+    for method in grid["methods"]:
+      method_flags(method)  # refuses bad specs before anything runs
+      sizes = grid["adapter_sizes"] if has_adapters(method) else [""]
+      scales = grid["init_scales"] if has_adapters(method) else [""]
+      for size in sizes:
+        for lr in grid["learning_rates"]:
+          for epochs in grid["epochs"]:
+            for scale in scales:
+              for seed in grid["seeds"]:
+                runs.append(Run(task, method, str(size), str(lr),
+                                str(epochs), str(scale), str(seed)))
+  return runs
+
+
+def run_id(run):
+  parts = [run.task, run.method.replace(":", "-")]
+  if run.adapter_size:
+    parts.append("m" + run.adapter_size)
+  parts += ["lr" + run.learning_rate, "ep" + run.epochs]
+  if run.init_scale:
+    parts.append("init" + run.init_scale)
+  parts.append("seed" + run.seed)
+  return re.sub(r"[^A-Za-z0-9_.+-]", "_", "-".join(parts))
+
+
+# ---------------------------------------------------------------- one run
+
+
+def run_command(run, output_dir, options):
+  """The run_classifier.py command line of one run."""
+  bert = options["bert_dir"]
+  args = {
+      "task_name": run.task, "do_train": "true", "do_eval": "true",
+      "data_dir": os.path.join(options["glue_dir"], run.task),
+      "vocab_file": os.path.join(bert, "vocab.txt"),
+      "bert_config_file": os.path.join(bert, "bert_config.json"),
+      "init_checkpoint": os.path.join(bert, "bert_model.ckpt"),
+      "max_seq_length": options["max_seq_length"],
+      "train_batch_size": options["train_batch_size"],
+      "eval_batch_size": options["eval_batch_size"],
+      "learning_rate": run.learning_rate, "num_train_epochs": run.epochs,
+      "seed": run.seed, "output_dir": output_dir,
+  }
+  args.update(method_flags(run.method))
+  if run.adapter_size:
+    args["adapter_size"] = run.adapter_size
+    args["adapter_init_scale"] = run.init_scale
+  return [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py")] + [
+      "--%s=%s" % item for item in sorted(args.items())]
+
+
+_PARAMETERS_RE = re.compile(
+    r"Parameters: ([\d,]+) trained of ([\d,]+) total")
+
+
+def read_eval_results(path):
+  results = {}
+  with open(path) as f:
+    for line in f:
+      (key, _, value) = line.strip().partition(" = ")
+      results[key] = float(value)
+  return results
+
+
+def folder_bytes(folder):
+  total = 0
+  for (root, _, files) in os.walk(folder):
+    total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+  return total
+
+
+def execute(run, options):
+  """Runs (or resumes) one run; returns its results row."""
+  output_dir = os.path.join(options["work_dir"], run_id(run))
+  os.makedirs(output_dir, exist_ok=True)
+  log_path = os.path.join(output_dir, "run_classifier.log")
+  start = time.time()
+  with open(log_path, "a") as log:
+    result = subprocess.run(run_command(run, output_dir, options),
+                            stdout=log, stderr=subprocess.STDOUT)
+  seconds = time.time() - start
+  if result.returncode != 0:
+    raise RuntimeError("%s failed (exit %d); see %s" % (
+        run_id(run), result.returncode, log_path))
+  with open(log_path) as f:
+    found = _PARAMETERS_RE.findall(f.read())
+  trained, total = (int(x.replace(",", "")) for x in found[-1])
+  results = read_eval_results(os.path.join(output_dir, "eval_results.txt"))
+  metric_values = {k: v for (k, v) in results.items()
+                   if k.startswith("eval_") and k != "eval_loss"}
+  primary = glue.get_task(run.task).primary_metric
+  row = dict(run._asdict())
+  row.update({
+      "run_id": run_id(run), "trained_parameters": trained,
+      "total_parameters": total,
+      "trained_percent": "%.3f" % (100.0 * trained / total),
+      "metrics": json.dumps(metric_values, sort_keys=True),
+      "primary_metric": primary, "primary_value": metric_values[primary],
+      "train_seconds": "%.1f" % seconds,
+      "disk_bytes": folder_bytes(output_dir),
+      "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+  })
+  return row
+
+
+# ---------------------------------------------------------------- the table
+
+
+def read_results(path):
+  if not os.path.exists(path):
+    return []
+  with open(path, newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def write_results(path, rows):
+  """The whole table, atomically, in the grid's order of arrival."""
+  out = io.StringIO()
+  writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+  writer.writeheader()
+  for row in rows:
+    writer.writerow({k: row.get(k, "") for k in COLUMNS})
+  fileio.write_text(path, out.getvalue())
+
+
+def bootstrap_interval(values, num_samples=10000, seed=0):
+  """95% percentile bootstrap interval of the mean of `values`."""
+  values = np.asarray(values, dtype=np.float64)
+  if len(values) < 2:
+    return (float(values.mean()), float(values.mean()))
+  rng = np.random.RandomState(seed)
+  means = values[rng.randint(0, len(values), (num_samples, len(values)))]
+  means = means.mean(axis=1)
+  return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+
+
+def summarize(rows):
+  """Selection and statistics over seeds.
+
+  Returns:
+    dict with "selected": {(task, method, size): entry} where entry holds
+    the setting (lr, epochs, init_scale), the per-seed values {seed: value},
+    mean, std, interval, trained_percent; and "paired": {(task, size):
+    {mean, interval, n}} for adapters minus full over common seeds.
+  """
+  groups = collections.defaultdict(lambda: collections.defaultdict(dict))
+  info = {}
+  for row in rows:
+    cell = (row["task"], row["method"], row["adapter_size"])
+    setting = (row["learning_rate"], row["epochs"], row["init_scale"])
+    groups[cell][setting][row["seed"]] = float(row["primary_value"])
+    info[cell] = (row["primary_metric"], float(row["trained_percent"]),
+                  int(row["trained_parameters"]),
+                  int(row["total_parameters"]))
+  selected = {}
+  for (cell, settings) in groups.items():
+    # Best mean over seeds; ties go to the setting with more seeds, then to
+    # the first in sorted order, so the choice is repeatable.
+    best = max(sorted(settings), key=lambda s: (
+        np.mean(list(settings[s].values())), len(settings[s])))
+    values = settings[best]
+    array = np.array([values[k] for k in sorted(values)])
+    selected[cell] = {
+        "learning_rate": best[0], "epochs": best[1], "init_scale": best[2],
+        "values": dict(values), "mean": float(array.mean()),
+        "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
+        "interval": bootstrap_interval(array),
+        "metric": info[cell][0], "trained_percent": info[cell][1],
+        "trained_parameters": info[cell][2],
+        "total_parameters": info[cell][3],
+    }
+  paired = {}
+  for ((task, method, size), entry) in selected.items():
+    if not has_adapters(method):
+      continue
+    full = selected.get((task, "full", ""))
+    if not full:
+      continue
+    seeds = sorted(set(entry["values"]) & set(full["values"]))
+    if not seeds:
+      continue
+    differences = [entry["values"][s] - full["values"][s] for s in seeds]
+    paired[(task, method, size)] = {
+        "mean": float(np.mean(differences)),
+        "interval": bootstrap_interval(differences), "n": len(seeds)}
+  return {"selected": selected, "paired": paired}
+
+
+def method_label(method, size):
+  return "%s (m=%s)" % (method, size) if size else method
+
+
+def summary_markdown(rows, summary, command):
+  """The summary as Markdown: the paper-style table, then the details."""
+  selected = summary["selected"]
+  tasks = sorted({task for (task, _, _) in selected})
+  cells = sorted({(method, size) for (_, method, size) in selected},
+                 key=lambda c: (c[0] != "full", c[0], int(c[1] or 0)))
+  lines = ["# Sweep summary", "",
+           "%d finished runs. Made by:" % len(rows), "", "```shell",
+           command, "```", "",
+           "Dev %s of the best setting per (task, method, size), mean over "
+           "seeds (number of seeds in brackets)." % "/".join(
+               sorted({e["metric"] for e in selected.values()})), ""]
+  header = ["method"] + tasks + ["average", "trained % (per task)",
+                                 "parameters for %d tasks" % len(tasks)]
+  lines.append("| " + " | ".join(header) + " |")
+  lines.append("|" + "---|" * len(header))
+  for (method, size) in cells:
+    entries = [selected.get((t, method, size)) for t in tasks]
+    values = ["%.4f (%d)" % (e["mean"], len(e["values"])) if e else "-"
+              for e in entries]
+    present = [e for e in entries if e]
+    average = ("%.4f" % np.mean([e["mean"] for e in present])
+               if len(present) == len(tasks) else "-")
+    share = "/".join("%.2f" % e["trained_percent"] for e in present)
+    # One backbone shared by all tasks, plus each task's own parameters;
+    # full fine-tuning stores a whole model per task.
+    if present and method == "full":
+      total = sum(e["total_parameters"] for e in present)
+    elif present:
+      backbone = present[0]["total_parameters"] - present[0][
+          "trained_parameters"]
+      total = backbone + sum(e["trained_parameters"] for e in present)
+    else:
+      total = 0
+    lines.append("| " + " | ".join([method_label(method, size)] + values +
+                                   [average, share, "{:,}".format(total)])
+                 + " |")
+  lines += ["", "## Selected settings, seeds and intervals", "",
+            "| task | method | lr | epochs | init | seeds | mean | std | "
+            "95% bootstrap interval |", "|---|---|---|---|---|---|---|---|---|"]
+  for (task, method, size) in sorted(selected):
+    e = selected[(task, method, size)]
+    lines.append("| %s | %s | %s | %s | %s | %s | %.4f | %.4f | [%.4f, "
+                 "%.4f] |" % (task, method_label(method, size),
+                              e["learning_rate"], e["epochs"],
+                              e["init_scale"] or "-",
+                              ", ".join("%s: %.4f" % (k, v) for (k, v) in
+                                        sorted(e["values"].items())),
+                              e["mean"], e["std"], e["interval"][0],
+                              e["interval"][1]))
+  if summary["paired"]:
+    lines += ["", "## Adapters minus full fine-tuning, paired by seed", "",
+              "| task | method | seeds | mean difference | 95% bootstrap "
+              "interval | inside seed noise? |", "|---|---|---|---|---|---|"]
+    for (key, p) in sorted(summary["paired"].items()):
+      (task, method, size) = key
+      inside = "yes" if p["interval"][0] <= 0.0 <= p["interval"][1] else "no"
+      lines.append("| %s | %s | %d | %+.4f | [%+.4f, %+.4f] | %s |" % (
+          task, method_label(method, size), p["n"], p["mean"],
+          p["interval"][0], p["interval"][1], inside))
+  return "\n".join(lines) + "\n"
+
+
+def summary_path(results_path):
+  return os.path.splitext(results_path)[0] + ".md"
+
+
+# ---------------------------------------------------------------- the job
+
+
+def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
+              command=""):
+  """Runs every run of `grid` not yet in `results_path`; writes the summary.
+
+  Returns:
+    the rows of the results table.
+  """
+  rows = read_results(results_path)
+  done = {row["run_id"] for row in rows}
+  pending = [r for r in expand_grid(grid) if run_id(r) not in done]
+  print("%s: %d runs in the grid, %d finished, %d to run" % (
+      PROGRAM, len(pending) + len(done & {run_id(r) for r in
+                                          expand_grid(grid)}),
+      len(done), len(pending)), flush=True)
+  if dry_run:
+    for run in pending:
+      print(" ".join(run_command(run, os.path.join(options["work_dir"],
+                                                   run_id(run)), options)))
+    return rows
+  failures = []
+  with futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+    jobs = {pool.submit(execute, run, options): run for run in pending}
+    for job in futures.as_completed(jobs):
+      try:
+        row = job.result()
+      except RuntimeError as e:
+        failures.append(str(e))
+        print("%s: %s" % (PROGRAM, e), flush=True)
+        continue
+      rows.append(row)
+      write_results(results_path, rows)  # after every run: resumable
+      print("%s: %s = %.4f (%s s)" % (row["run_id"], row["primary_metric"],
+                                      row["primary_value"],
+                                      row["train_seconds"]), flush=True)
+  if rows:
+    fileio.write_text(summary_path(results_path),
+                      summary_markdown(rows, summarize(rows), command))
+  if failures:
+    raise errors.InputError("%d runs failed, e.g. %s" % (len(failures),
+                                                         failures[0]))
+  return rows
+
+
+def define_flags():
+  """This script's flags; defined only when it runs as a script, because
+  run_classifier.py defines flags of the same names (max_seq_length...) and
+  absl refuses a second definition in one process (a test run imports
+  both)."""
+  flags.DEFINE_string("config", None, "JSON file with any of the grid flags "
+                      "below (lists as JSON lists); flags given on the command "
+                      "line win.")
+  flags.DEFINE_list("tasks", ["MRPC"], "GLUE tasks (folder names in "
+                    "--glue_dir).")
+  flags.DEFINE_list("methods", ["adapters", "full"],
+                    "Tuning methods: tuning_mode[:option], see above.")
+  flags.DEFINE_list("adapter_sizes", ["64"], "Adapter sizes (methods with "
+                    "adapters only).")
+  flags.DEFINE_list("learning_rates", ["3e-4"], "Learning rates.")
+  flags.DEFINE_list("epochs", ["3"], "Training epochs.")
+  flags.DEFINE_list("init_scales", ["1e-3"], "Adapter init stddevs.")
+  flags.DEFINE_list("seeds", ["1"], "Seeds.")
+  flags.DEFINE_string("bert_dir", os.path.join(REPO_ROOT, ".cache", "assets",
+                                               "all-MiniLM-L6-v2"),
+                      "bert_config.json, vocab.txt and bert_model.ckpt.")
+  flags.DEFINE_string("glue_dir", os.path.join(os.path.dirname(REPO_ROOT),
+                                               "shared", "glue"),
+                      "GLUE data, glue_data layout.")
+  flags.DEFINE_string("work_dir", "/tmp/adapter_bert_sweep",
+                      "Where each run's output_dir goes.")
+  flags.DEFINE_string("results", "results/sweep.csv",
+                      "The results table (CSV); the summary goes beside it "
+                      "(.md).")
+  flags.DEFINE_integer("parallel", 1, "Runs at once.")
+  flags.DEFINE_integer("max_seq_length", 128, "As run_classifier.py.")
+  flags.DEFINE_integer("train_batch_size", 32, "As run_classifier.py.")
+  flags.DEFINE_integer("eval_batch_size", 64, "As run_classifier.py.")
+  flags.DEFINE_bool("summarize_only", False, "Only rewrite the summary from "
+                    "--results.")
+  flags.DEFINE_bool("dry_run", False, "Print the runs that would run.")
+
+
+def main(argv):
+  del argv
+  grid = {name: list(FLAGS[name].value) for name in GRID_FLAGS}
+  try:
+    if FLAGS.config:
+      with open(FLAGS.config) as f:
+        config = json.load(f)
+      unknown = sorted(set(config) - set(GRID_FLAGS))
+      if unknown:
+        raise errors.InputError("--config=%s: unknown keys %s" % (
+            FLAGS.config, ", ".join(unknown)))
+      for (name, values) in config.items():
+        if not FLAGS[name].present:
+          grid[name] = [str(v) for v in values]
+    options = {"bert_dir": FLAGS.bert_dir, "glue_dir": FLAGS.glue_dir,
+               "work_dir": FLAGS.work_dir,
+               "max_seq_length": FLAGS.max_seq_length,
+               "train_batch_size": FLAGS.train_batch_size,
+               "eval_batch_size": FLAGS.eval_batch_size}
+    command = " ".join(["python", PROGRAM] + sys.argv[1:])
+    if FLAGS.summarize_only:
+      rows = read_results(FLAGS.results)
+      fileio.write_text(summary_path(FLAGS.results),
+                        summary_markdown(rows, summarize(rows), command))
+      return
+    run_sweep(grid, options, FLAGS.results, FLAGS.parallel, FLAGS.dry_run,
+              command)
+  except (errors.InputError, ValueError, OSError) as e:
+    errors.exit_with(PROGRAM, e)
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

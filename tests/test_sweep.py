@@ -1,0 +1,140 @@
+"""sweep.py: the grid, resumable runs, and the statistics of its summary."""
+
+import csv
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import write_sst2_task
+import errors
+import sweep
+
+
+def grid(**changes):
+  values = {"tasks": ["SST-2"], "methods": ["adapters", "head"],
+            "adapter_sizes": ["4"], "learning_rates": ["1e-2"],
+            "epochs": ["0.5"], "init_scales": ["1e-3"], "seeds": ["1", "2"]}
+  values.update(changes)
+  return values
+
+
+def test_grid_gives_sizes_and_init_scales_to_adapter_methods_only():
+  runs = sweep.expand_grid(grid(methods=["adapters", "full", "top_layers:1",
+                                         "adapters:noln"],
+                                adapter_sizes=["8", "64"],
+                                learning_rates=["1e-4", "1e-3"]))
+  # (2 adapter methods x 2 sizes + 2 others) x 2 rates x 2 seeds.
+  assert len(runs) == (2 * 2 + 2) * 2 * 2
+  ids = [sweep.run_id(r) for r in runs]
+  assert len(set(ids)) == len(ids)
+  for run in runs:
+    assert bool(run.adapter_size) == run.method.startswith("adapters")
+  assert "SST-2-top_layers-1-lr1e-4-ep0.5-seed1" in ids
+
+
+def test_method_specs_become_run_classifier_flags():
+  assert sweep.method_flags("top_layers:2") == {"tuning_mode": "top_layers",
+                                                "tune_top_layers": 2}
+  assert sweep.method_flags("adapters:noln") == {"tuning_mode": "adapters",
+                                                 "train_layernorm": "false"}
+  for bad in ("top_layers", "bitfit:7", "adapters:x"):
+    with pytest.raises(errors.InputError, match="--methods"):
+      sweep.method_flags(bad)
+
+
+@pytest.fixture
+def sweep_inputs(tmp_path, tiny_bert):
+  glue_dir = tmp_path / "glue"
+  write_sst2_task(str(glue_dir / "SST-2"), num_train=32, num_dev=9)
+  return {"bert_dir": os.path.dirname(tiny_bert["init_checkpoint"]),
+          "glue_dir": str(glue_dir), "work_dir": str(tmp_path / "runs"),
+          "max_seq_length": 16, "train_batch_size": 8, "eval_batch_size": 8}
+
+
+def test_sweep_runs_each_run_once_and_resumes(tmp_path, sweep_inputs):
+  results = str(tmp_path / "results" / "sweep.csv")
+  rows = sweep.run_sweep(grid(), sweep_inputs, results, command="test")
+  assert len(rows) == 4
+  with open(results, newline="") as f:
+    table = list(csv.DictReader(f))
+  assert [r["run_id"] for r in table] == [r["run_id"] for r in rows]
+  head = [r for r in table if r["method"] == "head"]
+  adapters = [r for r in table if r["method"] == "adapters"]
+  # The tiny model: head = 2 x 32 + 2 trained parameters.
+  assert {r["trained_parameters"] for r in head} == {"66"}
+  assert all(int(r["trained_parameters"]) > 66 for r in adapters)
+  for row in table:
+    metrics = json.loads(row["metrics"])
+    assert row["primary_metric"] == "eval_accuracy"
+    assert float(row["primary_value"]) == metrics["eval_accuracy"]
+    assert int(row["disk_bytes"]) > 0
+  summary = open(os.path.join(tmp_path, "results", "sweep.md")).read()
+  assert "| adapters (m=4) |" in summary and "| head |" in summary
+
+  # Again: nothing runs, the table stays as it is.
+  modified = os.path.getmtime(results)
+  assert sweep.run_sweep(grid(), sweep_inputs, results) == table
+  assert os.path.getmtime(results) == modified
+
+  # A run whose row is missing (killed before it was written) runs again
+  # from its directory: its checkpoint is there, so it only evaluates, and
+  # gives the same numbers.
+  lost = table[1]
+  with open(results, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=sweep.COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows([r for r in table if r is not lost])
+  again = sweep.run_sweep(grid(), sweep_inputs, results)
+  redone = [r for r in again if r["run_id"] == lost["run_id"]]
+  assert len(again) == 4 and len(redone) == 1
+  assert redone[0]["metrics"] == lost["metrics"]
+
+
+def hand_made_rows():
+  """adapters at two rates and full, three seeds each, known values."""
+  rows = []
+  values = {("adapters", "64", "1e-4"): [0.70, 0.72, 0.74],
+            ("adapters", "64", "1e-3"): [0.80, 0.82, 0.78],
+            ("full", "", "2e-5"): [0.79, 0.80, 0.84]}
+  for ((method, size, lr), seed_values) in values.items():
+    for (seed, value) in zip(("1", "2", "3"), seed_values):
+      rows.append({"run_id": "%s-%s-%s" % (method, lr, seed), "task": "MRPC",
+                   "method": method, "adapter_size": size,
+                   "learning_rate": lr, "epochs": "3",
+                   "init_scale": "1e-3" if size else "", "seed": seed,
+                   "trained_parameters": "100" if size else "1000",
+                   "total_parameters": "1000", "trained_percent":
+                   "10.000" if size else "100.000",
+                   "primary_metric": "eval_f1", "primary_value": str(value)})
+  return rows
+
+
+def test_summary_selects_by_mean_over_seeds_and_pairs_by_seed():
+  summary = sweep.summarize(hand_made_rows())
+  adapters = summary["selected"][("MRPC", "adapters", "64")]
+  assert adapters["learning_rate"] == "1e-3"
+  assert adapters["mean"] == pytest.approx(0.80)
+  assert adapters["std"] == pytest.approx(0.02)
+  (low, high) = adapters["interval"]
+  assert 0.78 - 1e-9 <= low <= 0.80 <= high <= 0.82 + 1e-9
+  full = summary["selected"][("MRPC", "full", "")]
+  assert full["mean"] == pytest.approx(0.81)
+  paired = summary["paired"][("MRPC", "adapters", "64")]
+  # Per seed: 0.80-0.79, 0.82-0.80, 0.78-0.84.
+  assert paired["n"] == 3
+  assert paired["mean"] == pytest.approx(np.mean([0.01, 0.02, -0.06]))
+  assert paired["interval"][0] < 0 < paired["interval"][1]
+  text = sweep.summary_markdown(hand_made_rows(), summary, "python sweep.py")
+  assert "| adapters (m=64) | 0.8000 (3) | 0.8000 |" in text
+  assert "| full | 0.8100 (3) | 0.8100 |" in text
+  assert "| MRPC | adapters (m=64) | 3 | -0.0100 |" in text
+  assert "| yes |" in text
+
+
+def test_bootstrap_interval_of_a_constant_is_the_constant():
+  assert sweep.bootstrap_interval([0.5, 0.5, 0.5]) == (0.5, 0.5)
+  (low, high) = sweep.bootstrap_interval([0.0, 1.0] * 10)
+  assert 0.25 < low < 0.5 < high < 0.75
