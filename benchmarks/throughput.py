@@ -83,6 +83,7 @@ MEASUREMENTS = [
     ("train_adapters_auto", ("train", "adapters", "auto")),
     ("train_full_auto", ("train", "full", "auto")),
     ("train_adapters_static", ("train", "adapters", "static")),
+    ("train_adapters_batch", ("train", "adapters", "batch")),
     ("train_full_static", ("train", "full", "static")),
     ("eval_auto", ("eval", "adapters", "auto")),
     ("eval_static", ("eval", "adapters", "static")),
@@ -339,7 +340,8 @@ def report(results):
   if peak:
     lines.append("matmul peak (fp32, 4096x4096): %.1f GFLOP/s" % peak)
   for name in ("train_adapters_auto", "train_full_auto",
-               "train_adapters_static", "train_full_static"):
+               "train_adapters_static", "train_full_static",
+               "train_adapters_batch"):
     r = results.get(name)
     if not r:
       continue
