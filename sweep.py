@@ -380,7 +380,11 @@ def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
         print("%s: %s" % (PROGRAM, e), flush=True)
         continue
       rows.append(row)
-      write_results(results_path, rows)  # after every run: resumable
+      # After every run: a killed sweep loses no finished run, and the
+      # summary is always that of the rows so far.
+      write_results(results_path, rows)
+      fileio.write_text(summary_path(results_path),
+                        summary_markdown(rows, summarize(rows), command))
       print("%s: %s = %.4f (%s s)" % (row["run_id"], row["primary_metric"],
                                       row["primary_value"],
                                       row["train_seconds"]), flush=True)
