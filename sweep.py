@@ -359,11 +359,11 @@ def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
   """
   rows = read_results(results_path)
   done = {row["run_id"] for row in rows}
-  pending = [r for r in expand_grid(grid) if run_id(r) not in done]
-  print("%s: %d runs in the grid, %d finished, %d to run" % (
-      PROGRAM, len(pending) + len(done & {run_id(r) for r in
-                                          expand_grid(grid)}),
-      len(done), len(pending)), flush=True)
+  runs = expand_grid(grid)
+  pending = [r for r in runs if run_id(r) not in done]
+  print("%s: %d runs in the grid, %d of them finished, %d to run (%d rows "
+        "in %s)" % (PROGRAM, len(runs), len(runs) - len(pending),
+                    len(pending), len(rows), results_path), flush=True)
   if dry_run:
     for run in pending:
       print(" ".join(run_command(run, os.path.join(options["work_dir"],
