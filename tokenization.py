@@ -394,20 +394,6 @@ class BasicTokenizer(object):
     return "".join(output)
 
 
-# ASCII code points that are punctuation for BERT (see _is_punctuation).
-_ASCII_PUNCTUATION = "".join(
-    chr(cp) for cp in range(128)
-    if (33 <= cp <= 47) or (58 <= cp <= 64) or (91 <= cp <= 96) or
-    (123 <= cp <= 126))
-# A punctuation character alone, or a run of anything else.
-_ASCII_PUNCTUATION_SPLIT = re.compile(
-    "[%s]|[^%s]+" % (re.escape(_ASCII_PUNCTUATION),
-                     re.escape(_ASCII_PUNCTUATION)))
-# Control characters dropped, whitespace made a space (see _clean_text).
-_ASCII_CLEAN_TABLE = {cp: None for cp in list(range(32)) + [127]}
-_ASCII_CLEAN_TABLE.update({ord(c): " " for c in "\t\n\r"})
-
-
 class WordpieceTokenizer(object):
   """Greedy longest-match-first WordPiece tokenization."""
 
@@ -543,3 +529,23 @@ def _is_chinese_char(cp):
           (0x2B820 <= cp <= 0x2CEAF) or  # Extension E
           (0xF900 <= cp <= 0xFAFF) or  # Compatibility Ideographs
           (0x2F800 <= cp <= 0x2FA1F))  # Compatibility Ideographs Supplement
+
+
+# The ASCII fast path's tables, derived from the character classes above so
+# that the two paths cannot drift apart.
+# ASCII characters that are punctuation for BERT.
+_ASCII_PUNCTUATION = "".join(
+    chr(cp) for cp in range(128) if _is_punctuation(chr(cp)))
+# A punctuation character alone, or a run of anything else.
+_ASCII_PUNCTUATION_SPLIT = re.compile(
+    "[%s]|[^%s]+" % (re.escape(_ASCII_PUNCTUATION),
+                     re.escape(_ASCII_PUNCTUATION)))
+# What _clean_text does to ASCII: NUL and control characters dropped,
+# whitespace made a space.
+_ASCII_CLEAN_TABLE = {}
+for _cp in range(128):
+  if _cp == 0 or _is_control(chr(_cp)):
+    _ASCII_CLEAN_TABLE[_cp] = None
+  elif _is_whitespace(chr(_cp)):
+    _ASCII_CLEAN_TABLE[_cp] = " "
+del _cp
