@@ -92,9 +92,12 @@ class Bundle(object):
 
   def tuning_method(self):
     """The tuning.TuningMethod it was trained with, adapters included."""
-    return tuning.build(self.tuning_mode, **dict(
-        _adapter_settings(self.metadata.get("adapter")),
-        **self.metadata.get("options", {})))
+    return tuning.build(
+        self.tuning_mode,
+        num_layers=self.metadata.get("bert_config", {}).get(
+            "num_hidden_layers"),
+        **dict(_adapter_settings(self.metadata.get("adapter")),
+               **self.metadata.get("options", {})))
 
   def settings(self):
     """The run settings it was trained with, by run_classifier flag name.
@@ -107,8 +110,7 @@ class Bundle(object):
     settings.update(_adapter_settings(self.metadata.get("adapter")))
     # The method's options (train_layernorm, ...); bundles before them
     # recorded none and took the defaults.
-    settings.update({k: v for (k, v) in self.metadata.get(
-        "options", {}).items() if k != "num_layers"})
+    settings.update(self.metadata.get("options", {}))
     if self.language is not None:
       settings["xnli_language"] = self.language
     return settings

@@ -112,12 +112,14 @@ class TuningMethod(object):
   # option given explicitly is refused by `build`.
   option_defaults = {"train_pooler": False}
 
-  def __init__(self, adapter_config=None, **options):
+  def __init__(self, adapter_config=None, num_layers=None, **options):
     """Constructs the method.
 
     Args:
       adapter_config: (optional) `adapters.AdapterConfig` of the adapters the
         graph holds; None builds no adapter variable.
+      num_layers: the model's encoder layers (a fact of the model, not an
+        option; `top_layers` needs it).
       **options: values for `option_defaults` (None: the default).
     """
     unknown = sorted(set(options) - set(self.option_defaults))
@@ -125,6 +127,7 @@ class TuningMethod(object):
       raise ValueError("--%s does not apply to --tuning_mode=%s" %
                        (unknown[0], self.name))
     self.adapter_config = adapter_config
+    self.num_layers = num_layers
     self.options = dict(self.option_defaults)
     self.options.update({k: v for (k, v) in options.items() if v is not None})
 
@@ -241,28 +244,25 @@ class TopLayersMethod(TuningMethod):
   name = "top_layers"
   description = ("the top --tune_top_layers encoder layers + pooler + "
                  "classifier head train")
-  option_defaults = {"tune_top_layers": None, "num_layers": None,
-                     "train_pooler": True}
+  option_defaults = {"tune_top_layers": None, "train_pooler": True}
 
-  def __init__(self, adapter_config=None, **options):
-    super(TopLayersMethod, self).__init__(adapter_config, **options)
-    (k, layers) = (self.options["tune_top_layers"],
-                   self.options["num_layers"])
+  def __init__(self, adapter_config=None, num_layers=None, **options):
+    super(TopLayersMethod, self).__init__(adapter_config, num_layers,
+                                          **options)
+    k = self.options["tune_top_layers"]
     if k is None:
       raise ValueError("--tuning_mode=top_layers needs --tune_top_layers=K")
-    if layers is not None and not 1 <= k <= layers:
-      raise ValueError("--tune_top_layers=%d: the model has %d layers" %
-                       (k, layers))
-    if k < 1:
-      raise ValueError("--tune_top_layers must be at least 1, got %d" % k)
+    if num_layers is None:
+      raise ValueError("--tuning_mode=top_layers needs the model's number "
+                       "of layers")
+    if not 1 <= k <= num_layers:
+      raise ValueError("--tune_top_layers=%d: must be 1 to %d, the model "
+                       "has %d layers" % (k, num_layers, num_layers))
 
   def trains(self, name):
     layer = encoder_layer(name)
-    layers = self.options["num_layers"]
-    if layers is None:
-      raise ValueError("top_layers needs the model's number of layers")
-    in_top = layer is not None and layer >= layers - self.options[
-        "tune_top_layers"]
+    in_top = (layer is not None and
+              layer >= self.num_layers - self.options["tune_top_layers"])
     return in_top or is_head(name) or self.trains_pooler(name)
 
 
@@ -318,11 +318,9 @@ def build(tuning_mode, adapter_size=64, adapter_activation="gelu",
   """
   cls = method_class(tuning_mode)
   options = {k: v for (k, v) in options.items() if v is not None}
-  if "num_layers" in cls.option_defaults:
-    options["num_layers"] = num_layers
   placement = adapter_placement or cls.default_adapter_placement
   if placement == "none":
-    return cls(None, **options)
+    return cls(None, num_layers, **options)
   try:
     config = adapters.AdapterConfig(size=adapter_size,
                                     activation=adapter_activation,
@@ -330,7 +328,7 @@ def build(tuning_mode, adapter_size=64, adapter_activation="gelu",
                                     placement=placement)
   except ValueError as e:
     raise ValueError("--%s" % e)
-  return cls(config, **options)
+  return cls(config, num_layers, **options)
 
 
 def parameter_counts(model_shapes, method):
