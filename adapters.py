@@ -149,6 +149,17 @@ def parse_layer_list(spec, num_layers):
   return sorted(layers)
 
 
+def format_layer_list(layers):
+  """The inverse of parse_layer_list: [2, 3, 4, 5, 9] -> "2-5,9"."""
+  spans = []
+  for layer in sorted(layers):
+    if spans and layer == spans[-1][1] + 1:
+      spans[-1][1] = layer
+    else:
+      spans.append([layer, layer])
+  return ",".join(str(a) if a == b else "%d-%d" % (a, b) for (a, b) in spans)
+
+
 def variable_name(variable_or_name):
   """`bert/x/kernel:0` -> `bert/x/kernel`; plain names pass through."""
   name = getattr(variable_or_name, "name", variable_or_name)

@@ -347,22 +347,20 @@ def file_based_convert_examples_to_features(examples, label_list,
       neighbouring records need little padding (eval and predict; their
       outputs are put back in example order by `example_index`).
   """
-  features = []
+  def indexed_features():
+    for (ex_index, example) in enumerate(examples):
+      if ex_index % 10000 == 0:
+        logging.info("Writing example %d of %d", ex_index, len(examples))
+      yield (ex_index, convert_single_example(ex_index, example, label_list,
+                                              max_seq_length, tokenizer))
+
+  rows = indexed_features()
+  if sort_by_length:
+    # A stable sort: rows of one length keep their order.
+    rows = sorted(rows, key=lambda row: -sum(row[1].input_mask))
   with fileio.atomic_path(output_file) as temp_file:
     with tf.io.TFRecordWriter(temp_file) as writer:
-      for (ex_index, example) in enumerate(examples):
-        if ex_index % 10000 == 0:
-          logging.info("Writing example %d of %d", ex_index, len(examples))
-        feature = convert_single_example(ex_index, example, label_list,
-                                         max_seq_length, tokenizer)
-        if sort_by_length:
-          features.append((ex_index, feature))
-        else:
-          writer.write(_feature_to_example(feature, ex_index)
-                       .SerializeToString())
-      # A stable sort: rows of one length keep their order.
-      features.sort(key=lambda item: -sum(item[1].input_mask))
-      for (ex_index, feature) in features:
+      for (ex_index, feature) in rows:
         writer.write(_feature_to_example(feature, ex_index)
                      .SerializeToString())
 
@@ -458,6 +456,12 @@ def resolve_padding(padding, use_tpu):
 PAD_TO_MULTIPLE = 8
 
 
+def padded_width(longest, max_seq_length, multiple=PAD_TO_MULTIPLE):
+  """The width a dynamic batch whose longest row is `longest` is padded to
+  (the rule round_up_width applies in the input pipeline, for Python ints)."""
+  return min(max_seq_length, -(-longest // multiple) * multiple)
+
+
 def length_bucket_boundaries(max_seq_length, width=PAD_TO_MULTIPLE):
   """Upper ends (exclusive) of the length buckets: every `width` tokens."""
   return list(range(width + 1, max_seq_length + 1, width))
@@ -503,9 +507,9 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
     return features
 
   def padded_shapes(length):
+    """What decode_record makes: the parsed features and input_mask."""
     return {name: ([length] if name in SEQUENCE_FEATURES else [])
-            for name in ("input_ids", "input_mask", "segment_ids",
-                         "label_ids", "is_real_example", "example_index")}
+            for name in list(name_to_features) + ["input_mask"]}
 
   def round_up_width(batch):
     """Pads [batch, width] features to a multiple of pad_to_multiple."""
@@ -908,7 +912,6 @@ def predict_examples(estimator, feature_cache, split_name, examples,
       input_file=features_file, seq_length=feature_cache.max_seq_length,
       is_training=False, drop_remainder=use_tpu, padding=padding)
   outputs = [None] * num_actual_examples
-  count = 0
   for output in estimator.predict(input_fn=input_fn):
     index = int(output.pop("example_index"))
     is_real = output.pop("is_real_example")
@@ -918,10 +921,10 @@ def predict_examples(estimator, feature_cache, split_name, examples,
       raise RuntimeError("features file %s: bad example_index %d" %
                          (features_file, index))
     outputs[index] = output
-    count += 1
-  if count != num_actual_examples:
+  if None in outputs:
     raise RuntimeError("got %d outputs for %d examples" %
-                       (count, num_actual_examples))
+                       (num_actual_examples - outputs.count(None),
+                        num_actual_examples))
   return outputs
 
 
@@ -1020,19 +1023,8 @@ def ablated_layers(settings, method, num_layers):
     raise InputError("--ablate_adapters=%s: --tuning_mode=%s builds no "
                      "adapters" % (settings.ablate_adapters, method.name))
   logging.info("Adapters of layers %s switched off (pre-trained path there)",
-               format_layer_list(layers))
+               adapters.format_layer_list(layers))
   return layers
-
-
-def format_layer_list(layers):
-  """[2, 3, 4, 5, 9] -> "2-5,9"."""
-  spans = []
-  for layer in sorted(layers):
-    if spans and layer == spans[-1][1] + 1:
-      spans[-1][1] = layer
-    else:
-      spans.append([layer, layer])
-  return ",".join(str(a) if a == b else "%d-%d" % (a, b) for (a, b) in spans)
 
 
 def load_backbone_inputs(settings):
@@ -1188,7 +1180,7 @@ def run(settings, explicit=()):
       stem = "eval_results"
       if ablated:
         # Ablations of one model are evaluated side by side: each its file.
-        stem += "_ablated_" + format_layer_list(ablated)
+        stem += "_ablated_" + adapters.format_layer_list(ablated)
       fileio.write_text(
           os.path.join(s.output_dir, result_file_name(
               stem, split, split is splits[0], "txt")), text)

@@ -246,11 +246,10 @@ class MultiTaskPredictor(object):
     lengths = [sum(f.input_mask) for f in features]
     order = sorted(range(len(features)), key=lambda i: -lengths[i])
     results = [None] * len(features)
-    multiple = classifier.PAD_TO_MULTIPLE
     for start in range(0, len(order), self.batch_size):
       batch = order[start:start + self.batch_size]
-      width = min(entry["max_seq_length"],
-                  -(-max(lengths[i] for i in batch) // multiple) * multiple)
+      width = classifier.padded_width(max(lengths[i] for i in batch),
+                                      entry["max_seq_length"])
       feed = dict(zip(entry["inputs"], (
           [features[i].input_ids[:width] for i in batch],
           [features[i].input_mask[:width] for i in batch],

@@ -14,7 +14,6 @@ from conftest import run_classifier_in_process
 from conftest import tiny_bert_config_dict
 from conftest import write_sst2_task
 import adapters
-import classifier
 import modeling
 
 
@@ -25,7 +24,7 @@ import modeling
 def test_layer_lists_parse(spec, layers):
   assert adapters.parse_layer_list(spec, 6) == layers
   if layers:
-    assert adapters.parse_layer_list(classifier.format_layer_list(layers),
+    assert adapters.parse_layer_list(adapters.format_layer_list(layers),
                                      6) == layers
 
 
@@ -39,7 +38,7 @@ def test_bad_layer_lists_are_refused(spec, fragment):
 
 
 def test_format_layer_list_uses_spans():
-  assert classifier.format_layer_list([0, 1, 2, 3, 5, 7, 8]) == "0-3,5,7-8"
+  assert adapters.format_layer_list([0, 1, 2, 3, 5, 7, 8]) == "0-3,5,7-8"
 
 
 def pooled_output(tiny_bert, adapter_config, ablated=()):
