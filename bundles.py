@@ -156,7 +156,8 @@ def backbone_fingerprint(reader, names):
 
 
 def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
-                  max_seq_length, do_lower_case):
+                  max_seq_length, do_lower_case, model_variables=None,
+                  backbone_checkpoint=None):
   """Writes the bundle of a training checkpoint, atomically.
 
   Args:
@@ -166,6 +167,10 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
     task: the `glue.Task` (its language is recorded).
     bert_config: the backbone's `modeling.BertConfig`.
     max_seq_length, do_lower_case: the feature settings it was trained with.
+    model_variables: (optional) the model's variable names; default: the
+      model variables the checkpoint holds.
+    backbone_checkpoint: (optional) where the frozen variables are, for a
+      compact training checkpoint (one that holds only the trained ones).
 
   Returns:
     dict with the bundle's path, size in bytes and number of parameters.
@@ -175,13 +180,27 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
   """
   checkpoint_path = resolve_checkpoint(checkpoint_path)
   reader = tf.train.load_checkpoint(checkpoint_path)
-  names = model_variable_names(reader)
+  names = sorted(model_variables if model_variables is not None else
+                 model_variable_names(reader))
   trained = method.bundle_variables(names)
   frozen = [n for n in names if n not in trained]
   if not trained:
     raise ValueError("checkpoint %s holds no variable trained in tuning mode "
                      "%r" % (checkpoint_path, method.name))
+  missing = [n for n in trained if not reader.has_tensor(n)]
+  if missing:
+    raise ValueError("checkpoint %s lacks %d variables trained in tuning mode "
+                     "%r, e.g. %s" % (checkpoint_path, len(missing),
+                                      method.name, missing[0]))
   values = {name: reader.get_tensor(name) for name in trained}
+  backbone_reader = reader
+  if not all(reader.has_tensor(n) for n in frozen):
+    # A compact training checkpoint: the frozen weights are the backbone's.
+    if not backbone_checkpoint:
+      raise ValueError("checkpoint %s holds only trained variables; its frozen "
+                       "weights are in the backbone checkpoint it was trained "
+                       "on, which was not given" % checkpoint_path)
+    backbone_reader = tf.train.load_checkpoint(backbone_checkpoint)
   global_step = (int(reader.get_tensor("global_step"))
                  if reader.has_tensor("global_step") else 0)
 
@@ -197,7 +216,7 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
       "bert_config": bert_config.to_dict(),
       "global_step": global_step,
       "source_checkpoint": checkpoint_path,
-      "backbone_fingerprint": backbone_fingerprint(reader, frozen),
+      "backbone_fingerprint": backbone_fingerprint(backbone_reader, frozen),
       "backbone_variables": frozen,
       "variables": {name: list(values[name].shape) for name in trained},
       "num_parameters": int(sum(v.size for v in values.values())),

@@ -116,8 +116,9 @@ def run_id(run):
 # ---------------------------------------------------------------- one run
 
 
-def run_command(run, output_dir, options):
-  """The run_classifier.py command line of one run."""
+def run_command(run, output_dir, options, **overrides):
+  """The run_classifier.py command line of one run (flags in `overrides`
+  replace or add to the run's)."""
   bert = options["bert_dir"]
   args = {
       "task_name": run.task, "do_train": "true", "do_eval": "true",
@@ -135,6 +136,7 @@ def run_command(run, output_dir, options):
   if run.adapter_size:
     args["adapter_size"] = run.adapter_size
     args["adapter_init_scale"] = run.init_scale
+  args.update(overrides)
   return [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py")] + [
       "--%s=%s" % item for item in sorted(args.items())]
 
@@ -197,19 +199,20 @@ def execute(run, options):
 
 
 def read_results(path):
+  """The rows of a CSV table written by this script ([] if none yet)."""
   if not os.path.exists(path):
     return []
   with open(path, newline="") as f:
     return list(csv.DictReader(f))
 
 
-def write_results(path, rows):
+def write_results(path, rows, columns=COLUMNS):
   """The whole table, atomically, in the grid's order of arrival."""
   out = io.StringIO()
-  writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+  writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
   writer.writeheader()
   for row in rows:
-    writer.writerow({k: row.get(k, "") for k in COLUMNS})
+    writer.writerow({k: row.get(k, "") for k in columns})
   fileio.write_text(path, out.getvalue())
 
 
@@ -244,10 +247,7 @@ def summarize(rows):
                   int(row["total_parameters"]))
   selected = {}
   for (cell, settings) in groups.items():
-    # Best mean over seeds; ties go to the setting with more seeds, then to
-    # the first in sorted order, so the choice is repeatable.
-    best = max(sorted(settings), key=lambda s: (
-        np.mean(list(settings[s].values())), len(settings[s])))
+    best = max(sorted(settings), key=selection_key(settings))
     values = settings[best]
     array = np.array([values[k] for k in sorted(values)])
     selected[cell] = {
@@ -274,6 +274,52 @@ def summarize(rows):
         "mean": float(np.mean(differences)),
         "interval": bootstrap_interval(differences), "n": len(seeds)}
   return {"selected": selected, "paired": paired}
+
+
+def selection_key(settings):
+  """How the settings of one cell are ranked: by the mean over the seeds
+  every setting ran (typically the pilot's), so that seeds added later to the
+  chosen setting neither favour nor penalise it against settings that ran
+  fewer; with no common seed, over each setting's own seeds. Ties go to the
+  setting with more seeds, then to the first in sorted order.
+
+  Args:
+    settings: {setting: {seed: value}}.
+  """
+  common = set.intersection(*(set(v) for v in settings.values()))
+
+  def key(setting):
+    values = settings[setting]
+    seeds = sorted(common) if common else sorted(values)
+    return (float(np.mean([values[k] for k in seeds])), len(values))
+  return key
+
+
+def runs_at_selected(runs, rows):
+  """The grid's runs moved to each cell's selected setting.
+
+  For every (task, method, size) of `runs`, the learning rate, epochs and
+  init scale become those `summarize(rows)` selects; the seeds stay. Cells
+  with no finished run have nothing to select and are left out.
+
+  Returns:
+    (runs, cells left out).
+  """
+  selected = summarize(rows)["selected"]
+  moved = []
+  left_out = []
+  for run in runs:
+    cell = (run.task, run.method, run.adapter_size)
+    entry = selected.get(cell)
+    if entry is None:
+      if cell not in left_out:
+        left_out.append(cell)
+      continue
+    run = run._replace(learning_rate=entry["learning_rate"],
+                       epochs=entry["epochs"], init_scale=entry["init_scale"])
+    if run not in moved:
+      moved.append(run)
+  return (moved, left_out)
 
 
 def method_label(method, size):
@@ -347,12 +393,137 @@ def summary_path(results_path):
   return os.path.splitext(results_path)[0] + ".md"
 
 
+# ---------------------------------------------------------------- ablation
+
+# Columns of the ablation table: one row per (trained run, ablated span).
+ABLATION_COLUMNS = ("run_id", "task", "method", "adapter_size", "seed",
+                    "first_layer", "last_layer", "metrics", "primary_metric",
+                    "primary_value")
+
+
+def layer_spans(num_layers):
+  """Every span (first, last) of encoder layers, first <= last."""
+  return [(first, last) for first in range(num_layers)
+          for last in range(first, num_layers)]
+
+
+def span_name(first, last):
+  """The --ablate_adapters value of a span, as its result file names it."""
+  return str(first) if first == last else "%d-%d" % (first, last)
+
+
+def ablation_row(run, first, last, metric_values):
+  primary = glue.get_task(run.task).primary_metric
+  return {"run_id": run_id(run), "task": run.task, "method": run.method,
+          "adapter_size": run.adapter_size, "seed": run.seed,
+          "first_layer": str(first), "last_layer": str(last),
+          "metrics": json.dumps(metric_values, sort_keys=True),
+          "primary_metric": primary, "primary_value": metric_values[primary]}
+
+
+def run_ablation(grid, options, results_path, ablation_path,
+                 at_selected=False, dry_run=False):
+  """Evaluates every finished adapter run of `grid` with the adapters of each
+  span of layers switched off (run_classifier.py --ablate_adapters, no
+  retraining), as the paper's Figure 6. Resumable: a (run, span) with a row in
+  `ablation_path` is not evaluated again. A row with empty layers is the run
+  with every adapter on (its own dev result).
+
+  Returns:
+    the rows of the ablation table.
+  """
+  rows = read_results(results_path)
+  finished = {row["run_id"]: row for row in rows}
+  runs = expand_grid(grid)
+  if at_selected:
+    (runs, _) = runs_at_selected(runs, rows)
+  runs = [r for r in runs if has_adapters(r.method) and run_id(r) in finished]
+  with open(os.path.join(options["bert_dir"], "bert_config.json")) as f:
+    num_layers = int(json.load(f)["num_hidden_layers"])
+  table = read_results(ablation_path)
+  done = {(r["run_id"], r["first_layer"], r["last_layer"]) for r in table}
+  print("%s: ablation of %d trained runs x %d spans of %d layers into %s" % (
+      PROGRAM, len(runs), len(layer_spans(num_layers)), num_layers,
+      ablation_path), flush=True)
+  changed = False
+  for run in runs:
+    output_dir = os.path.join(options["work_dir"], run_id(run))
+    if (run_id(run), "", "") not in done:
+      table.append(ablation_row(run, "", "", json.loads(
+          finished[run_id(run)]["metrics"])))
+      changed = True
+    for (first, last) in layer_spans(num_layers):
+      if (run_id(run), str(first), str(last)) in done:
+        continue
+      spec = span_name(first, last)
+      command = run_command(run, output_dir, options, do_train="false",
+                            ablate_adapters=spec)
+      if dry_run:
+        print(" ".join(command))
+        continue
+      log_path = os.path.join(output_dir, "ablation.log")
+      with open(log_path, "a") as log:
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+      if result.returncode != 0:
+        raise errors.InputError("ablation %s of %s failed (exit %d); see %s"
+                                % (spec, run_id(run), result.returncode,
+                                   log_path))
+      results = read_eval_results(os.path.join(
+          output_dir, "eval_results_ablated_%s.txt" % spec))
+      metric_values = {k: v for (k, v) in results.items()
+                       if k.startswith("eval_") and k != "eval_loss"}
+      table.append(ablation_row(run, first, last, metric_values))
+      changed = True
+      write_results(ablation_path, table, ABLATION_COLUMNS)
+      fileio.write_text(summary_path(ablation_path),
+                        ablation_markdown(table, num_layers))
+      print("%s ablated %s: %s = %.4f" % (run_id(run), spec,
+                                          table[-1]["primary_metric"],
+                                          table[-1]["primary_value"]),
+            flush=True)
+  if changed and not dry_run:
+    write_results(ablation_path, table, ABLATION_COLUMNS)
+    fileio.write_text(summary_path(ablation_path),
+                      ablation_markdown(table, num_layers))
+  return table
+
+
+def ablation_markdown(table, num_layers):
+  """One grid per trained run: first ablated layer x last ablated layer."""
+  lines = ["# Adapter ablation", "",
+           "Dev metric of a trained model with the adapters of layers "
+           "first..last switched off at eval time (no retraining); "
+           "`python sweep.py ... --ablation_results=...` made it.", ""]
+  for run in sorted({r["run_id"] for r in table}):
+    rows = [r for r in table if r["run_id"] == run]
+    full = [r for r in rows if r["first_layer"] == ""]
+    values = {(int(r["first_layer"]), int(r["last_layer"])):
+              float(r["primary_value"]) for r in rows if r["first_layer"] != ""}
+    lines += ["## %s" % run, "",
+              "%s with every adapter on: %s" % (
+                  rows[0]["primary_metric"],
+                  "%.4f" % float(full[0]["primary_value"]) if full else "-"),
+              "", "| first \\ last | " + " | ".join(
+                  str(k) for k in range(num_layers)) + " |",
+              "|" + "---|" * (num_layers + 1)]
+    for first in range(num_layers):
+      cells = ["%.4f" % values[(first, last)] if (first, last) in values
+               else "" for last in range(num_layers)]
+      lines.append("| %d | %s |" % (first, " | ".join(cells)))
+    lines.append("")
+  return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- the job
 
 
 def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
-              command=""):
+              command="", at_selected=False):
   """Runs every run of `grid` not yet in `results_path`; writes the summary.
+
+  Args:
+    at_selected: run the grid's seeds at each cell's selected setting only
+      (`runs_at_selected`): the seeds phase after a pilot.
 
   Returns:
     the rows of the results table.
@@ -360,6 +531,11 @@ def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
   rows = read_results(results_path)
   done = {row["run_id"] for row in rows}
   runs = expand_grid(grid)
+  if at_selected:
+    (runs, left_out) = runs_at_selected(runs, rows)
+    for cell in left_out:
+      print("%s: %s has no finished run to select a setting from; left out"
+            % (PROGRAM, "/".join(c for c in cell if c)), flush=True)
   pending = [r for r in runs if run_id(r) not in done]
   print("%s: %d runs in the grid, %d of them finished, %d to run (%d rows "
         "in %s)" % (PROGRAM, len(runs), len(runs) - len(pending),
@@ -433,6 +609,18 @@ def define_flags():
   flags.DEFINE_bool("summarize_only", False, "Only rewrite the summary from "
                     "--results.")
   flags.DEFINE_bool("dry_run", False, "Print the runs that would run.")
+  flags.DEFINE_string("made_by", None, "The command the summary names as "
+                      "its maker (default: this command line), e.g. the "
+                      "script that runs every phase of a sweep.")
+  flags.DEFINE_bool("at_selected", False, "Run the grid's seeds at each "
+                    "(task, method, size)'s selected setting in --results "
+                    "only (the seeds phase after a pilot); the grid's "
+                    "learning rates, epochs and init scales are replaced by "
+                    "the selected ones.")
+  flags.DEFINE_string("ablation_results", None, "Instead of training: "
+                      "evaluate every finished adapter run of the grid with "
+                      "the adapters of each span of layers switched off, "
+                      "into this CSV (a Markdown grid goes beside it).")
 
 
 def main(argv):
@@ -454,14 +642,18 @@ def main(argv):
                "max_seq_length": FLAGS.max_seq_length,
                "train_batch_size": FLAGS.train_batch_size,
                "eval_batch_size": FLAGS.eval_batch_size}
-    command = " ".join(["python", PROGRAM] + sys.argv[1:])
+    command = FLAGS.made_by or " ".join(["python", PROGRAM] + sys.argv[1:])
     if FLAGS.summarize_only:
       rows = read_results(FLAGS.results)
       fileio.write_text(summary_path(FLAGS.results),
                         summary_markdown(rows, summarize(rows), command))
       return
+    if FLAGS.ablation_results:
+      run_ablation(grid, options, FLAGS.results, FLAGS.ablation_results,
+                   FLAGS.at_selected, FLAGS.dry_run)
+      return
     run_sweep(grid, options, FLAGS.results, FLAGS.parallel, FLAGS.dry_run,
-              command)
+              command, FLAGS.at_selected)
   except (errors.InputError, ValueError, OSError) as e:
     errors.exit_with(PROGRAM, e)
 

@@ -6,6 +6,9 @@ Builds BERT-base (or --bert_config_file) with random weights, writes:
   1. a training checkpoint with adapters, and exports its adapter bundle;
   2. a full fine-tuned checkpoint (no adapters), without optimizer state;
   3. the same with Adam's two slots per variable, as training leaves it;
+  4. an adapter training checkpoint as run_classifier.py writes it (compact:
+     the trained variables, their Adam slots and the step), and the whole
+     one (every weight too) an Estimator's default saver would write;
 and prints the size of each on disk. The weights' values do not change the
 sizes (float32, uncompressed), so random weights measure the real thing.
 
@@ -50,19 +53,29 @@ BERT_BASE = {
 }
 
 
-def save_model(path, bert_config, adapter_config, num_labels, with_adam):
-  """Builds the classifier, optionally its Adam slots, and saves everything."""
+def save_model(path, bert_config, adapter_config, num_labels, with_adam,
+               method=None, compact=False):
+  """Builds the classifier, optionally Adam slots for the variables `method`
+  trains (default: all), and saves everything, or with `compact` the
+  training checkpoint of classifier.compact_scaffold."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
   with tf.Graph().as_default():
     input_ids = tf.zeros([1, 8], dtype=tf.int32)
     outputs = classifier.create_model(
         bert_config, True, input_ids, input_ids, input_ids,
         tf.zeros([1], dtype=tf.float32), num_labels, adapter_config)
+    trained = tf.trainable_variables()
+    if method:
+      trained = method.trained_variables(trained)
     if with_adam:
       optimization.create_optimizer(outputs["loss"], 1e-4, 10, 1, False,
-                                    tf.trainable_variables())
+                                    trained)
     else:
       tf.train.get_or_create_global_step()
-    saver = tf.train.Saver(tf.global_variables())
+    if compact:
+      saver = classifier.compact_scaffold(method, 1).saver
+    else:
+      saver = tf.train.Saver(tf.global_variables())
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
       saver.save(session, path, write_meta_graph=False)
@@ -95,6 +108,12 @@ def measure(bert_config, adapter_size, num_labels, work_dir=None):
                       bert_config, None, num_labels, with_adam=False)
     full_adam = save_model(os.path.join(scratch, "full_adam", "model.ckpt"),
                            bert_config, None, num_labels, with_adam=True)
+    compact = save_model(os.path.join(scratch, "compact", "model.ckpt"),
+                         bert_config, method.adapter_config, num_labels,
+                         with_adam=True, method=method, compact=True)
+    whole = save_model(os.path.join(scratch, "whole", "model.ckpt"),
+                       bert_config, method.adapter_config, num_labels,
+                       with_adam=True, method=method)
     print(json.dumps({
         "hidden_size": bert_config.hidden_size,
         "num_hidden_layers": bert_config.num_hidden_layers,
@@ -106,6 +125,10 @@ def measure(bert_config, adapter_size, num_labels, work_dir=None):
     print("full fine-tuned checkpoint with Adam: %10s" % human(full_adam))
     print("bundle / full: 1/%.0f; bundle / full with Adam: 1/%.0f" %
           (full / info["bytes"], full_adam / info["bytes"]))
+    print("adapter training checkpoint, compact: %10s (trained variables, "
+          "their Adam slots, the step)" % human(compact))
+    print("adapter training checkpoint, whole:   %10s (every weight too)" %
+          human(whole))
   finally:
     if not work_dir:
       shutil.rmtree(scratch, ignore_errors=True)

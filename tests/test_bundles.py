@@ -171,12 +171,17 @@ def test_damaged_bundle_is_a_one_line_error(trained, tiny_bert, tmp_path,
 
 
 def test_full_mode_bundle_is_refused(trained, tiny_bert, tmp_path):
-  """Export a `full` bundle from a checkpoint, then try to load it."""
+  """Export a `full` bundle from a full fine-tuning run, then try to load
+  it."""
   run = trained["SST-2"]
+  full_dir = str(tmp_path / "full_run")
+  run_classifier_in_process(tiny_bert, run["data_dir"], full_dir,
+                            tuning_mode="full", do_eval=False,
+                            max_seq_length=24)
   bundle = str(tmp_path / "full_bundle")
   result = run_classifier_cli(
       tiny_bert, None, str(tmp_path / "export"), do_train=False,
-      do_eval=False, export_from_checkpoint=run["output_dir"],
+      do_eval=False, export_from_checkpoint=full_dir,
       export_adapter_bundle=bundle, tuning_mode="full", max_seq_length=24)
   assert result.returncode == 0, result.stderr[-3000:]
   with open(os.path.join(bundle, bundles.BUNDLE_JSON)) as f:

@@ -105,12 +105,12 @@ def test_train_eval_predict_end_to_end(tmp_path, tiny_bert):
   assert re.search(r"Parameters: [\d,]+ trained of [\d,]+ total", result.stderr)
   assert re.search(r"steps/s, [\d.]+ examples/s", result.stderr)
 
-  # Frozen weights are bit-identical after training; trained ones moved.
+  # Frozen weights are not in the (compact) checkpoint: they are read from
+  # --init_checkpoint at every start. Trained ones moved.
   initial = checkpoint_values(tiny_bert["init_checkpoint"])
   final = checkpoint_values(tf.train.latest_checkpoint(output_dir))
-  for (name, value) in initial.items():
-    assert ADAPTERS.trains(name) or np.array_equal(
-        value, final[name]), name
+  for name in initial:
+    assert ADAPTERS.trains(name) == (name in final), name
   moved = [name for name in final if "/adapters/weights" in name and
            "adam" not in name]
   assert moved and all(not np.allclose(final[name], 0.0, atol=1e-2) or

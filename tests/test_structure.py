@@ -14,6 +14,7 @@ import run_classifier
 
 # Files with a command line (flags read in `main()`).
 COMMAND_LINES = ("run_classifier.py", "predict_multitask.py", "sweep.py",
+                 "plot_results.py",
                  "convert_hf_checkpoint.py", "prepare_movie_reviews.py",
                  os.path.join("benchmarks", "bundle_size.py"),
                  os.path.join("benchmarks", "throughput.py"))

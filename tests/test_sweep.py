@@ -138,3 +138,62 @@ def test_bootstrap_interval_of_a_constant_is_the_constant():
   assert sweep.bootstrap_interval([0.5, 0.5, 0.5]) == (0.5, 0.5)
   (low, high) = sweep.bootstrap_interval([0.0, 1.0] * 10)
   assert 0.25 < low < 0.5 < high < 0.75
+
+
+def test_selection_compares_settings_on_their_common_seeds():
+  """Seeds added to the chosen setting after a one-seed pilot must not move
+  the choice: lr 1e-3 wins the pilot (seed 1: 0.80 against 0.75); its later
+  seeds bring its mean to 0.7333, below 0.75, and it stays chosen."""
+  rows = []
+  for (lr, seed, value) in (("1e-3", "1", 0.80), ("1e-3", "2", 0.70),
+                            ("1e-3", "3", 0.70), ("1e-4", "1", 0.75)):
+    rows.append({"task": "MRPC", "method": "adapters", "adapter_size": "64",
+                 "learning_rate": lr, "epochs": "3", "init_scale": "1e-3",
+                 "seed": seed, "trained_parameters": "100",
+                 "total_parameters": "1000", "trained_percent": "10.000",
+                 "primary_metric": "eval_f1", "primary_value": str(value)})
+  chosen = sweep.summarize(rows)["selected"][("MRPC", "adapters", "64")]
+  assert chosen["learning_rate"] == "1e-3"
+  assert chosen["mean"] == pytest.approx(0.80 / 3 + 1.40 / 3)
+  assert sorted(chosen["values"]) == ["1", "2", "3"]
+
+
+def test_at_selected_moves_every_cell_to_its_chosen_setting():
+  pilot = [r for r in hand_made_rows() if r["seed"] == "1"]
+  runs = sweep.expand_grid(grid(tasks=["MRPC", "RTE"],
+                                methods=["adapters", "full"],
+                                adapter_sizes=["64"], learning_rates=["9e-9"],
+                                epochs=["3"], seeds=["1", "2", "3"]))
+  (moved, left_out) = sweep.runs_at_selected(runs, pilot)
+  # Seed 1 of adapters: 0.70 at 1e-4, 0.80 at 1e-3.
+  assert {(r.method, r.learning_rate) for r in moved} == {
+      ("adapters", "1e-3"), ("full", "2e-5")}
+  assert sorted(r.seed for r in moved if r.method == "full") == ["1", "2",
+                                                                 "3"]
+  assert all(r.task == "MRPC" for r in moved)
+  assert left_out == [("RTE", "adapters", "64"), ("RTE", "full", "")]
+
+
+def test_ablation_evaluates_every_span_once(tmp_path, sweep_inputs):
+  results = str(tmp_path / "sweep.csv")
+  small = grid(methods=["adapters"], seeds=["1"])
+  sweep.run_sweep(small, sweep_inputs, results)
+  ablation = str(tmp_path / "ablation.csv")
+  table = sweep.run_ablation(small, sweep_inputs, results, ablation)
+  # The tiny model has 2 layers: spans 0, 0-1, 1, and the unablated row.
+  spans = [(r["first_layer"], r["last_layer"]) for r in table]
+  assert sorted(spans) == [("", ""), ("0", "0"), ("0", "1"), ("1", "1")]
+  with open(ablation, newline="") as f:
+    assert len(list(csv.DictReader(f))) == 4
+  text = open(str(tmp_path / "ablation.md")).read()
+  assert "| 0 | " in text and "| 1 | " in text
+  # Switching off every adapter is the pre-trained path plus the trained
+  # head and LayerNorms; it is evaluated like any other span.
+  folder = os.path.join(sweep_inputs["work_dir"],
+                        sweep.run_id(sweep.expand_grid(small)[0]))
+  assert os.path.exists(os.path.join(folder,
+                                     "eval_results_ablated_0-1.txt"))
+  # Again: nothing is evaluated.
+  modified = os.path.getmtime(ablation)
+  assert len(sweep.run_ablation(small, sweep_inputs, results, ablation)) == 4
+  assert os.path.getmtime(ablation) == modified

@@ -1,0 +1,203 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""The paper's pictures, drawn from sweep.py's results files (PNG).
+
+  python plot_results.py --results=results/sweep.csv \\
+      --ablation_results=results/ablation.csv --output_dir=results
+
+writes, from whatever rows the files hold so far:
+
+- `parameters_vs_metric.png`: per task, the dev metric of each method's
+  selected setting (mean over seeds, bars: standard deviation) against its
+  trained parameters on a log axis; adapter methods are lines over their
+  sizes (Houlsby et al. 2019, Figure 3);
+- `ablation_<run>.png`: per ablated run, the dev metric with the adapters of
+  layers first..last switched off (Figure 6);
+- `init_scale.png`: the dev metric against the adapters' init scale, when the
+  sweep ran more than one (Figure 7), one line per task and size.
+
+Every picture is written to a temporary name and renamed.
+"""
+
+import collections
+import os
+
+from absl import app
+from absl import flags
+import matplotlib
+matplotlib.use("Agg")  # no screen: files only
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+import errors
+import fileio
+import sweep
+
+PROGRAM = "plot_results.py"
+FLAGS = flags.FLAGS
+
+# One marker per method family; adapters are lines as well.
+MARKERS = {"full": "*", "head": "v", "layernorm": "^", "bitfit": "D",
+           "top_layers": "s", "adapters": "o"}
+
+
+def method_family(method):
+  return method.partition(":")[0]
+
+
+def save(figure, path):
+  """Writes `figure` as PNG to `path`, atomically."""
+  with fileio.atomic_path(path) as temp_path:
+    with open(temp_path, "wb") as f:
+      figure.savefig(f, format="png", dpi=120, bbox_inches="tight")
+  plt.close(figure)
+  return path
+
+
+def metric_label(metric):
+  return "dev " + metric.replace("eval_", "")
+
+
+def plot_parameters_vs_metric(rows, path):
+  """Figure 3: dev metric against trained parameters, one panel per task."""
+  selected = sweep.summarize(rows)["selected"]
+  tasks = sorted({task for (task, _, _) in selected})
+  # One colour per method in every panel.
+  colours = {method: "C%d" % i for (i, method) in enumerate(
+      sorted({method for (_, method, _) in selected}))}
+  figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2),
+                              squeeze=False)
+  for (axis, task) in zip(axes[0], tasks):
+    by_method = collections.defaultdict(list)
+    for ((t, method, size), entry) in selected.items():
+      if t == task:
+        by_method[method].append((int(size or 0), entry))
+    for method in sorted(by_method):
+      points = sorted(by_method[method], key=lambda p: p[0])
+      x = [e["trained_parameters"] for (_, e) in points]
+      y = [e["mean"] for (_, e) in points]
+      err = [e["std"] for (_, e) in points]
+      label = method
+      if sweep.has_adapters(method):
+        label += " (m=%s)" % ",".join(str(size) for (size, _) in points)
+      axis.errorbar(x, y, yerr=err, marker=MARKERS.get(method_family(method),
+                                                       "o"),
+                    linestyle="-" if len(points) > 1 else "none",
+                    capsize=3, markersize=8, label=label,
+                    color=colours[method])
+      if sweep.has_adapters(method):
+        for (size, e) in points:
+          axis.annotate("m=%d" % size, (e["trained_parameters"], e["mean"]),
+                        textcoords="offset points", xytext=(5, -12),
+                        fontsize=8)
+    metric = next(e["metric"] for ((t, _, _), e) in selected.items()
+                  if t == task)
+    axis.set_xscale("log")
+    axis.set_xlabel("trained parameters per task (log)")
+    axis.set_ylabel(metric_label(metric))
+    axis.set_title(task)
+    axis.grid(True, which="both", alpha=0.3)
+  axes[0][-1].legend(fontsize=8, loc="lower right")
+  figure.suptitle("Dev metric against trained parameters (selected setting, "
+                  "mean and std over seeds)", fontsize=10)
+  return save(figure, path)
+
+
+def plot_ablation(table, run, path):
+  """Figure 6: first ablated layer x last ablated layer, colour = metric."""
+  rows = [r for r in table if r["run_id"] == run]
+  spans = [r for r in rows if r["first_layer"] != ""]
+  if not spans:
+    return None
+  num_layers = 1 + max(int(r["last_layer"]) for r in spans)
+  grid = np.full((num_layers, num_layers), np.nan)
+  for r in spans:
+    grid[int(r["first_layer"]), int(r["last_layer"])] = float(
+        r["primary_value"])
+  unablated = [float(r["primary_value"]) for r in rows
+               if r["first_layer"] == ""]
+  figure, axis = plt.subplots(figsize=(5.2, 4.4))
+  image = axis.imshow(np.ma.masked_invalid(grid), cmap="viridis",
+                      origin="upper")
+  for (first, last) in zip(*np.where(~np.isnan(grid))):
+    axis.text(last, first, "%.2f" % grid[first, last], ha="center",
+              va="center", fontsize=7, color="white")
+  axis.set_xticks(range(num_layers))
+  axis.set_yticks(range(num_layers))
+  axis.set_xlabel("last layer with adapters off")
+  axis.set_ylabel("first layer with adapters off")
+  figure.colorbar(image, ax=axis, label=metric_label(rows[0]["primary_metric"]))
+  axis.set_title("%s\nadapters of layers first..last off at eval%s" % (
+      run, "; all on: %.4f" % unablated[0] if unablated else ""), fontsize=8)
+  return save(figure, path)
+
+
+def plot_init_scale(rows, path):
+  """Figure 7: dev metric against adapter init scale (mean over the runs at
+  each scale, bars: std), one line per (task, method, size, lr, epochs)."""
+  lines = collections.defaultdict(lambda: collections.defaultdict(list))
+  for row in rows:
+    if row["init_scale"]:
+      key = (row["task"], row["method"], row["adapter_size"],
+             row["learning_rate"], row["epochs"])
+      lines[key][float(row["init_scale"])].append(float(row["primary_value"]))
+  lines = {k: v for (k, v) in lines.items() if len(v) > 1}
+  if not lines:
+    return None
+  figure, axis = plt.subplots(figsize=(6, 4.2))
+  for (key, by_scale) in sorted(lines.items()):
+    scales = sorted(by_scale)
+    axis.errorbar(scales, [np.mean(by_scale[s]) for s in scales],
+                  yerr=[np.std(by_scale[s]) for s in scales], marker="o",
+                  capsize=3, label="%s %s m=%s lr %s" % key[:4])
+  axis.set_xscale("log")
+  axis.set_xlabel("adapter init standard deviation (log)")
+  axis.set_ylabel("dev primary metric")
+  axis.grid(True, which="both", alpha=0.3)
+  axis.legend(fontsize=8)
+  return save(figure, path)
+
+
+def plot_all(results_path, ablation_path, output_dir):
+  """Every picture the files allow; returns the paths written."""
+  written = []
+  rows = sweep.read_results(results_path)
+  if not rows:
+    raise errors.InputError("--results=%s: no finished run to plot" %
+                            results_path)
+  written.append(plot_parameters_vs_metric(
+      rows, os.path.join(output_dir, "parameters_vs_metric.png")))
+  written.append(plot_init_scale(rows, os.path.join(output_dir,
+                                                    "init_scale.png")))
+  if ablation_path:
+    table = sweep.read_results(ablation_path)
+    if not table:
+      raise errors.InputError("--ablation_results=%s: no row to plot" %
+                              ablation_path)
+    for run in sorted({r["run_id"] for r in table}):
+      written.append(plot_ablation(table, run, os.path.join(
+          output_dir, "ablation_%s.png" % run)))
+  return [path for path in written if path]
+
+
+def main(argv):
+  del argv
+  try:
+    for path in plot_all(FLAGS.results, FLAGS.ablation_results,
+                         FLAGS.output_dir):
+      print(path)
+  except (errors.InputError, KeyError, ValueError, OSError) as e:
+    errors.exit_with(PROGRAM, e)
+
+
+def define_flags():
+  flags.DEFINE_string("results", "results/sweep.csv", "sweep.py's results "
+                      "table.")
+  flags.DEFINE_string("ablation_results", None, "sweep.py's ablation table "
+                      "(optional).")
+  flags.DEFINE_string("output_dir", "results", "Where the PNGs go.")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

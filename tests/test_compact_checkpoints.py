@@ -1,0 +1,217 @@
+"""Compact training checkpoints: every tuning method but `full` saves only the
+trained variables, their Adam slots and the step; the frozen backbone comes
+from --init_checkpoint at every start, checked by its fingerprint."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from conftest import REPO_ROOT
+from conftest import assert_input_error
+from conftest import assert_one_line_error
+from conftest import checkpoint_values
+from conftest import read_eval_results
+from conftest import run_classifier_cli
+from conftest import run_classifier_in_process
+from conftest import tiny_bert_config_dict
+from conftest import tiny_job_flags
+from conftest import write_sst2_task
+from conftest import write_tiny_bert
+import bundles
+import classifier
+import modeling
+import tuning
+
+
+def _method(mode, **options):
+  return tuning.build(mode, num_layers=2, adapter_size=8, **options)
+
+
+def _model_names(method):
+  config = modeling.BertConfig.from_dict(tiny_bert_config_dict())
+  return list(classifier.describe_model(config, method.adapter_config, 2, 16))
+
+
+def _checkpoint_bytes(prefix):
+  folder = os.path.dirname(prefix)
+  stem = os.path.basename(prefix)
+  return sum(os.path.getsize(os.path.join(folder, f)) for f in
+             os.listdir(folder) if f.startswith(stem + ".data-") or
+             f == stem + ".index")
+
+
+@pytest.mark.parametrize("mode,options", [
+    ("adapters", {}), ("head", {}), ("layernorm", {}), ("bitfit", {}),
+    ("top_layers", {"tune_top_layers": 1}),
+    ("adapters", {"train_layernorm": False}),
+])
+def test_checkpoint_holds_exactly_the_trained_state(tmp_path, tiny_bert,
+                                                    mode, options):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  run_classifier_in_process(tiny_bert, data_dir, output_dir, tuning_mode=mode,
+                            do_eval=False, **options)
+  method = _method(mode, **options)
+  trained = [n for n in _model_names(method) if method.trains(n)]
+  expected = set(trained) | {"global_step"}
+  expected |= {n + slot for n in trained for slot in ("/adam_m", "/adam_v")}
+  saved = checkpoint_values(tf.train.latest_checkpoint(output_dir))
+  assert set(saved) == expected
+  # Nothing frozen is in it: the backbone is read from --init_checkpoint.
+  initial = checkpoint_values(tiny_bert["init_checkpoint"])
+  assert all(name not in saved for name in initial if not method.trains(name))
+
+
+def test_compact_checkpoint_is_a_small_fraction_of_a_full_one(tmp_path,
+                                                              tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  sizes = {}
+  counts = {}
+  for mode in ("adapters", "full"):
+    output_dir = str(tmp_path / mode)
+    run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                              tuning_mode=mode, do_eval=False)
+    prefix = tf.train.latest_checkpoint(output_dir)
+    sizes[mode] = _checkpoint_bytes(prefix)
+    counts[mode] = sum(v.size for (n, v) in checkpoint_values(prefix).items()
+                       if not n.endswith(("/adam_m", "/adam_v")) and
+                       n != "global_step")
+  method = _method("adapters")
+  trained = sum(
+      int(np.prod(shape)) for (name, shape) in classifier.describe_model(
+          modeling.BertConfig.from_dict(tiny_bert_config_dict()),
+          method.adapter_config, 2, 16).items() if method.trains(name))
+  assert counts["adapters"] == trained
+  # Each trained float is stored three times (value, Adam m and v).
+  assert sizes["adapters"] >= 3 * 4 * trained
+  assert sizes["full"] >= 3 * 4 * counts["full"]
+  # Even on the tiny model, where adapters are a large share, well below.
+  assert sizes["adapters"] < 0.35 * sizes["full"], sizes
+
+
+def test_rerun_of_a_finished_run_restores_the_same_model(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  first = run_classifier_in_process(tiny_bert, data_dir, output_dir)
+  assert os.path.exists(os.path.join(output_dir, classifier.BACKBONE_RECORD))
+  again = run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                                    do_train=False)
+  assert again == first
+
+
+def test_resume_on_another_backbone_is_refused(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  run_classifier_in_process(tiny_bert, data_dir, output_dir, do_eval=False)
+  other = write_tiny_bert(str(tmp_path / "other_bert"), seed=7)
+  for do_train in (True, False):
+    assert_input_error(
+        lambda: run_classifier_in_process(
+            tiny_bert, data_dir, output_dir, do_train=do_train,
+            num_train_epochs=2.0, init_checkpoint=other["init_checkpoint"]),
+        "--init_checkpoint=%s is not the backbone" % other["init_checkpoint"],
+        "--output_dir=%s" % output_dir)
+
+
+def test_compact_checkpoints_need_the_backbone(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  run_classifier_in_process(tiny_bert, data_dir, output_dir, do_eval=False)
+  result = run_classifier_cli(tiny_bert, data_dir, output_dir, do_train=False,
+                              init_checkpoint="")
+  assert_one_line_error(result, "holds compact checkpoints",
+                        "give --init_checkpoint")
+  assert_input_error(
+      lambda: run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                                        do_train=False, tuning_mode="full"),
+      "holds compact checkpoints", "--tuning_mode=full saves whole models")
+
+
+def test_export_from_a_compact_checkpoint(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  trained = run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                                      do_eval=True)
+  bundle_dir = str(tmp_path / "bundle")
+  run_classifier_in_process(
+      tiny_bert, data_dir, str(tmp_path / "export"), do_train=False,
+      do_eval=False, export_from_checkpoint=output_dir,
+      export_adapter_bundle=bundle_dir)
+  bundle = bundles.read_bundle(bundle_dir)
+  bundles.check_backbone(bundle, tiny_bert["init_checkpoint"])
+  served = run_classifier_in_process(
+      tiny_bert, data_dir, str(tmp_path / "serve"), do_train=False,
+      adapter_bundle=bundle_dir)
+  assert served == trained
+  # On another backbone the export is refused: its fingerprint is not the
+  # one the checkpoints were trained on.
+  other = write_tiny_bert(str(tmp_path / "other_bert"), seed=7)
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, str(tmp_path / "export2"), do_train=False,
+          do_eval=False, export_from_checkpoint=output_dir,
+          export_adapter_bundle=str(tmp_path / "bundle2"),
+          init_checkpoint=other["init_checkpoint"]),
+      "is not the backbone")
+  assert not os.path.exists(str(tmp_path / "bundle2"))
+
+
+def _cli_command(tiny_bert, data_dir, output_dir, **flags):
+  args = tiny_job_flags(tiny_bert, data_dir, output_dir, **flags)
+  return [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py")] + [
+      "--%s=%s" % item for item in args.items() if item[1] is not None]
+
+
+def test_kill_then_resume_reaches_the_last_step(tmp_path, tiny_bert):
+  """SIGKILL after a checkpoint; the rerun resumes from it, on the checked
+  backbone, and ends at the step an uninterrupted run ends at."""
+  data_dir = write_sst2_task(str(tmp_path / "data"), num_train=256)
+  output_dir = str(tmp_path / "out")
+  # 256 / 8 * 6 = 192 steps, a checkpoint every 16.
+  command = _cli_command(tiny_bert, data_dir, output_dir,
+                         num_train_epochs=6.0, save_checkpoints_steps=16)
+  log_path = str(tmp_path / "first.log")
+  with open(log_path, "w") as log:
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                               cwd=REPO_ROOT)
+  deadline = time.time() + 300
+  killed_at = None
+  try:
+    while time.time() < deadline and process.poll() is None:
+      latest = tf.train.latest_checkpoint(output_dir)
+      step = int(latest.rsplit("-", 1)[1]) if latest else 0
+      if step >= 16:
+        process.send_signal(signal.SIGKILL)
+        killed_at = step
+        break
+      time.sleep(0.05)
+  finally:
+    if process.poll() is None:
+      process.kill()
+    process.wait()
+  assert killed_at is not None, open(log_path).read()[-3000:]
+  assert killed_at < 192, "training ended before the kill"
+  assert not os.path.exists(os.path.join(output_dir, "eval_results.txt"))
+
+  result = subprocess.run(command, capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Compact checkpoints in %s: backbone" % output_dir in result.stderr
+  assert "Restoring parameters from" in result.stderr
+  assert read_eval_results(output_dir)["global_step"] == 192
+  final = checkpoint_values(tf.train.latest_checkpoint(output_dir))
+  assert int(final["global_step"]) == 192
+  assert all(np.all(np.isfinite(v)) for v in final.values())
+  record = json.load(open(os.path.join(output_dir,
+                                       classifier.BACKBONE_RECORD)))
+  assert record["init_checkpoint"] == tiny_bert["init_checkpoint"]
+  bundle = bundles.read_bundle(os.path.join(output_dir, "adapter_bundle"))
+  assert bundle.global_step == 192
+  assert bundle.metadata["backbone_fingerprint"] == record["fingerprint"]

@@ -1,0 +1,117 @@
+"""plot_results.py: the paper's pictures from hand-made results files."""
+
+import csv
+import os
+
+import pytest
+
+from conftest import assert_one_line_error
+from conftest import run_cli
+import errors
+import plot_results
+import sweep
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def write_table(path, rows, columns):
+  with open(path, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+      writer.writerow({k: row.get(k, "") for k in columns})
+  return path
+
+
+def sweep_rows(init_scales=("1e-3",)):
+  rows = []
+  cells = [("adapters", "8", 10), ("adapters", "64", 80), ("full", "", 1000),
+           ("head", "", 2), ("top_layers:1", "", 300)]
+  for task in ("MRPC", "RTE"):
+    for (method, size, trained) in cells:
+      for scale in (init_scales if size else ("",)):
+        for seed in ("1", "2"):
+          rows.append({
+              "run_id": "%s-%s-%s-%s-%s" % (task, method, size, scale, seed),
+              "task": task, "method": method, "adapter_size": size,
+              "learning_rate": "1e-3", "epochs": "3", "init_scale": scale,
+              "seed": seed, "trained_parameters": str(trained),
+              "total_parameters": "1000",
+              "trained_percent": "%.3f" % (trained / 10.0),
+              "primary_metric": "eval_accuracy",
+              "primary_value": str(0.5 + trained / 4000.0 + 0.01 * int(seed)),
+              "metrics": "{}"})
+  return rows
+
+
+def ablation_rows(num_layers=3):
+  rows = [{"run_id": "MRPC-adapters-m64", "first_layer": "",
+           "last_layer": "", "primary_metric": "eval_f1",
+           "primary_value": "0.85"}]
+  for (first, last) in sweep.layer_spans(num_layers):
+    rows.append({"run_id": "MRPC-adapters-m64", "first_layer": str(first),
+                 "last_layer": str(last), "primary_metric": "eval_f1",
+                 "primary_value": str(0.85 - 0.05 * (last - first + 1))})
+  return rows
+
+
+def is_png(path):
+  with open(path, "rb") as f:
+    return f.read(8) == PNG_MAGIC and os.path.getsize(path) > 5000
+
+
+def test_every_picture_is_drawn(tmp_path):
+  results = write_table(str(tmp_path / "sweep.csv"),
+                        sweep_rows(init_scales=("1e-4", "1e-2", "1")),
+                        sweep.COLUMNS)
+  ablation = write_table(str(tmp_path / "ablation.csv"), ablation_rows(),
+                         sweep.ABLATION_COLUMNS)
+  written = plot_results.plot_all(results, ablation, str(tmp_path / "out"))
+  names = sorted(os.path.basename(p) for p in written)
+  assert names == ["ablation_MRPC-adapters-m64.png", "init_scale.png",
+                   "parameters_vs_metric.png"]
+  assert all(is_png(p) for p in written)
+  # Nothing but the pictures: no temporary file is left behind.
+  assert sorted(os.listdir(str(tmp_path / "out"))) == names
+
+
+def test_one_init_scale_draws_no_init_scale_picture(tmp_path):
+  results = write_table(str(tmp_path / "sweep.csv"), sweep_rows(),
+                        sweep.COLUMNS)
+  written = plot_results.plot_all(results, None, str(tmp_path / "out"))
+  assert [os.path.basename(p) for p in written] == [
+      "parameters_vs_metric.png"]
+
+
+def test_adapter_sizes_form_one_line_per_method(tmp_path):
+  """The figure's data: adapters are one series over their sizes."""
+  import matplotlib.pyplot as plt
+  rows = sweep_rows()
+  captured = {}
+  real_save = plot_results.save
+
+  def keep(figure, path):
+    captured["figure"] = figure
+    return real_save(figure, path)
+  plot_results.save = keep
+  try:
+    plot_results.plot_parameters_vs_metric(rows, str(tmp_path / "p.png"))
+  finally:
+    plot_results.save = real_save
+  axis = captured["figure"].axes[0]
+  series = {container.get_label(): list(container.lines[0].get_xdata())
+            for container in axis.containers}
+  assert series["adapters (m=8,64)"] == [10, 80]
+  assert series["full"] == [1000]
+  plt.close("all")
+
+
+def test_empty_results_are_a_one_line_error(tmp_path):
+  results = write_table(str(tmp_path / "sweep.csv"), [], sweep.COLUMNS)
+  with pytest.raises(errors.InputError, match="no finished run"):
+    plot_results.plot_all(results, None, str(tmp_path / "out"))
+  result = run_cli("plot_results.py", results=results,
+                   output_dir=str(tmp_path / "out"))
+  assert_one_line_error(result, "--results=%s" % results,
+                        program="plot_results.py")
+  assert not os.path.exists(str(tmp_path / "out" / "parameters_vs_metric.png"))
