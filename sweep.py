@@ -448,9 +448,22 @@ def run_ablation(grid, options, results_path, ablation_path,
   changed = False
   for run in runs:
     output_dir = os.path.join(options["work_dir"], run_id(run))
-    if (run_id(run), "", "") not in done:
-      table.append(ablation_row(run, "", "", json.loads(
-          finished[run_id(run)]["metrics"])))
+    pending = [span for span in layer_spans(num_layers) if
+               (run_id(run), str(span[0]), str(span[1])) not in done]
+    if pending and not dry_run and not os.path.exists(
+        os.path.join(output_dir, "checkpoint")):
+      # Its row is there but its model is gone (another machine, a cleaned
+      # /tmp): train it again; a seed gives the same model.
+      print("%s: %s has no checkpoint in %s; training it again" % (
+          PROGRAM, run_id(run), output_dir), flush=True)
+      execute(run, options)
+    if (run_id(run), "", "") not in done and not dry_run:
+      # Every adapter on: the dev result of the model that is ablated.
+      results = read_eval_results(os.path.join(output_dir,
+                                               "eval_results.txt"))
+      table.append(ablation_row(run, "", "", {
+          k: v for (k, v) in results.items()
+          if k.startswith("eval_") and k != "eval_loss"}))
       changed = True
     for (first, last) in layer_spans(num_layers):
       if (run_id(run), str(first), str(last)) in done:

@@ -197,3 +197,12 @@ def test_ablation_evaluates_every_span_once(tmp_path, sweep_inputs):
   modified = os.path.getmtime(ablation)
   assert len(sweep.run_ablation(small, sweep_inputs, results, ablation)) == 4
   assert os.path.getmtime(ablation) == modified
+  # The trained run's folder is gone (another machine): it is trained again,
+  # with its seed, and gives the same ablation table.
+  shutil.rmtree(folder)
+  again = sweep.run_ablation(small, sweep_inputs, results,
+                             str(tmp_path / "ablation2.csv"))
+  assert ([(r["first_layer"], r["last_layer"], r["primary_value"])
+           for r in again] ==
+          [(r["first_layer"], r["last_layer"], r["primary_value"])
+           for r in table])
