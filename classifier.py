@@ -469,7 +469,8 @@ def length_bucket_boundaries(max_seq_length, width=PAD_TO_MULTIPLE):
 
 def file_based_input_fn_builder(input_file, seq_length, is_training,
                                 drop_remainder, seed=None, padding="static",
-                                pad_to_multiple=PAD_TO_MULTIPLE):
+                                pad_to_multiple=PAD_TO_MULTIPLE,
+                                skip_batches=0):
   """An `input_fn` for TPUEstimator reading a features TFRecord.
 
   Args:
@@ -481,6 +482,9 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
       `resolve_padding` turns "auto" into one of these).
     pad_to_multiple: "batch" and "bucket" round each batch's width up to a
       multiple of this (never beyond seq_length).
+    skip_batches: training batches already consumed (the global step a run
+      resumes at): the stream is a function of the seed, so skipping them
+      gives exactly the batches an uninterrupted run would see next.
   """
   if padding not in ("static", "batch", "bucket"):
     raise ValueError("padding must be static, batch or bucket, got %r" %
@@ -544,6 +548,8 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
           drop_remainder=drop_remainder)
     if padding != "static" and pad_to_multiple > 1:
       d = d.map(round_up_width)
+    if skip_batches:
+      d = d.skip(skip_batches)
     return d.prefetch(tf.data.AUTOTUNE)
 
   return input_fn
@@ -1121,6 +1127,16 @@ def compact_checkpoints(output_dir, init_checkpoint, method, model_shapes,
   return compact
 
 
+def checkpoint_step(model_dir):
+  """The global step of the latest checkpoint in `model_dir`, or 0."""
+  latest = tf.train.latest_checkpoint(model_dir)
+  if not latest:
+    return 0
+  reader = tf.train.load_checkpoint(latest)
+  return int(reader.get_tensor("global_step")) if reader.has_tensor(
+      "global_step") else 0
+
+
 def backbone_fingerprint(init_checkpoint, names):
   """bundles.backbone_fingerprint of `names` in `init_checkpoint`."""
   try:
@@ -1283,9 +1299,16 @@ def run(settings, explicit=()):
     logging.info("  Num examples = %d", len(train_examples))
     logging.info("  Batch size = %d", s.train_batch_size)
     logging.info("  Num steps = %d", num_train_steps)
+    # A resumed run skips the batches it consumed before; with dropout a
+    # function of the step (modeling.dropout_seed) it then ends exactly as
+    # an uninterrupted run.
+    start_step = checkpoint_step(s.output_dir)
+    if start_step:
+      logging.info("Resuming at step %d of %d", start_step, num_train_steps)
     train_input_fn = file_based_input_fn_builder(
         input_file=train_file, seq_length=s.max_seq_length,
-        is_training=True, drop_remainder=True, seed=s.seed, padding=padding)
+        is_training=True, drop_remainder=True, seed=s.seed, padding=padding,
+        skip_batches=start_step)
     start = time.time()
     estimator(num_train_steps=num_train_steps,
               num_warmup_steps=num_warmup_steps).train(

@@ -23,6 +23,7 @@ for (checkpoint, assignment_map) in maps:
 import copy
 import json
 import math
+import zlib
 
 import numpy as np
 import six
@@ -302,27 +303,53 @@ def dropout(input_tensor, dropout_prob):
   Kept elements are scaled by 1 / (1 - rate). Each element draws 16 random
   bits rather than the 32-bit float of `tf.nn.dropout`: half the random
   numbers, which are most of dropout's cost on CPU. The rate is then
-  round(rate * 65536) / 65536 (0.1 becomes 0.1000061). The random numbers
-  come from a stateless generator seeded by a stateful op, so the graph seed
-  (`--seed`) still fixes every mask.
+  round(rate * 65536) / 65536 (0.1 becomes 0.1000061). Where the last axis is
+  odd or unknown, each element draws a float instead. The random numbers come
+  from a stateless generator seeded by `dropout_seed`: every mask is a
+  function of (--seed, the dropout site, the global step).
   """
   if dropout_prob is None or dropout_prob == 0.0:
     return input_tensor
   if not 0.0 < dropout_prob < 1.0:
     raise ValueError("dropout rate must be in [0, 1), got %r" % dropout_prob)
-  width = input_tensor.shape[-1]
-  if width is None or int(width) % 2:
-    return tf.nn.dropout(input_tensor, rate=dropout_prob)
-  shape = get_shape_list(input_tensor)
-  # One int32 per two elements, split into two uint16 halves.
-  seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
-  bits = tf.random.stateless_uniform(shape[:-1] + [int(width) // 2], seed,
-                                     minval=None, maxval=None, dtype=tf.int32)
-  bits = tf.reshape(tf.bitcast(bits, tf.uint16), shape)
-  threshold = int(round(dropout_prob * 65536))
-  scale = 65536.0 / (65536 - threshold)
-  keep = tf.cast(bits >= threshold, input_tensor.dtype)
-  return input_tensor * (keep * scale)
+  with tf.name_scope("dropout"):
+    seed = dropout_seed()
+    shape = get_shape_list(input_tensor)
+    width = input_tensor.shape[-1]
+    if width is None or int(width) % 2:
+      uniform = tf.random.stateless_uniform(shape, seed,
+                                            dtype=input_tensor.dtype)
+      keep = tf.cast(uniform >= dropout_prob, input_tensor.dtype)
+      return input_tensor * (keep * (1.0 / (1.0 - dropout_prob)))
+    # One int32 per two elements, split into two uint16 halves.
+    bits = tf.random.stateless_uniform(shape[:-1] + [int(width) // 2], seed,
+                                       minval=None, maxval=None,
+                                       dtype=tf.int32)
+    bits = tf.reshape(tf.bitcast(bits, tf.uint16), shape)
+    threshold = int(round(dropout_prob * 65536))
+    scale = 65536.0 / (65536 - threshold)
+    keep = tf.cast(bits >= threshold, input_tensor.dtype)
+    return input_tensor * (keep * scale)
+
+
+def dropout_seed():
+  """The seed pair of one dropout site's stateless randoms: [site, step].
+
+  `site` hashes the graph seed (--seed) and the site's unique name scope;
+  `step` is the global step. A run resumed from a checkpoint then draws
+  exactly the masks an uninterrupted run draws from that step on, which a
+  stateful random op (restarted with the process) would not. A model built
+  with no global step (outside training) seeds from a stateful op, itself
+  fixed by the graph seed.
+  """
+  global_step = tf.train.get_global_step()
+  if global_step is None:
+    return tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
+  graph = tf.get_default_graph()
+  site = zlib.crc32(("%s|%s" % (graph.seed, graph.get_name_scope()))
+                    .encode("utf-8")) & 0x7FFFFFFF
+  return tf.stack([tf.constant(site, dtype=tf.int64),
+                   tf.cast(global_step, tf.int64)])
 
 
 def layer_norm(input_tensor, epsilon=1e-12, name="LayerNorm"):

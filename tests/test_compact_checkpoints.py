@@ -169,14 +169,18 @@ def _cli_command(tiny_bert, data_dir, output_dir, **flags):
       "--%s=%s" % item for item in args.items() if item[1] is not None]
 
 
-def test_kill_then_resume_reaches_the_last_step(tmp_path, tiny_bert):
+def test_kill_then_resume_ends_exactly_as_an_uninterrupted_run(tmp_path,
+                                                              tiny_bert):
   """SIGKILL after a checkpoint; the rerun resumes from it, on the checked
-  backbone, and ends at the step an uninterrupted run ends at."""
+  backbone, and ends at the step, the weights and the metrics of a run that
+  was never interrupted: the data order skips the consumed batches and every
+  dropout mask is a function of (seed, site, step)."""
   data_dir = write_sst2_task(str(tmp_path / "data"), num_train=256)
   output_dir = str(tmp_path / "out")
   # 256 / 8 * 6 = 192 steps, a checkpoint every 16.
-  command = _cli_command(tiny_bert, data_dir, output_dir,
-                         num_train_epochs=6.0, save_checkpoints_steps=16)
+  flags = {"num_train_epochs": 6.0, "save_checkpoints_steps": 16,
+           "log_every_n_steps": 1000}
+  command = _cli_command(tiny_bert, data_dir, output_dir, **flags)
   log_path = str(tmp_path / "first.log")
   with open(log_path, "w") as log:
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
@@ -204,6 +208,7 @@ def test_kill_then_resume_reaches_the_last_step(tmp_path, tiny_bert):
                           cwd=REPO_ROOT, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Compact checkpoints in %s: backbone" % output_dir in result.stderr
+  assert "Resuming at step %d of 192" % killed_at in result.stderr
   assert "Restoring parameters from" in result.stderr
   assert read_eval_results(output_dir)["global_step"] == 192
   final = checkpoint_values(tf.train.latest_checkpoint(output_dir))
@@ -215,3 +220,15 @@ def test_kill_then_resume_reaches_the_last_step(tmp_path, tiny_bert):
   bundle = bundles.read_bundle(os.path.join(output_dir, "adapter_bundle"))
   assert bundle.global_step == 192
   assert bundle.metadata["backbone_fingerprint"] == record["fingerprint"]
+
+  uninterrupted_dir = str(tmp_path / "uninterrupted")
+  result = subprocess.run(
+      _cli_command(tiny_bert, data_dir, uninterrupted_dir, **flags),
+      capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  expected = checkpoint_values(tf.train.latest_checkpoint(uninterrupted_dir))
+  assert sorted(final) == sorted(expected)
+  for name in final:
+    np.testing.assert_array_equal(final[name], expected[name], err_msg=name)
+  assert (read_eval_results(output_dir) ==
+          read_eval_results(uninterrupted_dir))

@@ -335,7 +335,7 @@ def test_dropout_rate_scale_and_seed():
     tf.set_random_seed(5)
     x = tf.ones([400, 500])
     dropped = modeling.dropout(x, 0.1)
-    odd = modeling.dropout(tf.ones([400, 501]), 0.1)  # tf.nn.dropout path
+    odd = modeling.dropout(tf.ones([400, 501]), 0.1)  # the float path
     with new_session(graph) as session:
       (first, odd_value) = session.run([dropped, odd])
       again = session.run(dropped)
@@ -349,6 +349,39 @@ def test_dropout_rate_scale_and_seed():
                              rtol=1e-6)
   assert not np.array_equal(first, again)  # a new mask every step
   np.testing.assert_array_equal(first, replay)  # ... fixed by the graph seed
+
+
+def _masks_at_steps(steps, graph_seed=5, width=500):
+  """Two dropout sites' outputs in a fresh graph with a global step, at each
+  of `steps` (as a resumed process would see them)."""
+  with tf.Graph().as_default() as graph:
+    tf.set_random_seed(graph_seed)
+    step = tf.train.get_or_create_global_step()
+    x = tf.ones([40, width])
+    with tf.variable_scope("layer_0"):
+      first = modeling.dropout(x, 0.1)
+    with tf.variable_scope("layer_1"):
+      second = modeling.dropout(x, 0.1)
+    values = []
+    with new_session(graph) as session:
+      for k in steps:
+        session.run(step.assign(k))
+        values.append(session.run([first, second]))
+  return values
+
+
+@pytest.mark.parametrize("width", [500, 501])
+def test_dropout_masks_are_a_function_of_seed_site_and_step(width):
+  uninterrupted = _masks_at_steps([0, 1, 2, 3], width=width)
+  resumed = _masks_at_steps([2, 3], width=width)  # a new process at step 2
+  for (a, b) in zip(uninterrupted[2:], resumed):
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+  (site_0, site_1) = uninterrupted[0]
+  assert not np.array_equal(site_0, site_1)  # each site its own mask
+  assert not np.array_equal(uninterrupted[0][0], uninterrupted[1][0])
+  other_seed = _masks_at_steps([0], graph_seed=6, width=width)[0]
+  assert not np.array_equal(other_seed[0], site_0)
 
 
 def test_dropout_gradient_is_the_mask():
