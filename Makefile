@@ -145,7 +145,7 @@ sweep: venv assets
 
 figures: venv
 	$(VENV_PY) plot_results.py --results=results/sweep.csv \
-	  $(if $(wildcard results/ablation.csv),--ablation_results=results/ablation.csv) --output_dir=results
+	  $(if $(wildcard results/ablation.csv),--ablation_results=results/ablation.csv --ablation_metric=eval_accuracy) --output_dir=results
 
 # ---------------------------------------------------------------- cleaning
 

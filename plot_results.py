@@ -20,6 +20,7 @@ Every picture is written to a temporary name and renamed.
 """
 
 import collections
+import json
 import os
 
 from absl import app
@@ -103,19 +104,34 @@ def plot_parameters_vs_metric(rows, path):
   return save(figure, path)
 
 
-def plot_ablation(table, run, path):
-  """Figure 6: first ablated layer x last ablated layer, colour = metric."""
+def plot_ablation(table, run, path, metric=None):
+  """Figure 6: first ablated layer x last ablated layer, colour = metric.
+
+  Args:
+    metric: a key of the rows' metrics ("eval_accuracy"); default the task's
+      primary metric. F1 (MRPC's) is not monotone in how much is lost (a
+      model that answers the majority class everywhere scores 0.81), so
+      accuracy can read better.
+  """
   rows = [r for r in table if r["run_id"] == run]
+
+  def value(row):
+    if not metric:
+      return float(row["primary_value"])
+    metrics = json.loads(row["metrics"])
+    if metric not in metrics:
+      raise errors.InputError("--ablation_metric=%s: the ablation of %s has "
+                              "only %s" % (metric, run, ", ".join(metrics)))
+    return float(metrics[metric])
+
   spans = [r for r in rows if r["first_layer"] != ""]
   if not spans:
     return None
   num_layers = 1 + max(int(r["last_layer"]) for r in spans)
   grid = np.full((num_layers, num_layers), np.nan)
   for r in spans:
-    grid[int(r["first_layer"]), int(r["last_layer"])] = float(
-        r["primary_value"])
-  unablated = [float(r["primary_value"]) for r in rows
-               if r["first_layer"] == ""]
+    grid[int(r["first_layer"]), int(r["last_layer"])] = value(r)
+  unablated = [value(r) for r in rows if r["first_layer"] == ""]
   figure, axis = plt.subplots(figsize=(5.2, 4.4))
   image = axis.imshow(np.ma.masked_invalid(grid), cmap="viridis",
                       origin="upper")
@@ -126,7 +142,8 @@ def plot_ablation(table, run, path):
   axis.set_yticks(range(num_layers))
   axis.set_xlabel("last layer with adapters off")
   axis.set_ylabel("first layer with adapters off")
-  figure.colorbar(image, ax=axis, label=metric_label(rows[0]["primary_metric"]))
+  figure.colorbar(image, ax=axis, label=metric_label(
+      metric or rows[0]["primary_metric"]))
   axis.set_title("%s\nadapters of layers first..last off at eval%s" % (
       run, "; all on: %.4f" % unablated[0] if unablated else ""), fontsize=8)
   return save(figure, path)
@@ -158,7 +175,7 @@ def plot_init_scale(rows, path):
   return save(figure, path)
 
 
-def plot_all(results_path, ablation_path, output_dir):
+def plot_all(results_path, ablation_path, output_dir, ablation_metric=None):
   """Every picture the files allow; returns the paths written."""
   written = []
   rows = sweep.read_results(results_path)
@@ -176,7 +193,7 @@ def plot_all(results_path, ablation_path, output_dir):
                               ablation_path)
     for run in sorted({r["run_id"] for r in table}):
       written.append(plot_ablation(table, run, os.path.join(
-          output_dir, "ablation_%s.png" % run)))
+          output_dir, "ablation_%s.png" % run), ablation_metric))
   return [path for path in written if path]
 
 
@@ -184,7 +201,7 @@ def main(argv):
   del argv
   try:
     for path in plot_all(FLAGS.results, FLAGS.ablation_results,
-                         FLAGS.output_dir):
+                         FLAGS.output_dir, FLAGS.ablation_metric):
       print(path)
   except (errors.InputError, KeyError, ValueError, OSError) as e:
     errors.exit_with(PROGRAM, e)
@@ -195,6 +212,9 @@ def define_flags():
                       "table.")
   flags.DEFINE_string("ablation_results", None, "sweep.py's ablation table "
                       "(optional).")
+  flags.DEFINE_string("ablation_metric", None, "The metric of the ablation "
+                      "heat maps (eval_accuracy, ...); default: each task's "
+                      "primary metric.")
   flags.DEFINE_string("output_dir", "results", "Where the PNGs go.")
 
 

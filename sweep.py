@@ -259,6 +259,18 @@ def summarize(rows):
         "trained_parameters": info[cell][2],
         "total_parameters": info[cell][3],
     }
+  # Adapters with the size chosen per task among those run (the paper's
+  # "size tuned per task"), compared on the seeds every size's chosen
+  # setting ran.
+  tuned = {}
+  for (task, method, size) in selected:
+    if not size:
+      continue
+    sizes = {k[2]: selected[k]["values"] for k in selected
+             if k[0] == task and k[1] == method}
+    if len(sizes) > 1 and (task, method) not in tuned:
+      best = max(sorted(sizes, key=int), key=selection_key(sizes))
+      tuned[(task, method)] = dict(selected[(task, method, best)], size=best)
   paired = {}
   for ((task, method, size), entry) in selected.items():
     if not has_adapters(method):
@@ -273,7 +285,7 @@ def summarize(rows):
     paired[(task, method, size)] = {
         "mean": float(np.mean(differences)),
         "interval": bootstrap_interval(differences), "n": len(seeds)}
-  return {"selected": selected, "paired": paired}
+  return {"selected": selected, "paired": paired, "size_tuned": tuned}
 
 
 def selection_key(settings):
@@ -326,8 +338,32 @@ def method_label(method, size):
   return "%s (m=%s)" % (method, size) if size else method
 
 
-def summary_markdown(rows, summary, command):
-  """The summary as Markdown: the paper-style table, then the details."""
+def majority_baselines(tasks, glue_dir):
+  """{task: the dev primary metric of always answering the most frequent
+  training label}, for the classification tasks whose files are there."""
+  baselines = {}
+  for name in tasks:
+    task = glue.get_task(name)
+    data_dir = os.path.join(glue_dir, name)
+    if task.is_regression or not os.path.isdir(data_dir):
+      continue
+    try:
+      train = task.label_values(task.get_train_examples(data_dir))
+      dev = task.label_values(task.get_dev_examples(data_dir))
+    except (errors.InputError, OSError, ValueError):
+      continue
+    majority = collections.Counter(train).most_common(1)[0][0]
+    baselines[name] = float(task.metrics([majority] * len(dev), dev)[
+        task.primary_metric])
+  return baselines
+
+
+def summary_markdown(rows, summary, command, baselines=None):
+  """The summary as Markdown: the paper-style table, then the details.
+
+  Args:
+    baselines: (optional) {task: majority-class dev value}, a row of its own.
+  """
   selected = summary["selected"]
   tasks = sorted({task for (task, _, _) in selected})
   cells = sorted({(method, size) for (_, method, size) in selected},
@@ -363,6 +399,26 @@ def summary_markdown(rows, summary, command):
     lines.append("| " + " | ".join([method_label(method, size)] + values +
                                    [average, share, "{:,}".format(total)])
                  + " |")
+  for (method, _) in sorted({(m, None) for (_, m) in summary.get(
+      "size_tuned", {})}):
+    entries = [summary["size_tuned"].get((t, method)) for t in tasks]
+    present = [e for e in entries if e]
+    values = ["%.4f (m=%s, %d)" % (e["mean"], e["size"], len(e["values"]))
+              if e else "-" for e in entries]
+    average = ("%.4f" % np.mean([e["mean"] for e in present])
+               if len(present) == len(tasks) else "-")
+    share = "/".join("%.2f" % e["trained_percent"] for e in present)
+    backbone = present[0]["total_parameters"] - present[0][
+        "trained_parameters"]
+    total = backbone + sum(e["trained_parameters"] for e in present)
+    lines.append("| %s (m tuned per task) | %s | %s | %s | %s |" % (
+        method, " | ".join(values), average, share, "{:,}".format(total)))
+  if baselines:
+    values = ["%.4f" % baselines[t] if t in baselines else "-" for t in tasks]
+    average = ("%.4f" % np.mean([baselines[t] for t in tasks])
+               if all(t in baselines for t in tasks) else "-")
+    lines.append("| majority class (no training) | %s | %s | 0 | 0 |" % (
+        " | ".join(values), average))
   lines += ["", "## Selected settings, seeds and intervals", "",
             "| task | method | lr | epochs | init | seeds | mean | std | "
             "95% bootstrap interval |", "|---|---|---|---|---|---|---|---|---|"]
@@ -382,7 +438,11 @@ def summary_markdown(rows, summary, command):
               "interval | inside seed noise? |", "|---|---|---|---|---|---|"]
     for (key, p) in sorted(summary["paired"].items()):
       (task, method, size) = key
-      inside = "yes" if p["interval"][0] <= 0.0 <= p["interval"][1] else "no"
+      if p["n"] < 2:
+        inside = "one seed: no interval yet"
+      else:
+        inside = ("yes" if p["interval"][0] <= 0.0 <= p["interval"][1]
+                  else "no")
       lines.append("| %s | %s | %d | %+.4f | [%+.4f, %+.4f] | %s |" % (
           task, method_label(method, size), p["n"], p["mean"],
           p["interval"][0], p["interval"][1], inside))
@@ -391,6 +451,15 @@ def summary_markdown(rows, summary, command):
 
 def summary_path(results_path):
   return os.path.splitext(results_path)[0] + ".md"
+
+
+def write_summary(results_path, rows, command, glue_dir):
+  """The summary of `rows` beside `results_path`, with the majority-class
+  row for the tasks whose files are in `glue_dir`."""
+  baselines = majority_baselines(sorted({row["task"] for row in rows}),
+                                 glue_dir)
+  fileio.write_text(summary_path(results_path), summary_markdown(
+      rows, summarize(rows), command, baselines))
 
 
 # ---------------------------------------------------------------- ablation
@@ -572,14 +641,12 @@ def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
       # After every run: a killed sweep loses no finished run, and the
       # summary is always that of the rows so far.
       write_results(results_path, rows)
-      fileio.write_text(summary_path(results_path),
-                        summary_markdown(rows, summarize(rows), command))
+      write_summary(results_path, rows, command, options["glue_dir"])
       print("%s: %s = %.4f (%s s)" % (row["run_id"], row["primary_metric"],
                                       row["primary_value"],
                                       row["train_seconds"]), flush=True)
   if rows:
-    fileio.write_text(summary_path(results_path),
-                      summary_markdown(rows, summarize(rows), command))
+    write_summary(results_path, rows, command, options["glue_dir"])
   if failures:
     raise errors.InputError("%d runs failed, e.g. %s" % (len(failures),
                                                          failures[0]))
@@ -657,9 +724,8 @@ def main(argv):
                "eval_batch_size": FLAGS.eval_batch_size}
     command = FLAGS.made_by or " ".join(["python", PROGRAM] + sys.argv[1:])
     if FLAGS.summarize_only:
-      rows = read_results(FLAGS.results)
-      fileio.write_text(summary_path(FLAGS.results),
-                        summary_markdown(rows, summarize(rows), command))
+      write_summary(FLAGS.results, read_results(FLAGS.results), command,
+                    FLAGS.glue_dir)
       return
     if FLAGS.ablation_results:
       run_ablation(grid, options, FLAGS.results, FLAGS.ablation_results,

@@ -47,11 +47,15 @@ def sweep_rows(init_scales=("1e-3",)):
 def ablation_rows(num_layers=3):
   rows = [{"run_id": "MRPC-adapters-m64", "first_layer": "",
            "last_layer": "", "primary_metric": "eval_f1",
-           "primary_value": "0.85"}]
+           "primary_value": "0.85",
+           "metrics": '{"eval_accuracy": 0.8, "eval_f1": 0.85}'}]
   for (first, last) in sweep.layer_spans(num_layers):
+    lost = 0.05 * (last - first + 1)
     rows.append({"run_id": "MRPC-adapters-m64", "first_layer": str(first),
                  "last_layer": str(last), "primary_metric": "eval_f1",
-                 "primary_value": str(0.85 - 0.05 * (last - first + 1))})
+                 "primary_value": str(0.85 - lost),
+                 "metrics": '{"eval_accuracy": %f, "eval_f1": %f}' % (
+                     0.8 - lost, 0.85 - lost)})
   return rows
 
 
@@ -115,3 +119,28 @@ def test_empty_results_are_a_one_line_error(tmp_path):
   assert_one_line_error(result, "--results=%s" % results,
                         program="plot_results.py")
   assert not os.path.exists(str(tmp_path / "out" / "parameters_vs_metric.png"))
+
+
+def test_ablation_heat_map_holds_the_chosen_metric(tmp_path):
+  table = ablation_rows(num_layers=3)
+  captured = {}
+  real_save = plot_results.save
+
+  def keep(figure, path):
+    captured["figure"] = figure
+    return real_save(figure, path)
+  plot_results.save = keep
+  try:
+    for metric in (None, "eval_accuracy"):
+      plot_results.plot_ablation(table, "MRPC-adapters-m64",
+                                 str(tmp_path / "a.png"), metric)
+      grid = captured["figure"].axes[0].images[0].get_array()
+      offset = 0.85 if metric is None else 0.8
+      assert grid[0, 2] == pytest.approx(offset - 0.15)  # layers 0-2 off
+      assert grid[1, 1] == pytest.approx(offset - 0.05)
+      assert grid.mask[2, 0]  # last before first: no such span
+  finally:
+    plot_results.save = real_save
+  with pytest.raises(errors.InputError, match="--ablation_metric=eval_mcc"):
+    plot_results.plot_ablation(table, "MRPC-adapters-m64",
+                               str(tmp_path / "b.png"), "eval_mcc")

@@ -206,3 +206,44 @@ def test_ablation_evaluates_every_span_once(tmp_path, sweep_inputs):
            for r in again] ==
           [(r["first_layer"], r["last_layer"], r["primary_value"])
            for r in table])
+
+
+def test_size_tuned_per_task_picks_the_better_size_on_common_seeds():
+  rows = []
+  values = {("MRPC", "8"): [0.70, 0.90], ("MRPC", "64"): [0.80, 0.70],
+            ("RTE", "8"): [0.50, 0.50], ("RTE", "64"): [0.60, 0.60]}
+  for ((task, size), seed_values) in values.items():
+    for (seed, value) in zip(("1", "2"), seed_values):
+      rows.append({"task": task, "method": "adapters", "adapter_size": size,
+                   "learning_rate": "1e-3", "epochs": "3",
+                   "init_scale": "1e-3", "seed": seed,
+                   "trained_parameters": size, "total_parameters": "1000",
+                   "trained_percent": "1.0", "primary_metric": "eval_f1",
+                   "primary_value": str(value)})
+  summary = sweep.summarize(rows)
+  tuned = summary["size_tuned"]
+  assert tuned[("MRPC", "adapters")]["size"] == "8"  # 0.80 against 0.75
+  assert tuned[("RTE", "adapters")]["size"] == "64"
+  text = sweep.summary_markdown(rows, summary, "x", {"MRPC": 0.81})
+  assert ("| adapters (m tuned per task) | 0.8000 (m=8, 2) | 0.6000 (m=64, "
+          "2) | 0.7000 |") in text
+  assert "| majority class (no training) | 0.8100 | - | - | 0 | 0 |" in text
+
+
+def test_one_seed_has_no_noise_verdict():
+  rows = [r for r in hand_made_rows() if r["seed"] == "1"]
+  text = sweep.summary_markdown(rows, sweep.summarize(rows), "x")
+  assert "| MRPC | adapters (m=64) | 1 | +0.0100 |" in text
+  assert "one seed: no interval yet" in text and "| no |" not in text
+
+
+def test_majority_baseline_is_the_most_frequent_training_label(tmp_path):
+  write_sst2_task(str(tmp_path / "SST-2"), num_train=40, num_dev=11)
+  import glue
+  task = glue.get_task("SST-2")
+  train = task.label_values(task.get_train_examples(str(tmp_path / "SST-2")))
+  dev = task.label_values(task.get_dev_examples(str(tmp_path / "SST-2")))
+  majority = max(set(train), key=train.count)
+  expected = sum(1 for label in dev if label == majority) / len(dev)
+  baselines = sweep.majority_baselines(["SST-2", "RTE"], str(tmp_path))
+  assert baselines == {"SST-2": pytest.approx(expected)}  # no RTE files
