@@ -133,6 +133,29 @@ def model_variable_names(reader):
       if not name.endswith(("/adam_m", "/adam_v")) and name != "global_step")
 
 
+def non_finite_names(values):
+  """The names in {name: numpy array} whose float values are not all
+  finite (NaN or Inf): a diverged run's weights."""
+  return sorted(name for (name, value) in values.items()
+                if np.issubdtype(np.asarray(value).dtype, np.floating) and
+                not np.all(np.isfinite(value)))
+
+
+def check_finite_checkpoint(checkpoint_path, what):
+  """Refuses a checkpoint holding NaN or Inf in any float tensor.
+
+  Raises:
+    ValueError: one line naming `what`, the checkpoint and a tensor.
+  """
+  reader = tf.train.load_checkpoint(checkpoint_path)
+  bad = non_finite_names({name: reader.get_tensor(name) for name in
+                          reader.get_variable_to_shape_map()})
+  if bad:
+    raise ValueError("%s: checkpoint %s holds NaN or Inf in %d tensors (e.g. "
+                     "%s): it is the state of a diverged run" % (
+                         what, checkpoint_path, len(bad), bad[0]))
+
+
 def backbone_fingerprint(reader, names):
   """sha256 over the names, shapes, dtypes and values of `names`.
 
@@ -193,6 +216,11 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
                      "%r, e.g. %s" % (checkpoint_path, len(missing),
                                       method.name, missing[0]))
   values = {name: reader.get_tensor(name) for name in trained}
+  bad = non_finite_names(values)
+  if bad:
+    raise ValueError("checkpoint %s holds NaN or Inf in %d trained variables "
+                     "(e.g. %s): a diverged run is not exported" % (
+                         checkpoint_path, len(bad), bad[0]))
   backbone_reader = reader
   if not all(reader.has_tensor(n) for n in frozen):
     # A compact training checkpoint: the frozen weights are the backbone's.
@@ -309,6 +337,11 @@ def read_bundle(bundle_dir):
       raise ValueError("adapter bundle %s: %s has shape %s, %s says %s" %
                        (bundle_dir, name, list(values[name].shape),
                         BUNDLE_JSON, shape))
+  bad = non_finite_names(values)
+  if bad:
+    raise ValueError("adapter bundle %s holds NaN or Inf in %d variables "
+                     "(e.g. %s): it would serve garbage" % (
+                         bundle_dir, len(bad), bad[0]))
   bundle = Bundle(bundle_dir, metadata, prefix, values)
   try:
     bundle.task()

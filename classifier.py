@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import time
 
 from absl import logging
@@ -77,6 +78,7 @@ class Settings(object):
   learning_rate: float = 5e-5
   num_train_epochs: float = 3.0
   warmup_proportion: float = 0.1
+  max_loss: float = 1e4  # the divergence guard (see optimization.py)
   save_checkpoints_steps: int = 1000
   iterations_per_loop: int = 1000
   use_tpu: bool = False
@@ -194,8 +196,12 @@ def validate_settings(settings):
     raise InputError("--num_train_epochs must be positive")
   if not 0.0 <= s.warmup_proportion <= 1.0:
     raise InputError("--warmup_proportion must be in [0, 1]")
-  if s.learning_rate <= 0:
-    raise InputError("--learning_rate must be positive")
+  for name in ("learning_rate", "max_loss"):
+    value = getattr(s, name)
+    # `not value > 0` also catches NaN, which passes `value <= 0`.
+    if not (value > 0 and value != float("inf")):
+      raise InputError("--%s must be a positive finite number, got %r" %
+                       (name, value))
   try:
     resolve_padding(s.padding, s.use_tpu)
   except ValueError as e:
@@ -623,7 +629,8 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
 def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
                      num_train_steps, num_warmup_steps, use_tpu, method,
                      log_every_n_steps=100, ablated_adapter_layers=(),
-                     compact_checkpoints=False, keep_checkpoint_max=5):
+                     compact_checkpoints=False, keep_checkpoint_max=5,
+                     max_loss=None):
   """Returns the `model_fn` closure for TPUEstimator (TRAIN and PREDICT).
 
   Evaluation runs through PREDICT as well: the metrics GLUE asks for (MCC,
@@ -639,6 +646,7 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
       `compact_scaffold`); the frozen weights come from `init_checkpoints` at
       every session start.
     keep_checkpoint_max: how many compact checkpoints to keep.
+    max_loss: the divergence guard of `optimization.create_optimizer`.
   """
 
   def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
@@ -667,7 +675,7 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
       trained = method.trained_variables(all_variables)
       train_op = optimization.create_optimizer(
           outputs["loss"], learning_rate, num_train_steps, num_warmup_steps,
-          use_tpu, trained)
+          use_tpu, trained, max_loss=max_loss)
       # On TPU the loss lives on the device; TPUEstimator logs its own rates.
       hooks = [] if use_tpu else [
           ThroughputHook(outputs["loss"], params["batch_size"],
@@ -912,7 +920,8 @@ def make_estimator(settings, bert_config, num_labels, method, model_dir,
       log_every_n_steps=s.log_every_n_steps,
       ablated_adapter_layers=ablated_adapter_layers,
       compact_checkpoints=compact_checkpoints,
-      keep_checkpoint_max=run_config.keep_checkpoint_max)
+      keep_checkpoint_max=run_config.keep_checkpoint_max,
+      max_loss=s.max_loss)
   return tf.estimator.tpu.TPUEstimator(
       use_tpu=s.use_tpu,
       model_fn=model_fn,
@@ -1080,6 +1089,12 @@ def compact_checkpoints(output_dir, init_checkpoint, method, model_shapes,
   compact = not method.whole_model and bool(init_checkpoint)
   record_path = os.path.join(output_dir, BACKBONE_RECORD)
   latest = tf.train.latest_checkpoint(output_dir)
+  if latest:
+    # A diverged run's state is never resumed, evaluated or exported.
+    try:
+      bundles.check_finite_checkpoint(latest, "--output_dir=%s" % output_dir)
+    except ValueError as e:
+      raise InputError("%s; start again in a new --output_dir" % e)
   saved = ({name for (name, _) in tf.train.list_variables(latest)}
            if latest else set())
   missing = [name for name in model_shapes if name not in saved]
@@ -1125,6 +1140,19 @@ def compact_checkpoints(output_dir, init_checkpoint, method, model_shapes,
   logging.info("Compact checkpoints in %s: backbone %s checked (fingerprint "
                "%s...)", output_dir, init_checkpoint, fingerprint[:12])
   return compact
+
+
+def diverged_message(error, settings):
+  """One line for a run the divergence guard stopped."""
+  match = re.search(r"\[step\] \[(\d+)\] \[loss\] \[([^\]]*)\]", str(error))
+  (step, loss) = match.groups() if match else ("?", "?")
+  latest = tf.train.latest_checkpoint(settings.output_dir)
+  return ("training diverged at step %s: loss %s (NaN, Inf or above "
+          "--max_loss=%g, or non-finite gradients); that step changed "
+          "nothing, and the last good checkpoint is %s; try a lower "
+          "--learning_rate (now %g)" % (
+              step, loss, settings.max_loss, latest or "none (no step "
+              "finished)", settings.learning_rate))
 
 
 def checkpoint_step(model_dir):
@@ -1310,9 +1338,14 @@ def run(settings, explicit=()):
         is_training=True, drop_remainder=True, seed=s.seed, padding=padding,
         skip_batches=start_step)
     start = time.time()
-    estimator(num_train_steps=num_train_steps,
-              num_warmup_steps=num_warmup_steps).train(
-                  input_fn=train_input_fn, max_steps=num_train_steps)
+    try:
+      estimator(num_train_steps=num_train_steps,
+                num_warmup_steps=num_warmup_steps).train(
+                    input_fn=train_input_fn, max_steps=num_train_steps)
+    except tf.errors.InvalidArgumentError as e:
+      if optimization.DIVERGED_MARKER not in str(e):
+        raise
+      raise InputError(diverged_message(e, s))
     logging.info("Training took %.1f s", time.time() - start)
     if not method.whole_model or s.export_adapter_bundle:
       export_adapter_bundle(s.output_dir, bundle_dir, method, task,

@@ -17,6 +17,10 @@ import adapters
 # Variables whose names contain one of these get no weight decay (BERT's rule).
 NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
 
+# Starts the message of the assertion that stops a diverging run; the caller
+# (classifier.run) turns it into one line naming the step.
+DIVERGED_MARKER = "TRAINING_DIVERGED"
+
 
 def learning_rate_schedule(global_step, init_lr, num_train_steps,
                            num_warmup_steps):
@@ -43,7 +47,8 @@ def learning_rate_schedule(global_step, init_lr, num_train_steps,
 
 
 def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
-                     trained_variables, weight_decay_rate=0.01, clip_norm=1.0):
+                     trained_variables, weight_decay_rate=0.01, clip_norm=1.0,
+                     max_loss=None):
   """Builds the train op that updates `trained_variables` and nothing else.
 
   Args:
@@ -56,6 +61,11 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
     trained_variables: the variables to update (see `tuning.TuningMethod.trained_variables`).
     weight_decay_rate: decoupled weight decay, not applied to LayerNorm/biases.
     clip_norm: gradients are clipped to this global norm.
+    max_loss: (optional) the divergence guard. A step whose loss is NaN, Inf
+      or above `max_loss`, or whose gradients are not finite, fails with an
+      InvalidArgumentError starting "DIVERGED_MARKER" before it changes any
+      variable, so no checkpoint ever holds its values. Not built on TPU
+      (XLA has no Assert).
 
   Returns:
     The train op; it also increments the global step.
@@ -85,10 +95,20 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
       gate_gradients=tf.train.Optimizer.GATE_NONE)
   grads = [g for (g, _) in grads_and_vars]
   variables = [v for (_, v) in grads_and_vars]
-  (grads, _) = tf.clip_by_global_norm(grads, clip_norm=clip_norm)
+  (grads, global_norm) = tf.clip_by_global_norm(grads, clip_norm=clip_norm)
 
-  train_op = optimizer.apply_gradients(zip(grads, variables),
-                                       global_step=global_step)
+  guards = []
+  if max_loss is not None and not use_tpu:
+    healthy = tf.logical_and(
+        tf.logical_and(tf.math.is_finite(loss), loss <= max_loss),
+        tf.math.is_finite(global_norm))
+    guards.append(tf.debugging.Assert(
+        healthy, [DIVERGED_MARKER, "step", global_step, "loss", loss,
+                  "gradient norm", global_norm], name="divergence_guard"))
+  # Every update op is created under the guard, so none runs before it.
+  with tf.control_dependencies(guards):
+    train_op = optimizer.apply_gradients(zip(grads, variables),
+                                         global_step=global_step)
   # AdamWeightDecayOptimizer leaves the global step alone (as BERT's does), so
   # the step is incremented here, once, after the update.
   with tf.control_dependencies([train_op]):

@@ -88,6 +88,10 @@ flags.DEFINE_float("num_train_epochs", 3.0,
 flags.DEFINE_float(
     "warmup_proportion", 0.1,
     "Proportion of training to perform linear learning rate warmup for.")
+flags.DEFINE_float("max_loss", 1e4,
+                   "Divergence guard: a training step whose loss is NaN, Inf "
+                   "or above this, or whose gradients are not finite, stops "
+                   "the run before it changes anything (not on TPU).")
 flags.DEFINE_integer("save_checkpoints_steps", 1000,
                      "How often to save the model checkpoint.")
 flags.DEFINE_integer("iterations_per_loop", 1000,
