@@ -26,6 +26,8 @@ import hashlib
 import json
 import os
 import re
+import signal
+import threading
 import time
 
 from absl import logging
@@ -819,6 +821,48 @@ def parameter_summary(model_shapes, method):
                            groups(trained), groups(frozen)))
 
 
+class StopOnSignalHook(tf.estimator.SessionRunHook):
+  """Turns SIGTERM and SIGINT into a clean stop after the current step.
+
+  Preemptible GPU and TPU machines send SIGTERM before they go. The handler
+  only records the signal; after the step that is running, the session is
+  asked to stop, and the Estimator's checkpoint hook then saves the last
+  step as it does at the end of training. `run` reports it and exits
+  non-zero; the same command resumes from that checkpoint.
+  """
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.received = None
+    self.step = None
+    self._previous = {}
+
+  def begin(self):
+    self._global_step = tf.train.get_global_step()
+    # Handlers can only be set from the main thread (a library caller may
+    # train in another one: then signals keep their usual meaning).
+    if threading.current_thread() is threading.main_thread():
+      for number in self.SIGNALS:
+        self._previous[number] = signal.signal(number, self._handle)
+
+  def _handle(self, number, frame):  # pylint: disable=unused-argument
+    self.received = signal.Signals(number).name
+
+  def before_run(self, run_context):
+    return tf.estimator.SessionRunArgs(self._global_step)
+
+  def after_run(self, run_context, run_values):
+    if self.received:
+      self.step = int(run_values.results) + 1
+      run_context.request_stop()
+
+  def end(self, session):
+    for (number, handler) in self._previous.items():
+      signal.signal(number, handler)
+    self._previous = {}
+
+
 class ThroughputHook(tf.estimator.SessionRunHook):
   """Logs loss, steps/s and examples/s every `every_n_steps` steps."""
 
@@ -1338,14 +1382,22 @@ def run(settings, explicit=()):
         is_training=True, drop_remainder=True, seed=s.seed, padding=padding,
         skip_batches=start_step)
     start = time.time()
+    stopper = StopOnSignalHook()
     try:
       estimator(num_train_steps=num_train_steps,
                 num_warmup_steps=num_warmup_steps).train(
-                    input_fn=train_input_fn, max_steps=num_train_steps)
+                    input_fn=train_input_fn, max_steps=num_train_steps,
+                    hooks=[stopper])
     except tf.errors.InvalidArgumentError as e:
       if optimization.DIVERGED_MARKER not in str(e):
         raise
       raise InputError(diverged_message(e, s))
+    if stopper.received and stopper.step < num_train_steps:
+      raise InputError(
+          "stopped by %s at step %d of %d; saved %s; run the same command "
+          "again to resume" % (stopper.received, stopper.step,
+                               num_train_steps,
+                               tf.train.latest_checkpoint(s.output_dir)))
     logging.info("Training took %.1f s", time.time() - start)
     if not method.whole_model or s.export_adapter_bundle:
       export_adapter_bundle(s.output_dir, bundle_dir, method, task,

@@ -4,6 +4,7 @@ from --init_checkpoint at every start, checked by its fingerprint."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -232,3 +233,53 @@ def test_kill_then_resume_ends_exactly_as_an_uninterrupted_run(tmp_path,
     np.testing.assert_array_equal(final[name], expected[name], err_msg=name)
   assert (read_eval_results(output_dir) ==
           read_eval_results(uninterrupted_dir))
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_save_then_exit_with_one_line(tmp_path, tiny_bert,
+                                                         signal_number):
+  """What a preemptible machine sends before it goes: the run saves the step
+  it reached, says so in one line, exits non-zero, and resumes from there."""
+  data_dir = write_sst2_task(str(tmp_path / "data"), num_train=256)
+  output_dir = str(tmp_path / "out")
+  # 192 steps; the periodic checkpoints are 100 steps apart.
+  flags = {"num_train_epochs": 6.0, "save_checkpoints_steps": 100,
+           "log_every_n_steps": 1000}
+  command = _cli_command(tiny_bert, data_dir, output_dir, **flags)
+  process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+  deadline = time.time() + 300
+  # Wait for training to be under way: the step-0 checkpoint is written.
+  while time.time() < deadline and process.poll() is None:
+    if tf.train.latest_checkpoint(output_dir):
+      time.sleep(1.0)
+      break
+    time.sleep(0.05)
+  process.send_signal(signal_number)
+  try:
+    (_, stderr) = process.communicate(timeout=300)
+  finally:
+    if process.poll() is None:
+      process.kill()
+  name = signal.Signals(signal_number).name
+  assert process.returncode != 0, stderr[-3000:]
+  errors_lines = [l for l in stderr.splitlines()
+                  if l.startswith("run_classifier.py: error:")]
+  assert len(errors_lines) == 1, stderr[-3000:]
+  assert "Traceback" not in stderr
+  match = re.search(r"stopped by %s at step (\d+) of 192; saved (\S+); run "
+                    r"the same command again to resume" % name,
+                    errors_lines[0])
+  assert match, errors_lines[0]
+  step = int(match.group(1))
+  assert 0 < step < 192
+  # The step it reached was saved, not only the last periodic checkpoint.
+  assert match.group(2) == os.path.join(output_dir, "model.ckpt-%d" % step)
+  assert int(checkpoint_values(match.group(2))["global_step"]) == step
+  assert not os.path.exists(os.path.join(output_dir, "eval_results.txt"))
+
+  result = subprocess.run(command, capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Resuming at step %d of 192" % step in result.stderr
+  assert read_eval_results(output_dir)["global_step"] == 192
