@@ -194,8 +194,9 @@ def validate_settings(settings):
                        (name, getattr(s, name)))
   if s.max_seq_length < 3:
     raise InputError("--max_seq_length must be at least 3 ([CLS] x [SEP])")
-  if s.num_train_epochs <= 0 and s.do_train:
-    raise InputError("--num_train_epochs must be positive")
+  if s.do_train and not 0 < s.num_train_epochs < float("inf"):
+    raise InputError("--num_train_epochs must be a positive finite number, "
+                     "got %r" % s.num_train_epochs)
   if not 0.0 <= s.warmup_proportion <= 1.0:
     raise InputError("--warmup_proportion must be in [0, 1]")
   for name in ("learning_rate", "max_loss"):
@@ -1328,6 +1329,10 @@ def run(settings, explicit=()):
       return {}
 
   tf.io.gfile.makedirs(s.output_dir)
+  orphans = fileio.remove_orphans(s.output_dir)
+  if orphans:
+    logging.info("Removed %d temporary files of killed runs from %s: %s",
+                 len(orphans), s.output_dir, ", ".join(orphans))
   feature_cache = FeatureCache(s.output_dir, task, tokenizer, s.vocab_file,
                                s.do_lower_case, s.max_seq_length)
   # Where eval/predict find their weights: the training checkpoints in

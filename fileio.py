@@ -51,6 +51,41 @@ def temporary_name(path):
                                                   uuid.uuid4().hex[:8]))
 
 
+_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]{8}(\.old)?$")
+
+
+def remove_orphans(folder):
+  """Deletes the temporary files and folders of writers that died.
+
+  A process killed while writing leaves its `temporary_name` behind (the
+  name holds its pid). On a local disk, those whose process is gone are
+  removed; on other file systems another machine may be the writer, so
+  nothing is touched there.
+
+  Returns:
+    the names removed.
+  """
+  if is_url(folder) or not os.path.isdir(folder):
+    return []
+  removed = []
+  for name in sorted(os.listdir(folder)):
+    match = _TEMPORARY.match(name)
+    if match and not _process_alive(int(match.group(1))):
+      remove_quietly(os.path.join(folder, name))
+      removed.append(name)
+  return removed
+
+
+def _process_alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True  # someone else's live process
+  return True
+
+
 def remove_quietly(path):
   """Deletes a file or a folder tree if it exists; never raises."""
   try:

@@ -61,6 +61,7 @@ def test_a_huge_learning_rate_is_stopped_before_any_nan_is_saved(tmp_path,
 @pytest.mark.parametrize("flag,value", [
     ("learning_rate", "nan"), ("learning_rate", "inf"),
     ("max_loss", "nan"), ("max_loss", "-1"),
+    ("num_train_epochs", "nan"), ("num_train_epochs", "inf"),
 ])
 def test_non_finite_numbers_are_refused(tmp_path, tiny_bert, flag, value):
   data_dir = write_sst2_task(str(tmp_path / "data"))

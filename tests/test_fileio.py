@@ -214,3 +214,50 @@ def test_every_output_path_works_on_another_file_system(
   assert read(os.path.join(submission_dir, "SST-2.tsv")) == read(
       os.path.join(trained_dir, "SST-2.tsv"))
   assert "task SST-2" in capsys.readouterr().out
+
+
+def test_orphans_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+  import subprocess
+  import sys
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True).stdout.strip()
+  folder = tmp_path / "out"
+  folder.mkdir()
+  names = {
+      "dead_file": ".train-1a2b.tf_record.tmp-%s-0123abcd" % dead,
+      "dead_folder": ".adapter_bundle.tmp-%s-89abcdef" % dead,
+      "dead_old": ".adapter_bundle.tmp-%s-89abcdef.old" % dead,
+      "live": ".eval_results.txt.tmp-%d-fedcba98" % os.getpid(),
+      "plain": "eval_results.txt",
+      "lookalike": ".notes.tmp-12-xyz",
+  }
+  for (kind, name) in names.items():
+    if kind == "dead_folder":
+      (folder / name).mkdir()
+      (folder / name / "variables.index").write_text("x")
+    else:
+      (folder / name).write_text("x")
+  removed = fileio.remove_orphans(str(folder))
+  assert sorted(removed) == sorted([names["dead_file"], names["dead_folder"],
+                                    names["dead_old"]])
+  assert sorted(os.listdir(str(folder))) == sorted(
+      [names["live"], names["plain"], names["lookalike"]])
+  assert fileio.remove_orphans("ram://nothing/here") == []
+
+
+def test_a_run_clears_the_orphans_of_a_killed_run(tmp_path, tiny_bert):
+  import subprocess
+  import sys
+  from conftest import run_classifier_cli
+  from conftest import write_sst2_task
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True).stdout.strip()
+  output_dir = tmp_path / "out"
+  output_dir.mkdir()
+  orphan = ".train-0123.tf_record.tmp-%s-0123abcd" % dead
+  (output_dir / orphan).write_text("half a feature file")
+  result = run_classifier_cli(tiny_bert, write_sst2_task(str(tmp_path / "d")),
+                              str(output_dir))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Removed 1 temporary files of killed runs" in result.stderr
+  assert not any(".tmp-" in name for name in os.listdir(str(output_dir)))
