@@ -1294,6 +1294,11 @@ def run(settings, explicit=()):
   s = settings
   bert_config, tokenizer = load_backbone_inputs(s)
   task = glue.get_task(s.task_name, language=s.xnli_language)
+  if task.is_pair and s.max_seq_length < 5:
+    raise InputError(
+        "--max_seq_length=%d is too short for %s, a task of text pairs: "
+        "[CLS] a [SEP] b [SEP] needs at least 5 tokens to keep a word of "
+        "each text" % (s.max_seq_length, task.name))
   method = build_tuning_method(s, bert_config.num_hidden_layers)
   ablated = ablated_layers(s, method, bert_config.num_hidden_layers)
   padding = resolve_padding(s.padding, s.use_tpu)

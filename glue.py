@@ -95,6 +95,12 @@ class Task(object):
     return "eval_" + metrics.PRIMARY_METRIC.get(self.key, "accuracy")
 
   @property
+  def is_pair(self):
+    """Whether each example is a pair of texts (MRPC, RTE, ...)."""
+    split = self.train or (self.dev[0] if self.dev else None)
+    return split is not None and split.text_b_column is not None
+
+  @property
   def is_regression(self):
     return self.labels is None
 

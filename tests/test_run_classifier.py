@@ -348,3 +348,17 @@ def test_vocab_without_special_tokens_is_refused(tmp_path, tiny_bert):
       lambda: run_classifier_in_process(
           tiny_bert, data_dir, str(tmp_path / "out"), vocab_file=vocab),
       vocab, "[CLS]")
+
+
+@pytest.mark.parametrize("length,refused", [(3, True), (4, True), (5, False)])
+def test_a_pair_task_needs_room_for_a_word_of_each_text(tmp_path, tiny_bert,
+                                                        length, refused):
+  data_dir = write_mrpc_task(str(tmp_path / "data"))
+  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
+                              task_name="MRPC", max_seq_length=length,
+                              num_train_epochs=0.2)
+  if refused:
+    assert_one_line_error(result, "--max_seq_length=%d is too short for "
+                          "MRPC, a task of text pairs" % length)
+  else:
+    assert result.returncode == 0, result.stderr[-3000:]
