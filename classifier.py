@@ -251,12 +251,13 @@ class InputFeatures(object):
   """One example as model inputs."""
 
   def __init__(self, input_ids, input_mask, segment_ids, label_id,
-               is_real_example=True):
+               is_real_example=True, num_truncated=0):
     self.input_ids = input_ids
     self.input_mask = input_mask
     self.segment_ids = segment_ids
     self.label_id = label_id  # a class id, or a score for regression
     self.is_real_example = is_real_example
+    self.num_truncated = num_truncated  # word pieces cut to fit
 
 
 def convert_single_example(ex_index, example, label_list, max_seq_length,
@@ -276,6 +277,8 @@ def convert_single_example(ex_index, example, label_list, max_seq_length,
 
   tokens_a = tokenizer.tokenize(example.text_a)
   tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
+  num_truncated = max(0, len(tokens_a) + len(tokens_b or []) +
+                      (3 if tokens_b else 2) - max_seq_length)
   if tokens_b:
     _truncate_seq_pair(tokens_a, tokens_b, max_seq_length - 3)  # CLS, SEP, SEP
   elif len(tokens_a) > max_seq_length - 2:
@@ -305,7 +308,7 @@ def convert_single_example(ex_index, example, label_list, max_seq_length,
 
   return InputFeatures(input_ids=input_ids, input_mask=input_mask,
                        segment_ids=segment_ids, label_id=label_id,
-                       is_real_example=True)
+                       is_real_example=True, num_truncated=num_truncated)
 
 
 def _truncate_seq_pair(tokens_a, tokens_b, max_length):
@@ -356,12 +359,17 @@ def file_based_convert_examples_to_features(examples, label_list,
       neighbouring records need little padding (eval and predict; their
       outputs are put back in example order by `example_index`).
   """
+  cuts = []
+
   def indexed_features():
     for (ex_index, example) in enumerate(examples):
       if ex_index % 10000 == 0:
         logging.info("Writing example %d of %d", ex_index, len(examples))
-      yield (ex_index, convert_single_example(ex_index, example, label_list,
-                                              max_seq_length, tokenizer))
+      feature = convert_single_example(ex_index, example, label_list,
+                                       max_seq_length, tokenizer)
+      if feature.num_truncated:
+        cuts.append(feature.num_truncated)
+      yield (ex_index, feature)
 
   rows = indexed_features()
   if sort_by_length:
@@ -372,6 +380,27 @@ def file_based_convert_examples_to_features(examples, label_list,
       for (ex_index, feature) in rows:
         writer.write(_feature_to_example(feature, ex_index)
                      .SerializeToString())
+  report_truncation(cuts, len(examples), max_seq_length, output_file)
+
+
+def report_truncation(cuts, num_examples, max_seq_length, output_file):
+  """Logs how many examples were cut to fit, and by how much; warns when it
+  is most of them (a --max_seq_length too short for the task).
+
+  Args:
+    cuts: the word pieces cut from each truncated example.
+  """
+  if not cuts:
+    logging.info("%s: no example truncated at --max_seq_length=%d",
+                 output_file, max_seq_length)
+    return
+  share = len(cuts) / float(max(1, num_examples))
+  log = logging.warning if share > 0.5 else logging.info
+  log("%s: %d of %d examples (%.1f%%) truncated at --max_seq_length=%d, by "
+      "%.1f word pieces on average (at most %d)%s", output_file, len(cuts),
+      num_examples, 100.0 * share, max_seq_length, np.mean(cuts), max(cuts),
+      "; most examples lose text: raise --max_seq_length" if share > 0.5
+      else "")
 
 
 def _feature_to_example(feature, example_index):

@@ -55,6 +55,33 @@ def test_truncation_keeps_max_seq_length(tiny_bert):
   tokens = tokenizer.convert_ids_to_tokens(feature.input_ids)
   # The longer text loses tokens first; the short one survives whole.
   assert tokens == ["[CLS]"] + ["good"] * 5 + ["[SEP]", "bad", "bad", "[SEP]"]
+  assert feature.num_truncated == 30 + 2 + 3 - 10
+  short = glue.InputExample("y", "good", "bad", "0")
+  assert run_classifier.convert_single_example(
+      0, short, ["0", "1"], 10, tokenizer).num_truncated == 0
+
+
+def test_truncation_is_reported_and_warned_when_most_lose_text(
+    tmp_path, tiny_bert, caplog):
+  import logging
+  tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"], True)
+  examples = [glue.InputExample(str(i), " ".join(["good"] * n), None, "0")
+              for (i, n) in enumerate([3, 12, 20])]
+  for (length, level, fragment) in (
+      (32, logging.INFO, "no example truncated at --max_seq_length=32"),
+      (16, logging.INFO, "1 of 3 examples (33.3%) truncated at "
+       "--max_seq_length=16, by 6.0 word pieces on average (at most 6)"),
+      (8, logging.WARNING, "2 of 3 examples (66.7%) truncated at "
+       "--max_seq_length=8, by 10.0 word pieces on average (at most 14); "
+       "most examples lose text")):
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+      run_classifier.file_based_convert_examples_to_features(
+          examples, ["0", "1"], length, tokenizer,
+          str(tmp_path / ("f%d.tf_record" % length)))
+    matching = [r for r in caplog.records if fragment in r.getMessage()]
+    assert matching and matching[0].levelno == level, [
+        r.getMessage() for r in caplog.records]
 
 
 def test_feature_cache_key_changes_with_everything_that_shapes_features(
