@@ -220,6 +220,24 @@ def validate_settings(settings):
     raise InputError("--data_dir=%s: no such directory" % s.data_dir)
 
 
+def check_output_paths(settings):
+  """Every folder the job writes to takes files, before any work: an
+  unwritable --export_adapter_bundle is not found after an hour of
+  training."""
+  s = settings
+  folders = [("output_dir", s.output_dir, s.output_dir)]
+  if s.export_adapter_bundle:
+    folders.append(("export_adapter_bundle", s.export_adapter_bundle,
+                    os.path.dirname(s.export_adapter_bundle.rstrip("/")) or
+                    "."))
+  for (flag, value, folder) in folders:
+    try:
+      fileio.check_writable_folder(folder)
+    except ValueError as e:
+      where = "" if folder == value else " (its folder %s)" % folder
+      raise InputError("--%s=%s%s: %s" % (flag, value, where, e))
+
+
 def build_tuning_method(settings, num_layers=None):
   """The settings' `tuning.TuningMethod`, with its adapters.
 
@@ -1321,6 +1339,7 @@ def run(settings, explicit=()):
   settings, bundle = with_bundle_settings(settings, explicit)
   validate_settings(settings)
   s = settings
+  check_output_paths(s)
   bert_config, tokenizer = load_backbone_inputs(s)
   task = glue.get_task(s.task_name, language=s.xnli_language)
   if task.is_pair and s.max_seq_length < 5:

@@ -51,6 +51,26 @@ def temporary_name(path):
                                                   uuid.uuid4().hex[:8]))
 
 
+def check_writable_folder(folder):
+  """Makes `folder` (and its parents) and writes and deletes a probe file in
+  it, so that an unwritable output is found before any work, not after.
+
+  Raises:
+    ValueError: one line saying why `folder` cannot take files.
+  """
+  try:
+    if tf.io.gfile.exists(folder) and not tf.io.gfile.isdir(folder):
+      raise ValueError("it is a file, not a folder")
+    tf.io.gfile.makedirs(folder)
+    probe = temporary_name(os.path.join(folder, "write_probe"))
+    with tf.io.gfile.GFile(probe, "w") as f:
+      f.write("")
+    tf.io.gfile.remove(probe)
+  except (tf.errors.OpError, OSError) as e:
+    message = getattr(e, "message", None) or str(e)
+    raise ValueError("cannot write there (%s)" % message.splitlines()[0])
+
+
 _TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]{8}(\.old)?$")
 
 
