@@ -59,8 +59,12 @@ def metric_label(metric):
   return "dev " + metric.replace("eval_", "")
 
 
-def plot_parameters_vs_metric(rows, path):
-  """Figure 3: dev metric against trained parameters, one panel per task."""
+def plot_parameters_vs_metric(rows, path, baselines=None):
+  """Figure 3: dev metric against trained parameters, one panel per task.
+
+  Args:
+    baselines: (optional) {task: majority-class dev value}, drawn as a line.
+  """
   selected = sweep.summarize(rows)["selected"]
   tasks = sorted({task for (task, _, _) in selected})
   # One colour per method in every panel.
@@ -93,12 +97,18 @@ def plot_parameters_vs_metric(rows, path):
                         fontsize=8)
     metric = next(e["metric"] for ((t, _, _), e) in selected.items()
                   if t == task)
+    if baselines and task in baselines:
+      axis.axhline(baselines[task], color="grey", linestyle="--",
+                   linewidth=1, label="majority class")
     axis.set_xscale("log")
     axis.set_xlabel("trained parameters per task (log)")
     axis.set_ylabel(metric_label(metric))
     axis.set_title(task)
     axis.grid(True, which="both", alpha=0.3)
-  axes[0][-1].legend(fontsize=8, loc="lower right")
+  # Every panel has the same methods; one legend, outside the data.
+  (handles, labels) = axes[0][-1].get_legend_handles_labels()
+  figure.legend(handles, labels, fontsize=8, loc="center left",
+                bbox_to_anchor=(1.0, 0.5))
   figure.suptitle("Dev metric against trained parameters (selected setting, "
                   "mean and std over seeds)", fontsize=10)
   return save(figure, path)
@@ -175,15 +185,18 @@ def plot_init_scale(rows, path):
   return save(figure, path)
 
 
-def plot_all(results_path, ablation_path, output_dir, ablation_metric=None):
+def plot_all(results_path, ablation_path, output_dir, ablation_metric=None,
+             glue_dir=None):
   """Every picture the files allow; returns the paths written."""
   written = []
   rows = sweep.read_results(results_path)
   if not rows:
     raise errors.InputError("--results=%s: no finished run to plot" %
                             results_path)
+  baselines = (sweep.majority_baselines(sorted({r["task"] for r in rows}),
+                                        glue_dir) if glue_dir else None)
   written.append(plot_parameters_vs_metric(
-      rows, os.path.join(output_dir, "parameters_vs_metric.png")))
+      rows, os.path.join(output_dir, "parameters_vs_metric.png"), baselines))
   written.append(plot_init_scale(rows, os.path.join(output_dir,
                                                     "init_scale.png")))
   if ablation_path:
@@ -201,7 +214,8 @@ def main(argv):
   del argv
   try:
     for path in plot_all(FLAGS.results, FLAGS.ablation_results,
-                         FLAGS.output_dir, FLAGS.ablation_metric):
+                         FLAGS.output_dir, FLAGS.ablation_metric,
+                         FLAGS.glue_dir):
       print(path)
   except (errors.InputError, KeyError, ValueError, OSError) as e:
     errors.exit_with(PROGRAM, e)
@@ -216,6 +230,10 @@ def define_flags():
                       "heat maps (eval_accuracy, ...); default: each task's "
                       "primary metric.")
   flags.DEFINE_string("output_dir", "results", "Where the PNGs go.")
+  flags.DEFINE_string("glue_dir", os.path.join(
+      os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "shared",
+      "glue"), "GLUE data, for the majority-class line (skipped for tasks "
+      "whose files are not there).")
 
 
 if __name__ == "__main__":

@@ -446,6 +446,9 @@ def summary_markdown(rows, summary, command, baselines=None):
       lines.append("| %s | %s | %d | %+.4f | [%+.4f, %+.4f] | %s |" % (
           task, method_label(method, size), p["n"], p["mean"],
           p["interval"][0], p["interval"][1], inside))
+    if any(p["n"] < 5 for p in summary["paired"].values()):
+      lines += ["", "With fewer than 5 seeds a bootstrap interval is rough: "
+                "it cannot be wider than the seeds' own range."]
   return "\n".join(lines) + "\n"
 
 

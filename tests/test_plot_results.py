@@ -99,14 +99,20 @@ def test_adapter_sizes_form_one_line_per_method(tmp_path):
     return real_save(figure, path)
   plot_results.save = keep
   try:
-    plot_results.plot_parameters_vs_metric(rows, str(tmp_path / "p.png"))
+    plot_results.plot_parameters_vs_metric(rows, str(tmp_path / "p.png"),
+                                           {"MRPC": 0.6})
   finally:
     plot_results.save = real_save
-  axis = captured["figure"].axes[0]
+  (mrpc, rte) = captured["figure"].axes
   series = {container.get_label(): list(container.lines[0].get_xdata())
-            for container in axis.containers}
+            for container in mrpc.containers}
   assert series["adapters (m=8,64)"] == [10, 80]
   assert series["full"] == [1000]
+  # The majority-class line, where its value is known.
+  lines = {line.get_label(): list(line.get_ydata()) for line in
+           mrpc.get_lines()}
+  assert lines["majority class"] == [0.6, 0.6]
+  assert "majority class" not in [l.get_label() for l in rte.get_lines()]
   plt.close("all")
 
 
