@@ -1339,7 +1339,6 @@ def run(settings, explicit=()):
   settings, bundle = with_bundle_settings(settings, explicit)
   validate_settings(settings)
   s = settings
-  check_output_paths(s)
   bert_config, tokenizer = load_backbone_inputs(s)
   task = glue.get_task(s.task_name, language=s.xnli_language)
   if task.is_pair and s.max_seq_length < 5:
@@ -1365,6 +1364,8 @@ def run(settings, explicit=()):
     logging.warning("No --init_checkpoint: training on a randomly "
                     "initialised, frozen BERT.")
   logging.info("%s", parameter_summary(model_shapes, method))
+  # Every check above writes nothing; the first output comes next.
+  check_output_paths(s)
 
   bundle_dir = (s.export_adapter_bundle or
                 os.path.join(s.output_dir, "adapter_bundle"))

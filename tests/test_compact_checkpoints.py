@@ -242,8 +242,9 @@ def test_sigterm_and_sigint_save_then_exit_with_one_line(tmp_path, tiny_bert,
   it reached, says so in one line, exits non-zero, and resumes from there."""
   data_dir = write_sst2_task(str(tmp_path / "data"), num_train=256)
   output_dir = str(tmp_path / "out")
-  # 192 steps; the periodic checkpoints are 100 steps apart.
-  flags = {"num_train_epochs": 6.0, "save_checkpoints_steps": 100,
+  # 960 steps (long enough that the signal lands mid-way on a fast
+  # machine); the periodic checkpoints are 100 steps apart.
+  flags = {"num_train_epochs": 30.0, "save_checkpoints_steps": 100,
            "log_every_n_steps": 1000}
   command = _cli_command(tiny_bert, data_dir, output_dir, **flags)
   process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
@@ -267,12 +268,12 @@ def test_sigterm_and_sigint_save_then_exit_with_one_line(tmp_path, tiny_bert,
                   if l.startswith("run_classifier.py: error:")]
   assert len(errors_lines) == 1, stderr[-3000:]
   assert "Traceback" not in stderr
-  match = re.search(r"stopped by %s at step (\d+) of 192; saved (\S+); run "
+  match = re.search(r"stopped by %s at step (\d+) of 960; saved (\S+); run "
                     r"the same command again to resume" % name,
                     errors_lines[0])
   assert match, errors_lines[0]
   step = int(match.group(1))
-  assert 0 < step < 192
+  assert 0 < step < 960
   # The step it reached was saved, not only the last periodic checkpoint.
   assert match.group(2) == os.path.join(output_dir, "model.ckpt-%d" % step)
   assert int(checkpoint_values(match.group(2))["global_step"]) == step
@@ -281,5 +282,5 @@ def test_sigterm_and_sigint_save_then_exit_with_one_line(tmp_path, tiny_bert,
   result = subprocess.run(command, capture_output=True, text=True,
                           cwd=REPO_ROOT, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "Resuming at step %d of 192" % step in result.stderr
-  assert read_eval_results(output_dir)["global_step"] == 192
+  assert "Resuming at step %d of 960" % step in result.stderr
+  assert read_eval_results(output_dir)["global_step"] == 960
