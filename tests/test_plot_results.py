@@ -87,23 +87,26 @@ def test_one_init_scale_draws_no_init_scale_picture(tmp_path):
       "parameters_vs_metric.png"]
 
 
-def test_adapter_sizes_form_one_line_per_method(tmp_path):
-  """The figure's data: adapters are one series over their sizes."""
-  import matplotlib.pyplot as plt
-  rows = sweep_rows()
-  captured = {}
+@pytest.fixture
+def saved_figures(monkeypatch):
+  """The figures plot_results saves, in order (they are still written)."""
+  figures = []
   real_save = plot_results.save
 
   def keep(figure, path):
-    captured["figure"] = figure
+    figures.append(figure)
     return real_save(figure, path)
-  plot_results.save = keep
-  try:
-    plot_results.plot_parameters_vs_metric(rows, str(tmp_path / "p.png"),
-                                           {"MRPC": 0.6})
-  finally:
-    plot_results.save = real_save
-  (mrpc, rte) = captured["figure"].axes
+  monkeypatch.setattr(plot_results, "save", keep)
+  return figures
+
+
+def test_adapter_sizes_form_one_line_per_method(tmp_path, saved_figures):
+  """The figure's data: adapters are one series over their sizes."""
+  import matplotlib.pyplot as plt
+  rows = sweep_rows()
+  plot_results.plot_parameters_vs_metric(rows, str(tmp_path / "p.png"),
+                                         {"MRPC": 0.6})
+  (mrpc, rte) = saved_figures[-1].axes
   series = {container.get_label(): list(container.lines[0].get_xdata())
             for container in mrpc.containers}
   assert series["adapters (m=8,64)"] == [10, 80]
@@ -127,26 +130,16 @@ def test_empty_results_are_a_one_line_error(tmp_path):
   assert not os.path.exists(str(tmp_path / "out" / "parameters_vs_metric.png"))
 
 
-def test_ablation_heat_map_holds_the_chosen_metric(tmp_path):
+def test_ablation_heat_map_holds_the_chosen_metric(tmp_path, saved_figures):
   table = ablation_rows(num_layers=3)
-  captured = {}
-  real_save = plot_results.save
-
-  def keep(figure, path):
-    captured["figure"] = figure
-    return real_save(figure, path)
-  plot_results.save = keep
-  try:
-    for metric in (None, "eval_accuracy"):
-      plot_results.plot_ablation(table, "MRPC-adapters-m64",
-                                 str(tmp_path / "a.png"), metric)
-      grid = captured["figure"].axes[0].images[0].get_array()
-      offset = 0.85 if metric is None else 0.8
-      assert grid[0, 2] == pytest.approx(offset - 0.15)  # layers 0-2 off
-      assert grid[1, 1] == pytest.approx(offset - 0.05)
-      assert grid.mask[2, 0]  # last before first: no such span
-  finally:
-    plot_results.save = real_save
+  for metric in (None, "eval_accuracy"):
+    plot_results.plot_ablation(table, "MRPC-adapters-m64",
+                               str(tmp_path / "a.png"), metric)
+    grid = saved_figures[-1].axes[0].images[0].get_array()
+    offset = 0.85 if metric is None else 0.8
+    assert grid[0, 2] == pytest.approx(offset - 0.15)  # layers 0-2 off
+    assert grid[1, 1] == pytest.approx(offset - 0.05)
+    assert grid.mask[2, 0]  # last before first: no such span
   with pytest.raises(errors.InputError, match="--ablation_metric=eval_mcc"):
     plot_results.plot_ablation(table, "MRPC-adapters-m64",
                                str(tmp_path / "b.png"), "eval_mcc")
