@@ -49,6 +49,42 @@ _REQUIRED_KEYS = ("task_name", "tuning_mode", "backbone_fingerprint",
                   "do_lower_case")
 
 
+def _is_int(value):
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_shape(value):
+  return isinstance(value, list) and all(_is_int(d) and d >= 0 for d in value)
+
+
+# adapter_bundle.json's fields and the values they take, checked on reading
+# so that an edited or damaged file is one clear line, not a TypeError deep in
+# the model.
+_FIELD_TYPES = (
+    ("task_name", lambda v: isinstance(v, str), "a task name"),
+    ("tuning_mode", lambda v: isinstance(v, str), "a tuning mode"),
+    ("backbone_fingerprint", lambda v: isinstance(v, str), "a sha256"),
+    ("backbone_variables",
+     lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v),
+     "a list of variable names"),
+    ("variables",
+     lambda v: isinstance(v, dict) and v and all(
+         isinstance(n, str) and _is_shape(s) for (n, s) in v.items()),
+     "{variable name: shape}"),
+    ("max_seq_length", lambda v: _is_int(v) and v >= 3, "an integer >= 3"),
+    ("do_lower_case", lambda v: isinstance(v, bool), "true or false"),
+    ("bert_config", lambda v: isinstance(v, dict), "a BERT config object"),
+    ("adapter", lambda v: v is None or (isinstance(v, dict) and all(
+        k in v for k in ("size", "activation", "init_scale", "placement"))),
+     "null or adapter settings"),
+    ("options", lambda v: isinstance(v, dict), "an object of options"),
+    ("language", lambda v: v is None or isinstance(v, str),
+     "null or a language code"),
+    ("global_step", lambda v: _is_int(v) and v >= 0, "a step count"),
+    ("num_parameters", lambda v: _is_int(v) and v >= 0, "a count"),
+)
+
+
 class Bundle(object):
   """A bundle read from disk.
 
@@ -315,6 +351,11 @@ def read_bundle(bundle_dir):
     if key not in metadata:
       raise ValueError("adapter bundle %s: %s lacks %r" %
                        (bundle_dir, BUNDLE_JSON, key))
+  for (key, expected, what) in _FIELD_TYPES:
+    value = metadata.get(key)
+    if (key in metadata or key in _REQUIRED_KEYS) and not expected(value):
+      raise ValueError("adapter bundle %s: %s has %s %r, not %s" % (
+          bundle_dir, BUNDLE_JSON, key, value, what))
   try:
     method_class = tuning.method_class(metadata["tuning_mode"])
   except ValueError as e:
@@ -346,7 +387,8 @@ def read_bundle(bundle_dir):
   try:
     bundle.task()
     bundle.tuning_method()
-  except (errors.InputError, ValueError, KeyError, TypeError) as e:
+  except (errors.InputError, ValueError, KeyError, TypeError,
+          AttributeError) as e:
     raise ValueError("adapter bundle %s: bad task or adapter settings in %s "
                      "(%s)" % (bundle_dir, BUNDLE_JSON, errors.one_line(e)))
   return bundle
@@ -384,3 +426,33 @@ def check_backbone(bundle, init_checkpoint, fingerprints=None):
         "%s has fingerprint %s..., the bundle expects %s..." %
         (bundle.path, init_checkpoint, fingerprint[:12],
          bundle.metadata["backbone_fingerprint"][:12]))
+
+
+# BERT config entries that do not change what a trained model computes at
+# eval time (dropout is off there; the init range only matters for new weights).
+_EVAL_NEUTRAL_CONFIG_KEYS = ("hidden_dropout_prob",
+                             "attention_probs_dropout_prob",
+                             "initializer_range")
+
+
+def check_bert_config(bundle, bert_config_dict, bert_config_file):
+  """Refuses a --bert_config_file that differs from the bundle's.
+
+  The fingerprint covers the weights, not how they are used: the same
+  weights under another `hidden_act` or `layer_norm_eps` give other numbers.
+
+  Raises:
+    ValueError: one line naming the first differing entry.
+  """
+  recorded = bundle.metadata.get("bert_config")
+  if not recorded:
+    return  # bundles of version 1 did not record it
+  for key in sorted(set(recorded) | set(bert_config_dict)):
+    if key in _EVAL_NEUTRAL_CONFIG_KEYS:
+      continue
+    if recorded.get(key) != bert_config_dict.get(key):
+      raise ValueError(
+          "adapter bundle %s was trained with another BERT config: %s is %r "
+          "there but %r in --bert_config_file=%s" % (
+              bundle.path, key, recorded.get(key), bert_config_dict.get(key),
+              bert_config_file))

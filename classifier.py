@@ -41,6 +41,7 @@ import fileio
 import glue
 import modeling
 import optimization
+import run_folder
 import tokenization
 import tuning
 
@@ -104,6 +105,8 @@ class Settings(object):
   adapter_bundle: str = None
   export_adapter_bundle: str = None
   export_from_checkpoint: str = None
+  overwrite_output_dir: bool = False
+  allow_partial_init_checkpoint: bool = False
   # Task options and logging.
   xnli_language: str = "zh"
   log_every_n_steps: int = 100
@@ -183,6 +186,13 @@ def validate_settings(settings):
     raise InputError("--ablate_adapters=%s is for --do_eval of a trained "
                      "model alone (no --do_train, --do_predict or "
                      "--export_from_checkpoint)" % s.ablate_adapters)
+  if s.overwrite_output_dir and not s.do_train:
+    raise InputError("--overwrite_output_dir starts a training run again; it "
+                     "needs --do_train=true")
+  if s.overwrite_output_dir and s.export_from_checkpoint:
+    raise InputError("--overwrite_output_dir and --export_from_checkpoint "
+                     "do not go together: the export reads a checkpoint the "
+                     "overwrite could delete")
   if s.adapter_bundle and not s.init_checkpoint:
     raise InputError("--adapter_bundle needs --init_checkpoint: the backbone "
                      "it goes on")
@@ -467,13 +477,51 @@ class FeatureCache(object):
                             num_padding, sort_by_length)
     path = os.path.join(self.folder, "%s-%s.tf_record" % (split_name, key))
     if tf.io.gfile.exists(path):
-      logging.info("Reusing cached features %s", path)
-    else:
-      file_based_convert_examples_to_features(examples, label_list,
-                                              self.max_seq_length,
-                                              self.tokenizer, path,
-                                              sort_by_length)
+      damage = cache_damage(path, len(examples))
+      if damage is None:
+        logging.info("Reusing cached features %s (%d records, checksum "
+                     "verified)", path, len(examples))
+        return path
+      logging.warning("Cached features %s are damaged (%s): building them "
+                      "again", path, damage)
+      fileio.remove_quietly(path)
+    fileio.remove_quietly(path + CACHE_CHECK_SUFFIX)
+    file_based_convert_examples_to_features(examples, label_list,
+                                            self.max_seq_length,
+                                            self.tokenizer, path,
+                                            sort_by_length)
+    # Written after the records: a kill in between leaves records without
+    # a check, which are built again.
+    fileio.write_json(path + CACHE_CHECK_SUFFIX, {
+        "records": len(examples), "sha256": fileio.file_sha256(path)})
     return path
+
+
+# Beside each cached TFRecord: its record count and sha256.
+CACHE_CHECK_SUFFIX = ".check.json"
+
+
+def cache_damage(path, num_examples):
+  """Why a cached feature file cannot be reused, or None if it can.
+
+  A cache cut short (a full disk, a copy) or edited would otherwise be read as
+  fewer or other examples than the log reports.
+  """
+  check_path = path + CACHE_CHECK_SUFFIX
+  if not tf.io.gfile.exists(check_path):
+    return "no %s with its record count and checksum" % os.path.basename(
+        check_path)
+  try:
+    check = json.loads(fileio.read_text(check_path))
+    (records, sha256) = (check["records"], check["sha256"])
+  except (ValueError, KeyError, TypeError) as e:
+    return "%s is corrupt (%s)" % (os.path.basename(check_path),
+                                   errors.one_line(e, 100))
+  if records != num_examples:
+    return "%s records for %d examples" % (records, num_examples)
+  if fileio.file_sha256(path) != sha256:
+    return "its checksum differs from the one recorded when it was written"
+  return None
 
 
 # How batches are padded (`--padding`):
@@ -817,12 +865,17 @@ def describe_model(bert_config, adapter_config, num_labels, max_seq_length):
 
 
 def check_init_checkpoint(init_checkpoint, model_shapes, method,
-                          bert_config_file):
+                          bert_config_file, allow_partial=False):
   """Refuses a checkpoint that does not fit the model built from the config.
 
   Every backbone variable (not new in `method`) must be in the checkpoint,
-  with the model's shape.
+  with the model's shape, and its data must be all there; every BERT
+  variable of the checkpoint must be in the model unless `allow_partial`.
   """
+  try:
+    fileio.check_checkpoint_data(init_checkpoint)
+  except ValueError as e:
+    raise InputError("--init_checkpoint=%s: %s" % (init_checkpoint, e))
   try:
     in_checkpoint = dict(tf.train.list_variables(init_checkpoint))
   except (tf.errors.OpError, ValueError) as e:
@@ -845,6 +898,22 @@ def check_init_checkpoint(init_checkpoint, model_shapes, method,
     raise InputError("--init_checkpoint=%s lacks %d pre-trained variables "
                      "the model needs, e.g. %s" %
                      (init_checkpoint, len(missing), missing[0]))
+  # BERT weights the model leaves out mean a config smaller than the
+  # checkpoint (fewer layers...): a cut-down model, unless that is meant.
+  unused = sorted(name for name in in_checkpoint
+                  if name.startswith("bert/") and name not in model_shapes and
+                  not name.endswith(("/adam_m", "/adam_v")))
+  if unused and not allow_partial:
+    raise InputError(
+        "--init_checkpoint=%s holds %d BERT variables the model of "
+        "--bert_config_file=%s does not use (e.g. %s); give the checkpoint's "
+        "own config, or --allow_partial_init_checkpoint=true for a cut-down "
+        "model" %
+        (init_checkpoint, len(unused), bert_config_file, unused[0]))
+  if unused:
+    logging.warning("--init_checkpoint=%s: %d BERT variables left unused "
+                    "(--allow_partial_init_checkpoint), e.g. %s",
+                    init_checkpoint, len(unused), unused[0])
 
 
 def parameter_summary(model_shapes, method):
@@ -1072,21 +1141,20 @@ def predict_examples(estimator, feature_cache, split_name, examples,
   return outputs
 
 
-def evaluate_split(estimator, feature_cache, task, data_dir, split,
+def evaluate_split(estimator, feature_cache, task, path, split, examples,
                    batch_size, use_tpu, global_step, padding="static"):
   """Official metrics of `task` on one dev split, plus losses and the step.
+
+  Args:
+    path: the split's file (`examples` were read from it).
 
   Returns:
     dict: eval_<metric> for each metric of the task, eval_loss (mean
     per-example loss over the real examples), loss (the same, the name
     BERT's eval_results.txt has), global_step.
   """
-  examples = task.read_examples(data_dir, split)
-  if not examples:
-    raise InputError("%s: no examples" % task.path(data_dir, split))
   outputs = predict_examples(estimator, feature_cache, "eval-%s" % split.name,
-                             examples, task.path(data_dir, split), batch_size,
-                             use_tpu, padding)
+                             examples, path, batch_size, use_tpu, padding)
   predictions = np.array([o["predictions"] for o in outputs])
   results = task.metrics(predictions, np.array(task.label_values(examples)))
   results["eval_loss"] = float(np.mean([o["per_example_loss"]
@@ -1094,6 +1162,22 @@ def evaluate_split(estimator, feature_cache, task, data_dir, split,
   results["loss"] = results["eval_loss"]
   results["global_step"] = int(global_step)
   return results
+
+
+def read_splits(task, data_dir, splits):
+  """[(split, path, examples)] of the splits present (the first always).
+
+  Raises:
+    InputError: a missing or malformed file, or one without examples.
+  """
+  read = []
+  for split in optional_splits(task, data_dir, splits):
+    path = task.path(data_dir, split)
+    examples = task.read_examples(data_dir, split)
+    if not examples:
+      raise InputError("%s: no examples" % path)
+    read.append((split, path, examples))
+  return read
 
 
 def format_eval_results(results):
@@ -1132,7 +1216,29 @@ def export_adapter_bundle(checkpoint, bundle_dir, method, task, bert_config,
   """Writes the adapter bundle of `checkpoint` and logs what it saves.
 
   `backbone_checkpoint` holds the frozen weights a compact checkpoint lacks.
+
+  Raises:
+    InputError: a checkpoint unreadable, cut short, or of another shape than
+      the model the flags describe (--adapter_size, the task's labels...).
   """
+  try:
+    prefix = bundles.resolve_checkpoint(checkpoint)
+    fileio.check_checkpoint_data(prefix)
+  except ValueError as e:
+    raise InputError("cannot export an adapter bundle from %s: %s" %
+                     (checkpoint, errors.one_line(e)))
+  saved = dict(tf.train.list_variables(prefix))
+  for (name, shape) in model_shapes.items():
+    if method.trains(name) and name in saved and (
+        list(saved[name]) != list(shape)):
+      raise InputError(
+          "checkpoint %s is not the model the flags describe: %s has shape "
+          "%s there but %s in the model of --tuning_mode=%s, --adapter_size="
+          "%s, --task_name=%s (%d labels) and --bert_config_file; give the "
+          "settings it was trained with" % (
+              prefix, name, list(saved[name]), list(shape), method.name,
+              method.adapter_config.size if method.adapter_config else "-",
+              task.name, len(task.get_labels())))
   try:
     info = bundles.export_bundle(checkpoint, bundle_dir, method, task,
                                  bert_config, max_seq_length, do_lower_case,
@@ -1181,12 +1287,6 @@ def compact_checkpoints(output_dir, init_checkpoint, method, model_shapes,
   compact = not method.whole_model and bool(init_checkpoint)
   record_path = os.path.join(output_dir, BACKBONE_RECORD)
   latest = tf.train.latest_checkpoint(output_dir)
-  if latest:
-    # A diverged run's state is never resumed, evaluated or exported.
-    try:
-      bundles.check_finite_checkpoint(latest, "--output_dir=%s" % output_dir)
-    except ValueError as e:
-      raise InputError("%s; start again in a new --output_dir" % e)
   saved = ({name for (name, _) in tf.train.list_variables(latest)}
            if latest else set())
   missing = [name for name in model_shapes if name not in saved]
@@ -1232,6 +1332,22 @@ def compact_checkpoints(output_dir, init_checkpoint, method, model_shapes,
   logging.info("Compact checkpoints in %s: backbone %s checked (fingerprint "
                "%s...)", output_dir, init_checkpoint, fingerprint[:12])
   return compact
+
+
+def check_latest_checkpoint(folder, what="--output_dir"):
+  """Refuses a folder whose latest checkpoint is cut short or holds NaN/Inf
+  (the state of a diverged run is never resumed, evaluated or exported)."""
+  latest = tf.train.latest_checkpoint(folder)
+  if not latest:
+    return
+  try:
+    fileio.check_checkpoint_data(latest)
+  except ValueError as e:
+    raise InputError("%s=%s: checkpoint %s: %s" % (what, folder, latest, e))
+  try:
+    bundles.check_finite_checkpoint(latest, "%s=%s" % (what, folder))
+  except ValueError as e:
+    raise InputError("%s; start again in a new --output_dir" % e)
 
 
 def diverged_message(error, settings):
@@ -1359,13 +1475,79 @@ def run(settings, explicit=()):
     raise InputError(e)
   if s.init_checkpoint:
     check_init_checkpoint(s.init_checkpoint, model_shapes, method,
-                          s.bert_config_file)
+                          s.bert_config_file,
+                          allow_partial=s.allow_partial_init_checkpoint)
   elif s.do_train and not method.whole_model:
     logging.warning("No --init_checkpoint: training on a randomly "
                     "initialised, frozen BERT.")
   logging.info("%s", parameter_summary(model_shapes, method))
   # Every check above writes nothing; the first output comes next.
   check_output_paths(s)
+  try:
+    with run_folder.locked(s.output_dir):
+      return _run_in_folder(s, bundle, bert_config, tokenizer, task, method,
+                            ablated, padding, model_shapes)
+  except ValueError as e:  # the lock is taken
+    raise InputError(e)
+
+
+def manifest_settings(settings, task, bert_config, method, model_shapes):
+  """What `run_folder.MANIFEST` records about this job (see run_folder)."""
+  s = settings
+  fingerprint = None
+  if s.init_checkpoint:
+    fingerprint = backbone_fingerprint(
+        s.init_checkpoint, [n for n in model_shapes if not method.is_new(n)])
+  values = {
+      "task_name": task.name,
+      "xnli_language": task.language,
+      "bert_config": bert_config.to_dict(),
+      "vocab_sha256": fileio.file_sha256(s.vocab_file),
+      "do_lower_case": s.do_lower_case,
+      "max_seq_length": s.max_seq_length,
+      "init_checkpoint_fingerprint": fingerprint,
+      "train_sha256": None,
+      "train_batch_size": s.train_batch_size,
+      "learning_rate": s.learning_rate,
+      "num_train_epochs": s.num_train_epochs,
+      "warmup_proportion": s.warmup_proportion,
+      "seed": s.seed,
+      "padding": resolve_padding(s.padding, s.use_tpu),
+  }
+  values.update(method.flag_settings())
+  if s.do_train:
+    values["train_sha256"] = fileio.file_sha256(task.path(s.data_dir,
+                                                          task.train))
+  return values
+
+
+def check_run_folder(folder, manifest, training, what="--output_dir"):
+  """Refuses a run folder whose manifest differs (run_folder.check_manifest);
+  warns about checkpoints made before manifests existed."""
+  try:
+    recorded = run_folder.check_manifest(folder, manifest, training, what)
+  except ValueError as e:
+    raise InputError("%s; %s" % (e, (
+        "rerun with its settings, use another --output_dir, or add "
+        "--overwrite_output_dir=true to start it again" if training else
+        "give the settings it was trained with")))
+  if recorded is None:
+    logging.warning("%s=%s has checkpoints but no %s (written before run "
+                    "manifests): its settings cannot be checked", what, folder,
+                    run_folder.MANIFEST)
+
+
+def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
+                   padding, model_shapes):
+  """run() once the checks passed and the output folder is locked."""
+  manifest = (None if bundle else
+              manifest_settings(s, task, bert_config, method, model_shapes))
+  if s.overwrite_output_dir and (
+      tf.io.gfile.exists(run_folder.manifest_path(s.output_dir)) or
+      tf.train.latest_checkpoint(s.output_dir)):
+    removed = run_folder.clear(s.output_dir)
+    logging.info("--overwrite_output_dir: removed %d files and folders of "
+                 "the previous run in %s", len(removed), s.output_dir)
 
   bundle_dir = (s.export_adapter_bundle or
                 os.path.join(s.output_dir, "adapter_bundle"))
@@ -1373,6 +1555,11 @@ def run(settings, explicit=()):
     source = s.export_from_checkpoint
     if not tf.io.gfile.isdir(source):
       source = os.path.dirname(source)
+    if tf.train.latest_checkpoint(source):
+      check_latest_checkpoint(source, "--export_from_checkpoint")
+      # The task, method and sizes must be those it was trained with.
+      check_run_folder(source, manifest, training=False,
+                       what="--export_from_checkpoint")
     # A compact checkpoint's backbone must be the one it was trained on.
     compact_checkpoints(source, s.init_checkpoint, method, model_shapes,
                         will_train=False)
@@ -1396,6 +1583,8 @@ def run(settings, explicit=()):
   init_checkpoints = [s.init_checkpoint] if s.init_checkpoint else []
   if bundle:
     try:
+      bundles.check_bert_config(bundle, bert_config.to_dict(),
+                                s.bert_config_file)
       bundles.check_backbone(bundle, s.init_checkpoint)
     except ValueError as e:
       raise InputError(e)
@@ -1407,6 +1596,9 @@ def run(settings, explicit=()):
                      "or predict with; add --do_train=true, or give "
                      "--adapter_bundle" % s.output_dir)
 
+  if not bundle and tf.train.latest_checkpoint(s.output_dir):
+    check_latest_checkpoint(s.output_dir)
+    check_run_folder(s.output_dir, manifest, training=s.do_train)
   # With a bundle nothing is restored from model_dir: no compact saver.
   compact = not bundle and compact_checkpoints(
       s.output_dir, s.init_checkpoint, method, model_shapes, s.do_train)
@@ -1415,6 +1607,12 @@ def run(settings, explicit=()):
     return make_estimator(s, bert_config, task.num_labels, method, model_dir,
                           init_checkpoints, ablated_adapter_layers=ablated,
                           compact_checkpoints=compact, **kwargs)
+
+  # Every dev and test file is read (and checked) before training: a broken
+  # test file is found now, not after an hour of training.
+  eval_sets = read_splits(task, s.data_dir, task.dev) if s.do_eval else []
+  predict_sets = (read_splits(task, s.data_dir, task.test) if s.do_predict
+                  else [])
 
   if s.do_train:
     train_path = task.path(s.data_dir, task.train)
@@ -1440,6 +1638,9 @@ def run(settings, explicit=()):
         input_file=train_file, seq_length=s.max_seq_length,
         is_training=True, drop_remainder=True, seed=s.seed, padding=padding,
         skip_batches=start_step)
+    run_folder.write_manifest(s.output_dir, manifest, {
+        "init_checkpoint": s.init_checkpoint, "train_file": train_path,
+        "vocab_file": s.vocab_file, "num_train_steps": num_train_steps})
     start = time.time()
     stopper = StopOnSignalHook()
     try:
@@ -1469,14 +1670,14 @@ def run(settings, explicit=()):
                    method.name)
 
   all_results = collections.OrderedDict()
+  outputs = []  # (path, text): written together at the end
   if s.do_eval:
     evaluator = estimator(predict_batch_size=s.eval_batch_size)
     global_step = (bundle.global_step if bundle else
                    evaluator.get_variable_value("global_step"))
-    splits = optional_splits(task, s.data_dir, task.dev)
-    for split in splits:
-      results = evaluate_split(evaluator, feature_cache, task, s.data_dir,
-                               split, s.eval_batch_size, s.use_tpu,
+    for (split, path, examples) in eval_sets:
+      results = evaluate_split(evaluator, feature_cache, task, path, split,
+                               examples, s.eval_batch_size, s.use_tpu,
                                global_step, padding)
       text = format_eval_results(results)
       logging.info("***** Eval results: %s %s *****", task.name, split.name)
@@ -1486,41 +1687,48 @@ def run(settings, explicit=()):
       if ablated:
         # Ablations of one model are evaluated side by side: each its file.
         stem += "_ablated_" + adapters.format_layer_list(ablated)
-      fileio.write_text(
-          os.path.join(s.output_dir, result_file_name(
-              stem, split, split is splits[0], "txt")), text)
+      outputs.append((os.path.join(s.output_dir, result_file_name(
+          stem, split, split is eval_sets[0][0], "txt")), text))
       all_results[split.name] = results
 
   if s.do_predict:
     predictor = estimator()
-    for split in optional_splits(task, s.data_dir, task.test):
-      predict_test_split(predictor, feature_cache, task, s.data_dir, split,
-                         split is task.test[0], s.predict_batch_size,
-                         s.use_tpu, s.output_dir, padding)
+    for (split, path, examples) in predict_sets:
+      outputs.extend(predict_test_split(
+          predictor, feature_cache, task, path, split, examples,
+          split is task.test[0], s.predict_batch_size, s.use_tpu,
+          s.output_dir, padding))
 
+  # Every result file of the job at once: a failure in a later split leaves
+  # none of the earlier ones' files claiming to be this run's.
+  for (path, text) in outputs:
+    fileio.write_text(path, text)
+    logging.info("Wrote %s", path)
   if bundle:
     fileio.remove_quietly(model_dir)
   return all_results
 
 
-def predict_test_split(estimator, feature_cache, task, data_dir, split, first,
-                       batch_size, use_tpu, output_dir, padding="static"):
-  """Writes test_results*.tsv and, for GLUE tasks, the server's file."""
-  examples = task.read_examples(data_dir, split)
+def predict_test_split(estimator, feature_cache, task, path, split, examples,
+                       first, batch_size, use_tpu, output_dir,
+                       padding="static"):
+  """Predicts one test split.
+
+  Returns:
+    [(path, text)]: test_results*.tsv and, for GLUE tasks, the server's file.
+  """
   outputs = predict_examples(estimator, feature_cache,
-                             "predict-%s" % split.name, examples,
-                             task.path(data_dir, split), batch_size, use_tpu,
-                             padding)
+                             "predict-%s" % split.name, examples, path,
+                             batch_size, use_tpu, padding)
   if task.is_regression:
     rows = ["%s\n" % o["predictions"] for o in outputs]
   else:
     rows = ["\t".join(str(p) for p in o["probabilities"]) + "\n"
             for o in outputs]
-  fileio.write_text(
-      os.path.join(output_dir, result_file_name("test_results", split, first,
-                                                "tsv")), "".join(rows))
+  files = [(os.path.join(output_dir, result_file_name(
+      "test_results", split, first, "tsv")), "".join(rows))]
   if task.has_submission:
-    submission = os.path.join(output_dir, split.name + ".tsv")
-    glue.write_submission(submission, task, [e.index for e in examples],
-                          [o["predictions"] for o in outputs])
-    logging.info("Wrote %s (GLUE server format)", submission)
+    files.append((os.path.join(output_dir, split.name + ".tsv"),
+                  glue.submission_text(task, [e.index for e in examples],
+                                       [o["predictions"] for o in outputs])))
+  return files

@@ -9,6 +9,7 @@ which prints `<program>: error: <message>` and exits 1. Nothing else prints
 errors, so every message has the same shape.
 """
 
+import signal
 import sys
 
 # A one-line message longer than this is cut: TF error texts can hold a whole
@@ -70,3 +71,35 @@ def exit_with(program, error):
   sys.stderr.write("%s: error: %s\n" % (program, one_line(error)))
   sys.stderr.flush()
   sys.exit(1)
+
+
+class Interrupted(KeyboardInterrupt):
+  """SIGTERM or SIGINT arrived outside training (training itself stops at a
+  step boundary and saves, see classifier.StopOnSignalHook).
+
+  A KeyboardInterrupt, so no `except Exception` swallows it; every output is
+  written under a temporary name and renamed, so nothing is left half-written.
+  """
+
+  def __init__(self, signal_name):
+    super(Interrupted, self).__init__(signal_name)
+    self.signal_name = signal_name
+
+
+def interrupt_on_signals():
+  """Makes SIGTERM (as well as SIGINT) raise `Interrupted` in the main thread,
+  for a command line's `main()` to turn into one line."""
+
+  def handle(number, frame):  # pylint: disable=unused-argument
+    raise Interrupted(signal.Signals(number).name)
+
+  for number in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(number, handle)
+
+
+def interrupted_message(error):
+  """The one line for a run stopped by a signal outside training."""
+  name = getattr(error, "signal_name", "SIGINT")
+  return ("stopped by %s; every file already written is complete and nothing "
+          "half-written is left; run the same command again to continue" %
+          name)

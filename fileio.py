@@ -272,3 +272,46 @@ def human_bytes(count):
     if count >= size:
       return "%.1f %s" % (count / size, unit)
   return "%d B" % count
+
+
+_DATA_SHARD = re.compile(r"\.data-(\d+)-of-(\d+)$")
+
+
+def check_checkpoint_data(prefix):
+  """Refuses a checkpoint whose data files are missing or cut short.
+
+  Reading a checkpoint opens only its index; a data file truncated by a full
+  disk or an interrupted copy is found when a tensor is read, deep in a
+  session. This compares the data files' sizes with the bytes the index says
+  the numeric tensors take (no tensor is read, so it costs nothing).
+
+  Raises:
+    ValueError: one line saying what is missing or short.
+  """
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+  except (tf.errors.OpError, ValueError) as e:
+    message = getattr(e, "message", None) or str(e)
+    raise ValueError("cannot read it (%s)" % " ".join(message.split())[:200])
+  shards = tf.io.gfile.glob(prefix + ".data-*")
+  counts = {int(m.group(2)) for m in
+            (_DATA_SHARD.search(s) for s in shards) if m}
+  expected = counts.pop() if len(counts) == 1 else None
+  if not shards or expected is None or len(shards) != expected:
+    raise ValueError("its data files are missing (%d found of %s)" % (
+        len(shards), expected if expected is not None else "at least 1"))
+  shapes = reader.get_variable_to_shape_map()
+  dtypes = reader.get_variable_to_dtype_map()
+  needed = 0
+  for (name, shape) in shapes.items():
+    dtype = tf.as_dtype(dtypes[name])
+    if dtype != tf.string:
+      count = 1
+      for dim in shape:
+        count *= dim
+      needed += count * dtype.size
+  found = sum(tf.io.gfile.stat(s).length for s in shards)
+  if found < needed:
+    raise ValueError("its data is cut short: %d bytes of the %d its index "
+                     "describes (a copy or a write that did not finish)" %
+                     (found, needed))

@@ -41,22 +41,40 @@ def normalize_task_name(name):
 
 
 # Where a split lives and which columns hold what (None: not in this file).
+# `header`: the header's names of the columns read, as ((column, name), ...),
+# or None; a file whose header names them otherwise is another task's.
 Split = collections.namedtuple(
     "Split", ["name", "file_name", "text_a_column", "text_b_column",
-              "label_column", "index_column", "has_header"])
+              "label_column", "index_column", "has_header", "header"])
 
 
-def train_split(file_name, text_a, text_b, label, has_header=True):
-  return Split("train", file_name, text_a, text_b, label, None, has_header)
+def _header(columns, names):
+  """((column, name), ...) for the columns that have a name."""
+  return tuple((c, n) for (c, n) in zip(columns, names)
+               if c is not None and n is not None) or None
 
 
-def dev_split(name, file_name, text_a, text_b, label, has_header=True):
-  return Split(name, file_name, text_a, text_b, label, None, has_header)
+def train_split(file_name, text_a, text_b, label, has_header=True,
+                names=(None, None, None)):
+  """A training file; `names`: its header's (text_a, text_b, label) names."""
+  return Split("train", file_name, text_a, text_b, label, None, has_header,
+               _header((text_a, text_b, label), names) if has_header else None)
 
 
-def test_split(submission_name, file_name, text_a, text_b, index=0):
-  """A test file: a header, no labels, and an id column for the submission."""
-  return Split(submission_name, file_name, text_a, text_b, None, index, True)
+def dev_split(name, file_name, text_a, text_b, label, has_header=True,
+              names=(None, None, None)):
+  return Split(name, file_name, text_a, text_b, label, None, has_header,
+               _header((text_a, text_b, label), names) if has_header else None)
+
+
+def test_split(submission_name, file_name, text_a, text_b, index=0,
+               names=(None, None, "index")):
+  """A test file: a header, no labels, and an id column for the submission.
+
+  `names`: the header's (text_a, text_b, index) names.
+  """
+  return Split(submission_name, file_name, text_a, text_b, None, index, True,
+               _header((text_a, text_b, index), names))
 
 
 class Task(object):
@@ -154,9 +172,26 @@ class Task(object):
     rows = read_tsv(path)
     if split.has_header and rows:
       header, rows = rows[0], rows[1:]
+      self._check_header(header, split)
       if self.skip_malformed_rows:
         rows = self._drop_malformed(path, rows, len(header[2]))
     return rows
+
+  def _check_header(self, header, split):
+    """Refuses a file whose header is not this task's: another task's file
+    (`--data_dir` of another task, or `--data_dirs` in the wrong order) would
+    otherwise be read with the wrong columns as text."""
+    (path, line_number, columns) = header
+    for (index, name) in split.header or ():
+      found = columns[index] if -len(columns) <= index < len(columns) else None
+      if found is None or found.strip().lower() != name.lower():
+        raise InputError(
+            "%s:%d: column %d of the header is %s, not %r: this is not %s's "
+            "%s (header: %s)" % (
+                path, line_number, index % max(len(columns), 1) + 1
+                if found is not None else index + 1,
+                repr(found) if found is not None else "missing", name,
+                self.name, split.file_name, " | ".join(columns)[:120]))
 
   def _label(self, row, split):
     """The row's label, or a placeholder for test rows (they have none)."""
@@ -209,45 +244,61 @@ class Task(object):
     return self.labels[int(prediction)]
 
 
+# Header names of the GLUE files' columns that are read.
+_PAIR_NAMES = ("sentence1", "sentence2", "index")
+_NLI_NAMES = ("sentence1", "sentence2", "label")
+_MNLI_NAMES = ("sentence1", "sentence2", "gold_label")
+_MRPC_NAMES = ("#1 String", "#2 String", "Quality")
+_QQP_NAMES = ("question1", "question2", "is_duplicate")
+_QNLI_NAMES = ("question", "sentence", "label")
+
+
 class ColaTask(Task):
   name = "CoLA"
   labels = ("0", "1")
   train = train_split("train.tsv", 3, None, 1, has_header=False)
   dev = (dev_split("dev", "dev.tsv", 3, None, 1, has_header=False),)
-  test = (test_split("CoLA", "test.tsv", 1, None),)
+  test = (test_split("CoLA", "test.tsv", 1, None,
+                     names=("sentence", None, "index")),)
 
 
 class Sst2Task(Task):
   name = "SST-2"
   labels = ("0", "1")
-  train = train_split("train.tsv", 0, None, 1)
-  dev = (dev_split("dev", "dev.tsv", 0, None, 1),)
-  test = (test_split("SST-2", "test.tsv", 1, None),)
+  train = train_split("train.tsv", 0, None, 1,
+                      names=("sentence", None, "label"))
+  dev = (dev_split("dev", "dev.tsv", 0, None, 1,
+                   names=("sentence", None, "label")),)
+  test = (test_split("SST-2", "test.tsv", 1, None,
+                     names=("sentence", None, "index")),)
 
 
 class MrpcTask(Task):
   name = "MRPC"
   labels = ("0", "1")
-  train = train_split("train.tsv", 3, 4, 0)
-  dev = (dev_split("dev", "dev.tsv", 3, 4, 0),)
-  test = (test_split("MRPC", "test.tsv", 3, 4),)
+  train = train_split("train.tsv", 3, 4, 0, names=_MRPC_NAMES)
+  dev = (dev_split("dev", "dev.tsv", 3, 4, 0, names=_MRPC_NAMES),)
+  test = (test_split("MRPC", "test.tsv", 3, 4,
+                     names=("#1 String", "#2 String", "index")),)
 
 
 class StsbTask(Task):
   name = "STS-B"
   labels = None  # regression: a similarity score in [0, 5]
-  train = train_split("train.tsv", 7, 8, 9)
-  dev = (dev_split("dev", "dev.tsv", 7, 8, 9),)
-  test = (test_split("STS-B", "test.tsv", 7, 8),)
+  train = train_split("train.tsv", 7, 8, 9, names=_PAIR_NAMES[:2] + ("score",))
+  dev = (dev_split("dev", "dev.tsv", 7, 8, 9,
+                   names=_PAIR_NAMES[:2] + ("score",)),)
+  test = (test_split("STS-B", "test.tsv", 7, 8, names=_PAIR_NAMES),)
 
 
 class QqpTask(Task):
   name = "QQP"
   labels = ("0", "1")
   skip_malformed_rows = True
-  train = train_split("train.tsv", 3, 4, 5)
-  dev = (dev_split("dev", "dev.tsv", 3, 4, 5),)
-  test = (test_split("QQP", "test.tsv", 1, 2),)
+  train = train_split("train.tsv", 3, 4, 5, names=_QQP_NAMES)
+  dev = (dev_split("dev", "dev.tsv", 3, 4, 5, names=_QQP_NAMES),)
+  test = (test_split("QQP", "test.tsv", 1, 2,
+                     names=("question1", "question2", "id")),)
 
 
 class MnliTask(Task):
@@ -255,37 +306,40 @@ class MnliTask(Task):
   name = "MNLI"
   labels = ("contradiction", "entailment", "neutral")
   skip_malformed_rows = True
-  train = train_split("train.tsv", 8, 9, -1)
-  dev = (dev_split("matched", "dev_matched.tsv", 8, 9, -1),
-         dev_split("mismatched", "dev_mismatched.tsv", 8, 9, -1))
-  test = (test_split("MNLI-m", "test_matched.tsv", 8, 9),
-          test_split("MNLI-mm", "test_mismatched.tsv", 8, 9),
+  train = train_split("train.tsv", 8, 9, -1, names=_MNLI_NAMES)
+  dev = (dev_split("matched", "dev_matched.tsv", 8, 9, -1, names=_MNLI_NAMES),
+         dev_split("mismatched", "dev_mismatched.tsv", 8, 9, -1,
+                   names=_MNLI_NAMES))
+  test = (test_split("MNLI-m", "test_matched.tsv", 8, 9, names=_PAIR_NAMES),
+          test_split("MNLI-mm", "test_mismatched.tsv", 8, 9,
+                     names=_PAIR_NAMES),
           test_split("AX", os.path.join("..", "diagnostic", "diagnostic.tsv"),
-                     1, 2))
+                     1, 2, names=_PAIR_NAMES))
 
 
 class QnliTask(Task):
   name = "QNLI"
   labels = ("entailment", "not_entailment")
-  train = train_split("train.tsv", 1, 2, 3)
-  dev = (dev_split("dev", "dev.tsv", 1, 2, 3),)
-  test = (test_split("QNLI", "test.tsv", 1, 2),)
+  train = train_split("train.tsv", 1, 2, 3, names=_QNLI_NAMES)
+  dev = (dev_split("dev", "dev.tsv", 1, 2, 3, names=_QNLI_NAMES),)
+  test = (test_split("QNLI", "test.tsv", 1, 2,
+                     names=("question", "sentence", "index")),)
 
 
 class RteTask(Task):
   name = "RTE"
   labels = ("entailment", "not_entailment")
-  train = train_split("train.tsv", 1, 2, 3)
-  dev = (dev_split("dev", "dev.tsv", 1, 2, 3),)
-  test = (test_split("RTE", "test.tsv", 1, 2),)
+  train = train_split("train.tsv", 1, 2, 3, names=_NLI_NAMES)
+  dev = (dev_split("dev", "dev.tsv", 1, 2, 3, names=_NLI_NAMES),)
+  test = (test_split("RTE", "test.tsv", 1, 2, names=_PAIR_NAMES),)
 
 
 class WnliTask(Task):
   name = "WNLI"
   labels = ("0", "1")
-  train = train_split("train.tsv", 1, 2, 3)
-  dev = (dev_split("dev", "dev.tsv", 1, 2, 3),)
-  test = (test_split("WNLI", "test.tsv", 1, 2),)
+  train = train_split("train.tsv", 1, 2, 3, names=_NLI_NAMES)
+  dev = (dev_split("dev", "dev.tsv", 1, 2, 3, names=_NLI_NAMES),)
+  test = (test_split("WNLI", "test.tsv", 1, 2, names=_PAIR_NAMES),)
 
 
 class XnliTask(Task):
@@ -388,12 +442,17 @@ def column(row, index, what):
   return columns[index]
 
 
-def write_submission(path, task, indices, predictions):
-  """Writes a GLUE server file: a header, then `index<TAB>prediction` rows."""
+def submission_text(task, indices, predictions):
+  """A GLUE server file's text: a header, then `index<TAB>prediction` rows."""
   if len(indices) != len(predictions):
     raise ValueError("%d indices for %d predictions" %
                      (len(indices), len(predictions)))
   lines = ["index\tprediction\n"]
   for (index, prediction) in zip(indices, predictions):
     lines.append("%s\t%s\n" % (index, task.submission_value(prediction)))
-  fileio.write_text(path, "".join(lines))
+  return "".join(lines)
+
+
+def write_submission(path, task, indices, predictions):
+  """Writes a GLUE server file (`submission_text`), atomically."""
+  fileio.write_text(path, submission_text(task, indices, predictions))

@@ -68,6 +68,10 @@ def define_flags():
                     "(also printing the dev metrics).")
   flags.DEFINE_integer("predict_batch_size", 8,
                        "Examples per session run.")
+  flags.DEFINE_integer("max_seq_length", None,
+                       "Optional: the max_seq_length every bundle must have "
+                       "been trained with (each bundle always uses its own; "
+                       "a bundle of another length is refused).")
 
 
 def resident_memory_bytes():
@@ -97,7 +101,7 @@ class MultiTaskPredictor(object):
   """
 
   def __init__(self, bert_config, init_checkpoint, vocab_file,
-               batch_size=32):
+               batch_size=32, bert_config_file="bert_config.json"):
     """Reads nothing yet: the backbone loads with the first task.
 
     Args:
@@ -105,8 +109,10 @@ class MultiTaskPredictor(object):
       init_checkpoint: the backbone checkpoint prefix.
       vocab_file: its WordPiece vocabulary.
       batch_size: examples per session run.
+      bert_config_file: where `bert_config` came from (for messages).
     """
     self.bert_config = bert_config
+    self.bert_config_file = bert_config_file
     self.init_checkpoint = init_checkpoint
     self.vocab_file = vocab_file
     self.batch_size = batch_size
@@ -129,6 +135,8 @@ class MultiTaskPredictor(object):
         model, or for a task already loaded.
     """
     bundle = bundles.read_bundle(bundle_dir)
+    bundles.check_bert_config(bundle, self.bert_config.to_dict(),
+                              self.bert_config_file)
     bundles.check_backbone(bundle, self.init_checkpoint, self._fingerprints)
     task = bundle.task()  # in the language it was trained in (XNLI)
     if task.name in self.tasks:
@@ -264,8 +272,13 @@ class MultiTaskPredictor(object):
 
 
 def run(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
-        data_dirs, output_dir, split="test", batch_size=8):
+        data_dirs, output_dir, split="test", batch_size=8,
+        max_seq_length=None):
   """Loads every bundle on one backbone, predicts each task, prints figures.
+
+  Every task's data is read (and checked to be that task's) before anything
+  is predicted, and the GLUE server files are written together at the end:
+  a mistake in the third task leaves no file of the first two behind.
 
   Args:
     adapter_bundles: bundle folders, one per task.
@@ -273,6 +286,8 @@ def run(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
     output_dir: where the GLUE server files go (split "test").
     split: "test" (write GLUE server files) or "dev" (print dev metrics).
     batch_size: examples per session run.
+    max_seq_length: (optional) the length the caller expects; every bundle
+      must have been trained with it (a bundle's own length is always used).
 
   Raises:
     InputError: any user error, as one line.
@@ -288,21 +303,46 @@ def run(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
   if len(adapter_bundles) != len(data_dirs):
     raise errors.InputError("--adapter_bundles has %d entries, --data_dirs %d"
                             % (len(adapter_bundles), len(data_dirs)))
+  if batch_size <= 0:
+    raise errors.InputError("--predict_batch_size must be positive, got %d" %
+                            batch_size)
+  if output_dir:
+    try:
+      fileio.check_writable_folder(output_dir)
+    except ValueError as e:
+      raise errors.InputError("--output_dir=%s: %s" % (output_dir, e))
+    fileio.remove_orphans(output_dir)  # of a killed earlier run
   try:
     bert_config = modeling.BertConfig.from_json_file(bert_config_file)
     tokenization.FullTokenizer(vocab_file).check_special_tokens()
     predictor = MultiTaskPredictor(bert_config, init_checkpoint, vocab_file,
-                                   batch_size)
+                                   batch_size, bert_config_file)
     memory_before = resident_memory_bytes()
     memory = []
     for bundle_dir in adapter_bundles:
-      predictor.add_task(bundle_dir)
+      name = predictor.add_task(bundle_dir)
+      trained_length = predictor.tasks[name]["max_seq_length"]
+      if max_seq_length is not None and max_seq_length != trained_length:
+        raise ValueError(
+            "--max_seq_length=%d: adapter bundle %s was trained with "
+            "max_seq_length=%d, which it always uses; drop the flag or give "
+            "that length" % (max_seq_length, bundle_dir, trained_length))
       memory.append(resident_memory_bytes())
   except ValueError as e:
     raise errors.InputError(e)
 
-  if output_dir:
-    tf.io.gfile.makedirs(output_dir)
+  # Every task's files, read and checked before the first prediction.
+  jobs = []
+  for (name, data_dir) in zip(predictor.tasks, data_dirs):
+    task = predictor.tasks[name]["task"]
+    for task_split in present_splits(task, data_dir, split):
+      path = task.path(data_dir, task_split)
+      examples = task.read_examples(data_dir, task_split)
+      if not examples:
+        raise errors.InputError("%s: no examples to predict (%s %s)" % (
+            path, task.name, task_split.name))
+      jobs.append((task, task_split, path, examples))
+
   human = fileio.human_bytes
   print("backbone %s: %s shared frozen parameters, %s on disk" % (
       init_checkpoint, "{:,}".format(predictor.backbone_parameters()),
@@ -318,10 +358,36 @@ def run(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
     print("memory added per task after the first: %s on average" %
           human((memory[-1] - memory[0]) / (len(memory) - 1)))
 
-  for (name, data_dir) in zip(predictor.tasks, data_dirs):
-    task = predictor.tasks[name]["task"]
-    for task_split in present_splits(task, data_dir, split):
-      predict_split(predictor, task, task_split, data_dir, split, output_dir)
+  submissions = []  # (file name, task, indices, predictions)
+  for (task, task_split, path, examples) in jobs:
+    (line, predictions) = predict_split(predictor, task, task_split,
+                                        examples, split)
+    if split == "test" and task.has_submission:
+      submissions.append((task_split.name + ".tsv", task,
+                          [e.index for e in examples], predictions))
+      line += ", will write %s" % os.path.join(output_dir,
+                                               task_split.name + ".tsv")
+    print(line)
+  write_submissions(output_dir, submissions)
+
+
+def write_submissions(output_dir, submissions):
+  """Writes every GLUE server file into `output_dir` at once: into a
+  temporary folder first, then moved in, so a failure leaves none of them."""
+  if not submissions:
+    return
+  temp_dir = fileio.temporary_name(os.path.join(output_dir, "submission"))
+  tf.io.gfile.makedirs(temp_dir)
+  try:
+    for (file_name, task, indices, predictions) in submissions:
+      glue.write_submission(os.path.join(temp_dir, file_name), task, indices,
+                            predictions)
+    fileio.move_files_into(temp_dir, output_dir)
+  finally:
+    fileio.remove_quietly(temp_dir)
+  for (file_name, _, indices, _) in submissions:
+    print("wrote %s (%d rows)" % (os.path.join(output_dir, file_name),
+                                  len(indices)))
 
 
 def present_splits(task, data_dir, split):
@@ -331,9 +397,12 @@ def present_splits(task, data_dir, split):
                         tf.io.gfile.exists(task.path(data_dir, s))]
 
 
-def predict_split(predictor, task, task_split, data_dir, split, output_dir):
-  """Predicts one split; prints its dev metrics or writes its GLUE file."""
-  examples = task.read_examples(data_dir, task_split)
+def predict_split(predictor, task, task_split, examples, split):
+  """Predicts one split's examples.
+
+  Returns:
+    (a line to print, with the dev metrics for split "dev"; predictions).
+  """
   start = time.time()
   outputs = predictor.predict(task.name, examples)
   elapsed = time.time() - start
@@ -344,22 +413,20 @@ def predict_split(predictor, task, task_split, data_dir, split, output_dir):
     scores = task.metrics(np.array(predictions),
                           np.array(task.label_values(examples)))
     line += ", " + ", ".join("%s = %.4f" % kv for kv in sorted(scores.items()))
-  elif task.has_submission:
-    path = os.path.join(output_dir, task_split.name + ".tsv")
-    glue.write_submission(path, task, [e.index for e in examples],
-                          predictions)
-    line += ", wrote %s" % path
-  print(line)
+  return line, predictions
 
 
 def main(argv):
   del argv
+  errors.interrupt_on_signals()
   try:
     run(FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint,
         FLAGS.adapter_bundles, FLAGS.data_dirs, FLAGS.output_dir, FLAGS.split,
-        FLAGS.predict_batch_size)
+        FLAGS.predict_batch_size, FLAGS.max_seq_length)
   except errors.InputError as e:
     errors.exit_with(PROGRAM, e)
+  except KeyboardInterrupt as e:
+    errors.exit_with(PROGRAM, errors.interrupted_message(e))
 
 
 if __name__ == "__main__":

@@ -164,6 +164,16 @@ flags.DEFINE_string(
     "Write the adapter bundle of this existing checkpoint (a folder or a "
     "prefix) to --export_adapter_bundle and stop; the task and adapter flags "
     "must describe how it was trained.")
+flags.DEFINE_bool(
+    "overwrite_output_dir", False,
+    "Start again in an --output_dir that holds a run made with other "
+    "settings: everything in it is deleted first. Without it such a folder "
+    "is refused, naming the settings that differ (the same settings resume).")
+flags.DEFINE_bool(
+    "allow_partial_init_checkpoint", False,
+    "Accept an --init_checkpoint holding BERT variables the model does not "
+    "use (e.g. a 12-layer checkpoint under a 6-layer --bert_config_file); "
+    "without it that is refused as a config mistake.")
 flags.DEFINE_string("xnli_language", "zh",
                     "XNLI only: the language of the training, dev and test "
                     "rows.")
@@ -190,10 +200,13 @@ def main(argv):
   names = classifier.Settings.field_names()
   settings = classifier.Settings(**{name: FLAGS[name].value for name in names})
   explicit = frozenset(name for name in names if FLAGS[name].present)
+  errors.interrupt_on_signals()
   try:
     classifier.run(settings, explicit)
   except errors.InputError as e:
     errors.exit_with(PROGRAM, e)
+  except KeyboardInterrupt as e:
+    errors.exit_with(PROGRAM, errors.interrupted_message(e))
 
 
 if __name__ == "__main__":

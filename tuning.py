@@ -176,6 +176,22 @@ class TuningMethod(object):
       raise ValueError("--tuning_mode=%s trains no variable of this model" %
                        self.name)
 
+  def flag_settings(self):
+    """The method's settings by run_classifier flag name, every one present
+    (None where the method has no such setting): what a run manifest records.
+    """
+    adapter = self.adapter_config
+    settings = {
+        "tuning_mode": self.name,
+        "adapter_size": adapter.size if adapter else None,
+        "adapter_activation": adapter.activation if adapter else None,
+        "adapter_init_scale": adapter.init_scale if adapter else None,
+        "adapter_placement": adapter.placement if adapter else "none",
+    }
+    for name in ("train_layernorm", "train_pooler", "tune_top_layers"):
+      settings[name] = self.options.get(name)
+    return settings
+
   def to_dict(self):
     """What a bundle records about the method."""
     return {"tuning_mode": self.name,

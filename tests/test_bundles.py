@@ -9,6 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import assert_input_error
+from conftest import assert_one_line_error
 from conftest import checkpoint_values
 from conftest import read_eval_results
 from conftest import run_classifier_cli
@@ -308,6 +309,82 @@ def test_multitask_cli_writes_every_task_file(trained, tiny_bert, tmp_path):
   for (task_name, run) in trained.items():
     assert read_lines(os.path.join(output_dir, task_name + ".tsv")) == (
         read_lines(os.path.join(run["output_dir"], task_name + ".tsv")))
+
+
+def run_multitask(tiny_bert, bundle_dirs, data_dirs, output_dir, **flags):
+  return run_cli(
+      "predict_multitask.py",
+      bert_config_file=tiny_bert["bert_config_file"],
+      vocab_file=tiny_bert["vocab_file"],
+      init_checkpoint=tiny_bert["init_checkpoint"],
+      adapter_bundles=",".join(bundle_dirs), data_dirs=",".join(data_dirs),
+      output_dir=output_dir, **flags)
+
+
+def test_multitask_data_dirs_in_the_wrong_order_write_nothing(trained,
+                                                              tiny_bert,
+                                                              tmp_path):
+  output_dir = str(tmp_path / "submission")
+  # MRPC's test file read as SST-2 took the id column as text and wrote a
+  # garbage SST-2.tsv before failing on the second task.
+  result = run_multitask(
+      tiny_bert, [trained["SST-2"]["bundle"], trained["MRPC"]["bundle"]],
+      [trained["MRPC"]["data_dir"], trained["SST-2"]["data_dir"]], output_dir)
+  assert_one_line_error(
+      result, os.path.join(trained["MRPC"]["data_dir"], "test.tsv") + ":1:",
+      "not 'sentence'", "this is not SST-2's test.tsv",
+      program="predict_multitask.py")
+  assert os.listdir(output_dir) == []
+
+
+def test_multitask_refuses_an_empty_dev_set_and_another_length(trained,
+                                                               tiny_bert,
+                                                               tmp_path):
+  empty = str(tmp_path / "empty")
+  os.makedirs(empty)
+  with open(os.path.join(empty, "dev.tsv"), "w") as f:
+    f.write("sentence\tlabel\n")
+  result = run_multitask(tiny_bert, [trained["SST-2"]["bundle"]], [empty],
+                         None, split="dev")
+  assert_one_line_error(result, os.path.join(empty, "dev.tsv"),
+                        "no examples to predict", program="predict_multitask.py")
+  assert "accuracy" not in result.stdout
+  result = run_multitask(tiny_bert, [trained["SST-2"]["bundle"]],
+                         [trained["SST-2"]["data_dir"]], None, split="dev",
+                         max_seq_length=128)
+  assert_one_line_error(result, "--max_seq_length=128",
+                        "trained with max_seq_length=24",
+                        program="predict_multitask.py")
+  result = run_multitask(tiny_bert, [trained["SST-2"]["bundle"]],
+                         [trained["SST-2"]["data_dir"]], None, split="dev",
+                         max_seq_length=24)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "eval_accuracy = " in result.stdout
+
+
+def test_multitask_writes_every_file_or_none(trained, tiny_bert, tmp_path,
+                                             monkeypatch):
+  """A failure while writing the second file leaves not even the first."""
+  output_dir = str(tmp_path / "submission")
+  real_write = glue.write_submission
+  calls = []
+
+  def write_then_fail(path, *args):
+    calls.append(path)
+    if len(calls) == 2:
+      raise OSError(28, "No space left on device", path)
+    real_write(path, *args)
+
+  monkeypatch.setattr(glue, "write_submission", write_then_fail)
+  with pytest.raises(OSError):
+    predict_multitask.run(
+        tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
+        tiny_bert["init_checkpoint"],
+        [trained["SST-2"]["bundle"], trained["MRPC"]["bundle"]],
+        [trained["SST-2"]["data_dir"], trained["MRPC"]["data_dir"]],
+        output_dir)
+  assert len(calls) == 2
+  assert os.listdir(output_dir) == []
 
 
 # ---------------------------------------------------------------- settings

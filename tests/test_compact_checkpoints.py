@@ -284,3 +284,38 @@ def test_sigterm_and_sigint_save_then_exit_with_one_line(tmp_path, tiny_bert,
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Resuming at step %d of 960" % step in result.stderr
   assert read_eval_results(output_dir)["global_step"] == 960
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_before_training_is_one_line_and_leaves_no_partial_file(
+    tmp_path, tiny_bert, signal_number):
+  # Enough rows that feature conversion is under way when the signal lands.
+  data_dir = write_sst2_task(str(tmp_path / "data"), num_train=30000)
+  output_dir = str(tmp_path / "out")
+  command = _cli_command(tiny_bert, data_dir, output_dir)
+  process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+  seen = []
+  try:
+    for line in process.stderr:
+      seen.append(line)
+      if "Writing example 0 of 30000" in line:
+        break
+    process.send_signal(signal_number)
+    (rest, _) = (process.stderr.read(), process.wait(timeout=300))
+  finally:
+    if process.poll() is None:
+      process.kill()
+  stderr = "".join(seen) + rest
+  name = signal.Signals(signal_number).name
+  assert process.returncode != 0, stderr[-3000:]
+  error_lines = [l for l in stderr.splitlines()
+                 if l.startswith("run_classifier.py: error:")]
+  assert error_lines == ["run_classifier.py: error: stopped by %s; every file "
+                         "already written is complete and nothing "
+                         "half-written is left; run the same command again "
+                         "to continue" % name], stderr[-3000:]
+  assert "Traceback" not in stderr
+  left = os.listdir(output_dir)
+  assert not [n for n in left if ".tmp-" in n or n.endswith(".tf_record")], left
+  assert not tf.train.latest_checkpoint(output_dir)

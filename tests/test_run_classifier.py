@@ -1,6 +1,7 @@
 """run_classifier.py and the classifier library: features, the cache key,
 end-to-end runs, errors."""
 
+import json
 import os
 import re
 import subprocess
@@ -102,6 +103,28 @@ def test_feature_cache_key_changes_with_everything_that_shapes_features(
       **dict(base, vocab_file=other_vocab)) != key
   write_file(data, ["sentence\tlabel", "b\t1"])  # same name, new contents
   assert run_classifier.feature_cache_key(**base) != key
+
+
+@pytest.mark.parametrize("damage", ["truncate", "drop_check", "edit"])
+def test_a_damaged_feature_cache_is_built_again(tmp_path, tiny_bert, damage):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  results = run_classifier_in_process(tiny_bert, data_dir, output_dir)
+  [dev_file] = [os.path.join(output_dir, n) for n in os.listdir(output_dir)
+                if n.startswith("dev-") and n.endswith(".tf_record")]
+  with open(dev_file + ".check.json") as f:
+    assert json.load(f)["records"] == 13
+  intact = open(dev_file, "rb").read()
+  if damage == "truncate":  # a full disk or an interrupted copy
+    open(dev_file, "wb").write(intact[:len(intact) // 2])
+  elif damage == "drop_check":  # killed between the records and their check
+    os.remove(dev_file + ".check.json")
+  else:  # same length, other bytes
+    open(dev_file, "wb").write(intact[:-9] + b"x" * 9)
+  again = run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                                    do_train=False)
+  assert again == results
+  assert open(dev_file, "rb").read() == intact
 
 
 # ---------------------------------------------------------------- end to end
@@ -310,6 +333,14 @@ def test_real_glue_subset_end_to_end(tmp_path, tiny_bert, glue_dir, task_name):
   assert [r.split("\t")[0] for r in rows[1:]] == [str(i) for i in range(10)]
 
 
+# The official files' header: 12 columns in train, 16 in dev (label1-label5,
+# gold_label), the first 10 in test.
+MNLI_HEADER = ["index", "promptID", "pairID", "genre", "sentence1_binary_parse",
+               "sentence2_binary_parse", "sentence1_parse", "sentence2_parse",
+               "sentence1", "sentence2", "label1", "label2", "label3",
+               "label4", "label5"]
+
+
 def write_mnli_task(glue_dir, num_rows=8):
   """MNLI in its official column layout, with the diagnostic set beside it."""
   labels = ["entailment", "neutral", "contradiction"]
@@ -332,7 +363,8 @@ def write_mnli_task(glue_dir, num_rows=8):
       ("train.tsv", train_row, 12), ("dev_matched.tsv", dev_row, 16),
       ("dev_mismatched.tsv", dev_row, 16), ("test_matched.tsv", test_row, 10),
       ("test_mismatched.tsv", test_row, 10)):
-    header = "\t".join("h%d" % i for i in range(width))
+    header = "\t".join(MNLI_HEADER[:width - 1] + ["gold_label"] if width > 10
+                       else MNLI_HEADER[:width])
     write_file(os.path.join(mnli, name),
                [header] + ["\t".join(make_row(i, *p)) for (i, p) in
                            enumerate(pairs)])
@@ -389,3 +421,17 @@ def test_a_pair_task_needs_room_for_a_word_of_each_text(tmp_path, tiny_bert,
                           "MRPC, a task of text pairs" % length)
   else:
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_broken_test_file_is_found_before_training(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  # Another task's test file in SST-2's folder.
+  write_file(os.path.join(data_dir, "test.tsv"),
+             ["index\t#1 ID\t#2 ID\t#1 String\t#2 String", "0\t1\t2\ta\tb"])
+  output_dir = str(tmp_path / "out")
+  result = run_classifier_cli(tiny_bert, data_dir, output_dir,
+                              do_predict=True)
+  assert_one_line_error(result, os.path.join(data_dir, "test.tsv") + ":1:",
+                        "this is not SST-2's test.tsv")
+  assert not tf.train.latest_checkpoint(output_dir)
+  assert not os.path.exists(os.path.join(output_dir, "eval_results.txt"))

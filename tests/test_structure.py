@@ -21,7 +21,8 @@ COMMAND_LINES = ("run_classifier.py", "predict_multitask.py", "sweep.py",
 # Library modules: they take arguments and never touch flags.
 LIBRARIES = ("adapters.py", "bundles.py", "classifier.py", "errors.py",
              "fileio.py", "glue.py", "metrics.py", "modeling.py",
-             "optimization.py", "tokenization.py", "tuning.py")
+             "optimization.py", "run_folder.py", "tokenization.py",
+             "tuning.py")
 
 
 def python_files():

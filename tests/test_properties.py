@@ -1,0 +1,246 @@
+"""Property-based tests (hypothesis) of everything that reads user files: the
+TSV readers, the tokenizer and vocabulary reader, the adapter bundle reader.
+Arbitrary bytes and Unicode never raise anything but the project's own
+one-line error."""
+
+import json
+import os
+import shutil
+import tempfile
+
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+import pytest
+
+from conftest import TINY_VOCAB
+import bundles
+import classifier
+import errors
+import glue
+import tokenization
+import tuning
+
+# Files are written for each example: no per-call deadline, a bounded count.
+PROPERTY_SETTINGS = settings(max_examples=60, deadline=None,
+                             suppress_health_check=[HealthCheck.too_slow])
+
+TASKS = sorted(glue.TASKS.values(), key=lambda task: task.name)
+# Text with the characters that trouble readers: tabs, newlines, carriage
+# returns, BOMs, NUL, accents, CJK, emoji, surrogate-free everything else.
+AWKWARD_TEXT = st.text(
+    alphabet=st.one_of(st.sampled_from("\t\n\r\ufeff\x00 é中😀#\"'"),
+                       st.characters(blacklist_categories=("Cs",))),
+    max_size=40)
+
+
+def assert_one_line(error):
+  message = str(error)
+  assert message and "\n" not in message, repr(message)
+
+
+@pytest.fixture(scope="module")
+def scratch():
+  folder = tempfile.mkdtemp(prefix="properties-")
+  yield folder
+  shutil.rmtree(folder, ignore_errors=True)
+
+
+def read_every_split(task, data_dir):
+  """Reads each split of `task`; the project's InputError is the one allowed
+  failure, and every example read has text."""
+  for split in (task.train,) + tuple(task.dev) + tuple(task.test):
+    try:
+      examples = task.read_examples(data_dir, split)
+    except errors.InputError as e:
+      assert_one_line(e)
+      continue
+    for example in examples:
+      assert isinstance(example.text_a, str)
+
+
+def write_split_files(task, data_dir, data):
+  for split in (task.train,) + tuple(task.dev) + tuple(task.test):
+    path = task.path(data_dir, split)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+      f.write(data)
+
+
+@PROPERTY_SETTINGS
+@given(task=st.sampled_from(TASKS), data=st.binary(max_size=400))
+def test_tsv_readers_take_any_bytes(scratch, task, data):
+  data_dir = tempfile.mkdtemp(dir=scratch)
+  write_split_files(task, os.path.join(data_dir, "task"), data)
+  read_every_split(task, os.path.join(data_dir, "task"))
+
+
+@st.composite
+def tsv_with_a_real_header(draw, task):
+  """A file that passes the header check, then rows of awkward cells."""
+  split = draw(st.sampled_from((task.train,) + tuple(task.dev) +
+                               tuple(task.test)))
+  width = max([abs(c) + 1 for (c, _) in split.header or ()] + [1])
+  header = ["h%d" % i for i in range(width)]
+  for (column, name) in split.header or ():
+    header[column] = name
+  rows = draw(st.lists(st.lists(AWKWARD_TEXT, min_size=0, max_size=width + 2),
+                       max_size=6))
+  lines = ([header] if split.has_header else []) + rows
+  return split, "\n".join("\t".join(row) for row in lines).encode("utf-8")
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_tsv_readers_take_any_rows_under_a_valid_header(scratch, data):
+  task = data.draw(st.sampled_from(TASKS))
+  (split, content) = data.draw(tsv_with_a_real_header(task))
+  data_dir = os.path.join(tempfile.mkdtemp(dir=scratch), "task")
+  path = task.path(data_dir, split)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "wb") as f:
+    f.write(content)
+  try:
+    examples = task.read_examples(data_dir, split)
+  except errors.InputError as e:
+    assert_one_line(e)
+    return
+  for example in examples:
+    assert example.label in task.get_labels() or task.is_regression
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(scratch):
+  vocab_file = os.path.join(scratch, "vocab.txt")
+  with open(vocab_file, "w", encoding="utf-8") as f:
+    f.write("\n".join(TINY_VOCAB + ["##s", "##ing", "é", "中"]) + "\n")
+  return tokenization.FullTokenizer(vocab_file, do_lower_case=True)
+
+
+@PROPERTY_SETTINGS
+@given(text=AWKWARD_TEXT)
+def test_tokenizer_takes_any_text(tiny_tokenizer, text):
+  tokens = tiny_tokenizer.tokenize(text)
+  for token in tokens:
+    assert token in tiny_tokenizer.vocab
+    assert token and not any(c.isspace() for c in token), repr(token)
+  assert len(tiny_tokenizer.convert_tokens_to_ids(tokens)) == len(tokens)
+
+
+@PROPERTY_SETTINGS
+@given(text_a=AWKWARD_TEXT, text_b=st.one_of(st.none(), AWKWARD_TEXT),
+       max_seq_length=st.integers(min_value=5, max_value=24))
+def test_features_of_any_text_keep_their_layout(tiny_tokenizer, text_a, text_b,
+                                                max_seq_length):
+  example = glue.InputExample("x", text_a, text_b, label="1")
+  feature = classifier.convert_single_example(
+      5, example, ["0", "1"], max_seq_length, tiny_tokenizer)
+  vocab = tiny_tokenizer.vocab
+  length = sum(feature.input_mask)
+  assert len(feature.input_ids) == max_seq_length
+  assert 2 <= length <= max_seq_length
+  assert feature.input_ids[0] == vocab["[CLS]"]
+  assert feature.input_ids[length - 1] == vocab["[SEP]"]
+  assert feature.input_ids[length:] == [0] * (max_seq_length - length)
+
+
+@PROPERTY_SETTINGS
+@given(data=st.binary(max_size=300))
+def test_vocab_reader_takes_any_bytes(scratch, data):
+  vocab_file = os.path.join(tempfile.mkdtemp(dir=scratch), "vocab.txt")
+  with open(vocab_file, "wb") as f:
+    f.write(data)
+  try:
+    tokenizer = tokenization.FullTokenizer(vocab_file)
+    tokenizer.check_special_tokens()
+  except ValueError as e:
+    assert_one_line(e)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | AWKWARD_TEXT,
+    lambda children: st.lists(children, max_size=3) |
+    st.dictionaries(AWKWARD_TEXT, children, max_size=3),
+    max_leaves=8)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(scratch):
+  """A real (tiny, random) adapters bundle."""
+  import numpy as np
+  method = tuning.build("adapters", adapter_size=4)
+  values = {"bert/encoder/layer_0/output/adapters/weights1":
+                np.zeros([32, 4], np.float32),
+            "output_bias": np.zeros([2], np.float32)}
+  folder = os.path.join(scratch, "bundle")
+  os.makedirs(folder)
+  bundles.write_checkpoint(values, os.path.join(folder,
+                                                bundles.VARIABLES_PREFIX))
+  metadata = method.to_dict()
+  metadata.update({
+      "format": bundles.BUNDLE_FORMAT, "version": bundles.BUNDLE_VERSION,
+      "task_name": "SST-2", "language": None, "labels": ["0", "1"],
+      "max_seq_length": 16, "do_lower_case": True, "bert_config": {},
+      "global_step": 3, "backbone_fingerprint": "0" * 64,
+      "backbone_variables": [], "num_parameters": 130,
+      "variables": {name: list(v.shape) for (name, v) in values.items()}})
+  with open(os.path.join(folder, bundles.BUNDLE_JSON), "w") as f:
+    json.dump(metadata, f)
+  bundles.read_bundle(folder)  # valid as written
+  return folder
+
+
+def read_bundle_or_one_line_error(folder):
+  try:
+    bundles.read_bundle(folder)
+  except ValueError as e:
+    assert_one_line(e)
+
+
+@PROPERTY_SETTINGS
+@given(data=st.binary(max_size=300))
+def test_bundle_reader_takes_any_bytes(scratch, bundle_dir, data):
+  folder = tempfile.mkdtemp(dir=scratch)
+  copy = os.path.join(folder, "bundle")
+  shutil.copytree(bundle_dir, copy)
+  with open(os.path.join(copy, bundles.BUNDLE_JSON), "wb") as f:
+    f.write(data)
+  read_bundle_or_one_line_error(copy)
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_bundle_reader_takes_any_value_in_any_field(scratch, bundle_dir,
+                                                     data):
+  with open(os.path.join(bundle_dir, bundles.BUNDLE_JSON)) as f:
+    metadata = json.load(f)
+  key = data.draw(st.sampled_from(sorted(metadata) + ["adapter.size",
+                                                      "options.train_pooler"]))
+  value = data.draw(JSON_VALUES)
+  if "." in key:
+    (outer, inner) = key.split(".")
+    metadata[outer][inner] = value
+  else:
+    metadata[key] = value
+  folder = tempfile.mkdtemp(dir=scratch)
+  copy = os.path.join(folder, "bundle")
+  shutil.copytree(bundle_dir, copy)
+  with open(os.path.join(copy, bundles.BUNDLE_JSON), "w") as f:
+    json.dump(metadata, f)
+  read_bundle_or_one_line_error(copy)
+
+
+@PROPERTY_SETTINGS
+@given(cut=st.integers(min_value=0, max_value=400))
+def test_bundle_reader_takes_a_variables_file_cut_anywhere(scratch, bundle_dir,
+                                                           cut):
+  folder = tempfile.mkdtemp(dir=scratch)
+  copy = os.path.join(folder, "bundle")
+  shutil.copytree(bundle_dir, copy)
+  for name in os.listdir(copy):
+    if name.startswith(bundles.VARIABLES_PREFIX + "."):
+      path = os.path.join(copy, name)
+      with open(path, "r+b") as f:
+        f.truncate(min(cut, os.path.getsize(path)))
+  read_bundle_or_one_line_error(copy)

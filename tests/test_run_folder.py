@@ -1,0 +1,294 @@
+"""The run folder: a rerun with other settings is refused (naming them), the
+same settings resume, --overwrite_output_dir starts clean, and a second job in
+a locked folder stops at once. Also the checks before any work: checkpoint
+data readable, the init checkpoint not larger than the config, a bundle's BERT
+config, and --export_from_checkpoint's shapes."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow.compat.v1 as tf
+
+from conftest import REPO_ROOT
+from conftest import assert_input_error
+from conftest import assert_one_line_error
+from conftest import checkpoint_values
+from conftest import read_eval_results
+from conftest import run_classifier_cli
+from conftest import run_classifier_in_process
+from conftest import write_file
+from conftest import write_mrpc_task
+from conftest import write_sst2_task
+from conftest import write_tiny_bert
+import run_folder
+
+
+def folder_listing(folder):
+  """{relative path: (size, mtime)} of every file under `folder`."""
+  listing = {}
+  for (root, _, files) in os.walk(folder):
+    for name in files:
+      path = os.path.join(root, name)
+      stat = os.stat(path)
+      listing[os.path.relpath(path, folder)] = (stat.st_size, stat.st_mtime_ns)
+  return listing
+
+
+def unlocked_listing(folder):
+  """folder_listing without the lock file (each job rewrites its holder)."""
+  listing = folder_listing(folder)
+  listing.pop(run_folder.LOCK, None)
+  return listing
+
+
+@pytest.fixture
+def trained_run(tmp_path, tiny_bert):
+  """A finished SST-2 adapter run: (data_dir, output_dir, eval results)."""
+  data_dir = write_sst2_task(str(tmp_path / "sst2"))
+  output_dir = str(tmp_path / "out")
+  results = run_classifier_in_process(tiny_bert, data_dir, output_dir)
+  return data_dir, output_dir, results
+
+
+def test_training_writes_a_manifest_of_what_shapes_the_run(trained_run):
+  (_, output_dir, _) = trained_run
+  manifest = run_folder.read_manifest(output_dir)
+  settings = manifest["settings"]
+  assert set(settings) == set(run_folder.TRAINING_KEYS)
+  assert settings["task_name"] == "SST-2"
+  assert settings["adapter_size"] == 8
+  assert settings["learning_rate"] == 1e-2
+  assert settings["bert_config"]["num_hidden_layers"] == 2
+  assert len(settings["train_sha256"]) == 64
+  assert len(settings["init_checkpoint_fingerprint"]) == 64
+
+
+@pytest.mark.parametrize("changes,named", [
+    ({"learning_rate": 3e-3, "seed": 7},
+     ["learning_rate 0.01 (now 0.003)", "seed 12345 (now 7)"]),
+    ({"adapter_size": 16}, ["adapter_size 8 (now 16)"]),
+    ({"tuning_mode": "full"}, ["tuning_mode adapters (now full)"]),
+    ({"max_seq_length": 12}, ["max_seq_length 16 (now 12)"]),
+])
+def test_a_rerun_with_other_settings_is_refused(trained_run, tiny_bert,
+                                                changes, named):
+  (data_dir, output_dir, _) = trained_run
+  before = unlocked_listing(output_dir)
+  assert_input_error(
+      lambda: run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                                        **changes),
+      "--output_dir=%s holds a run made with other settings" % output_dir,
+      "--overwrite_output_dir", *named)
+  assert unlocked_listing(output_dir) == before  # nothing written or removed
+
+
+def test_another_task_in_the_folder_is_refused_by_the_command_line(
+    trained_run, tiny_bert, tmp_path):
+  (_, output_dir, _) = trained_run
+  mrpc_dir = write_mrpc_task(str(tmp_path / "mrpc"))
+  before = unlocked_listing(output_dir)
+  # MRPC has SST-2's two labels: without the manifest the SST-2 model was
+  # evaluated on MRPC and exported as an MRPC bundle, exit 0.
+  for do_train in (True, False):
+    result = run_classifier_cli(tiny_bert, mrpc_dir, output_dir,
+                                task_name="MRPC", do_train=do_train)
+    assert_one_line_error(result, "task_name SST-2 (now MRPC)")
+  assert unlocked_listing(output_dir) == before
+
+
+def test_changed_training_data_is_refused_but_eval_only_is_not(trained_run,
+                                                                tiny_bert):
+  (data_dir, output_dir, results) = trained_run
+  with open(os.path.join(data_dir, "train.tsv"), "a") as f:
+    f.write("a very good film\t1\n")
+  assert_input_error(
+      lambda: run_classifier_in_process(tiny_bert, data_dir, output_dir),
+      "the training data's content")
+  # Evaluating the saved model does not depend on the training file.
+  again = run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                                    do_train=False)
+  assert again == results
+
+
+def test_the_same_settings_resume(trained_run, tiny_bert):
+  (data_dir, output_dir, results) = trained_run
+  step = checkpoint_values(tf.train.latest_checkpoint(output_dir))[
+      "global_step"]
+  again = run_classifier_in_process(tiny_bert, data_dir, output_dir)
+  assert again == results
+  assert checkpoint_values(tf.train.latest_checkpoint(output_dir))[
+      "global_step"] == step
+
+
+def test_overwrite_output_dir_starts_clean(trained_run, tiny_bert):
+  (data_dir, output_dir, _) = trained_run
+  stale = os.path.join(output_dir, "eval_results_mismatched.txt")
+  write_file(stale, ["eval_accuracy = 0.1"])
+  results = run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                                      adapter_size=4, learning_rate=3e-3,
+                                      overwrite_output_dir=True)
+  assert not os.path.exists(stale)
+  settings = run_folder.read_manifest(output_dir)["settings"]
+  assert (settings["adapter_size"], settings["learning_rate"]) == (4, 3e-3)
+  values = checkpoint_values(tf.train.latest_checkpoint(output_dir))
+  widths = {v.shape[-1] for (n, v) in values.items()
+            if n.endswith("adapters/weights1")}
+  assert widths == {4}
+  assert read_eval_results(output_dir) == pytest.approx(results["dev"])
+  bundle = json.load(open(os.path.join(output_dir, "adapter_bundle",
+                                       "adapter_bundle.json")))
+  assert bundle["adapter"]["size"] == 4
+
+
+def test_overwrite_output_dir_needs_training(trained_run, tiny_bert):
+  (data_dir, output_dir, _) = trained_run
+  assert_input_error(
+      lambda: run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                                        do_train=False,
+                                        overwrite_output_dir=True),
+      "--overwrite_output_dir", "needs --do_train=true")
+
+
+def test_a_second_job_in_a_locked_folder_stops_naming_the_first(
+    tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  holder = subprocess.Popen(
+      [sys.executable, "-c",
+       "import sys, time; sys.path.insert(0, %r); import run_folder\n"
+       "with run_folder.locked(%r):\n"
+       "  print('locked', flush=True); time.sleep(120)" % (REPO_ROOT,
+                                                            output_dir)],
+      stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "locked"
+    result = run_classifier_cli(tiny_bert, data_dir, output_dir)
+    assert_one_line_error(result, "--output_dir=%s is in use by pid %d" % (
+        output_dir, holder.pid), "wait for it")
+    assert os.listdir(output_dir) == [run_folder.LOCK]
+  finally:
+    holder.kill()
+    holder.wait()
+  # The kernel dropped the dead holder's lock: the folder is free again.
+  result = run_classifier_cli(tiny_bert, data_dir, output_dir)
+  assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_lock_is_released_after_a_job_and_after_an_error(tmp_path):
+  folder = str(tmp_path / "out")
+  with run_folder.locked(folder):
+    with pytest.raises(ValueError, match="is in use by pid %d" % os.getpid()):
+      with run_folder.locked(folder):
+        pass
+  with pytest.raises(RuntimeError):
+    with run_folder.locked(folder):
+      raise RuntimeError("boom")
+  with run_folder.locked(folder):
+    pass
+
+
+def test_a_truncated_init_checkpoint_is_one_line(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  broken = write_tiny_bert(str(tmp_path / "broken_bert"))
+  data_file = broken["init_checkpoint"] + ".data-00000-of-00001"
+  with open(data_file, "r+b") as f:
+    f.truncate(os.path.getsize(data_file) // 2)
+  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
+                              init_checkpoint=broken["init_checkpoint"])
+  assert_one_line_error(result, "--init_checkpoint=%s" %
+                        broken["init_checkpoint"], "its data is cut short")
+  assert not os.path.exists(str(tmp_path / "out"))
+  os.remove(data_file)
+  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
+                              init_checkpoint=broken["init_checkpoint"])
+  assert_one_line_error(result, "its data files are missing")
+
+
+def test_a_truncated_training_checkpoint_is_one_line(trained_run, tiny_bert):
+  (data_dir, output_dir, _) = trained_run
+  latest = tf.train.latest_checkpoint(output_dir)
+  data_file = latest + ".data-00000-of-00001"
+  with open(data_file, "r+b") as f:
+    f.truncate(100)
+  for do_train in (True, False):
+    assert_input_error(
+        lambda: run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                                          do_train=do_train),
+        "--output_dir=%s: checkpoint %s" % (output_dir, latest),
+        "its data is cut short")
+
+
+def test_a_checkpoint_larger_than_the_config_is_refused_unless_meant(
+    tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  one_layer = str(tmp_path / "one_layer.json")
+  config = json.load(open(tiny_bert["bert_config_file"]))
+  config["num_hidden_layers"] = 1
+  json.dump(config, open(one_layer, "w"))
+  assert_input_error(
+      lambda: run_classifier_in_process(tiny_bert, data_dir,
+                                        str(tmp_path / "out"),
+                                        bert_config_file=one_layer),
+      "holds", "BERT variables the model of --bert_config_file=%s does not "
+      "use" % one_layer, "bert/encoder/layer_1/",
+      "--allow_partial_init_checkpoint=true")
+  assert not os.path.exists(str(tmp_path / "out"))
+  results = run_classifier_in_process(
+      tiny_bert, data_dir, str(tmp_path / "out"), bert_config_file=one_layer,
+      allow_partial_init_checkpoint=True)
+  assert "eval_accuracy" in results["dev"]
+
+
+def test_a_bundle_is_refused_under_another_bert_config(trained_run, tiny_bert,
+                                                       tmp_path):
+  (data_dir, output_dir, _) = trained_run
+  relu = str(tmp_path / "relu.json")
+  config = json.load(open(tiny_bert["bert_config_file"]))
+  config["hidden_act"] = "relu"  # same weights, other numbers
+  json.dump(config, open(relu, "w"))
+  bundle_dir = os.path.join(output_dir, "adapter_bundle")
+  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "serve"),
+                              do_train=False, adapter_bundle=bundle_dir,
+                              bert_config_file=relu)
+  assert_one_line_error(result, "adapter bundle %s was trained with another "
+                        "BERT config: hidden_act is 'gelu' there but 'relu'"
+                        % bundle_dir)
+
+
+@pytest.mark.parametrize("changes,named", [
+    ({"adapter_size": 16}, "adapter_size 8 (now 16)"),
+    ({"max_seq_length": 12}, "max_seq_length 16 (now 12)"),
+    ({"task_name": "MRPC"}, "task_name SST-2 (now MRPC)"),
+])
+def test_export_from_checkpoint_checks_the_flags_against_the_run(
+    trained_run, tiny_bert, tmp_path, changes, named):
+  (data_dir, output_dir, _) = trained_run
+  bundle_dir = str(tmp_path / "bundle")
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, str(tmp_path / "elsewhere"), do_train=False,
+          do_eval=False, export_from_checkpoint=output_dir,
+          export_adapter_bundle=bundle_dir, **changes),
+      "--export_from_checkpoint=%s holds a run made with other settings" %
+      output_dir, named)
+  assert not os.path.exists(bundle_dir)
+
+
+def test_export_checks_shapes_when_the_run_has_no_manifest(trained_run,
+                                                           tiny_bert,
+                                                           tmp_path):
+  (data_dir, output_dir, _) = trained_run
+  os.remove(run_folder.manifest_path(output_dir))  # a run from before them
+  bundle_dir = str(tmp_path / "bundle")
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, str(tmp_path / "elsewhere"), do_train=False,
+          do_eval=False, export_from_checkpoint=output_dir,
+          export_adapter_bundle=bundle_dir, adapter_size=16),
+      "is not the model the flags describe", "adapters/weights1",
+      "[32, 8] there but [32, 16]", "--adapter_size=16")
+  assert not os.path.exists(bundle_dir)
