@@ -221,6 +221,24 @@ def validate_settings(settings):
     resolve_padding(s.padding, s.use_tpu)
   except ValueError as e:
     raise InputError(e)
+  if s.strategy not in STRATEGIES:
+    raise InputError("--strategy=%s: unknown (known: %s)" % (
+        s.strategy, ", ".join(STRATEGIES)))
+  if s.strategy != "one_device" and s.use_tpu:
+    raise InputError("--strategy=%s is for CPUs and GPUs; on Cloud TPU, "
+                     "--use_tpu=true shards over the TPU cores itself" %
+                     s.strategy)
+  if s.num_cpu_devices < 0 or s.num_cpu_devices == 1:
+    raise InputError("--num_cpu_devices must be 0 (none) or at least 2, got "
+                     "%d" % s.num_cpu_devices)
+  if s.num_cpu_devices and s.strategy != "mirrored":
+    raise InputError("--num_cpu_devices=%d is for --strategy=mirrored" %
+                     s.num_cpu_devices)
+  if s.num_cpu_devices and s.train_batch_size % s.num_cpu_devices:
+    raise InputError(
+        "--train_batch_size=%d is the global batch; it must split evenly over "
+        "the %d replicas of --num_cpu_devices" % (s.train_batch_size,
+                                                  s.num_cpu_devices))
   for name in ("intra_op_parallelism_threads", "inter_op_parallelism_threads"):
     if getattr(s, name) < 0:
       raise InputError("--%s must be >= 0 (0: TensorFlow's choice), got %d" %
@@ -691,6 +709,16 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
     predictions [batch] (class id or score), and for classification
     probabilities [batch, num_labels].
   """
+  with tf.variable_scope(tf.get_variable_scope(),
+                         custom_getter=modeling.name_seeded_getter):
+    return _create_model(bert_config, is_training, input_ids, input_mask,
+                         segment_ids, labels, num_labels, adapter_config,
+                         ablated_adapter_layers)
+
+
+def _create_model(bert_config, is_training, input_ids, input_mask,
+                  segment_ids, labels, num_labels, adapter_config,
+                  ablated_adapter_layers):
   model = modeling.BertModel(
       config=bert_config,
       is_training=is_training,
@@ -1748,6 +1776,15 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
     logging.info("***** Running training *****")
     logging.info("  Num examples = %d", len(train_examples))
     logging.info("  Batch size = %d", s.train_batch_size)
+    if s.strategy != "one_device":
+      replicas = (s.num_cpu_devices or len(tf.config.list_physical_devices(
+          "GPU")) or 1) if s.strategy == "mirrored" else None
+      logging.info("  --strategy=%s: %s", s.strategy, (
+          "%d replicas of %d examples each (the global batch of %d is split "
+          "over them; the schedule counts global batches)" % (
+              replicas, s.train_batch_size // replicas, s.train_batch_size)
+          if replicas else "the global batch of %d is split over every "
+          "worker's replicas" % s.train_batch_size))
     logging.info("  Num steps = %d", num_train_steps)
     # A resumed run skips the batches it consumed before; with dropout a
     # function of the step (modeling.dropout_seed) it then ends exactly as

@@ -390,6 +390,26 @@ def layer_norm_and_dropout(input_tensor, dropout_prob, epsilon=1e-12):
   return dropout(layer_norm(input_tensor, epsilon), dropout_prob)
 
 
+def name_seeded_getter(getter, name, *args, **kwargs):
+  """A variable-scope custom getter: unseeded truncated-normal initializers
+  get a seed from the variable's name.
+
+  TensorFlow seeds an op by its position in the graph, so the same variable
+  would start elsewhere in a graph built another way (under tf.distribute,
+  or with one more op before it). With this, a new variable's initial value
+  is a function of the graph seed (--seed) and its name alone: mirrored
+  training starts from the weights one device starts from.
+  """
+  initializer = kwargs.get("initializer")
+  if (isinstance(initializer, tf.truncated_normal_initializer) and
+      initializer.seed is None):
+    kwargs["initializer"] = tf.truncated_normal_initializer(
+        mean=initializer.mean, stddev=initializer.stddev,
+        seed=zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF,
+        dtype=initializer.dtype)
+  return getter(name, *args, **kwargs)
+
+
 def create_initializer(initializer_range=0.02):
   return tf.truncated_normal_initializer(stddev=initializer_range)
 
