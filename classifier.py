@@ -1167,7 +1167,7 @@ def build_strategy(strategy, num_cpu_devices=0):
     if not os.environ.get("TF_CONFIG"):
       raise InputError("--strategy=multi_worker needs TF_CONFIG (the cluster "
                        "and this worker's task) in the environment")
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.experimental.MultiWorkerMirroredStrategy()
   raise InputError("--strategy=%s: unknown (known: %s)" % (
       strategy, ", ".join(STRATEGIES)))
 
@@ -1802,10 +1802,20 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
     start = time.time()
     stopper = StopOnSignalHook()
     try:
-      estimator(num_train_steps=num_train_steps,
-                num_warmup_steps=num_warmup_steps).train(
-                    input_fn=train_input_fn, max_steps=num_train_steps,
-                    hooks=[stopper])
+      trainer = estimator(num_train_steps=num_train_steps,
+                          num_warmup_steps=num_warmup_steps)
+      if s.strategy == "multi_worker":
+        # The Estimator runs several workers only through train_and_evaluate
+        # (its "distribute coordinator"); with no evaluator task in TF_CONFIG
+        # the eval spec is never used: evaluation runs after training, here.
+        tf.estimator.train_and_evaluate(
+            trainer,
+            tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
+                                   hooks=[stopper]),
+            tf.estimator.EvalSpec(train_input_fn, steps=1))
+      else:
+        trainer.train(input_fn=train_input_fn, max_steps=num_train_steps,
+                      hooks=[stopper])
     except tf.errors.InvalidArgumentError as e:
       if optimization.DIVERGED_MARKER not in str(e):
         raise

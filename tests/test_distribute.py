@@ -85,3 +85,57 @@ def test_strategy_flags_that_cannot_work_are_refused(tmp_path, tiny_bert,
       tiny_bert, data_dir, str(tmp_path / "out"), **flags))
   os.environ.pop("TF_CONFIG", None)
   assert_input_error(lambda: classifier.run(settings), *fragments)
+
+
+def free_ports(count):
+  """Ports free on 127.0.0.1 now (held open together so they differ)."""
+  import socket
+  sockets = [socket.socket() for _ in range(count)]
+  try:
+    for s in sockets:
+      s.bind(("127.0.0.1", 0))
+    return [s.getsockname()[1] for s in sockets]
+  finally:
+    for s in sockets:
+      s.close()
+
+
+def test_two_workers_train_together_and_leave_one_checkpoint_and_bundle(
+    tmp_path, tiny_bert):
+  import json
+  import subprocess
+  import sys
+  from conftest import REPO_ROOT
+  from conftest import tiny_job_flags
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")  # shared, as a gs:// folder would be
+  flags = tiny_job_flags(tiny_bert, data_dir, output_dir,
+                         strategy="multi_worker", padding="static")
+  command = [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py")] + [
+      "--%s=%s" % item for item in flags.items() if item[1] is not None]
+  cluster = {"worker": ["127.0.0.1:%d" % p for p in free_ports(2)]}
+  workers = []
+  for index in range(2):
+    env = dict(os.environ, TF_CONFIG=json.dumps(
+        {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+    workers.append(subprocess.Popen(command, env=env, cwd=REPO_ROOT,
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True))
+  logs = []
+  try:
+    for worker in workers:
+      logs.append(worker.communicate(timeout=420)[1])
+  finally:
+    for worker in workers:
+      if worker.poll() is None:
+        worker.kill()
+  for (worker, log) in zip(workers, logs):
+    assert worker.returncode == 0, log[-3000:]
+  assert "worker 1 of 2 (not the chief): trained" in logs[1]
+  # One run's outputs, written by the chief (worker 0) alone.
+  state = tf.train.get_checkpoint_state(output_dir)
+  assert int(checkpoint_values(state.model_checkpoint_path)["global_step"]) == 8
+  assert os.path.exists(os.path.join(output_dir, "adapter_bundle",
+                                     "adapter_bundle.json"))
+  assert os.path.exists(os.path.join(output_dir, "eval_results.txt"))
+  assert not [n for n in os.listdir(output_dir) if n.startswith("tmp_worker")]
