@@ -21,6 +21,7 @@ other TensorFlow file system.
 """
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -1632,12 +1633,13 @@ def run(settings, explicit=()):
   logging.info("%s", parameter_summary(model_shapes, method))
   # Every check above writes nothing; the first output comes next.
   check_output_paths(s)
-  try:
-    with run_folder.locked(s.output_dir):
-      return _run_in_folder(s, bundle, bert_config, tokenizer, task, method,
-                            ablated, padding, model_shapes)
-  except ValueError as e:  # the lock is taken
-    raise InputError(e)
+  with contextlib.ExitStack() as stack:
+    try:
+      stack.enter_context(run_folder.locked(s.output_dir))
+    except run_folder.FolderInUse as e:
+      raise InputError(e)
+    return _run_in_folder(s, bundle, bert_config, tokenizer, task, method,
+                          ablated, padding, model_shapes)
 
 
 def manifest_settings(settings, task, bert_config, method, model_shapes):

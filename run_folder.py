@@ -198,6 +198,10 @@ def _describe_holder(text):
     return "another job"
 
 
+class FolderInUse(ValueError):
+  """Another job holds the folder's lock."""
+
+
 @contextlib.contextmanager
 def locked(folder):
   """Holds the folder's exclusive lock for the `with` block.
@@ -207,7 +211,7 @@ def locked(folder):
   never leaves a stale lock.
 
   Raises:
-    ValueError: one line naming the folder and the job holding it.
+    FolderInUse: one line naming the folder and the job holding it.
   """
   if fileio.is_url(folder):
     logging.info("No lock on %s: locks are for local folders only", folder)
@@ -221,7 +225,7 @@ def locked(folder):
       fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
       handle.seek(0)
-      raise ValueError("--output_dir=%s is in use by %s; wait for it to end "
+      raise FolderInUse("--output_dir=%s is in use by %s; wait for it to end "
                        "or use another --output_dir" % (
                            folder, _describe_holder(handle.read())))
     handle.seek(0)

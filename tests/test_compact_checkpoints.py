@@ -28,6 +28,7 @@ from conftest import write_tiny_bert
 import bundles
 import classifier
 import modeling
+import run_folder
 import tuning
 
 
@@ -113,10 +114,21 @@ def test_resume_on_another_backbone_is_refused(tmp_path, tiny_bert):
   run_classifier_in_process(tiny_bert, data_dir, output_dir, do_eval=False)
   other = write_tiny_bert(str(tmp_path / "other_bert"), seed=7)
   for do_train in (True, False):
+    # The run manifest names the difference first...
     assert_input_error(
         lambda: run_classifier_in_process(
             tiny_bert, data_dir, output_dir, do_train=do_train,
-            num_train_epochs=2.0, init_checkpoint=other["init_checkpoint"]),
+            init_checkpoint=other["init_checkpoint"]),
+        "--output_dir=%s holds a run made with other settings" % output_dir,
+        "--init_checkpoint's weights")
+  # ...and without one (a folder from before manifests) the backbone record
+  # still refuses it.
+  os.remove(os.path.join(output_dir, run_folder.MANIFEST))
+  for do_train in (True, False):
+    assert_input_error(
+        lambda: run_classifier_in_process(
+            tiny_bert, data_dir, output_dir, do_train=do_train,
+            init_checkpoint=other["init_checkpoint"]),
         "--init_checkpoint=%s is not the backbone" % other["init_checkpoint"],
         "--output_dir=%s" % output_dir)
 
@@ -125,6 +137,8 @@ def test_compact_checkpoints_need_the_backbone(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   output_dir = str(tmp_path / "out")
   run_classifier_in_process(tiny_bert, data_dir, output_dir, do_eval=False)
+  # A folder from before run manifests: the compact checks alone.
+  os.remove(os.path.join(output_dir, run_folder.MANIFEST))
   result = run_classifier_cli(tiny_bert, data_dir, output_dir, do_train=False,
                               init_checkpoint="")
   assert_one_line_error(result, "holds compact checkpoints",
@@ -154,6 +168,16 @@ def test_export_from_a_compact_checkpoint(tmp_path, tiny_bert):
   # On another backbone the export is refused: its fingerprint is not the
   # one the checkpoints were trained on.
   other = write_tiny_bert(str(tmp_path / "other_bert"), seed=7)
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, str(tmp_path / "export2"), do_train=False,
+          do_eval=False, export_from_checkpoint=output_dir,
+          export_adapter_bundle=str(tmp_path / "bundle2"),
+          init_checkpoint=other["init_checkpoint"]),
+      "--export_from_checkpoint=%s holds a run made with other settings" %
+      output_dir, "--init_checkpoint's weights")
+  # Without the run manifest, the backbone record refuses it.
+  os.remove(os.path.join(output_dir, run_folder.MANIFEST))
   assert_input_error(
       lambda: run_classifier_in_process(
           tiny_bert, data_dir, str(tmp_path / "export2"), do_train=False,

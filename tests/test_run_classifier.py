@@ -111,7 +111,7 @@ def test_a_damaged_feature_cache_is_built_again(tmp_path, tiny_bert, damage):
   output_dir = str(tmp_path / "out")
   results = run_classifier_in_process(tiny_bert, data_dir, output_dir)
   [dev_file] = [os.path.join(output_dir, n) for n in os.listdir(output_dir)
-                if n.startswith("dev-") and n.endswith(".tf_record")]
+                if n.startswith("eval-dev-") and n.endswith(".tf_record")]
   with open(dev_file + ".check.json") as f:
     assert json.load(f)["records"] == 13
   intact = open(dev_file, "rb").read()
