@@ -229,6 +229,9 @@ def validate_settings(settings):
     raise InputError("--strategy=%s is for CPUs and GPUs; on Cloud TPU, "
                      "--use_tpu=true shards over the TPU cores itself" %
                      s.strategy)
+  if s.strategy == "multi_worker" and not os.environ.get("TF_CONFIG"):
+    raise InputError("--strategy=multi_worker needs TF_CONFIG (the cluster "
+                     "and this worker's task) in the environment")
   if s.num_cpu_devices < 0 or s.num_cpu_devices == 1:
     raise InputError("--num_cpu_devices must be 0 (none) or at least 2, got "
                      "%d" % s.num_cpu_devices)
@@ -1633,13 +1636,48 @@ def run(settings, explicit=()):
   logging.info("%s", parameter_summary(model_shapes, method))
   # Every check above writes nothing; the first output comes next.
   check_output_paths(s)
+  # Under multi_worker every worker runs this job in the same folder: the
+  # chief writes the run's files, the others only train beside it.
+  role = worker_role(s.strategy)
   with contextlib.ExitStack() as stack:
     try:
-      stack.enter_context(run_folder.locked(s.output_dir))
+      stack.enter_context(run_folder.locked(
+          s.output_dir, run_folder.LOCK if role.is_chief else
+          "%s-%s-%d" % (run_folder.LOCK, role.task_type, role.task_index)))
     except run_folder.FolderInUse as e:
       raise InputError(e)
     return _run_in_folder(s, bundle, bert_config, tokenizer, task, method,
-                          ablated, padding, model_shapes)
+                          ablated, padding, model_shapes, role)
+
+
+WorkerRole = collections.namedtuple(
+    "WorkerRole", ["task_type", "task_index", "num_workers", "is_chief"])
+
+
+def worker_role(strategy):
+  """This process's place in a multi-worker cluster (TF_CONFIG).
+
+  The chief is the "chief" task, or worker 0 when the cluster has none (the
+  rule of tf.distribute and the Estimator). Outside multi_worker every
+  process is its own chief.
+
+  Raises:
+    InputError: TF_CONFIG that is not the JSON of a cluster and a task.
+  """
+  if strategy != "multi_worker":
+    return WorkerRole("worker", 0, 1, True)
+  try:
+    config = json.loads(os.environ.get("TF_CONFIG", ""))
+    cluster = config["cluster"]
+    task_type = config["task"]["type"]
+    task_index = int(config["task"].get("index", 0))
+    num_workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    raise InputError("TF_CONFIG is not the JSON of a cluster and this task "
+                     "(%s)" % errors.one_line(e, 100))
+  is_chief = task_type == "chief" or (
+      task_type == "worker" and task_index == 0 and "chief" not in cluster)
+  return WorkerRole(task_type, task_index, num_workers, is_chief)
 
 
 def manifest_settings(settings, task, bert_config, method, model_shapes):
@@ -1689,11 +1727,11 @@ def check_run_folder(folder, manifest, training, what="--output_dir"):
 
 
 def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
-                   padding, model_shapes):
+                   padding, model_shapes, role):
   """run() once the checks passed and the output folder is locked."""
   manifest = (None if bundle else
               manifest_settings(s, task, bert_config, method, model_shapes))
-  if s.overwrite_output_dir and (
+  if s.overwrite_output_dir and role.is_chief and (
       tf.io.gfile.exists(run_folder.manifest_path(s.output_dir)) or
       tf.train.latest_checkpoint(s.output_dir)):
     removed = run_folder.clear(s.output_dir)
@@ -1752,7 +1790,8 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
     check_run_folder(s.output_dir, manifest, training=s.do_train)
   # With a bundle nothing is restored from model_dir: no compact saver.
   compact = not bundle and compact_checkpoints(
-      s.output_dir, s.init_checkpoint, method, model_shapes, s.do_train)
+      s.output_dir, s.init_checkpoint, method, model_shapes,
+      s.do_train and role.is_chief)
 
   def estimator(**kwargs):
     return make_estimator(s, bert_config, task.num_labels, method, model_dir,
@@ -1798,9 +1837,10 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
         input_file=train_file, seq_length=s.max_seq_length,
         is_training=True, drop_remainder=True, seed=s.seed, padding=padding,
         skip_batches=start_step)
-    run_folder.write_manifest(s.output_dir, manifest, {
-        "init_checkpoint": s.init_checkpoint, "train_file": train_path,
-        "vocab_file": s.vocab_file, "num_train_steps": num_train_steps})
+    if role.is_chief:
+      run_folder.write_manifest(s.output_dir, manifest, {
+          "init_checkpoint": s.init_checkpoint, "train_file": train_path,
+          "vocab_file": s.vocab_file, "num_train_steps": num_train_steps})
     start = time.time()
     stopper = StopOnSignalHook()
     try:
@@ -1829,6 +1869,14 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
                                num_train_steps,
                                tf.train.latest_checkpoint(s.output_dir)))
     logging.info("Training took %.1f s", time.time() - start)
+    if not role.is_chief:
+      # The Estimator gave this worker a scratch model_dir of its own.
+      fileio.remove_quietly(os.path.join(
+          s.output_dir, "tmp_%s_%d" % (role.task_type, role.task_index)))
+      logging.info("%s %d of %d (not the chief): trained; the chief writes "
+                   "the checkpoints, the bundle and the results",
+                   role.task_type, role.task_index, role.num_workers)
+      return {}
     if not method.whole_model or s.export_adapter_bundle:
       export_adapter_bundle(s.output_dir, bundle_dir, method, task,
                             bert_config, s.max_seq_length, s.do_lower_case,
