@@ -1141,6 +1141,23 @@ def session_config(intra_op_threads, inter_op_threads, use_tpu,
 STRATEGIES = ("one_device", "mirrored", "multi_worker")
 
 
+def declare_cpu_devices(count):
+  """Splits the CPU into `count` logical devices in TF's eager context.
+
+  The Estimator's session gets its devices from `session_config`; this is
+  for MirroredStrategy's constructor, which checks its devices against the
+  eager context. It must run before that context starts (before the first
+  eager op); afterwards the context keeps what it has, and a constructor
+  given missing devices fails with TF's own message.
+  """
+  cpus = tf.config.list_physical_devices("CPU")
+  try:
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
+  except RuntimeError:
+    pass  # the context started already
+
+
 def build_strategy(strategy, num_cpu_devices=0):
   """The tf.distribute strategy of --strategy, or None for one device.
 
@@ -1158,6 +1175,7 @@ def build_strategy(strategy, num_cpu_devices=0):
     return None
   if strategy == "mirrored":
     if num_cpu_devices > 1:
+      declare_cpu_devices(num_cpu_devices)
       devices = ["/cpu:%d" % i for i in range(num_cpu_devices)]
     elif gpu_available():
       devices = None  # every local GPU
