@@ -111,7 +111,9 @@ class Settings(object):
   # Task options and logging.
   xnli_language: str = "zh"
   log_every_n_steps: int = 100
-  # Speed.
+  # Devices and speed.
+  strategy: str = "one_device"
+  num_cpu_devices: int = 0  # mirrored without GPUs: N logical CPU devices
   padding: str = "auto"
   intra_op_parallelism_threads: int = 0
   inter_op_parallelism_threads: int = 0
@@ -220,6 +222,27 @@ def validate_settings(settings):
     resolve_padding(s.padding, s.use_tpu)
   except ValueError as e:
     raise InputError(e)
+  if s.strategy not in STRATEGIES:
+    raise InputError("--strategy=%s: unknown (known: %s)" % (
+        s.strategy, ", ".join(STRATEGIES)))
+  if s.strategy != "one_device" and s.use_tpu:
+    raise InputError("--strategy=%s is for CPUs and GPUs; on Cloud TPU, "
+                     "--use_tpu=true shards over the TPU cores itself" %
+                     s.strategy)
+  if s.strategy == "multi_worker" and not os.environ.get("TF_CONFIG"):
+    raise InputError("--strategy=multi_worker needs TF_CONFIG (the cluster "
+                     "and this worker's task) in the environment")
+  if s.num_cpu_devices < 0 or s.num_cpu_devices == 1:
+    raise InputError("--num_cpu_devices must be 0 (none) or at least 2, got "
+                     "%d" % s.num_cpu_devices)
+  if s.num_cpu_devices and s.strategy != "mirrored":
+    raise InputError("--num_cpu_devices=%d is for --strategy=mirrored" %
+                     s.num_cpu_devices)
+  if s.num_cpu_devices and s.train_batch_size % s.num_cpu_devices:
+    raise InputError(
+        "--train_batch_size=%d is the global batch; it must split evenly over "
+        "the %d replicas of --num_cpu_devices" % (s.train_batch_size,
+                                                  s.num_cpu_devices))
   for name in ("intra_op_parallelism_threads", "inter_op_parallelism_threads"):
     if getattr(s, name) < 0:
       raise InputError("--%s must be >= 0 (0: TensorFlow's choice), got %d" %
@@ -630,8 +653,16 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
       batch[name] = tf.pad(batch[name], [[0, 0], [0, target - width]])
     return batch
 
-  def input_fn(params):
+  def input_fn(params, input_context=None):
     batch_size = params["batch_size"]
+    replicas = 1
+    if input_context is not None and input_context.num_replicas_in_sync > 1:
+      # tf.distribute gives each replica its own batch from this stream:
+      # consecutive per-replica batches together make the global one, the
+      # same rows one device would take in one batch (with "static" or
+      # "batch" padding; "bucket" groups by length, so it differs).
+      replicas = input_context.num_replicas_in_sync
+      batch_size = input_context.get_per_replica_batch_size(batch_size)
     d = tf.data.TFRecordDataset(input_file)
     if is_training:
       d = d.repeat()
@@ -654,7 +685,7 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
     if padding != "static" and pad_to_multiple > 1:
       d = d.map(round_up_width)
     if skip_batches:
-      d = d.skip(skip_batches)
+      d = d.skip(skip_batches * replicas)
     return d.prefetch(tf.data.AUTOTUNE)
 
   return input_fn
@@ -682,6 +713,16 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
     predictions [batch] (class id or score), and for classification
     probabilities [batch, num_labels].
   """
+  with tf.variable_scope(tf.get_variable_scope(),
+                         custom_getter=modeling.name_seeded_getter):
+    return _create_model(bert_config, is_training, input_ids, input_mask,
+                         segment_ids, labels, num_labels, adapter_config,
+                         ablated_adapter_layers)
+
+
+def _create_model(bert_config, is_training, input_ids, input_mask,
+                  segment_ids, labels, num_labels, adapter_config,
+                  ablated_adapter_layers):
   model = modeling.BertModel(
       config=bert_config,
       is_training=is_training,
@@ -729,7 +770,7 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
                      num_train_steps, num_warmup_steps, use_tpu, method,
                      log_every_n_steps=100, ablated_adapter_layers=(),
                      compact_checkpoints=False, keep_checkpoint_max=5,
-                     max_loss=None):
+                     max_loss=None, train_batch_size=None):
   """Returns the `model_fn` closure for TPUEstimator (TRAIN and PREDICT).
 
   Evaluation runs through PREDICT as well: the metrics GLUE asks for (MCC,
@@ -768,6 +809,9 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
           tf.train.init_from_checkpoint(checkpoint, assignment_map)
       if compact_checkpoints:
         return compact_scaffold(method, keep_checkpoint_max)
+      if optimization.replica_count() > 1:
+        return tf.train.Scaffold(local_init_op=tf.group(
+            tf.train.Scaffold.default_local_init_op(), replica_sync_op()))
       return tf.train.Scaffold()
 
     if mode == tf.estimator.ModeKeys.TRAIN:
@@ -775,12 +819,28 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
       train_op = optimization.create_optimizer(
           outputs["loss"], learning_rate, num_train_steps, num_warmup_steps,
           use_tpu, trained, max_loss=max_loss)
+      loss = outputs["loss"]
+      replicas = optimization.replica_count()
+      if replicas > 1:
+        # The Estimator sums the replicas' losses for its own reports; each
+        # replica's share makes that sum the global batch's mean loss. The
+        # throughput log reads the same mean, reduced in the graph.
+        loss = outputs["loss"] / replicas
+        logged_loss = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.MEAN, outputs["loss"])
+        # Every replica's side of that all-reduce must run each step (the
+        # hook fetches one replica's): else the others wait forever.
+        train_op = tf.group(train_op, logged_loss)
+      else:
+        logged_loss = loss
       # On TPU the loss lives on the device; TPUEstimator logs its own rates.
       hooks = [] if use_tpu else [
-          ThroughputHook(outputs["loss"], params["batch_size"],
+          ThroughputHook(logged_loss,
+                         # Under tf.distribute params has no batch size.
+                         params.get("batch_size", train_batch_size),
                          log_every_n_steps)]
       return tf.estimator.tpu.TPUEstimatorSpec(
-          mode=mode, loss=outputs["loss"], train_op=train_op,
+          mode=mode, loss=loss, train_op=train_op,
           training_hooks=hooks, scaffold_fn=scaffold_fn)
 
     if mode == tf.estimator.ModeKeys.PREDICT:
@@ -816,18 +876,56 @@ def compact_scaffold(method, keep_checkpoint_max):
   Returns:
     tf.train.Scaffold.
   """
+  # The model_fn (and so this) runs once per replica under tf.distribute:
+  # one scaffold serves them all, so no replica's initializers run after
+  # another's replica_sync_op.
+  built = tf.get_collection(_COMPACT_SCAFFOLD)
+  if built:
+    return built[0]
   frozen = [v for v in tf.trainable_variables()
             if not method.trains(adapters.variable_name(v))]
   frozen_ids = {id(v) for v in frozen}
   saved = [v for v in tf.global_variables() if id(v) not in frozen_ids]
   saver = tf.train.Saver(saved, sharded=True, max_to_keep=keep_checkpoint_max,
                          save_relative_paths=True)
-  return tf.train.Scaffold(
+  # Through the graph collection, not the Scaffold argument: under
+  # tf.distribute the Estimator tests that argument's truth (`if op:`), which
+  # a Tensor refuses; the collection is read by every path alike.
+  tf.add_to_collection(tf.GraphKeys.READY_FOR_LOCAL_INIT_OP,
+                       tf.report_uninitialized_variables(saved))
+  local_init_op = tf.group(tf.variables_initializer(frozen),
+                           tf.train.Scaffold.default_local_init_op())
+  if optimization.replica_count() > 1:
+    with tf.control_dependencies([local_init_op]):
+      local_init_op = replica_sync_op()
+  scaffold = tf.train.Scaffold(
       init_op=tf.variables_initializer(saved),
-      ready_for_local_init_op=tf.report_uninitialized_variables(saved),
-      local_init_op=tf.group(tf.variables_initializer(frozen),
-                             tf.train.Scaffold.default_local_init_op()),
+      local_init_op=local_init_op,
       saver=saver)
+  tf.add_to_collection(_COMPACT_SCAFFOLD, scaffold)
+  return scaffold
+
+
+_COMPACT_SCAFFOLD = "adapter_bert_compact_scaffold"
+
+
+def replica_sync_op():
+  """Copies every mirrored variable's first copy into its other copies.
+
+  Under MirroredStrategy a variable has one copy per device, and the copies
+  after the first take their initial value from the first one's *original*
+  initializer. `init_from_checkpoint` replaces only the first copy's, so the
+  other replicas would start from random weights (measured: different losses
+  from step 0). This op, run by the session manager after every
+  initialisation or restore, makes every copy the first one's.
+  """
+  strategy = tf.distribute.get_strategy()
+  assignments = []
+  for variable in tf.global_variables():
+    copies = strategy.experimental_local_results(variable)
+    for copy in copies[1:]:
+      assignments.append(copy.assign(copies[0].read_value()))
+  return tf.group(*assignments, name="replica_sync")
 
 
 def checkpoint_assignment_maps(variables, checkpoints):
@@ -1010,21 +1108,90 @@ class ThroughputHook(tf.estimator.SessionRunHook):
       (self._last_time, self._last_step) = (now, step)
 
 
-def session_config(intra_op_threads, inter_op_threads, use_tpu):
-  """The session's thread pools; 0 means the default.
+def session_config(intra_op_threads, inter_op_threads, use_tpu,
+                   num_cpu_devices=0):
+  """The session's devices and thread pools; 0 means the default.
 
   The default inter-op pool is 1 thread on a machine with no GPU: matmuls
   already use every core, and one op at a time was measured faster there
   than TensorFlow's default (one thread per core; benchmarks/README.md).
   Elsewhere TensorFlow chooses.
+
+  Args:
+    num_cpu_devices: logical CPU devices for a mirrored strategy over CPUs.
+      They must be declared here: devices set with `tf.config` do not reach
+      the Estimator's session. Replicas then run ops side by side and wait on
+      each other in all-reduces, which deadlocks a small inter-op pool, so it
+      gets at least 8 threads per device.
   """
-  if not inter_op_threads and not use_tpu and not gpu_available():
+  device_count = {}
+  if num_cpu_devices > 1:
+    device_count = {"CPU": num_cpu_devices}
+    inter_op_threads = max(inter_op_threads, 8 * num_cpu_devices)
+  elif not inter_op_threads and not use_tpu and not gpu_available():
     inter_op_threads = 1
-  if not (intra_op_threads or inter_op_threads):
+  if not (intra_op_threads or inter_op_threads or device_count):
     return None
   return tf.ConfigProto(intra_op_parallelism_threads=intra_op_threads,
                         inter_op_parallelism_threads=inter_op_threads,
+                        device_count=device_count,
                         allow_soft_placement=True)
+
+
+STRATEGIES = ("one_device", "mirrored", "multi_worker")
+
+
+def declare_cpu_devices(count):
+  """Splits the CPU into `count` logical devices in TF's eager context.
+
+  The Estimator's session gets its devices from `session_config`; this is
+  for MirroredStrategy's constructor, which checks its devices against the
+  eager context. It must run before that context starts (before the first
+  eager op); afterwards the context keeps what it has, and a constructor
+  given missing devices fails with TF's own message.
+  """
+  cpus = tf.config.list_physical_devices("CPU")
+  try:
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
+  except RuntimeError:
+    pass  # the context started already
+
+
+def build_strategy(strategy, num_cpu_devices=0):
+  """The tf.distribute strategy of --strategy, or None for one device.
+
+  mirrored: synchronous replicas on this machine, one per GPU (or one per
+  logical CPU device with `num_cpu_devices`). multi_worker: the same across
+  the machines `TF_CONFIG` lists.
+
+  Raises:
+    InputError: an unknown strategy, or one this machine cannot run.
+  """
+  if strategy == "one_device":
+    if num_cpu_devices > 1:
+      raise InputError("--num_cpu_devices=%d is for --strategy=mirrored" %
+                       num_cpu_devices)
+    return None
+  if strategy == "mirrored":
+    if num_cpu_devices > 1:
+      declare_cpu_devices(num_cpu_devices)
+      devices = ["/cpu:%d" % i for i in range(num_cpu_devices)]
+    elif gpu_available():
+      devices = None  # every local GPU
+    else:
+      raise InputError(
+          "--strategy=mirrored: this machine has no GPU; give "
+          "--num_cpu_devices=N to mirror over N logical CPU devices (it shows "
+          "the mechanism, not a speed-up)")
+    return tf.distribute.MirroredStrategy(devices)
+  if strategy == "multi_worker":
+    if not os.environ.get("TF_CONFIG"):
+      raise InputError("--strategy=multi_worker needs TF_CONFIG (the cluster "
+                       "and this worker's task) in the environment")
+    return tf.distribute.experimental.MultiWorkerMirroredStrategy()
+  raise InputError("--strategy=%s: unknown (known: %s)" % (
+      strategy, ", ".join(STRATEGIES)))
 
 
 def gpu_available():
@@ -1049,6 +1216,7 @@ def make_estimator(settings, bert_config, num_labels, method, model_dir,
       optimizer slots and the step (`compact_scaffold`).
   """
   s = settings
+  distribution = build_strategy(s.strategy, s.num_cpu_devices)
   tpu_cluster_resolver = None
   if s.use_tpu and s.tpu_name:
     tpu_cluster_resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
@@ -1057,7 +1225,8 @@ def make_estimator(settings, bert_config, num_labels, method, model_dir,
       cluster=tpu_cluster_resolver,
       session_config=session_config(s.intra_op_parallelism_threads,
                                     s.inter_op_parallelism_threads,
-                                    s.use_tpu),
+                                    s.use_tpu, s.num_cpu_devices),
+      train_distribute=distribution,
       master=s.master,
       model_dir=model_dir,
       tf_random_seed=s.seed,
@@ -1083,7 +1252,8 @@ def make_estimator(settings, bert_config, num_labels, method, model_dir,
       ablated_adapter_layers=ablated_adapter_layers,
       compact_checkpoints=compact_checkpoints,
       keep_checkpoint_max=run_config.keep_checkpoint_max,
-      max_loss=s.max_loss)
+      max_loss=s.max_loss,
+      train_batch_size=s.train_batch_size)
   return tf.estimator.tpu.TPUEstimator(
       use_tpu=s.use_tpu,
       model_fn=model_fn,
@@ -1484,13 +1654,48 @@ def run(settings, explicit=()):
   logging.info("%s", parameter_summary(model_shapes, method))
   # Every check above writes nothing; the first output comes next.
   check_output_paths(s)
+  # Under multi_worker every worker runs this job in the same folder: the
+  # chief writes the run's files, the others only train beside it.
+  role = worker_role(s.strategy)
   with contextlib.ExitStack() as stack:
     try:
-      stack.enter_context(run_folder.locked(s.output_dir))
+      stack.enter_context(run_folder.locked(
+          s.output_dir, run_folder.LOCK if role.is_chief else
+          "%s-%s-%d" % (run_folder.LOCK, role.task_type, role.task_index)))
     except run_folder.FolderInUse as e:
       raise InputError(e)
     return _run_in_folder(s, bundle, bert_config, tokenizer, task, method,
-                          ablated, padding, model_shapes)
+                          ablated, padding, model_shapes, role)
+
+
+WorkerRole = collections.namedtuple(
+    "WorkerRole", ["task_type", "task_index", "num_workers", "is_chief"])
+
+
+def worker_role(strategy):
+  """This process's place in a multi-worker cluster (TF_CONFIG).
+
+  The chief is the "chief" task, or worker 0 when the cluster has none (the
+  rule of tf.distribute and the Estimator). Outside multi_worker every
+  process is its own chief.
+
+  Raises:
+    InputError: TF_CONFIG that is not the JSON of a cluster and a task.
+  """
+  if strategy != "multi_worker":
+    return WorkerRole("worker", 0, 1, True)
+  try:
+    config = json.loads(os.environ.get("TF_CONFIG", ""))
+    cluster = config["cluster"]
+    task_type = config["task"]["type"]
+    task_index = int(config["task"].get("index", 0))
+    num_workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    raise InputError("TF_CONFIG is not the JSON of a cluster and this task "
+                     "(%s)" % errors.one_line(e, 100))
+  is_chief = task_type == "chief" or (
+      task_type == "worker" and task_index == 0 and "chief" not in cluster)
+  return WorkerRole(task_type, task_index, num_workers, is_chief)
 
 
 def manifest_settings(settings, task, bert_config, method, model_shapes):
@@ -1540,11 +1745,11 @@ def check_run_folder(folder, manifest, training, what="--output_dir"):
 
 
 def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
-                   padding, model_shapes):
+                   padding, model_shapes, role):
   """run() once the checks passed and the output folder is locked."""
   manifest = (None if bundle else
               manifest_settings(s, task, bert_config, method, model_shapes))
-  if s.overwrite_output_dir and (
+  if s.overwrite_output_dir and role.is_chief and (
       tf.io.gfile.exists(run_folder.manifest_path(s.output_dir)) or
       tf.train.latest_checkpoint(s.output_dir)):
     removed = run_folder.clear(s.output_dir)
@@ -1603,7 +1808,8 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
     check_run_folder(s.output_dir, manifest, training=s.do_train)
   # With a bundle nothing is restored from model_dir: no compact saver.
   compact = not bundle and compact_checkpoints(
-      s.output_dir, s.init_checkpoint, method, model_shapes, s.do_train)
+      s.output_dir, s.init_checkpoint, method, model_shapes,
+      s.do_train and role.is_chief)
 
   def estimator(**kwargs):
     return make_estimator(s, bert_config, task.num_labels, method, model_dir,
@@ -1629,6 +1835,15 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
     logging.info("***** Running training *****")
     logging.info("  Num examples = %d", len(train_examples))
     logging.info("  Batch size = %d", s.train_batch_size)
+    if s.strategy != "one_device":
+      replicas = (s.num_cpu_devices or len(tf.config.list_physical_devices(
+          "GPU")) or 1) if s.strategy == "mirrored" else None
+      logging.info("  --strategy=%s: %s", s.strategy, (
+          "%d replicas of %d examples each (the global batch of %d is split "
+          "over them; the schedule counts global batches)" % (
+              replicas, s.train_batch_size // replicas, s.train_batch_size)
+          if replicas else "the global batch of %d is split over every "
+          "worker's replicas" % s.train_batch_size))
     logging.info("  Num steps = %d", num_train_steps)
     # A resumed run skips the batches it consumed before; with dropout a
     # function of the step (modeling.dropout_seed) it then ends exactly as
@@ -1640,16 +1855,27 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
         input_file=train_file, seq_length=s.max_seq_length,
         is_training=True, drop_remainder=True, seed=s.seed, padding=padding,
         skip_batches=start_step)
-    run_folder.write_manifest(s.output_dir, manifest, {
-        "init_checkpoint": s.init_checkpoint, "train_file": train_path,
-        "vocab_file": s.vocab_file, "num_train_steps": num_train_steps})
+    if role.is_chief:
+      run_folder.write_manifest(s.output_dir, manifest, {
+          "init_checkpoint": s.init_checkpoint, "train_file": train_path,
+          "vocab_file": s.vocab_file, "num_train_steps": num_train_steps})
     start = time.time()
     stopper = StopOnSignalHook()
     try:
-      estimator(num_train_steps=num_train_steps,
-                num_warmup_steps=num_warmup_steps).train(
-                    input_fn=train_input_fn, max_steps=num_train_steps,
-                    hooks=[stopper])
+      trainer = estimator(num_train_steps=num_train_steps,
+                          num_warmup_steps=num_warmup_steps)
+      if s.strategy == "multi_worker":
+        # The Estimator runs several workers only through train_and_evaluate
+        # (its "distribute coordinator"); with no evaluator task in TF_CONFIG
+        # the eval spec is never used: evaluation runs after training, here.
+        tf.estimator.train_and_evaluate(
+            trainer,
+            tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
+                                   hooks=[stopper]),
+            tf.estimator.EvalSpec(train_input_fn, steps=1))
+      else:
+        trainer.train(input_fn=train_input_fn, max_steps=num_train_steps,
+                      hooks=[stopper])
     except tf.errors.InvalidArgumentError as e:
       if optimization.DIVERGED_MARKER not in str(e):
         raise
@@ -1661,6 +1887,14 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
                                num_train_steps,
                                tf.train.latest_checkpoint(s.output_dir)))
     logging.info("Training took %.1f s", time.time() - start)
+    if not role.is_chief:
+      # The Estimator gave this worker a scratch model_dir of its own.
+      fileio.remove_quietly(os.path.join(
+          s.output_dir, "tmp_%s_%d" % (role.task_type, role.task_index)))
+      logging.info("%s %d of %d (not the chief): trained; the chief writes "
+                   "the checkpoints, the bundle and the results",
+                   role.task_type, role.task_index, role.num_workers)
+      return {}
     if not method.whole_model or s.export_adapter_bundle:
       export_adapter_bundle(s.output_dir, bundle_dir, method, task,
                             bert_config, s.max_seq_length, s.do_lower_case,

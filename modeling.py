@@ -23,6 +23,7 @@ for (checkpoint, assignment_map) in maps:
 import copy
 import json
 import math
+import re
 import zlib
 
 import numpy as np
@@ -316,20 +317,39 @@ def dropout(input_tensor, dropout_prob):
     seed = dropout_seed()
     shape = get_shape_list(input_tensor)
     width = input_tensor.shape[-1]
+    (replica, replicas) = _replica_position()
+
+    def draw(random_shape, **kwargs):
+      """Stateless randoms of `random_shape`; under tf.distribute, this
+      replica's rows of the global batch's draw, so N replicas drop exactly
+      what one device would drop on the whole batch."""
+      if replicas == 1:
+        return tf.random.stateless_uniform(random_shape, seed, **kwargs)
+      rows = random_shape[0]
+      draws = tf.random.stateless_uniform(
+          [rows * replicas] + random_shape[1:], seed, **kwargs)
+      return draws[replica * rows:(replica + 1) * rows]
+
     if width is None or int(width) % 2:
-      uniform = tf.random.stateless_uniform(shape, seed,
-                                            dtype=input_tensor.dtype)
+      uniform = draw(shape, dtype=input_tensor.dtype)
       keep = tf.cast(uniform >= dropout_prob, input_tensor.dtype)
       return input_tensor * (keep * (1.0 / (1.0 - dropout_prob)))
     # One int32 per two elements, split into two uint16 halves.
-    bits = tf.random.stateless_uniform(shape[:-1] + [int(width) // 2], seed,
-                                       minval=None, maxval=None,
-                                       dtype=tf.int32)
+    bits = draw(shape[:-1] + [int(width) // 2], minval=None, maxval=None,
+                dtype=tf.int32)
     bits = tf.reshape(tf.bitcast(bits, tf.uint16), shape)
     threshold = int(round(dropout_prob * 65536))
     scale = 65536.0 / (65536 - threshold)
     keep = tf.cast(bits >= threshold, input_tensor.dtype)
     return input_tensor * (keep * scale)
+
+
+def _replica_position():
+  """(this replica's index, replicas in sync): (0, 1) outside tf.distribute."""
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return (0, 1)
+  return (context.replica_id_in_sync_group, context.num_replicas_in_sync)
 
 
 def dropout_seed():
@@ -346,7 +366,10 @@ def dropout_seed():
   if global_step is None:
     return tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
   graph = tf.get_default_graph()
-  site = zlib.crc32(("%s|%s" % (graph.seed, graph.get_name_scope()))
+  # tf.distribute builds replica k > 0 under a "replica_k/" scope: the site
+  # is the same dropout for every replica.
+  scope = re.sub(r"^replica_\d+/", "", graph.get_name_scope())
+  site = zlib.crc32(("%s|%s" % (graph.seed, scope))
                     .encode("utf-8")) & 0x7FFFFFFF
   return tf.stack([tf.constant(site, dtype=tf.int64),
                    tf.cast(global_step, tf.int64)])
@@ -365,6 +388,26 @@ def layer_norm(input_tensor, epsilon=1e-12, name="LayerNorm"):
 
 def layer_norm_and_dropout(input_tensor, dropout_prob, epsilon=1e-12):
   return dropout(layer_norm(input_tensor, epsilon), dropout_prob)
+
+
+def name_seeded_getter(getter, name, *args, **kwargs):
+  """A variable-scope custom getter: unseeded truncated-normal initializers
+  get a seed from the variable's name.
+
+  TensorFlow seeds an op by its position in the graph, so the same variable
+  would start elsewhere in a graph built another way (under tf.distribute,
+  or with one more op before it). With this, a new variable's initial value
+  is a function of the graph seed (--seed) and its name alone: mirrored
+  training starts from the weights one device starts from.
+  """
+  initializer = kwargs.get("initializer")
+  if (isinstance(initializer, tf.truncated_normal_initializer) and
+      initializer.seed is None):
+    kwargs["initializer"] = tf.truncated_normal_initializer(
+        mean=initializer.mean, stddev=initializer.stddev,
+        seed=zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF,
+        dtype=initializer.dtype)
+  return getter(name, *args, **kwargs)
 
 
 def create_initializer(initializer_range=0.02):

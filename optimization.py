@@ -90,11 +90,24 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
   # GATE_NONE matters: the default GATE_OP groups all input gradients of an op,
   # which would compute every frozen kernel's weight gradient anyway. Under
   # CrossShardOptimizer this also averages the loss over the shards.
-  grads_and_vars = optimizer.compute_gradients(
-      loss, var_list=trained_variables,
-      gate_gradients=tf.train.Optimizer.GATE_NONE)
-  grads = [g for (g, _) in grads_and_vars]
-  variables = [v for (_, v) in grads_and_vars]
+  replicas = replica_count()
+  if replicas > 1:
+    # tf.distribute (MirroredStrategy, MultiWorkerMirroredStrategy): each
+    # replica has an equal share of the global batch, so the mean of their
+    # gradients is the gradient of the global batch's mean loss. It is
+    # reduced before clipping, so the clip sees the global gradient exactly
+    # as on one device. (tf.gradients, not compute_gradients, which may
+    # rescale the loss by the replica count depending on Estimator state.)
+    variables = list(trained_variables)
+    grads = tf.gradients(loss, variables)
+    grads = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.MEAN, [tf.convert_to_tensor(g) for g in grads])
+  else:
+    grads_and_vars = optimizer.compute_gradients(
+        loss, var_list=trained_variables,
+        gate_gradients=tf.train.Optimizer.GATE_NONE)
+    grads = [g for (g, _) in grads_and_vars]
+    variables = [v for (_, v) in grads_and_vars]
   (grads, global_norm) = tf.clip_by_global_norm(grads, clip_norm=clip_norm)
 
   guards = []
@@ -107,14 +120,48 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
                   "gradient norm", global_norm], name="divergence_guard"))
   # Every update op is created under the guard, so none runs before it.
   with tf.control_dependencies(guards):
-    train_op = optimizer.apply_gradients(zip(grads, variables),
-                                         global_step=global_step)
+    if replicas > 1:
+      # Every replica holds the same reduced gradients: each mirrored
+      # variable is updated on its devices from them, with no second
+      # reduction (which the base Optimizer's apply would add).
+      train_op = tf.distribute.get_replica_context().merge_call(
+          _apply_mirrored,
+          args=(optimizer, learning_rate, list(zip(grads, variables))))
+    else:
+      train_op = optimizer.apply_gradients(zip(grads, variables),
+                                           global_step=global_step)
   # AdamWeightDecayOptimizer leaves the global step alone (as BERT's does), so
   # the step is incremented here, once, after the update.
   with tf.control_dependencies([train_op]):
     new_global_step = global_step + 1
     train_op = tf.group(train_op, [global_step.assign(new_global_step)])
   return train_op
+
+
+def replica_count():
+  """Replicas training in sync: 1 outside a tf.distribute strategy."""
+  context = tf.distribute.get_replica_context()
+  return context.num_replicas_in_sync if context is not None else 1
+
+
+def _apply_mirrored(strategy, optimizers, learning_rates, grads_and_vars):
+  """merge_call body: AdamW on each device's copy of each variable.
+
+  Args:
+    optimizers, learning_rates: each replica's (the model_fn ran once per
+      replica); the optimizers are alike, the rates equal.
+
+  Slots are created here, in cross-replica context, so they are mirrored
+  like the variables they belong to.
+  """
+  optimizer = strategy.experimental_local_results(optimizers)[0]
+  updates = []
+  for (grad, param) in grads_and_vars:
+    (m, v) = optimizer.slots(param)
+    updates.append(strategy.extended.update(
+        param, optimizer.update, args=(grad, m, v, learning_rates),
+        group=True))
+  return tf.group(*updates)
 
 
 class AdamWeightDecayOptimizer(tf.train.Optimizer):
@@ -142,38 +189,48 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
 
   def apply_gradients(self, grads_and_vars, global_step=None, name=None):
     """Applies one AdamW update; `global_step` is not incremented here."""
-    assignments = []
+    updates = []
     for (grad, param) in grads_and_vars:
       if grad is None or param is None:
         continue
-      param_name = adapters.variable_name(param)
-      # Embedding gradients arrive as IndexedSlices; AdamW with decay updates
-      # every row anyway, so make them dense.
-      grad = tf.convert_to_tensor(grad)
-      m = tf.get_variable(
-          name=param_name + "/adam_m",
-          shape=param.shape.as_list(),
-          dtype=tf.float32,
-          trainable=False,
-          initializer=tf.zeros_initializer())
-      v = tf.get_variable(
-          name=param_name + "/adam_v",
-          shape=param.shape.as_list(),
-          dtype=tf.float32,
-          trainable=False,
-          initializer=tf.zeros_initializer())
+      (m, v) = self.slots(param)
+      updates.append(self.update(param, grad, m, v))
+    return tf.group(*updates, name=name)
 
-      next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
-      next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
-      update = next_m / (tf.sqrt(next_v) + self.epsilon)
-      # Decoupled decay: added to the update, not to the gradient, so Adam's
-      # second-moment scaling does not shrink it (Loshchilov & Hutter).
-      if self._do_use_weight_decay(param_name):
-        update += self.weight_decay_rate * param
-      next_param = param - self.learning_rate * update
-      assignments.extend([param.assign(next_param), m.assign(next_m),
-                          v.assign(next_v)])
-    return tf.group(*assignments, name=name)
+  def slots(self, param):
+    """Adam's two moments of `param`, created at zero on first use."""
+    param_name = adapters.variable_name(param)
+    return tuple(
+        tf.get_variable(name=param_name + suffix,
+                        shape=param.shape.as_list(),
+                        dtype=tf.float32,
+                        trainable=False,
+                        initializer=tf.zeros_initializer())
+        for suffix in ("/adam_m", "/adam_v"))
+
+  def update(self, param, grad, m, v, learning_rate=None):
+    """The AdamW update of one variable (and its slots), as one op.
+
+    Args:
+      learning_rate: (optional) this device's copy of the rate; default
+        the optimizer's.
+    """
+    if learning_rate is None:
+      learning_rate = self.learning_rate
+    param_name = adapters.variable_name(param)
+    # Embedding gradients arrive as IndexedSlices; AdamW with decay updates
+    # every row anyway, so make them dense.
+    grad = tf.convert_to_tensor(grad)
+    next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
+    next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
+    update = next_m / (tf.sqrt(next_v) + self.epsilon)
+    # Decoupled decay: added to the update, not to the gradient, so Adam's
+    # second-moment scaling does not shrink it (Loshchilov & Hutter).
+    if self._do_use_weight_decay(param_name):
+      update += self.weight_decay_rate * param
+    next_param = param - learning_rate * update
+    return tf.group(param.assign(next_param), m.assign(next_m),
+                    v.assign(next_v))
 
   def _do_use_weight_decay(self, param_name):
     if not self.weight_decay_rate:

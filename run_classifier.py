@@ -185,6 +185,17 @@ flags.DEFINE_enum(
     "need it); batch: each batch to its longest row; bucket: as batch, with "
     "training batches drawn from rows of similar length; auto: static on "
     "TPU, bucket elsewhere. Eval and predict results do not depend on it.")
+flags.DEFINE_enum(
+    "strategy", "one_device", list(classifier.STRATEGIES),
+    "How training uses devices (tf.distribute): one_device; mirrored "
+    "(synchronous replicas over every local GPU, or --num_cpu_devices "
+    "logical CPU devices); multi_worker (MultiWorkerMirroredStrategy over the "
+    "machines TF_CONFIG lists). --train_batch_size stays the global batch. "
+    "On Cloud TPU use --use_tpu instead.")
+flags.DEFINE_integer(
+    "num_cpu_devices", 0,
+    "--strategy=mirrored on a machine without GPUs: mirror over this many "
+    "logical CPU devices (shows the mechanism and tests it; no speed-up).")
 flags.DEFINE_integer(
     "intra_op_parallelism_threads", 0,
     "Threads one op may use; 0: TensorFlow's choice (all cores).")

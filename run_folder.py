@@ -203,7 +203,7 @@ class FolderInUse(ValueError):
 
 
 @contextlib.contextmanager
-def locked(folder):
+def locked(folder, name=LOCK):
   """Holds the folder's exclusive lock for the `with` block.
 
   The lock is a `flock` on `<folder>/.lock`, which also records its holder.
@@ -218,7 +218,7 @@ def locked(folder):
     yield
     return
   os.makedirs(folder, exist_ok=True)
-  path = os.path.join(folder, LOCK)
+  path = os.path.join(folder, name)
   handle = open(path, "a+", encoding="utf-8")
   try:
     try:

@@ -85,6 +85,11 @@ MEASUREMENTS = [
     ("train_adapters_static", ("train", "adapters", "static")),
     ("train_adapters_batch", ("train", "adapters", "batch")),
     ("train_full_static", ("train", "full", "static")),
+    # --strategy=mirrored over 2 logical CPU devices, the same global batch;
+    # compare with train_adapters_static (each replica pads its half batch
+    # alike only under static padding). Both logical devices share the same
+    # cores: this measures the mechanism on CPU, not what GPUs would gain.
+    ("train_adapters_mirrored2", ("train", "adapters", "static")),
     ("eval_auto", ("eval", "adapters", "auto")),
     ("eval_static", ("eval", "adapters", "static")),
     ("predict_auto", ("predict", "adapters", "auto")),
@@ -178,8 +183,8 @@ def batch_widths(input_fn, batch_size, num_batches):
   return widths, real
 
 
-def settings_for(opts, work_dir, tuning_mode, padding):
-  return classifier.Settings(
+def settings_for(opts, work_dir, tuning_mode, padding, **changes):
+  return classifier.Settings(**dict(dict(
       task_name=opts.task, data_dir=os.path.join(opts.glue_dir, opts.task),
       output_dir=work_dir,
       bert_config_file=os.path.join(opts.bert_dir, "bert_config.json"),
@@ -193,7 +198,7 @@ def settings_for(opts, work_dir, tuning_mode, padding):
       adapter_size=opts.adapter_size,
       adapter_placement=None if tuning_mode == "adapters" else "none",
       padding=padding, save_checkpoints_steps=10 ** 6,
-      log_every_n_steps=10 ** 6)
+      log_every_n_steps=10 ** 6), **changes))
 
 
 def prepare(settings):
@@ -208,8 +213,11 @@ def prepare(settings):
   return bert_config, task, method, feature_cache, padding
 
 
-def measure_train(opts, work_dir, tuning_mode, padding_flag):
-  s = settings_for(opts, work_dir, tuning_mode, padding_flag)
+def measure_train(opts, work_dir, tuning_mode, padding_flag, **changes):
+  if changes.get("num_cpu_devices"):
+    # Before this process's first eager op (batch_widths below).
+    classifier.declare_cpu_devices(changes["num_cpu_devices"])
+  s = settings_for(opts, work_dir, tuning_mode, padding_flag, **changes)
   bert_config, task, method, feature_cache, padding = prepare(s)
   examples = task.get_train_examples(s.data_dir)
   train_file = feature_cache.features_file(
@@ -301,6 +309,9 @@ def run_child(opts, name, work_dir):
   (kind, tuning_mode, padding) = dict(MEASUREMENTS)[name]
   if kind == "peak":
     result = {"gflops": matmul_peak_gflops(0)}
+  elif kind == "train" and name.endswith("_mirrored2"):
+    result = measure_train(opts, work_dir, tuning_mode, padding,
+                           strategy="mirrored", num_cpu_devices=2)
   elif kind == "train":
     result = measure_train(opts, work_dir, tuning_mode, padding)
   elif kind in ("eval", "predict"):
@@ -341,7 +352,7 @@ def report(results):
     lines.append("matmul peak (fp32, 4096x4096): %.1f GFLOP/s" % peak)
   for name in ("train_adapters_auto", "train_full_auto",
                "train_adapters_static", "train_full_static",
-               "train_adapters_batch"):
+               "train_adapters_batch", "train_adapters_mirrored2"):
     r = results.get(name)
     if not r:
       continue
@@ -365,6 +376,13 @@ def report(results):
   if a and s:
     lines.append("adapters, auto vs static padding: %.2fx" %
                  (a["examples_per_s"] / s["examples_per_s"]))
+  m, s = results.get("train_adapters_mirrored2"), results.get(
+      "train_adapters_static")
+  if m and s:
+    lines.append("mirrored over 2 logical CPU devices vs one device (static "
+                 "padding, same global batch): %.2fx examples/s (both "
+                 "replicas share this machine's CPU cores)" %
+                 (m["examples_per_s"] / s["examples_per_s"]))
   for name in ("eval_auto", "eval_static", "predict_auto"):
     r = results.get(name)
     if r:
