@@ -1,0 +1,82 @@
+"""The Cloud TPU path, as far as a machine without a TPU can take it: the
+model_fn builds TPU specs (CrossShardOptimizer, no host-side ops in the step),
+and a TPUEstimator with use_tpu=True is constructed from the flags."""
+
+import tensorflow.compat.v1 as tf
+
+from conftest import tiny_job_flags
+from conftest import write_sst2_task
+import classifier
+import modeling
+import tuning
+
+
+def tpu_features(batch, width):
+  """A static-shape batch, as the TPU input pipeline gives."""
+  features = {name: tf.zeros([batch, width], tf.int32)
+              for name in ("input_ids", "input_mask", "segment_ids")}
+  features["label_ids"] = tf.zeros([batch], tf.float32)
+  features["is_real_example"] = tf.ones([batch], tf.int32)
+  features["example_index"] = tf.range(batch)
+  return features
+
+
+def tpu_model_fn(tiny_bert):
+  config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
+  method = tuning.build("adapters", adapter_size=8, num_layers=2)
+  return classifier.model_fn_builder(
+      config, 2, [tiny_bert["init_checkpoint"]], learning_rate=1e-3,
+      num_train_steps=10, num_warmup_steps=1, use_tpu=True, method=method,
+      max_loss=1e4, train_batch_size=8)
+
+
+def test_train_spec_builds_for_tpu(tiny_bert):
+  model_fn = tpu_model_fn(tiny_bert)
+  with tf.Graph().as_default() as graph:
+    tf.train.get_or_create_global_step()
+    spec = model_fn(tpu_features(8, 16), None, tf.estimator.ModeKeys.TRAIN,
+                    {"batch_size": 8, "use_tpu": True})
+    assert isinstance(spec, tf.estimator.tpu.TPUEstimatorSpec)
+    assert not spec.training_hooks  # TPUEstimator logs its own rates
+    op_types = {op.type for op in graph.get_operations()}
+    # CrossShardOptimizer sums gradients over the TPU cores...
+    assert "CrossReplicaSum" in op_types
+    # ...and the divergence guard (an Assert, which XLA lacks) is not built.
+    assert not [op for op in graph.get_operations()
+                if "divergence_guard" in op.name]
+    # Adam's slots exist only for what trains.
+    slots = [v.name for v in tf.global_variables() if "/adam_m" in v.name]
+    assert slots and all("adapters" in n or "LayerNorm" in n or
+                         n.startswith("output_") for n in slots), slots
+
+
+def test_predict_spec_builds_for_tpu(tiny_bert):
+  model_fn = tpu_model_fn(tiny_bert)
+  with tf.Graph().as_default():
+    spec = model_fn(tpu_features(8, 16), None,
+                    tf.estimator.ModeKeys.PREDICT,
+                    {"batch_size": 8, "use_tpu": True})
+    assert sorted(spec.predictions) == [
+        "example_index", "is_real_example", "per_example_loss",
+        "predictions", "probabilities"]
+    assert all(t.shape[0] == 8 for t in spec.predictions.values())
+
+
+def test_tpu_estimator_is_constructed_from_the_flags(tmp_path, tiny_bert):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  settings = classifier.Settings(**tiny_job_flags(
+      tiny_bert, data_dir, str(tmp_path / "out"), use_tpu=True,
+      master="grpc://127.0.0.1:1", num_tpu_cores=8, iterations_per_loop=50))
+  config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
+  method = tuning.build("adapters", adapter_size=8, num_layers=2)
+  estimator = classifier.make_estimator(
+      settings, config, 2, method, str(tmp_path / "out"),
+      [tiny_bert["init_checkpoint"]], num_train_steps=10, num_warmup_steps=1)
+  assert isinstance(estimator, tf.estimator.tpu.TPUEstimator)
+  assert estimator.config.master == "grpc://127.0.0.1:1"
+  assert estimator.config.tpu_config.iterations_per_loop == 50
+  assert estimator.config.tpu_config.num_shards == 8
+  assert (estimator.config.tpu_config.per_host_input_for_training ==
+          tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2)
+  # Static shapes on TPU: the automatic padding policy is "static".
+  assert classifier.resolve_padding(settings.padding, True) == "static"
