@@ -238,6 +238,12 @@ def validate_settings(settings):
   if s.num_cpu_devices and s.strategy != "mirrored":
     raise InputError("--num_cpu_devices=%d is for --strategy=mirrored" %
                      s.num_cpu_devices)
+  if (s.strategy == "mirrored" and not s.num_cpu_devices and
+      not gpu_available()):
+    raise InputError(
+        "--strategy=mirrored: this machine has no GPU; give "
+        "--num_cpu_devices=N to mirror over N logical CPU devices (it shows "
+        "the mechanism, not a speed-up)")
   if s.num_cpu_devices and s.train_batch_size % s.num_cpu_devices:
     raise InputError(
         "--train_batch_size=%d is the global batch; it must split evenly over "
@@ -1163,34 +1169,20 @@ def build_strategy(strategy, num_cpu_devices=0):
 
   mirrored: synchronous replicas on this machine, one per GPU (or one per
   logical CPU device with `num_cpu_devices`). multi_worker: the same across
-  the machines `TF_CONFIG` lists.
-
-  Raises:
-    InputError: an unknown strategy, or one this machine cannot run.
+  the machines `TF_CONFIG` lists. The settings were checked against this
+  machine by `validate_settings`.
   """
   if strategy == "one_device":
-    if num_cpu_devices > 1:
-      raise InputError("--num_cpu_devices=%d is for --strategy=mirrored" %
-                       num_cpu_devices)
     return None
   if strategy == "mirrored":
     if num_cpu_devices > 1:
       declare_cpu_devices(num_cpu_devices)
-      devices = ["/cpu:%d" % i for i in range(num_cpu_devices)]
-    elif gpu_available():
-      devices = None  # every local GPU
-    else:
-      raise InputError(
-          "--strategy=mirrored: this machine has no GPU; give "
-          "--num_cpu_devices=N to mirror over N logical CPU devices (it shows "
-          "the mechanism, not a speed-up)")
-    return tf.distribute.MirroredStrategy(devices)
+      return tf.distribute.MirroredStrategy(
+          ["/cpu:%d" % i for i in range(num_cpu_devices)])
+    return tf.distribute.MirroredStrategy()  # every local GPU
   if strategy == "multi_worker":
-    if not os.environ.get("TF_CONFIG"):
-      raise InputError("--strategy=multi_worker needs TF_CONFIG (the cluster "
-                       "and this worker's task) in the environment")
     return tf.distribute.experimental.MultiWorkerMirroredStrategy()
-  raise InputError("--strategy=%s: unknown (known: %s)" % (
+  raise ValueError("unknown strategy %r (known: %s)" % (
       strategy, ", ".join(STRATEGIES)))
 
 
@@ -1346,7 +1338,8 @@ def read_splits(task, data_dir, splits):
     path = task.path(data_dir, split)
     examples = task.read_examples(data_dir, split)
     if not examples:
-      raise InputError("%s: no examples" % path)
+      raise InputError("%s: no examples to predict (%s %s)" % (
+          path, task.name, split.name))
     read.append((split, path, examples))
   return read
 

@@ -335,12 +335,9 @@ def run(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
   jobs = []
   for (name, data_dir) in zip(predictor.tasks, data_dirs):
     task = predictor.tasks[name]["task"]
-    for task_split in present_splits(task, data_dir, split):
-      path = task.path(data_dir, task_split)
-      examples = task.read_examples(data_dir, task_split)
-      if not examples:
-        raise errors.InputError("%s: no examples to predict (%s %s)" % (
-            path, task.name, task_split.name))
+    splits = task.test if split == "test" else task.dev
+    for (task_split, path, examples) in classifier.read_splits(
+        task, data_dir, splits):
       jobs.append((task, task_split, path, examples))
 
   human = fileio.human_bytes
@@ -388,13 +385,6 @@ def write_submissions(output_dir, submissions):
   for (file_name, _, indices, _) in submissions:
     print("wrote %s (%d rows)" % (os.path.join(output_dir, file_name),
                                   len(indices)))
-
-
-def present_splits(task, data_dir, split):
-  """The task's `split` sets: the first one always, later ones if present."""
-  splits = task.test if split == "test" else task.dev
-  return [splits[0]] + [s for s in splits[1:] if
-                        tf.io.gfile.exists(task.path(data_dir, s))]
 
 
 def predict_split(predictor, task, task_split, examples, split):

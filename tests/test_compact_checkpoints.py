@@ -168,23 +168,21 @@ def test_export_from_a_compact_checkpoint(tmp_path, tiny_bert):
   # On another backbone the export is refused: its fingerprint is not the
   # one the checkpoints were trained on.
   other = write_tiny_bert(str(tmp_path / "other_bert"), seed=7)
+
+  def export_on_other_backbone():
+    run_classifier_in_process(
+        tiny_bert, data_dir, str(tmp_path / "export2"), do_train=False,
+        do_eval=False, export_from_checkpoint=output_dir,
+        export_adapter_bundle=str(tmp_path / "bundle2"),
+        init_checkpoint=other["init_checkpoint"])
+
   assert_input_error(
-      lambda: run_classifier_in_process(
-          tiny_bert, data_dir, str(tmp_path / "export2"), do_train=False,
-          do_eval=False, export_from_checkpoint=output_dir,
-          export_adapter_bundle=str(tmp_path / "bundle2"),
-          init_checkpoint=other["init_checkpoint"]),
+      export_on_other_backbone,
       "--export_from_checkpoint=%s holds a run made with other settings" %
       output_dir, "--init_checkpoint's weights")
   # Without the run manifest, the backbone record refuses it.
   os.remove(os.path.join(output_dir, run_folder.MANIFEST))
-  assert_input_error(
-      lambda: run_classifier_in_process(
-          tiny_bert, data_dir, str(tmp_path / "export2"), do_train=False,
-          do_eval=False, export_from_checkpoint=output_dir,
-          export_adapter_bundle=str(tmp_path / "bundle2"),
-          init_checkpoint=other["init_checkpoint"]),
-      "is not the backbone")
+  assert_input_error(export_on_other_backbone, "is not the backbone")
   assert not os.path.exists(str(tmp_path / "bundle2"))
 
 
