@@ -317,7 +317,7 @@ def dropout(input_tensor, dropout_prob):
     seed = dropout_seed()
     shape = get_shape_list(input_tensor)
     width = input_tensor.shape[-1]
-    (replica, replicas) = _replica_position()
+    (replica, replicas) = replica_position()
 
     def draw(random_shape, **kwargs):
       """Stateless randoms of `random_shape`; under tf.distribute, this
@@ -344,7 +344,7 @@ def dropout(input_tensor, dropout_prob):
     return input_tensor * (keep * scale)
 
 
-def _replica_position():
+def replica_position():
   """(this replica's index, replicas in sync): (0, 1) outside tf.distribute."""
   context = tf.distribute.get_replica_context()
   if context is None or context.num_replicas_in_sync == 1:

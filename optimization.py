@@ -13,6 +13,7 @@ import re
 import tensorflow.compat.v1 as tf
 
 import adapters
+import modeling
 
 # Variables whose names contain one of these get no weight decay (BERT's rule).
 NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
@@ -140,8 +141,7 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
 
 def replica_count():
   """Replicas training in sync: 1 outside a tf.distribute strategy."""
-  context = tf.distribute.get_replica_context()
-  return context.num_replicas_in_sync if context is not None else 1
+  return modeling.replica_position()[1]
 
 
 def _apply_mirrored(strategy, optimizers, learning_rates, grads_and_vars):
