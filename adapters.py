@@ -94,6 +94,9 @@ class AdapterConfig(object):
 def feedforward_adapter(input_tensor, size, activation_fn, init_scale=1e-3):
   """A bottleneck adapter with an identity skip connection.
 
+  The variables are float32; the adapter computes in the input's dtype
+  (see `modeling.dense_layer`).
+
   Args:
     input_tensor: float Tensor [tokens, hidden].
     size: bottleneck width m.
@@ -116,6 +119,9 @@ def feedforward_adapter(input_tensor, size, activation_fn, init_scale=1e-3):
     up_bias = tf.get_variable("biases2", [1, hidden_size],
                               initializer=tf.zeros_initializer())
 
+    (down_kernel, down_bias, up_kernel, up_bias) = [
+        tf.cast(weight, input_tensor.dtype)
+        for weight in (down_kernel, down_bias, up_kernel, up_bias)]
     bottleneck = tf.matmul(input_tensor, down_kernel) + down_bias  # [tokens, m]
     if activation_fn is not None:
       bottleneck = activation_fn(bottleneck)

@@ -114,6 +114,7 @@ class Settings(object):
   # Devices and speed.
   strategy: str = "one_device"
   num_cpu_devices: int = 0  # mirrored without GPUs: N logical CPU devices
+  precision: str = "float32"
   padding: str = "auto"
   intra_op_parallelism_threads: int = 0
   inter_op_parallelism_threads: int = 0
@@ -232,6 +233,12 @@ def validate_settings(settings):
   if s.strategy == "multi_worker" and not os.environ.get("TF_CONFIG"):
     raise InputError("--strategy=multi_worker needs TF_CONFIG (the cluster "
                      "and this worker's task) in the environment")
+  if s.precision not in PRECISIONS:
+    raise InputError("--precision=%s: unknown (known: %s)" % (
+        s.precision, ", ".join(PRECISIONS)))
+  if s.precision == "mixed_float16" and s.use_tpu:
+    raise InputError("--precision=mixed_float16 is for GPUs; Cloud TPUs "
+                     "compute in bfloat16: give --precision=mixed_bfloat16")
   if s.num_cpu_devices < 0 or s.num_cpu_devices == 1:
     raise InputError("--num_cpu_devices must be 0 (none) or at least 2, got "
                      "%d" % s.num_cpu_devices)
@@ -701,7 +708,8 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
 
 
 def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
-                 labels, num_labels, adapter_config, ablated_adapter_layers=()):
+                 labels, num_labels, adapter_config, ablated_adapter_layers=(),
+                 compute_dtype=tf.float32):
   """BERT + a linear head on the pooled output.
 
   With num_labels > 1 the head is a softmax classifier with cross-entropy
@@ -713,6 +721,8 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
       adapter_config`), or None.
     ablated_adapter_layers: layers whose adapters are bypassed (eval-time
       ablation; see `adapters.AdapterConfig.adapt`).
+    compute_dtype: the encoder's dtype (`modeling.BertModel`); the head,
+      its softmax and the loss are float32 whatever it is.
 
   Returns:
     dict: loss (scalar), per_example_loss [batch], logits [batch, num_labels],
@@ -723,12 +733,12 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
                          custom_getter=modeling.name_seeded_getter):
     return _create_model(bert_config, is_training, input_ids, input_mask,
                          segment_ids, labels, num_labels, adapter_config,
-                         ablated_adapter_layers)
+                         ablated_adapter_layers, compute_dtype)
 
 
 def _create_model(bert_config, is_training, input_ids, input_mask,
                   segment_ids, labels, num_labels, adapter_config,
-                  ablated_adapter_layers):
+                  ablated_adapter_layers, compute_dtype):
   model = modeling.BertModel(
       config=bert_config,
       is_training=is_training,
@@ -737,9 +747,10 @@ def _create_model(bert_config, is_training, input_ids, input_mask,
       token_type_ids=segment_ids,
       adapter_config=adapter_config,
       pooled_only=True,  # the head reads [CLS] alone
-      ablated_adapter_layers=ablated_adapter_layers)
+      ablated_adapter_layers=ablated_adapter_layers,
+      compute_dtype=compute_dtype)
 
-  output_layer = model.get_pooled_output()  # [batch, hidden]
+  output_layer = tf.cast(model.get_pooled_output(), tf.float32)  # [batch, hidden]
   hidden_size = output_layer.shape[-1]
 
   # Top-level names, as BERT's classifier: fine-tuned BERT checkpoints load.
@@ -776,7 +787,8 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
                      num_train_steps, num_warmup_steps, use_tpu, method,
                      log_every_n_steps=100, ablated_adapter_layers=(),
                      compact_checkpoints=False, keep_checkpoint_max=5,
-                     max_loss=None, train_batch_size=None):
+                     max_loss=None, train_batch_size=None,
+                     precision="float32"):
   """Returns the `model_fn` closure for TPUEstimator (TRAIN and PREDICT).
 
   Evaluation runs through PREDICT as well: the metrics GLUE asks for (MCC,
@@ -793,15 +805,18 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
       every session start.
     keep_checkpoint_max: how many compact checkpoints to keep.
     max_loss: the divergence guard of `optimization.create_optimizer`.
+    precision: a key of `PRECISIONS`: the encoder's compute dtype, and for
+      mixed_float16 dynamic loss scaling.
   """
+  (compute_dtype, loss_scale) = PRECISIONS[precision]
 
-  def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
+  def model_fn(features, labels, mode, params, config=None):  # pylint: disable=unused-argument
     is_training = mode == tf.estimator.ModeKeys.TRAIN
     outputs = create_model(
         bert_config, is_training, features["input_ids"],
         features["input_mask"], features["segment_ids"],
         features["label_ids"], num_labels, method.adapter_config,
-        ablated_adapter_layers)
+        ablated_adapter_layers, compute_dtype)
 
     all_variables = tf.trainable_variables()
     maps = checkpoint_assignment_maps(all_variables, init_checkpoints)
@@ -824,7 +839,7 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
       trained = method.trained_variables(all_variables)
       train_op = optimization.create_optimizer(
           outputs["loss"], learning_rate, num_train_steps, num_warmup_steps,
-          use_tpu, trained, max_loss=max_loss)
+          use_tpu, trained, max_loss=max_loss, loss_scale=loss_scale)
       loss = outputs["loss"]
       replicas = optimization.replica_count()
       if replicas > 1:
@@ -839,14 +854,22 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
         train_op = tf.group(train_op, logged_loss)
       else:
         logged_loss = loss
-      # On TPU the loss lives on the device; TPUEstimator logs its own rates.
+      # On TPU the loss lives on the device: the host call carries it out
+      # (and TPUEstimator logs its own rates).
       hooks = [] if use_tpu else [
           ThroughputHook(logged_loss,
                          # Under tf.distribute params has no batch size.
                          params.get("batch_size", train_batch_size),
                          log_every_n_steps)]
+      host_call = None
+      if use_tpu and config is not None:
+        host_call = tpu_host_call(
+            config.model_dir, loss=outputs["loss"],
+            learning_rate=optimization.learning_rate_schedule(
+                tf.train.get_global_step(), learning_rate, num_train_steps,
+                num_warmup_steps))
       return tf.estimator.tpu.TPUEstimatorSpec(
-          mode=mode, loss=loss, train_op=train_op,
+          mode=mode, loss=loss, train_op=train_op, host_call=host_call,
           training_hooks=hooks, scaffold_fn=scaffold_fn)
 
     if mode == tf.estimator.ModeKeys.PREDICT:
@@ -863,6 +886,38 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
                      "PREDICT" % mode)
 
   return model_fn
+
+
+def tpu_host_call(model_dir, **scalars):
+  """A TPUEstimator host call writing `scalars` as TensorBoard summaries.
+
+  On a TPU the training loop runs `iterations_per_loop` steps on the device
+  without returning; the host call's tensors travel out through the outfeed
+  every step and the host writes them to `model_dir` (as TPUEstimator's own
+  global_step/sec and examples/sec), where TensorBoard reads them.
+
+  Args:
+    model_dir: the folder of the event files.
+    **scalars: {name: float32 scalar Tensor} computed on the device.
+
+  Returns:
+    (host_fn, tensors), for TPUEstimatorSpec(host_call=...).
+  """
+  names = sorted(scalars)
+  # Host-call tensors need a leading (batch-like) axis.
+  tensors = [tf.reshape(tf.cast(tf.train.get_global_step(), tf.int64), [1])]
+  tensors += [tf.reshape(tf.cast(scalars[name], tf.float32), [1])
+              for name in names]
+
+  def host_fn(global_step, *values):
+    step = global_step[0]
+    with tf.compat.v2.summary.create_file_writer(model_dir).as_default():
+      with tf.compat.v2.summary.record_if(True):
+        for (name, value) in zip(names, values):
+          tf.compat.v2.summary.scalar(name, value[0], step=step)
+        return tf.summary.all_v2_summary_ops()
+
+  return (host_fn, tensors)
 
 
 def compact_scaffold(method, keep_checkpoint_max):
@@ -1146,6 +1201,16 @@ def session_config(intra_op_threads, inter_op_threads, use_tpu,
 
 STRATEGIES = ("one_device", "mirrored", "multi_worker")
 
+# --precision: (the encoder's compute dtype, the initial dynamic loss scale
+# or None). Variables, checkpoints and bundles are float32 in every case.
+# float16's 5 exponent bits underflow small gradients, hence loss scaling
+# (2**15 is TensorFlow's default start); bfloat16 has float32's exponent.
+PRECISIONS = {
+    "float32": (tf.float32, None),
+    "mixed_bfloat16": (tf.bfloat16, None),
+    "mixed_float16": (tf.float16, 2.0 ** 15),
+}
+
 
 def declare_cpu_devices(count):
   """Splits the CPU into `count` logical devices in TF's eager context.
@@ -1245,7 +1310,8 @@ def make_estimator(settings, bert_config, num_labels, method, model_dir,
       compact_checkpoints=compact_checkpoints,
       keep_checkpoint_max=run_config.keep_checkpoint_max,
       max_loss=s.max_loss,
-      train_batch_size=s.train_batch_size)
+      train_batch_size=s.train_batch_size,
+      precision=s.precision)
   return tf.estimator.tpu.TPUEstimator(
       use_tpu=s.use_tpu,
       model_fn=model_fn,
@@ -1713,6 +1779,7 @@ def manifest_settings(settings, task, bert_config, method, model_shapes):
       "warmup_proportion": s.warmup_proportion,
       "seed": s.seed,
       "padding": resolve_padding(s.padding, s.use_tpu),
+      "precision": s.precision,
   }
   values.update(method.flag_settings())
   if s.do_train:
@@ -1815,6 +1882,16 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
   predict_sets = (read_splits(task, s.data_dir, task.test) if s.do_predict
                   else [])
 
+  if s.precision != "float32":
+    logging.info(
+        "--precision=%s: the encoder computes in %s; variables, LayerNorm, "
+        "softmax and the loss stay float32%s", s.precision,
+        PRECISIONS[s.precision][0].name,
+        "; dynamic loss scaling" if PRECISIONS[s.precision][1] else "")
+    if s.precision == "mixed_float16" and not (s.use_tpu or gpu_available()):
+      logging.warning("--precision=mixed_float16 without a GPU: CPUs have no "
+                      "fast float16 kernels, so this runs slower than "
+                      "float32 (it is meant for GPUs)")
   if s.do_train:
     train_path = task.path(s.data_dir, task.train)
     train_examples = task.get_train_examples(s.data_dir)

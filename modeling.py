@@ -155,6 +155,7 @@ class BertModel(object):
                adapter_config=None,
                pooled_only=False,
                ablated_adapter_layers=(),
+               compute_dtype=tf.float32,
                scope=None):
     """Builds the model graph.
 
@@ -174,6 +175,11 @@ class BertModel(object):
         output and the last layer output are then [batch, 1, hidden].
       ablated_adapter_layers: encoder layers whose adapters are bypassed
         (built, so checkpoints load, but not applied).
+      compute_dtype: dtype of the encoder's matmuls and activations:
+        tf.float32, or tf.bfloat16 / tf.float16 for mixed precision. The
+        variables stay float32 whatever it is; the embeddings, every
+        LayerNorm and the attention softmax compute in float32; the outputs
+        are in this dtype.
       scope: (optional) variable scope; defaults to "bert".
     """
     config = copy.deepcopy(config)
@@ -204,6 +210,7 @@ class BertModel(object):
             initializer_range=config.initializer_range,
             dropout_prob=config.hidden_dropout_prob,
             layer_norm_eps=config.layer_norm_eps)
+        self.embedding_output = tf.cast(self.embedding_output, compute_dtype)
 
       with tf.variable_scope("encoder"):
         # [batch, 1, seq]: which keys a query may attend to, the same for
@@ -251,13 +258,13 @@ class BertModel(object):
 def gelu(x):
   """GELU, tanh approximation: Google BERT's `gelu` (arXiv:1606.08415)."""
   cdf = 0.5 * (1.0 + tf.tanh(
-      (np.sqrt(2.0 / np.pi) * (x + 0.044715 * (x * x * x)))))
+      (float(np.sqrt(2.0 / np.pi)) * (x + 0.044715 * (x * x * x)))))
   return x * cdf
 
 
 def gelu_exact(x):
   """GELU with the exact Gaussian CDF: what Hugging Face calls "gelu"."""
-  return 0.5 * x * (1.0 + tf.math.erf(x / np.sqrt(2.0)))
+  return 0.5 * x * (1.0 + tf.math.erf(x / float(np.sqrt(2.0))))
 
 
 def swish(x):
@@ -376,14 +383,20 @@ def dropout_seed():
 
 
 def layer_norm(input_tensor, epsilon=1e-12, name="LayerNorm"):
-  """LayerNorm over the last axis, with Google BERT's `LayerNorm/{beta,gamma}`."""
+  """LayerNorm over the last axis, with Google BERT's `LayerNorm/{beta,gamma}`.
+
+  Computed in float32 whatever the input's dtype, and returned in the input's
+  dtype: in bfloat16 (8 bits of mantissa) the variance of a wide activation
+  loses most of its digits, and 1e-12 is below float16's range.
+  """
   with tf.variable_scope(name):
     width = input_tensor.shape[-1]
     beta = tf.get_variable("beta", [width], initializer=tf.zeros_initializer())
     gamma = tf.get_variable("gamma", [width], initializer=tf.ones_initializer())
-    mean, variance = tf.nn.moments(input_tensor, axes=[-1], keepdims=True)
-    normalized = (input_tensor - mean) * tf.math.rsqrt(variance + epsilon)
-    return normalized * gamma + beta
+    values = tf.cast(input_tensor, tf.float32)
+    mean, variance = tf.nn.moments(values, axes=[-1], keepdims=True)
+    normalized = (values - mean) * tf.math.rsqrt(variance + epsilon)
+    return tf.cast(normalized * gamma + beta, input_tensor.dtype)
 
 
 def layer_norm_and_dropout(input_tensor, dropout_prob, epsilon=1e-12):
@@ -418,6 +431,10 @@ def dense_layer(input_tensor, units, activation=None, initializer=None,
                 name="dense"):
   """A fully connected layer on the last axis, with `kernel` and `bias` variables.
 
+  The variables are float32 (so checkpoints are, whatever the precision);
+  the layer computes in the input's dtype (bfloat16 or float16 under mixed
+  precision), reading a cast copy of them.
+
   Args:
     input_tensor: float Tensor [..., width].
     units: output width.
@@ -432,6 +449,8 @@ def dense_layer(input_tensor, units, activation=None, initializer=None,
     width = input_tensor.shape[-1]
     kernel = tf.get_variable("kernel", [width, units], initializer=initializer)
     bias = tf.get_variable("bias", [units], initializer=tf.zeros_initializer())
+    kernel = tf.cast(kernel, input_tensor.dtype)
+    bias = tf.cast(bias, input_tensor.dtype)
     if input_tensor.shape.ndims == 2:
       output = tf.matmul(input_tensor, kernel)
     else:
@@ -540,7 +559,7 @@ def attention_layer(from_tensor, to_tensor, attention_mask, num_attention_heads,
   Args:
     from_tensor: float Tensor [batch * from_seq, width].
     to_tensor: float Tensor [batch * to_seq, width].
-    attention_mask: float Tensor [batch, from_seq, to_seq] or [batch, 1,
+    attention_mask: float32 Tensor [batch, from_seq, to_seq] or [batch, 1,
       to_seq] (the same keys for every query) of 0/1, or None.
     num_attention_heads: number of heads N.
     size_per_head: width H of each head.
@@ -569,15 +588,18 @@ def attention_layer(from_tensor, to_tensor, attention_mask, num_attention_heads,
   value = split_heads(dense_layer(to_tensor, width, initializer=initializer,
                                   name="value"), to_seq_length)
 
-  # [B, N, F, T]
+  # [B, N, F, T]. The scores leave the matmul in the compute dtype; the
+  # mask and softmax work in float32 (exp() of a float16 score overflows at
+  # 11.1, and a bfloat16 sum of many small probabilities drifts).
   attention_scores = tf.matmul(query, key, transpose_b=True)
+  attention_scores = tf.cast(attention_scores, tf.float32)
   attention_scores *= 1.0 / math.sqrt(float(size_per_head))
   if attention_mask is not None:
     # [B, 1, F or 1, T]. Masked keys get -10000 before the softmax: exp() of that is
     # 0 in float32, and unlike -inf it cannot make a fully masked row NaN.
     adder = (1.0 - tf.expand_dims(attention_mask, axis=1)) * -10000.0
     attention_scores += adder
-  attention_probs = tf.nn.softmax(attention_scores)
+  attention_probs = tf.cast(tf.nn.softmax(attention_scores), value.dtype)
   attention_probs = dropout(attention_probs, attention_probs_dropout_prob)
 
   context = tf.matmul(attention_probs, value)  # [B, N, F, H]
@@ -596,8 +618,8 @@ def transformer_model(input_tensor, attention_mask, config, adapter_config=None,
   them: after the sub-layer's dropout, before its residual add.
 
   Args:
-    input_tensor: float Tensor [batch, seq, hidden].
-    attention_mask: float Tensor [batch, seq, seq] or [batch, 1, seq] of 0/1,
+    input_tensor: float Tensor [batch, seq, hidden], in the compute dtype.
+    attention_mask: float32 Tensor [batch, seq, seq] or [batch, 1, seq] of 0/1,
       or None.
     config: `BertConfig` (its dropout rates are used as given).
     adapter_config: (optional) `adapters.AdapterConfig`.

@@ -49,7 +49,7 @@ def learning_rate_schedule(global_step, init_lr, num_train_steps,
 
 def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
                      trained_variables, weight_decay_rate=0.01, clip_norm=1.0,
-                     max_loss=None):
+                     max_loss=None, loss_scale=None):
   """Builds the train op that updates `trained_variables` and nothing else.
 
   Args:
@@ -67,6 +67,14 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
       InvalidArgumentError starting "DIVERGED_MARKER" before it changes any
       variable, so no checkpoint ever holds its values. Not built on TPU
       (XLA has no Assert).
+    loss_scale: (optional) the initial value of a dynamic loss scale, for
+      float16 training: TensorFlow's `DynamicLossScale` multiplies the loss
+      by it before the gradients and divides them by it after, so small
+      float16 gradients do not underflow. A step whose gradients overflow
+      changes no variable and halves the scale; 2000 good steps in a row
+      double it. The skipped step still counts as a step (its batch is
+      consumed, so resuming stays exact). The divergence guard then checks
+      the loss alone: non-finite gradients are the loss scale's business.
 
   Returns:
     The train op; it also increments the global step.
@@ -86,6 +94,16 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
       exclude_from_weight_decay=NO_DECAY_PATTERNS)
   if use_tpu:
     optimizer = tf.tpu.CrossShardOptimizer(optimizer)
+  scaler = None
+  if loss_scale is not None:
+    # TensorFlow's engine: its variables (the scale and a count of good
+    # steps) are saved in checkpoints, so a resumed run keeps its scale.
+    scaler = tf.mixed_precision.DynamicLossScale(
+        initial_loss_scale=loss_scale, increment_period=2000, multiplier=2.0)
+    tf.summary.scalar("loss_scale", scaler())
+    scaled_loss = loss * scaler()
+  else:
+    scaled_loss = loss
 
   # compute_gradients with an explicit var_list: no gradient for frozen weights.
   # GATE_NONE matters: the default GATE_OP groups all input gradients of an op,
@@ -100,22 +118,24 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
     # as on one device. (tf.gradients, not compute_gradients, which may
     # rescale the loss by the replica count depending on Estimator state.)
     variables = list(trained_variables)
-    grads = tf.gradients(loss, variables)
+    grads = tf.gradients(scaled_loss, variables)
     grads = tf.distribute.get_replica_context().all_reduce(
         tf.distribute.ReduceOp.MEAN, [tf.convert_to_tensor(g) for g in grads])
   else:
     grads_and_vars = optimizer.compute_gradients(
-        loss, var_list=trained_variables,
+        scaled_loss, var_list=trained_variables,
         gate_gradients=tf.train.Optimizer.GATE_NONE)
     grads = [g for (g, _) in grads_and_vars]
     variables = [v for (_, v) in grads_and_vars]
+  if scaler is not None:
+    grads = [tf.convert_to_tensor(g) / scaler() for g in grads]
   (grads, global_norm) = tf.clip_by_global_norm(grads, clip_norm=clip_norm)
 
   guards = []
   if max_loss is not None and not use_tpu:
-    healthy = tf.logical_and(
-        tf.logical_and(tf.math.is_finite(loss), loss <= max_loss),
-        tf.math.is_finite(global_norm))
+    healthy = tf.logical_and(tf.math.is_finite(loss), loss <= max_loss)
+    if scaler is None:
+      healthy = tf.logical_and(healthy, tf.math.is_finite(global_norm))
     guards.append(tf.debugging.Assert(
         healthy, [DIVERGED_MARKER, "step", global_step, "loss", loss,
                   "gradient norm", global_norm], name="divergence_guard"))
@@ -127,7 +147,12 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
       # reduction (which the base Optimizer's apply would add).
       train_op = tf.distribute.get_replica_context().merge_call(
           _apply_mirrored,
-          args=(optimizer, learning_rate, list(zip(grads, variables))))
+          args=(optimizer, learning_rate, list(zip(grads, variables)),
+                scaler))
+    elif scaler is not None:
+      train_op = tf.distribute.get_replica_context().merge_call(
+          _apply_if_finite,
+          args=(optimizer, list(zip(grads, variables)), scaler))
     else:
       train_op = optimizer.apply_gradients(zip(grads, variables),
                                            global_step=global_step)
@@ -144,24 +169,61 @@ def replica_count():
   return modeling.replica_position()[1]
 
 
-def _apply_mirrored(strategy, optimizers, learning_rates, grads_and_vars):
+def _apply_mirrored(strategy, optimizers, learning_rates, grads_and_vars,
+                    scaler=None):
   """merge_call body: AdamW on each device's copy of each variable.
 
   Args:
     optimizers, learning_rates: each replica's (the model_fn ran once per
       replica); the optimizers are alike, the rates equal.
+    scaler: (optional) each replica's `DynamicLossScale`: the update is
+      applied only if every replica's gradients are finite.
 
   Slots are created here, in cross-replica context, so they are mirrored
   like the variables they belong to.
   """
   optimizer = strategy.experimental_local_results(optimizers)[0]
-  updates = []
-  for (grad, param) in grads_and_vars:
-    (m, v) = optimizer.slots(param)
-    updates.append(strategy.extended.update(
-        param, optimizer.update, args=(grad, m, v, learning_rates),
-        group=True))
-  return tf.group(*updates)
+  if scaler is not None:
+    # Each replica's object; they share the same (mirrored) variables.
+    scaler = strategy.experimental_local_results(scaler)[0]
+  slots = [optimizer.slots(param) for (_, param) in grads_and_vars]
+
+  def apply():
+    updates = []
+    for ((grad, param), (m, v)) in zip(grads_and_vars, slots):
+      updates.append(strategy.extended.update(
+          param, optimizer.update, args=(grad, m, v, learning_rates),
+          group=True))
+    return tf.group(*updates)
+
+  return _when_finite(apply, [g for (g, _) in grads_and_vars], scaler)
+
+
+def _apply_if_finite(strategy, optimizer, grads_and_vars, scaler):
+  """merge_call body of one device under a loss scale (see `_when_finite`)."""
+  del strategy  # the default one
+  # The slots are made outside the cond, so they are plain variables.
+  slots = [optimizer.slots(param) for (_, param) in grads_and_vars]
+
+  def apply():
+    return tf.group(*[optimizer.update(param, grad, m, v)
+                      for ((grad, param), (m, v)) in zip(grads_and_vars,
+                                                         slots)])
+
+  return _when_finite(apply, [g for (g, _) in grads_and_vars], scaler)
+
+
+def _when_finite(apply, grads, scaler):
+  """Runs `apply` only if `grads` are all finite, and updates the loss scale.
+
+  In cross-replica context: `DynamicLossScale.update` sums every replica's
+  verdict, so all replicas skip or apply together.
+  """
+  if scaler is None:
+    return apply()
+  (scale_update, grads_finite) = scaler.update(grads)
+  applied = tf.cond(grads_finite, lambda: tf.group(apply()), tf.no_op)
+  return tf.group(applied, scale_update)
 
 
 class AdamWeightDecayOptimizer(tf.train.Optimizer):

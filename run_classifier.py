@@ -196,6 +196,13 @@ flags.DEFINE_integer(
     "num_cpu_devices", 0,
     "--strategy=mirrored on a machine without GPUs: mirror over this many "
     "logical CPU devices (shows the mechanism and tests it; no speed-up).")
+flags.DEFINE_enum(
+    "precision", "float32", list(classifier.PRECISIONS),
+    "The encoder's arithmetic. mixed_bfloat16: matmuls and activations in "
+    "bfloat16 (TPUs; CPUs with AVX512-BF16 or AMX); mixed_float16: float16 "
+    "with dynamic loss scaling (GPUs). Variables, LayerNorm, softmax and the "
+    "loss stay float32 and checkpoints and bundles are float32 in every case, "
+    "so a bundle serves under any precision.")
 flags.DEFINE_integer(
     "intra_op_parallelism_threads", 0,
     "Threads one op may use; 0: TensorFlow's choice (all cores).")

@@ -90,12 +90,21 @@ MEASUREMENTS = [
     # alike only under static padding). Both logical devices share the same
     # cores: this measures the mechanism on CPU, not what GPUs would gain.
     ("train_adapters_mirrored2", ("train", "adapters", "static")),
+    # --precision=mixed_bfloat16, against train_adapters_static / eval_static.
+    ("train_adapters_bf16", ("train", "adapters", "static")),
     ("eval_auto", ("eval", "adapters", "auto")),
     ("eval_static", ("eval", "adapters", "static")),
+    ("eval_static_bf16", ("eval", "adapters", "static")),
     ("predict_auto", ("predict", "adapters", "auto")),
     ("conversion", ("convert", None, None)),
     ("conversion_pairs", ("convert_pairs", None, None)),
 ]
+# Settings a measurement changes from the defaults of settings_for.
+SETTINGS_CHANGES = {
+    "train_adapters_mirrored2": {"strategy": "mirrored", "num_cpu_devices": 2},
+    "train_adapters_bf16": {"precision": "mixed_bfloat16"},
+    "eval_static_bf16": {"precision": "mixed_bfloat16"},
+}
 
 
 def peak_rss_mb():
@@ -262,9 +271,9 @@ def attended_per_token(features_file):
   return float(np.sum(lengths ** 2) / np.sum(lengths))
 
 
-def measure_predict(opts, work_dir, padding_flag, kind):
+def measure_predict(opts, work_dir, padding_flag, kind, **changes):
   """Eval (dev) or predict (test) examples/s from a trained-for-1-step model."""
-  s = settings_for(opts, work_dir, "adapters", padding_flag)
+  s = settings_for(opts, work_dir, "adapters", padding_flag, **changes)
   bert_config, task, method, feature_cache, padding = prepare(s)
   split = task.dev[0] if kind == "eval" else task.test[0]
   examples = task.read_examples(s.data_dir, split)
@@ -309,13 +318,12 @@ def run_child(opts, name, work_dir):
   (kind, tuning_mode, padding) = dict(MEASUREMENTS)[name]
   if kind == "peak":
     result = {"gflops": matmul_peak_gflops(0)}
-  elif kind == "train" and name.endswith("_mirrored2"):
-    result = measure_train(opts, work_dir, tuning_mode, padding,
-                           strategy="mirrored", num_cpu_devices=2)
   elif kind == "train":
-    result = measure_train(opts, work_dir, tuning_mode, padding)
+    result = measure_train(opts, work_dir, tuning_mode, padding,
+                           **SETTINGS_CHANGES.get(name, {}))
   elif kind in ("eval", "predict"):
-    result = measure_predict(opts, work_dir, padding, kind)
+    result = measure_predict(opts, work_dir, padding, kind,
+                             **SETTINGS_CHANGES.get(name, {}))
   elif kind == "convert":
     result = measure_conversion(opts, work_dir, opts.conversion_task, "train")
   else:
@@ -352,7 +360,8 @@ def report(results):
     lines.append("matmul peak (fp32, 4096x4096): %.1f GFLOP/s" % peak)
   for name in ("train_adapters_auto", "train_full_auto",
                "train_adapters_static", "train_full_static",
-               "train_adapters_batch", "train_adapters_mirrored2"):
+               "train_adapters_batch", "train_adapters_mirrored2",
+               "train_adapters_bf16"):
     r = results.get(name)
     if not r:
       continue
@@ -383,7 +392,14 @@ def report(results):
                  "padding, same global batch): %.2fx examples/s (both "
                  "replicas share this machine's CPU cores)" %
                  (m["examples_per_s"] / s["examples_per_s"]))
-  for name in ("eval_auto", "eval_static", "predict_auto"):
+  for (name, base) in (("train_adapters_bf16", "train_adapters_static"),
+                       ("eval_static_bf16", "eval_static")):
+    if results.get(name) and results.get(base):
+      lines.append("mixed_bfloat16 vs float32 (%s): %.2fx examples/s" % (
+          base, results[name]["examples_per_s"] /
+          results[base]["examples_per_s"]))
+  for name in ("eval_auto", "eval_static", "eval_static_bf16",
+               "predict_auto"):
     r = results.get(name)
     if r:
       lines.append("%-22s %6.1f examples/s (%d examples in %.1f s, %s "

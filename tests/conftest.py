@@ -127,6 +127,17 @@ def new_session(graph=None):
       intra_op_parallelism_threads=1, inter_op_parallelism_threads=1))
 
 
+def feature_batch(batch, width):
+  """A static-shape batch of the classifier's features, as TPUs are fed."""
+  import tensorflow.compat.v1 as tf
+  features = {name: tf.zeros([batch, width], tf.int32)
+              for name in ("input_ids", "input_mask", "segment_ids")}
+  features["label_ids"] = tf.zeros([batch], tf.float32)
+  features["is_real_example"] = tf.ones([batch], tf.int32)
+  features["example_index"] = tf.range(batch)
+  return features
+
+
 def checkpoint_values(path):
   """{name: numpy value} of every tensor in a checkpoint."""
   import tensorflow.compat.v1 as tf

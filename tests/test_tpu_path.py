@@ -2,23 +2,19 @@
 model_fn builds TPU specs (CrossShardOptimizer, no host-side ops in the step),
 and a TPUEstimator with use_tpu=True is constructed from the flags."""
 
-import tensorflow.compat.v1 as tf
+import os
 
+import pytest
+import tensorflow.compat.v1 as tf
+from tensorflow.python.ops import summary_ops_v2  # TPUEstimator's own use
+
+from conftest import feature_batch
+from conftest import new_session
 from conftest import tiny_job_flags
 from conftest import write_sst2_task
 import classifier
 import modeling
 import tuning
-
-
-def tpu_features(batch, width):
-  """A static-shape batch, as the TPU input pipeline gives."""
-  features = {name: tf.zeros([batch, width], tf.int32)
-              for name in ("input_ids", "input_mask", "segment_ids")}
-  features["label_ids"] = tf.zeros([batch], tf.float32)
-  features["is_real_example"] = tf.ones([batch], tf.int32)
-  features["example_index"] = tf.range(batch)
-  return features
 
 
 def tpu_model_fn(tiny_bert):
@@ -34,7 +30,7 @@ def test_train_spec_builds_for_tpu(tiny_bert):
   model_fn = tpu_model_fn(tiny_bert)
   with tf.Graph().as_default() as graph:
     tf.train.get_or_create_global_step()
-    spec = model_fn(tpu_features(8, 16), None, tf.estimator.ModeKeys.TRAIN,
+    spec = model_fn(feature_batch(8, 16), None, tf.estimator.ModeKeys.TRAIN,
                     {"batch_size": 8, "use_tpu": True})
     assert isinstance(spec, tf.estimator.tpu.TPUEstimatorSpec)
     assert not spec.training_hooks  # TPUEstimator logs its own rates
@@ -50,10 +46,46 @@ def test_train_spec_builds_for_tpu(tiny_bert):
                          n.startswith("output_") for n in slots), slots
 
 
+def test_host_call_carries_loss_and_learning_rate_to_tensorboard(tiny_bert,
+                                                                  tmp_path):
+  model_fn = tpu_model_fn(tiny_bert)
+  with tf.Graph().as_default():
+    tf.train.get_or_create_global_step()
+    spec = model_fn(feature_batch(8, 16), None, tf.estimator.ModeKeys.TRAIN,
+                    {"batch_size": 8, "use_tpu": True},
+                    config=tf.estimator.tpu.RunConfig(
+                        model_dir=str(tmp_path / "model")))
+    (host_fn, tensors) = spec.host_call
+    # Every tensor has the leading axis the outfeed needs.
+    assert [t.shape.as_list() for t in tensors] == [[1]] * 3
+  # The host side, run here on the values a TPU step would send out.
+  with tf.Graph().as_default():
+    summary_ops = host_fn(tf.constant([7], tf.int64), tf.constant([1e-3]),
+                          tf.constant([0.25]))
+    with new_session() as session:
+      # What TPUEstimator's host-call hook runs before the first step.
+      session.run(summary_ops_v2.summary_writer_initializer_op())
+      session.run(summary_ops)
+    # Closing the session destroyed the writer, which flushed it.
+  assert scalar_events(str(tmp_path / "model")) == {
+      "learning_rate": (7, pytest.approx(1e-3)), "loss": (7, 0.25)}
+
+
+def scalar_events(folder):
+  """{tag: (step, value)} of the scalar summaries in a folder's event files."""
+  found = {}
+  for path in tf.io.gfile.glob(os.path.join(folder, "events.out.tfevents.*")):
+    for event in tf.train.summary_iterator(path):
+      for value in event.summary.value:
+        found[value.tag] = (event.step,
+                            float(tf.make_ndarray(value.tensor)))
+  return found
+
+
 def test_predict_spec_builds_for_tpu(tiny_bert):
   model_fn = tpu_model_fn(tiny_bert)
   with tf.Graph().as_default():
-    spec = model_fn(tpu_features(8, 16), None,
+    spec = model_fn(feature_batch(8, 16), None,
                     tf.estimator.ModeKeys.PREDICT,
                     {"batch_size": 8, "use_tpu": True})
     assert sorted(spec.predictions) == [
