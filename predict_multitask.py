@@ -87,6 +87,10 @@ def resident_memory_bytes():
   return peak if sys.platform == "darwin" else peak * 1024  # bytes vs KiB
 
 
+# The model's int32 inputs, each [batch, width].
+FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
+
+
 class MultiTaskPredictor(object):
   """One backbone in memory, any number of tasks on it.
 
@@ -101,7 +105,8 @@ class MultiTaskPredictor(object):
   """
 
   def __init__(self, bert_config, init_checkpoint, vocab_file,
-               batch_size=32, bert_config_file="bert_config.json"):
+               batch_size=32, bert_config_file="bert_config.json",
+               compute_dtype=tf.float32):
     """Reads nothing yet: the backbone loads with the first task.
 
     Args:
@@ -110,8 +115,10 @@ class MultiTaskPredictor(object):
       vocab_file: its WordPiece vocabulary.
       batch_size: examples per session run.
       bert_config_file: where `bert_config` came from (for messages).
+      compute_dtype: the encoder's dtype (see `modeling.BertModel`).
     """
     self.bert_config = bert_config
+    self.compute_dtype = compute_dtype
     self.bert_config_file = bert_config_file
     self.init_checkpoint = init_checkpoint
     self.vocab_file = vocab_file
@@ -124,8 +131,17 @@ class MultiTaskPredictor(object):
     self._fingerprints = {}
     self._tokenizers = {}
 
-  def add_task(self, bundle_dir):
+  def add_task(self, bundle_dir, build_inputs=None):
     """Loads a bundle onto the shared backbone.
+
+    Args:
+      bundle_dir: the task's adapter bundle.
+      build_inputs: (optional) function(task, settings) -> (model_inputs,
+        serving_inputs), called inside the shared graph: model_inputs are
+        the (input_ids, input_mask, segment_ids) int32 Tensors [batch, width]
+        the task's model reads, serving_inputs a {name: Tensor} of what feeds
+        them (raw text, for a SavedModel). Default: three int32 placeholders,
+        fed by `predict`.
 
     Returns:
       the task's GLUE name.
@@ -168,22 +184,28 @@ class MultiTaskPredictor(object):
         return variable
 
       with tf.name_scope("task_%s" % task.key):
-        # [batch, width]: each batch is as wide as its longest row needs.
-        input_ids = tf.placeholder(tf.int32, [None, None])
-        input_mask = tf.placeholder(tf.int32, [None, None])
-        segment_ids = tf.placeholder(tf.int32, [None, None])
+        if build_inputs is None:
+          # [batch, width]: each batch is as wide as its longest row needs.
+          inputs = tuple(tf.placeholder(tf.int32, [None, None], name=name)
+                         for name in FEATURE_NAMES)
+          serving_inputs = dict(zip(FEATURE_NAMES, inputs))
+        else:
+          (inputs, serving_inputs) = build_inputs(task, settings)
+        (input_ids, input_mask, segment_ids) = inputs
         with tf.variable_scope(tf.get_variable_scope(),
                                custom_getter=shared_backbone_getter):
           outputs = classifier.create_model(
               self.bert_config, False, input_ids, input_mask, segment_ids,
               tf.zeros_like(input_ids[:, 0], dtype=tf.float32),
-              task.num_labels, adapter_config)
+              task.num_labels, adapter_config,
+              compute_dtype=self.compute_dtype)
       self._load_values(values)
 
     self.tasks[task.name] = {
         "task": task,
         "bundle": bundle,
-        "inputs": (input_ids, input_mask, segment_ids),
+        "inputs": inputs,
+        "serving_inputs": serving_inputs,
         "outputs": {k: outputs[k] for k in ("predictions", "probabilities")
                     if k in outputs},
         "max_seq_length": max_seq_length,

@@ -1,0 +1,330 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""One frozen backbone + adapter bundles -> one SavedModel that takes raw text.
+
+The SavedModel has a serving signature per task, named by the task (`mrpc`,
+`sst2`, `stsb`, ...), and `serving_default` (the first task, or
+--default_task). Each signature takes raw UTF-8 strings, `text_a` [batch] and
+for pair tasks `text_b` [batch], and returns:
+
+  classification: `labels` [batch] (the task's label strings) and
+                  `probabilities` [batch, num_labels] (in `labels`' order of
+                  the task's label list, printed by this script);
+  STS-B:          `scores` [batch].
+
+Tokenization happens inside the graph, with tensorflow-text's
+FastBertTokenizer, after the same text cleaning, lower-casing and accent
+stripping as tokenization.py: the token ids are exactly tokenization.py's
+(tests/test_export_savedmodel.py checks every real sentence). Rows are cut to
+the bundle's max_seq_length exactly as run_classifier.py cuts them. The
+backbone's weights are stored once, whatever the number of tasks.
+
+  python export_savedmodel.py \\
+      --bert_config_file=$BERT_DIR/bert_config.json \\
+      --vocab_file=$BERT_DIR/vocab.txt \\
+      --init_checkpoint=$BERT_DIR/bert_model.ckpt \\
+      --adapter_bundles=mrpc_out/adapter_bundle,sst2_out/adapter_bundle \\
+      --export_dir=/tmp/served/1
+
+A loader must register tensorflow-text's ops first (`import tensorflow_text`
+before `tf.saved_model.load`; TF Serving: a build with the TF Text ops).
+"""
+
+import os
+
+from absl import app
+from absl import flags
+import tensorflow.compat.v1 as tf
+import tensorflow_text as tf_text
+
+import classifier
+import errors
+import fileio
+import glue
+import modeling
+import predict_multitask
+import tokenization
+
+FLAGS = flags.FLAGS
+PROGRAM = "export_savedmodel.py"
+# tokenization.WordpieceTokenizer's limit: a longer word is one [UNK].
+MAX_WORD_LENGTH = 200
+
+
+def define_flags():
+  """This script's flags (defined only when it runs as a script, as
+  predict_multitask.py's, whose names they share)."""
+  flags.DEFINE_string("bert_config_file", None,
+                      "The backbone's bert_config.json.")
+  flags.DEFINE_string("vocab_file", None, "The backbone's vocab.txt.")
+  flags.DEFINE_string("init_checkpoint", None,
+                      "The backbone checkpoint every bundle goes on.")
+  flags.DEFINE_list("adapter_bundles", None,
+                    "Comma-separated adapter bundle folders, one per task.")
+  flags.DEFINE_string("export_dir", None,
+                      "The SavedModel folder to write (replaced if it "
+                      "exists; local or gs://).")
+  flags.DEFINE_string("default_task", None,
+                      "The task of the `serving_default` signature (default: "
+                      "the first bundle's).")
+  flags.DEFINE_enum("precision", "float32", list(classifier.PRECISIONS),
+                    "The encoder's arithmetic in the exported graph (as "
+                    "run_classifier.py's --precision).")
+
+
+# ---------------------------------------------------------------- text
+
+
+class InGraphTokenizer(object):
+  """tokenization.FullTokenizer as TensorFlow ops: strings in, ids out.
+
+  FastBertTokenizer splits on whitespace, punctuation and CJK characters and
+  runs WordPiece as BasicTokenizer + WordpieceTokenizer do. Its own
+  normalisation (`lower_case_nfd_strip_accents`) case-folds with NFKC, which
+  tokenization.py does not (measured: it turns "½" into "1⁄2", "ß" into "ss",
+  "…" into "..."), so the cleaning, lower-casing and accent stripping are
+  done here, as tokenization.py does them, and FastBertTokenizer sees the
+  result unchanged.
+  """
+
+  def __init__(self, vocab_file, do_lower_case=True):
+    vocab = tokenization.load_vocab(vocab_file)
+    # Ids are line positions (load_vocab's rule).
+    tokens = [None] * (max(vocab.values()) + 1)
+    for (token, index) in vocab.items():
+      tokens[index] = token
+    self.do_lower_case = do_lower_case
+    self.cls_id = vocab["[CLS]"]
+    self.sep_id = vocab["[SEP]"]
+    self._wordpiece = tf_text.FastBertTokenizer(
+        vocab=[t if t is not None else "[unused-line-%d]" % i
+               for (i, t) in enumerate(tokens)],
+        token_out_type=tf.int32, unknown_token="[UNK]",
+        max_bytes_per_word=MAX_WORD_LENGTH,
+        lower_case_nfd_strip_accents=False)
+
+  def normalize(self, texts):
+    """BasicTokenizer's cleaning (and lower-casing and accent stripping).
+
+    Args:
+      texts: string Tensor [batch] (UTF-8).
+
+    Returns:
+      string Tensor [batch].
+    """
+    # _clean_text: drop NUL, U+FFFD and control/format characters (tab,
+    # newline and carriage return are whitespace, not control)...
+    texts = tf.strings.regex_replace(
+        texts, r"[\x{0}\x{FFFD}\p{Cf}]|[^\P{Cc}\t\n\r]", "")
+    # ...and make every whitespace character a space.
+    texts = tf.strings.regex_replace(texts, r"[\t\n\r\p{Zs}]", " ")
+    if self.do_lower_case:
+      texts = tf.strings.lower(texts, encoding="utf-8")
+      # _run_strip_accents: NFD, then drop the combining marks.
+      texts = tf_text.normalize_utf8(texts, "NFD")
+      texts = tf.strings.regex_replace(texts, r"\p{Mn}", "")
+    return texts
+
+  def tokenize(self, texts):
+    """WordPiece ids of each text: int32 RaggedTensor [batch, (tokens)]."""
+    return self._wordpiece.tokenize(self.normalize(texts))
+
+
+def kept_lengths(len_a, len_b, max_seq_length):
+  """How many tokens of each text a row keeps: run_classifier.py's rule.
+
+  A single text keeps max_seq_length - 2 tokens ([CLS], [SEP]). A pair keeps
+  max_seq_length - 3 in all, taking one token at a time from the longer
+  text (the second on a tie), as classifier._truncate_seq_pair does; in
+  closed form: the shorter text stays whole if the longer can still have as
+  many, else the first gets ceil(budget / 2) and the second the rest.
+
+  Args:
+    len_a, len_b: int32 Tensors [batch]; len_b is 0 for a row without a
+      second text (which then counts as a single text).
+    max_seq_length: the row length.
+
+  Returns:
+    (kept_a, kept_b), int32 Tensors [batch].
+  """
+  single = tf.minimum(len_a, max_seq_length - 2)
+  budget = max_seq_length - 3
+  shorter = tf.minimum(len_a, len_b)
+  both_cut = tf.logical_and(len_a + len_b > budget, budget - shorter < shorter)
+  half_up = (budget + 1) // 2
+  pair_a = tf.where(len_a + len_b <= budget, len_a,
+                    tf.where(both_cut, tf.fill(tf.shape(len_a), half_up),
+                             tf.where(len_a <= len_b, len_a,
+                                      budget - len_b)))
+  pair_b = tf.where(len_a + len_b <= budget, len_b,
+                    tf.where(both_cut,
+                             tf.fill(tf.shape(len_b), budget - half_up),
+                             tf.where(len_a <= len_b, budget - len_a,
+                                      len_b)))
+  has_b = len_b > 0
+  return (tf.where(has_b, pair_a, single),
+          tf.where(has_b, pair_b, tf.zeros_like(len_b)))
+
+
+def row_lengths(ragged):
+  return tf.cast(ragged.row_lengths(), tf.int32)
+
+
+def classifier_inputs(tokens_a, tokens_b, max_seq_length, cls_id, sep_id):
+  """`[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, as convert_single_example.
+
+  Args:
+    tokens_a: int32 RaggedTensor [batch, (tokens)].
+    tokens_b: (optional) int32 RaggedTensor [batch, (tokens)]; a row with no
+      token is laid out as a single text, as run_classifier.py does.
+    max_seq_length: the longest row.
+    cls_id, sep_id: the ids of [CLS] and [SEP].
+
+  Returns:
+    (input_ids, input_mask, segment_ids): int32 Tensors [batch, width], the
+    width that of the longest row (at most max_seq_length), zero-padded.
+  """
+  len_a = row_lengths(tokens_a)
+  len_b = (row_lengths(tokens_b) if tokens_b is not None
+           else tf.zeros_like(len_a))
+  (kept_a, kept_b) = kept_lengths(len_a, len_b, max_seq_length)
+
+  def first(tokens, kept):
+    positions = tf.ragged.range(row_lengths(tokens))
+    return tf.ragged.boolean_mask(tokens, positions < tf.expand_dims(kept, 1))
+
+  batch = tf.shape(len_a)[0]
+  one_per_row = tf.RaggedTensor.from_tensor(tf.ones([batch, 1], tf.int32))
+  parts = [one_per_row * cls_id, first(tokens_a, kept_a), one_per_row * sep_id]
+  segments = [tf.zeros_like(part) for part in parts]
+  if tokens_b is not None:
+    has_b = tf.expand_dims(kept_b > 0, 1)
+    second = [first(tokens_b, kept_b),
+              tf.ragged.boolean_mask(one_per_row * sep_id, has_b)]
+    parts += second
+    segments += [tf.ones_like(part) for part in second]
+  ids = tf.concat(parts, axis=1)
+  return (ids.to_tensor(0), tf.ones_like(ids).to_tensor(0),
+          tf.concat(segments, axis=1).to_tensor(0))
+
+
+# ---------------------------------------------------------------- export
+
+
+def text_inputs_builder(vocab_file):
+  """predict_multitask's `build_inputs`: string placeholders, tokenized."""
+  tokenizers = {}
+
+  def build_inputs(task, settings):
+    do_lower_case = settings["do_lower_case"]
+    if do_lower_case not in tokenizers:
+      tokenizers[do_lower_case] = InGraphTokenizer(vocab_file, do_lower_case)
+    tokenizer = tokenizers[do_lower_case]
+    serving = {"text_a": tf.placeholder(tf.string, [None], name="text_a")}
+    tokens_b = None
+    if task.is_pair:
+      serving["text_b"] = tf.placeholder(tf.string, [None], name="text_b")
+      tokens_b = tokenizer.tokenize(serving["text_b"])
+    inputs = classifier_inputs(tokenizer.tokenize(serving["text_a"]), tokens_b,
+                               settings["max_seq_length"], tokenizer.cls_id,
+                               tokenizer.sep_id)
+    return (inputs, serving)
+
+  return build_inputs
+
+
+def signature_outputs(task, outputs):
+  """A task's signature outputs from its model outputs."""
+  if task.num_labels == 1:
+    return {"scores": outputs["predictions"]}
+  labels = tf.constant([str(label) for label in task.get_labels()])
+  return {"labels": tf.gather(labels, outputs["predictions"]),
+          "probabilities": outputs["probabilities"]}
+
+
+def export(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
+           export_dir, default_task=None, precision="float32"):
+  """Writes the SavedModel; returns {signature name: task name}.
+
+  Raises:
+    errors.InputError: any user error, as one line, before anything is
+      written.
+  """
+  required = {"bert_config_file": bert_config_file, "vocab_file": vocab_file,
+              "init_checkpoint": init_checkpoint,
+              "adapter_bundles": adapter_bundles, "export_dir": export_dir}
+  for (name, value) in required.items():
+    if not value:
+      raise errors.InputError("--%s is required" % name)
+  if precision not in classifier.PRECISIONS:
+    raise errors.InputError("--precision=%s: unknown (known: %s)" % (
+        precision, ", ".join(classifier.PRECISIONS)))
+  try:
+    fileio.check_writable_folder(os.path.dirname(export_dir.rstrip("/")) or
+                                 ".")
+    bert_config = modeling.BertConfig.from_json_file(bert_config_file)
+    tokenization.FullTokenizer(vocab_file).check_special_tokens()
+    fileio.check_checkpoint_data(init_checkpoint)
+    predictor = predict_multitask.MultiTaskPredictor(
+        bert_config, init_checkpoint, vocab_file,
+        bert_config_file=bert_config_file,
+        compute_dtype=classifier.PRECISIONS[precision][0])
+    build_inputs = text_inputs_builder(vocab_file)
+    for bundle_dir in adapter_bundles:
+      predictor.add_task(bundle_dir, build_inputs=build_inputs)
+  except ValueError as e:
+    raise errors.InputError(e)
+
+  # Signature name -> task name; the default is a task's signature again.
+  tasks = {entry["task"].key: name for (name, entry) in
+           predictor.tasks.items()}
+  default = glue.normalize_task_name(default_task) if default_task else (
+      next(iter(tasks)))
+  if default not in tasks:
+    raise errors.InputError("--default_task=%s: no bundle of that task "
+                            "(given: %s)" % (default_task,
+                                             ", ".join(predictor.tasks)))
+  signature_map = {}
+  with predictor.graph.as_default():
+    for (key, name) in tasks.items():
+      entry = predictor.tasks[name]
+      with tf.name_scope("task_%s/serving" % key):
+        outputs = signature_outputs(entry["task"], entry["outputs"])
+      signature_map[key] = tf.saved_model.predict_signature_def(
+          inputs=entry["serving_inputs"], outputs=outputs)
+  signature_map[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY] = (
+      signature_map[default])
+
+  with fileio.atomic_directory(export_dir, marker="saved_model.pb") as temp:
+    # The Builder wants a folder that does not exist yet.
+    fileio.remove_quietly(temp)
+    with predictor.graph.as_default():
+      builder = tf.saved_model.Builder(temp)
+      builder.add_meta_graph_and_variables(
+          predictor.session, [tf.saved_model.SERVING],
+          signature_def_map=signature_map, strip_default_attrs=True)
+      builder.save()
+  tasks[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY] = tasks[default]
+  return tasks
+
+
+def main(argv):
+  del argv
+  errors.interrupt_on_signals()
+  try:
+    signatures = export(FLAGS.bert_config_file, FLAGS.vocab_file,
+                        FLAGS.init_checkpoint, FLAGS.adapter_bundles,
+                        FLAGS.export_dir, FLAGS.default_task, FLAGS.precision)
+  except errors.InputError as e:
+    errors.exit_with(PROGRAM, e)
+  except KeyboardInterrupt as e:
+    errors.exit_with(PROGRAM, errors.interrupted_message(e))
+  print("wrote %s (%s), signatures: %s" % (
+      FLAGS.export_dir, fileio.human_bytes(fileio.directory_size(
+          FLAGS.export_dir)),
+      ", ".join("%s (%s)" % kv for kv in sorted(signatures.items()))))
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
