@@ -52,6 +52,24 @@ DEMO_FLAGS ?= \
   --tuning_mode=adapters \
   --output_dir=$(DEMO_OUT)
 
+DEMO_EXPORT_FLAGS ?= \
+  --bert_config_file=$(BERT_DIR)/bert_config.json \
+  --vocab_file=$(BERT_DIR)/vocab.txt \
+  --init_checkpoint=$(BERT_DIR)/bert_model.ckpt \
+  --adapter_bundles=$(DEMO_OUT)/adapter_bundle \
+  --export_dir=$(DEMO_OUT)/saved_model
+
+# Two raw sentences through the exported SavedModel, in a fresh process.
+define DEMO_QUERY
+import sys, tensorflow as tf, tensorflow_text
+serve = tf.saved_model.load(sys.argv[1]).signatures["sst2"]
+texts = ["A gorgeous, witty, seductive movie.", "Dull, lifeless and far too long."]
+out = serve(text_a=tf.constant(texts))
+for (text, label, p) in zip(texts, out["labels"].numpy(), out["probabilities"].numpy()):
+    print("  served: %r -> label %s (p = %.2f)" % (text, label.decode(), p.max()))
+endef
+export DEMO_QUERY
+
 PYTEST_ARGS ?= -q
 
 .DEFAULT_GOAL := help
@@ -125,10 +143,17 @@ demo: venv assets
 	rm -rf $(DEMO_OUT)
 	@start=$$(date +%s); \
 	echo "$(VENV_PY) run_classifier.py $(DEMO_FLAGS)"; \
-	$(VENV_PY) run_classifier.py $(DEMO_FLAGS); status=$$?; \
-	echo "demo: run_classifier.py took $$(( $$(date +%s) - start )) s (exit $$status)"; \
-	exit $$status
-	cat $(DEMO_OUT)/eval_results.txt
+	$(VENV_PY) run_classifier.py $(DEMO_FLAGS) || exit $$?; \
+	trained=$$(( $$(date +%s) - start )); \
+	echo "$(VENV_PY) export_savedmodel.py $(DEMO_EXPORT_FLAGS)"; \
+	$(VENV_PY) export_savedmodel.py $(DEMO_EXPORT_FLAGS) || exit $$?; \
+	echo; \
+	echo "demo: trained and evaluated in $$trained s, exported in $$(( $$(date +%s) - start - trained )) s"; \
+	echo "  dev results: $$(sed 's/ = /=/' $(DEMO_OUT)/eval_results.txt | tr '\n' ' ')($(DEMO_OUT)/eval_results.txt)"; \
+	echo "  adapter bundle: $(DEMO_OUT)/adapter_bundle ($$(du -sh $(DEMO_OUT)/adapter_bundle | cut -f1); the task's own weights)"; \
+	echo "  SavedModel: $(DEMO_OUT)/saved_model (signature sst2: text_a -> labels, probabilities)"; \
+	TF_CPP_MIN_LOG_LEVEL=3 $(VENV_PY) -c "$$DEMO_QUERY" $(DEMO_OUT)/saved_model; \
+	echo "  TensorBoard: $(VENV)/bin/tensorboard --logdir $(DEMO_OUT)"
 
 test: venv assets
 	ADAPTER_BERT_ASSETS=$(abspath $(ASSETS)) $(VENV_PY) -m pytest $(PYTEST_ARGS)

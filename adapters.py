@@ -94,8 +94,9 @@ class AdapterConfig(object):
 def feedforward_adapter(input_tensor, size, activation_fn, init_scale=1e-3):
   """A bottleneck adapter with an identity skip connection.
 
-  The variables are float32; the adapter computes in the input's dtype
-  (see `modeling.dense_layer`).
+  The variables are float32; the projections compute in the input's dtype
+  (see `modeling.dense_layer`). The output is float32 whatever the input's
+  dtype: the sub-layer's add & LayerNorm takes it as is.
 
   Args:
     input_tensor: float Tensor [tokens, hidden].
@@ -104,7 +105,7 @@ def feedforward_adapter(input_tensor, size, activation_fn, init_scale=1e-3):
     init_scale: stddev of the weights' truncated-normal initializer.
 
   Returns:
-    float Tensor [tokens, hidden].
+    float32 Tensor [tokens, hidden].
   """
   with tf.variable_scope("adapters"):
     hidden_size = input_tensor.shape[-1]
@@ -126,7 +127,10 @@ def feedforward_adapter(input_tensor, size, activation_fn, init_scale=1e-3):
     if activation_fn is not None:
       bottleneck = activation_fn(bottleneck)
     delta = tf.matmul(bottleneck, up_kernel) + up_bias  # [tokens, hidden]
-    return input_tensor + delta
+    # The skip connection in float32: near identity at the start, the delta
+    # is ~1e-3 of the input, below bfloat16's resolution (1/256); summed in
+    # the compute dtype it would be rounded away (see modeling.add_and_norm).
+    return tf.cast(input_tensor, tf.float32) + tf.cast(delta, tf.float32)
 
 
 def parse_layer_list(spec, num_layers):

@@ -37,6 +37,7 @@ import tensorflow.compat.v1 as tf
 
 import adapters
 import bundles
+import console
 import errors
 import fileio
 import glue
@@ -366,10 +367,11 @@ def convert_single_example(ex_index, example, label_list, max_seq_length,
   label_id = (label_list.index(example.label) if label_list else
               float(example.label))
   if ex_index < 3:
-    logging.info("*** Example %s ***", example.guid)
-    logging.info("tokens: %s", " ".join(tokens))
-    logging.info("input_ids: %s", " ".join(str(x) for x in input_ids))
-    logging.info("label: %s (id = %s)", example.label, label_id)
+    # Google BERT's look at the first rows; with --verbose (absl DEBUG).
+    logging.debug("*** Example %s ***", example.guid)
+    logging.debug("tokens: %s", " ".join(tokens))
+    logging.debug("input_ids: %s", " ".join(str(x) for x in input_ids))
+    logging.debug("label: %s (id = %s)", example.label, label_id)
 
   return InputFeatures(input_ids=input_ids, input_mask=input_mask,
                        segment_ids=segment_ids, label_id=label_id,
@@ -425,11 +427,14 @@ def file_based_convert_examples_to_features(examples, label_list,
       outputs are put back in example order by `example_index`).
   """
   cuts = []
+  started = time.time()
 
   def indexed_features():
     for (ex_index, example) in enumerate(examples):
-      if ex_index % 10000 == 0:
-        logging.info("Writing example %d of %d", ex_index, len(examples))
+      if ex_index and ex_index % CONVERSION_PROGRESS_ROWS == 0:
+        logging.info("Converting %s: %s", os.path.basename(output_file),
+                     console.progress(ex_index, len(examples), started,
+                                      time.time()))
       feature = convert_single_example(ex_index, example, label_list,
                                        max_seq_length, tokenizer)
       if feature.num_truncated:
@@ -446,6 +451,10 @@ def file_based_convert_examples_to_features(examples, label_list,
         writer.write(_feature_to_example(feature, ex_index)
                      .SerializeToString())
   report_truncation(cuts, len(examples), max_seq_length, output_file)
+
+
+# A large file's conversion logs its progress every this many rows.
+CONVERSION_PROGRESS_ROWS = 20000
 
 
 def report_truncation(cuts, num_examples, max_seq_length, output_file):
@@ -854,20 +863,23 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
         train_op = tf.group(train_op, logged_loss)
       else:
         logged_loss = loss
+      current_rate = optimization.learning_rate_schedule(
+          tf.train.get_global_step(), learning_rate, num_train_steps,
+          num_warmup_steps)
+      # The chief writes the TensorBoard scalars (None: a test's bare call).
+      summary_dir = (config.model_dir if config is not None and
+                     config.is_chief else None)
       # On TPU the loss lives on the device: the host call carries it out
       # (and TPUEstimator logs its own rates).
       hooks = [] if use_tpu else [
-          ThroughputHook(logged_loss,
+          ThroughputHook(logged_loss, current_rate,
                          # Under tf.distribute params has no batch size.
                          params.get("batch_size", train_batch_size),
-                         log_every_n_steps)]
+                         log_every_n_steps, num_train_steps, summary_dir)]
       host_call = None
-      if use_tpu and config is not None:
-        host_call = tpu_host_call(
-            config.model_dir, loss=outputs["loss"],
-            learning_rate=optimization.learning_rate_schedule(
-                tf.train.get_global_step(), learning_rate, num_train_steps,
-                num_warmup_steps))
+      if use_tpu and summary_dir:
+        host_call = tpu_host_call(summary_dir, loss=outputs["loss"],
+                                  learning_rate=current_rate)
       return tf.estimator.tpu.TPUEstimatorSpec(
           mode=mode, loss=loss, train_op=train_op, host_call=host_call,
           training_hooks=hooks, scaffold_fn=scaffold_fn)
@@ -904,6 +916,7 @@ def tpu_host_call(model_dir, **scalars):
     (host_fn, tensors), for TPUEstimatorSpec(host_call=...).
   """
   names = sorted(scalars)
+  # The tags of ThroughputHook's scalars on CPU and GPU.
   # Host-call tensors need a leading (batch-like) axis.
   tensors = [tf.reshape(tf.cast(tf.train.get_global_step(), tf.int64), [1])]
   tensors += [tf.reshape(tf.cast(scalars[name], tf.float32), [1])
@@ -914,7 +927,7 @@ def tpu_host_call(model_dir, **scalars):
     with tf.compat.v2.summary.create_file_writer(model_dir).as_default():
       with tf.compat.v2.summary.record_if(True):
         for (name, value) in zip(names, values):
-          tf.compat.v2.summary.scalar(name, value[0], step=step)
+          tf.compat.v2.summary.scalar("train/" + name, value[0], step=step)
         return tf.summary.all_v2_summary_ops()
 
   return (host_fn, tensors)
@@ -1141,32 +1154,71 @@ class StopOnSignalHook(tf.estimator.SessionRunHook):
 
 
 class ThroughputHook(tf.estimator.SessionRunHook):
-  """Logs loss, steps/s and examples/s every `every_n_steps` steps."""
+  """Every `every_n_steps` steps: logs the progress line and writes the
+  TensorBoard scalars.
 
-  def __init__(self, loss, batch_size, every_n_steps):
+  The line: `step 120/343 (35%): loss = 0.4123, 2.41 steps/s, 77.1
+  examples/s, ETA 1m32s` (the rates and the ETA over the last window). The
+  scalars, in `summary_dir`: train/loss, train/learning_rate and
+  train/examples_per_second (the Estimator's own `loss` is beside them).
+  """
+
+  def __init__(self, loss, learning_rate, batch_size, every_n_steps,
+               total_steps=None, summary_dir=None):
+    """Args:
+      loss, learning_rate: scalar Tensors read at each step.
+      total_steps: (optional) the step training ends at, for the progress.
+      summary_dir: (optional) where the scalars go; None writes none (a
+        non-chief worker).
+    """
     self._loss = loss
+    self._learning_rate = learning_rate
     self._batch_size = batch_size
     self._every_n_steps = max(1, every_n_steps)
+    self._total_steps = total_steps
+    self._summary_dir = summary_dir
 
   def begin(self):
     self._global_step = tf.train.get_global_step()
     self._last_time = None
     self._last_step = None
+    self._writer = (tf.summary.FileWriterCache.get(self._summary_dir)
+                    if self._summary_dir else None)
 
   def before_run(self, run_context):
-    return tf.estimator.SessionRunArgs([self._global_step, self._loss])
+    return tf.estimator.SessionRunArgs(
+        [self._global_step, self._loss, self._learning_rate])
 
   def after_run(self, run_context, run_values):
-    (step, loss) = run_values.results
+    (step, loss, learning_rate) = run_values.results
     now = time.time()
     if self._last_time is None:
       (self._last_time, self._last_step) = (now, step)
       return
     if step - self._last_step >= self._every_n_steps:
       steps_per_sec = (step - self._last_step) / (now - self._last_time)
-      logging.info("step %d: loss = %.4f, %.2f steps/s, %.1f examples/s",
-                   step, loss, steps_per_sec, steps_per_sec * self._batch_size)
+      examples_per_sec = steps_per_sec * self._batch_size
+      where = "step %d" % step
+      eta = ""
+      if self._total_steps:
+        where += "/%d (%.0f%%)" % (self._total_steps,
+                                   100.0 * step / self._total_steps)
+        eta = ", ETA " + console.duration(
+            max(0, self._total_steps - step) / steps_per_sec)
+      logging.info("%s: loss = %.4f, %.2f steps/s, %.1f examples/s%s", where,
+                   loss, steps_per_sec, examples_per_sec, eta)
+      if self._writer is not None:
+        self._writer.add_summary(tf.Summary(value=[
+            tf.Summary.Value(tag=tag, simple_value=float(value))
+            for (tag, value) in (("train/loss", loss),
+                                 ("train/learning_rate", learning_rate),
+                                 ("train/examples_per_second",
+                                  examples_per_sec))]), step)
       (self._last_time, self._last_step) = (now, step)
+
+  def end(self, session):
+    if self._writer is not None:
+      self._writer.flush()
 
 
 def session_config(intra_op_threads, inter_op_threads, use_tpu,

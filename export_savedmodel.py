@@ -30,7 +30,12 @@ A loader must register tensorflow-text's ops first (`import tensorflow_text`
 before `tf.saved_model.load`; TF Serving: a build with the TF Text ops).
 """
 
-import os
+if __name__ == "__main__":
+  # Before TensorFlow loads: its start-up noise is hidden unless --verbose.
+  import console  # pylint: disable=g-import-not-at-top
+  console.quiet_tensorflow_startup()
+
+import os  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from absl import app
 from absl import flags
@@ -38,6 +43,7 @@ import tensorflow.compat.v1 as tf
 import tensorflow_text as tf_text
 
 import classifier
+import console
 import errors
 import fileio
 import glue
@@ -70,6 +76,7 @@ def define_flags():
   flags.DEFINE_enum("precision", "float32", list(classifier.PRECISIONS),
                     "The encoder's arithmetic in the exported graph (as "
                     "run_classifier.py's --precision).")
+  flags.DEFINE_bool(console.VERBOSE_FLAG, False, console.VERBOSE_HELP)
 
 
 # ---------------------------------------------------------------- text
@@ -310,6 +317,7 @@ def export(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
 
 def main(argv):
   del argv
+  console.configure_logging(FLAGS.verbose)
   errors.interrupt_on_signals()
   try:
     signatures = export(FLAGS.bert_config_file, FLAGS.vocab_file,

@@ -399,6 +399,18 @@ def layer_norm(input_tensor, epsilon=1e-12, name="LayerNorm"):
     return tf.cast(normalized * gamma + beta, input_tensor.dtype)
 
 
+def add_and_norm(sublayer_output, residual, epsilon=1e-12):
+  """LayerNorm(sublayer_output + residual), the sum taken in float32.
+
+  Under mixed precision the sum of an adapter's near-identity output and the
+  residual would otherwise be rounded to the compute dtype before the
+  LayerNorm: bfloat16 keeps 8 bits, so an adapter's change under 1/256 of
+  its input would vanish there. Returns the residual's dtype.
+  """
+  total = tf.cast(sublayer_output, tf.float32) + tf.cast(residual, tf.float32)
+  return tf.cast(layer_norm(total, epsilon), residual.dtype)
+
+
 def layer_norm_and_dropout(input_tensor, dropout_prob, epsilon=1e-12):
   return dropout(layer_norm(input_tensor, epsilon), dropout_prob)
 
@@ -681,8 +693,8 @@ def transformer_model(input_tensor, attention_mask, config, adapter_config=None,
             attention_output = adapter_config.adapt(
                 attention_output, "attention",
                 ablated=layer_idx in ablated_adapter_layers)
-          attention_output = layer_norm(attention_output + query_input,
-                                        config.layer_norm_eps)
+          attention_output = add_and_norm(attention_output, query_input,
+                                          config.layer_norm_eps)
 
       with tf.variable_scope("intermediate"):
         intermediate_output = dense_layer(
@@ -696,8 +708,8 @@ def transformer_model(input_tensor, attention_mask, config, adapter_config=None,
         if adapter_config is not None:
           layer_output = adapter_config.adapt(
               layer_output, "ffn", ablated=layer_idx in ablated_adapter_layers)
-        layer_output = layer_norm(layer_output + attention_output,
-                                  config.layer_norm_eps)
+        layer_output = add_and_norm(layer_output, attention_output,
+                                    config.layer_norm_eps)
         prev_output = layer_output
         all_layer_outputs.append(tf.reshape(
             layer_output, [batch_size, from_seq_length, hidden_size]))

@@ -23,7 +23,12 @@ dev metrics), and prints the bundle sizes, the backbone size and the process
 memory after each task is loaded.
 """
 
-import collections
+if __name__ == "__main__":
+  # Before TensorFlow loads: its start-up noise is hidden unless --verbose.
+  import console  # pylint: disable=g-import-not-at-top
+  console.quiet_tensorflow_startup()
+
+import collections  # pylint: disable=g-import-not-at-top,wrong-import-position
 import os
 import resource
 import sys
@@ -37,6 +42,7 @@ import tensorflow.compat.v1 as tf
 import adapters
 import bundles
 import classifier
+import console
 import errors
 import fileio
 import glue
@@ -72,6 +78,7 @@ def define_flags():
                        "Optional: the max_seq_length every bundle must have "
                        "been trained with (each bundle always uses its own; "
                        "a bundle of another length is refused).")
+  flags.DEFINE_bool(console.VERBOSE_FLAG, False, console.VERBOSE_HELP)
 
 
 def resident_memory_bytes():
@@ -430,6 +437,7 @@ def predict_split(predictor, task, task_split, examples, split):
 
 def main(argv):
   del argv
+  console.configure_logging(FLAGS.verbose)
   errors.interrupt_on_signals()
   try:
     run(FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint,

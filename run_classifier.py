@@ -13,12 +13,17 @@ one `classifier.Settings` to `classifier.run`. The library's names
 Google BERT's were, for scripts that import them.
 """
 
-from absl import app
+if __name__ == "__main__":
+  # Before TensorFlow loads: its start-up noise is hidden unless --verbose.
+  import console  # pylint: disable=g-import-not-at-top
+  console.quiet_tensorflow_startup()
+
+from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
-import tensorflow.compat.v1 as tf
 
 import adapters
 import classifier
+import console
 import errors
 import tuning
 # The library's names, importable from here as from Google BERT's file.
@@ -203,6 +208,7 @@ flags.DEFINE_enum(
     "with dynamic loss scaling (GPUs). Variables, LayerNorm, softmax and the "
     "loss stay float32 and checkpoints and bundles are float32 in every case, "
     "so a bundle serves under any precision.")
+flags.DEFINE_bool(console.VERBOSE_FLAG, False, console.VERBOSE_HELP)
 flags.DEFINE_integer(
     "intra_op_parallelism_threads", 0,
     "Threads one op may use; 0: TensorFlow's choice (all cores).")
@@ -214,7 +220,7 @@ flags.DEFINE_integer(
 
 def main(argv):
   del argv  # Unused: everything comes from the flags.
-  tf.logging.set_verbosity(tf.logging.INFO)
+  console.configure_logging(FLAGS.verbose)
   names = classifier.Settings.field_names()
   settings = classifier.Settings(**{name: FLAGS[name].value for name in names})
   explicit = frozenset(name for name in names if FLAGS[name].present)

@@ -153,14 +153,16 @@ flag_value() {
 params=$(sed -n 's/.*Parameters: //p' "$LOG" | tail -n 1)
 steps=$(sed -n 's/.*Num steps = \([0-9]*\).*/\1/p' "$LOG" | tail -n 1)
 train_time=$(sed -n 's/.*Training took \([0-9.]*\) s.*/\1/p' "$LOG" | tail -n 1)
-rates=$(sed -n 's/.*step [0-9]*: loss = [-0-9.naif]*, \([0-9.]*\) steps\/s, \([0-9.]*\) examples\/s.*/\1 \2/p' "$LOG")
+# `step 120/343 (35%): loss = ...` (older logs: `step 120: loss = ...`).
+STEP='step \([0-9]*\)\(\/[0-9]* ([0-9]*%)\)\{0,1\}'
+rates=$(sed -n "s/.*${STEP}: loss = [-0-9.naif]*, \([0-9.]*\) steps\/s, \([0-9.]*\) examples\/s.*/\3 \4/p" "$LOG")
 if [[ -n "$rates" ]]; then
   rate_summary=$(awk '{s += $1; e += $2; n++; ls = $1; le = $2}
     END {printf "%.2f steps/s, %.1f examples/s (mean of %d windows); last window %.2f steps/s, %.1f examples/s", s/n, e/n, n, ls, le}' <<<"$rates")
 else
   rate_summary="n/a (no 'step N: ... steps/s' line in the log)"
 fi
-last_loss=$(sed -n 's/.*step \([0-9]*\): loss = \([-0-9.naif]*\),.*/step \1: \2/p' "$LOG" | tail -n 1)
+last_loss=$(sed -n "s/.*${STEP}: loss = \([-0-9.naif]*\),.*/step \1: \3/p" "$LOG" | tail -n 1)
 
 echo "== results"
 echo "task:              $TASK"

@@ -1,6 +1,7 @@
 """Shared test helpers: the tiny model, one command-line runner, one session
 helper, small tasks in GLUE's formats, and where the real assets live."""
 
+import collections
 import json
 import os
 import random
@@ -136,6 +137,21 @@ def feature_batch(batch, width):
   features["is_real_example"] = tf.ones([batch], tf.int32)
   features["example_index"] = tf.range(batch)
   return features
+
+
+def scalar_events(folder):
+  """{tag: [(step, value)]} of the scalar summaries in a folder's event files
+  (v1 simple values and v2 tensors alike)."""
+  import tensorflow.compat.v1 as tf
+  found = collections.defaultdict(list)
+  for path in sorted(tf.io.gfile.glob(
+      os.path.join(folder, "events.out.tfevents.*"))):
+    for event in tf.train.summary_iterator(path):
+      for value in event.summary.value:
+        number = (value.simple_value if value.HasField("simple_value") else
+                  float(tf.make_ndarray(value.tensor)))
+        found[value.tag].append((event.step, number))
+  return dict(found)
 
 
 def checkpoint_values(path):

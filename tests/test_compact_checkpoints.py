@@ -227,8 +227,9 @@ def test_kill_then_resume_ends_exactly_as_an_uninterrupted_run(tmp_path,
   assert killed_at < 192, "training ended before the kill"
   assert not os.path.exists(os.path.join(output_dir, "eval_results.txt"))
 
-  result = subprocess.run(command, capture_output=True, text=True,
-                          cwd=REPO_ROOT, timeout=600)
+  # --verbose: TensorFlow's own "Restoring parameters" line is shown.
+  result = subprocess.run(command + ["--verbose"], capture_output=True,
+                          text=True, cwd=REPO_ROOT, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Compact checkpoints in %s: backbone" % output_dir in result.stderr
   assert "Resuming at step %d of 192" % killed_at in result.stderr

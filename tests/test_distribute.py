@@ -18,7 +18,7 @@ from conftest import write_sst2_task
 def logged_losses(stderr):
   """{step: loss} from the training log's `step N: loss = X` lines."""
   return {int(m.group(1)): float(m.group(2)) for m in re.finditer(
-      r"step (\d+): loss = ([0-9.]+)", stderr)}
+      r"step (\d+)/\d+ \(\d+%\): loss = ([0-9.]+)", stderr)}
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,13 @@
 model_fn builds TPU specs (CrossShardOptimizer, no host-side ops in the step),
 and a TPUEstimator with use_tpu=True is constructed from the flags."""
 
-import os
-
 import pytest
 import tensorflow.compat.v1 as tf
 from tensorflow.python.ops import summary_ops_v2  # TPUEstimator's own use
 
 from conftest import feature_batch
 from conftest import new_session
+from conftest import scalar_events
 from conftest import tiny_job_flags
 from conftest import write_sst2_task
 import classifier
@@ -68,18 +67,8 @@ def test_host_call_carries_loss_and_learning_rate_to_tensorboard(tiny_bert,
       session.run(summary_ops)
     # Closing the session destroyed the writer, which flushed it.
   assert scalar_events(str(tmp_path / "model")) == {
-      "learning_rate": (7, pytest.approx(1e-3)), "loss": (7, 0.25)}
-
-
-def scalar_events(folder):
-  """{tag: (step, value)} of the scalar summaries in a folder's event files."""
-  found = {}
-  for path in tf.io.gfile.glob(os.path.join(folder, "events.out.tfevents.*")):
-    for event in tf.train.summary_iterator(path):
-      for value in event.summary.value:
-        found[value.tag] = (event.step,
-                            float(tf.make_ndarray(value.tensor)))
-  return found
+      "train/learning_rate": [(7, pytest.approx(1e-3))],
+      "train/loss": [(7, 0.25)]}
 
 
 def test_predict_spec_builds_for_tpu(tiny_bert):

@@ -1,0 +1,199 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""How fast the exported SavedModel serves raw text, on this machine.
+
+Prints, for all-MiniLM-L6-v2 with adapters of size 64 (bundles trained for a
+few steps on real GLUE rows: speed does not depend on how well they learned):
+  - requests/s and latency p50/p95 at batch 1 and batch 32, with a SavedModel
+    holding one task and one holding three (requests then go round-robin to
+    the three signatures);
+  - the latency cost of adapters at batch 1: the same backbone exported with
+    a head-only bundle (no adapter in the graph) against the adapter bundle;
+  - size on disk of each SavedModel and the serving process's peak memory.
+
+Requests are real dev rows (MRPC pairs, SST-2 and RTE), tokenized inside the
+graph. Each SavedModel is served in a fresh process that loads it with
+tf.saved_model.load, as a TF2 user would; the first --warmup calls are not
+timed. Nothing else should run on the machine meanwhile.
+
+  .venv/bin/python benchmarks/serving.py
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from absl import app
+from absl import flags
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("bert_dir",
+                    os.path.join(REPO_ROOT, ".cache", "assets",
+                                 "all-MiniLM-L6-v2"),
+                    "Folder with bert_config.json, vocab.txt, bert_model.ckpt.")
+flags.DEFINE_string("glue_dir",
+                    os.path.join(os.path.dirname(REPO_ROOT), "shared", "glue"),
+                    "GLUE data in glue_data layout.")
+flags.DEFINE_integer("calls", 200, "Timed calls at batch 1 (batch 32: /8).")
+flags.DEFINE_integer("warmup", 10, "Untimed first calls.")
+flags.DEFINE_string("work_dir", None, "Scratch folder (default: a temp dir).")
+flags.DEFINE_string("json_out", None, "Also write the figures here as JSON.")
+
+# task: the dev file's text columns
+TASKS = {"MRPC": [3, 4], "SST-2": [0], "RTE": [1, 2]}
+TRAIN_ROWS = 64
+
+SERVE_CODE = r"""
+import json, resource, sys, time
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # the tokenizer's ops
+(export_dir, plan) = (sys.argv[1], json.loads(sys.stdin.read()))
+model = tf.saved_model.load(export_dir)
+results = {}
+for (name, batch, calls, warmup, requests) in plan:
+  # Every request a different slice of real rows, tasks taking turns.
+  functions = [(model.signatures[s], {k: tf.constant(v[i:i + batch])
+                                      for (k, v) in inputs.items()})
+               for i in range(0, 32, batch) for (s, inputs) in requests]
+  times = []
+  for i in range(warmup + calls):
+    (function, inputs) = functions[i % len(functions)]
+    start = time.perf_counter()
+    function(**inputs)
+    if i >= warmup:
+      times.append(time.perf_counter() - start)
+  times = np.array(times)
+  results[name] = {"batch": batch, "calls": calls,
+                   "requests_per_s": calls / times.sum(),
+                   "examples_per_s": calls * batch / times.sum(),
+                   "p50_ms": 1000 * np.percentile(times, 50),
+                   "p95_ms": 1000 * np.percentile(times, 95)}
+results["peak_rss_mb"] = resource.getrusage(
+    resource.RUSAGE_SELF).ru_maxrss / 1024
+print("RESULT " + json.dumps(results))
+"""
+
+
+def read_rows(path, columns, count=None, header=True):
+  with open(path, encoding="utf-8") as f:
+    rows = [r for r in f.read().split("\n")[1 if header else 0:] if r]
+  return [[r.split("\t")[c] for c in columns] for r in rows[:count]]
+
+
+def run(command, **kwargs):
+  result = subprocess.run(command, capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+                          **kwargs)
+  if result.returncode:
+    sys.stderr.write(result.stderr[-3000:])
+    raise SystemExit("serving.py: %s failed (exit %d)" % (
+        os.path.basename(command[1]), result.returncode))
+  return result
+
+
+def train_bundle(work_dir, task, tuning_mode):
+  """A bundle trained for a few steps on the task's first real rows."""
+  data_dir = os.path.join(work_dir, "data", task)
+  if not os.path.exists(data_dir):
+    os.makedirs(data_dir)
+    with open(os.path.join(FLAGS.glue_dir, task, "train.tsv"),
+              encoding="utf-8") as f:
+      lines = f.read().split("\n")[:TRAIN_ROWS + 1]
+    with open(os.path.join(data_dir, "train.tsv"), "w", encoding="utf-8") as f:
+      f.write("\n".join(lines) + "\n")
+  output_dir = os.path.join(work_dir, "train", "%s-%s" % (task, tuning_mode))
+  bundle = os.path.join(output_dir, "adapter_bundle")
+  if not os.path.exists(os.path.join(bundle, "adapter_bundle.json")):
+    run([sys.executable, os.path.join(REPO_ROOT, "run_classifier.py"),
+         "--task_name=" + task, "--data_dir=" + data_dir,
+         "--output_dir=" + output_dir, "--do_train=true",
+         "--tuning_mode=" + tuning_mode, "--max_seq_length=128",
+         "--train_batch_size=16", "--learning_rate=1e-3",
+         "--num_train_epochs=1"] + backbone_flags())
+  return bundle
+
+
+def backbone_flags():
+  return ["--vocab_file=" + os.path.join(FLAGS.bert_dir, "vocab.txt"),
+          "--bert_config_file=" + os.path.join(FLAGS.bert_dir,
+                                               "bert_config.json"),
+          "--init_checkpoint=" + os.path.join(FLAGS.bert_dir,
+                                              "bert_model.ckpt")]
+
+
+def export(work_dir, name, bundles):
+  export_dir = os.path.join(work_dir, "saved_models", name)
+  run([sys.executable, os.path.join(REPO_ROOT, "export_savedmodel.py"),
+       "--adapter_bundles=" + ",".join(bundles),
+       "--export_dir=" + export_dir] + backbone_flags())
+  return export_dir
+
+
+def size_mb(folder):
+  return sum(os.path.getsize(os.path.join(root, name))
+             for (root, _, names) in os.walk(folder) for name in names) / 2**20
+
+
+def requests_for(tasks):
+  requests = []
+  for task in tasks:
+    rows = read_rows(os.path.join(FLAGS.glue_dir, task, "dev.tsv"),
+                     TASKS[task], count=32)
+    inputs = {"text_a": [r[0] for r in rows]}
+    if len(TASKS[task]) == 2:
+      inputs["text_b"] = [r[1] for r in rows]
+    requests.append((task.lower().replace("-", ""), inputs))
+  return requests
+
+
+def serve(export_dir, tasks):
+  plan = [("batch1", 1, FLAGS.calls, FLAGS.warmup, requests_for(tasks)),
+          ("batch32", 32, max(FLAGS.calls // 8, 10), FLAGS.warmup // 2 or 1,
+           requests_for(tasks))]
+  result = run([sys.executable, "-c", SERVE_CODE, export_dir],
+               input=json.dumps(plan))
+  line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
+  return json.loads(line[0][len("RESULT "):])
+
+
+def main(argv):
+  del argv
+  work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="serving-")
+  adapters = [train_bundle(work_dir, task, "adapters") for task in TASKS]
+  head = train_bundle(work_dir, "MRPC", "head")
+  models = {
+      "adapters, 1 task (MRPC)": (export(work_dir, "one", adapters[:1]),
+                                  ["MRPC"]),
+      "adapters, 3 tasks (MRPC, SST-2, RTE)": (
+          export(work_dir, "three", adapters), list(TASKS)),
+      "no adapters (head-only bundle), MRPC": (
+          export(work_dir, "head", [head]), ["MRPC"]),
+  }
+  figures = {}
+  for (name, (export_dir, tasks)) in models.items():
+    figures[name] = serve(export_dir, tasks)
+    figures[name]["size_mb"] = size_mb(export_dir)
+    for batch in ("batch1", "batch32"):
+      r = figures[name][batch]
+      print("%-38s %-7s %7.1f requests/s (%6.1f examples/s), p50 %6.1f ms, "
+            "p95 %6.1f ms" % (name, batch, r["requests_per_s"],
+                              r["examples_per_s"], r["p50_ms"], r["p95_ms"]))
+    print("%-38s on disk %.1f MB, serving process peak RSS %.0f MB" % (
+        name, figures[name]["size_mb"], figures[name]["peak_rss_mb"]))
+  with_adapters = figures["adapters, 1 task (MRPC)"]["batch1"]["p50_ms"]
+  without = figures["no adapters (head-only bundle), MRPC"]["batch1"]["p50_ms"]
+  print("adapter latency cost at batch 1 (p50): %.1f ms against %.1f ms "
+        "without adapters: +%.1f%%" % (with_adapters, without,
+                                       100 * (with_adapters / without - 1)))
+  if FLAGS.json_out:
+    with open(FLAGS.json_out, "w") as f:
+      json.dump(figures, f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)
