@@ -19,6 +19,7 @@ timed. Nothing else should run on the machine meanwhile.
   .venv/bin/python benchmarks/serving.py
 """
 
+import collections
 import json
 import os
 import subprocess
@@ -43,6 +44,8 @@ flags.DEFINE_integer("warmup", 10, "Untimed first calls.")
 flags.DEFINE_string("work_dir", None, "Scratch folder (default: a temp dir).")
 flags.DEFINE_string("json_out", None, "Also write the figures here as JSON.")
 
+OPTION_FLAGS = ("bert_dir", "glue_dir", "calls", "warmup", "work_dir",
+                "json_out")
 # task: the dev file's text columns
 TASKS = {"MRPC": [3, 4], "SST-2": [0], "RTE": [1, 2]}
 TRAIN_ROWS = 64
@@ -96,12 +99,12 @@ def run(command, **kwargs):
   return result
 
 
-def train_bundle(work_dir, task, tuning_mode):
+def train_bundle(opts, work_dir, task, tuning_mode):
   """A bundle trained for a few steps on the task's first real rows."""
   data_dir = os.path.join(work_dir, "data", task)
   if not os.path.exists(data_dir):
     os.makedirs(data_dir)
-    with open(os.path.join(FLAGS.glue_dir, task, "train.tsv"),
+    with open(os.path.join(opts.glue_dir, task, "train.tsv"),
               encoding="utf-8") as f:
       lines = f.read().split("\n")[:TRAIN_ROWS + 1]
     with open(os.path.join(data_dir, "train.tsv"), "w", encoding="utf-8") as f:
@@ -114,23 +117,23 @@ def train_bundle(work_dir, task, tuning_mode):
          "--output_dir=" + output_dir, "--do_train=true",
          "--tuning_mode=" + tuning_mode, "--max_seq_length=128",
          "--train_batch_size=16", "--learning_rate=1e-3",
-         "--num_train_epochs=1"] + backbone_flags())
+         "--num_train_epochs=1"] + backbone_flags(opts))
   return bundle
 
 
-def backbone_flags():
-  return ["--vocab_file=" + os.path.join(FLAGS.bert_dir, "vocab.txt"),
-          "--bert_config_file=" + os.path.join(FLAGS.bert_dir,
+def backbone_flags(opts):
+  return ["--vocab_file=" + os.path.join(opts.bert_dir, "vocab.txt"),
+          "--bert_config_file=" + os.path.join(opts.bert_dir,
                                                "bert_config.json"),
-          "--init_checkpoint=" + os.path.join(FLAGS.bert_dir,
+          "--init_checkpoint=" + os.path.join(opts.bert_dir,
                                               "bert_model.ckpt")]
 
 
-def export(work_dir, name, bundles):
+def export(opts, work_dir, name, bundles):
   export_dir = os.path.join(work_dir, "saved_models", name)
   run([sys.executable, os.path.join(REPO_ROOT, "export_savedmodel.py"),
        "--adapter_bundles=" + ",".join(bundles),
-       "--export_dir=" + export_dir] + backbone_flags())
+       "--export_dir=" + export_dir] + backbone_flags(opts))
   return export_dir
 
 
@@ -139,10 +142,10 @@ def size_mb(folder):
              for (root, _, names) in os.walk(folder) for name in names) / 2**20
 
 
-def requests_for(tasks):
+def requests_for(opts, tasks):
   requests = []
   for task in tasks:
-    rows = read_rows(os.path.join(FLAGS.glue_dir, task, "dev.tsv"),
+    rows = read_rows(os.path.join(opts.glue_dir, task, "dev.tsv"),
                      TASKS[task], count=32)
     inputs = {"text_a": [r[0] for r in rows]}
     if len(TASKS[task]) == 2:
@@ -151,10 +154,10 @@ def requests_for(tasks):
   return requests
 
 
-def serve(export_dir, tasks):
-  plan = [("batch1", 1, FLAGS.calls, FLAGS.warmup, requests_for(tasks)),
-          ("batch32", 32, max(FLAGS.calls // 8, 10), FLAGS.warmup // 2 or 1,
-           requests_for(tasks))]
+def serve(opts, export_dir, tasks):
+  plan = [("batch1", 1, opts.calls, opts.warmup, requests_for(opts, tasks)),
+          ("batch32", 32, max(opts.calls // 8, 10), opts.warmup // 2 or 1,
+           requests_for(opts, tasks))]
   result = run([sys.executable, "-c", SERVE_CODE, export_dir],
                input=json.dumps(plan))
   line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
@@ -163,20 +166,22 @@ def serve(export_dir, tasks):
 
 def main(argv):
   del argv
-  work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="serving-")
-  adapters = [train_bundle(work_dir, task, "adapters") for task in TASKS]
-  head = train_bundle(work_dir, "MRPC", "head")
+  opts = collections.namedtuple("Options", OPTION_FLAGS)(
+      *[FLAGS[name].value for name in OPTION_FLAGS])
+  work_dir = opts.work_dir or tempfile.mkdtemp(prefix="serving-")
+  adapters = [train_bundle(opts, work_dir, task, "adapters") for task in TASKS]
+  head = train_bundle(opts, work_dir, "MRPC", "head")
   models = {
-      "adapters, 1 task (MRPC)": (export(work_dir, "one", adapters[:1]),
+      "adapters, 1 task (MRPC)": (export(opts, work_dir, "one", adapters[:1]),
                                   ["MRPC"]),
       "adapters, 3 tasks (MRPC, SST-2, RTE)": (
-          export(work_dir, "three", adapters), list(TASKS)),
+          export(opts, work_dir, "three", adapters), list(TASKS)),
       "no adapters (head-only bundle), MRPC": (
-          export(work_dir, "head", [head]), ["MRPC"]),
+          export(opts, work_dir, "head", [head]), ["MRPC"]),
   }
   figures = {}
   for (name, (export_dir, tasks)) in models.items():
-    figures[name] = serve(export_dir, tasks)
+    figures[name] = serve(opts, export_dir, tasks)
     figures[name]["size_mb"] = size_mb(export_dir)
     for batch in ("batch1", "batch32"):
       r = figures[name][batch]
@@ -190,8 +195,8 @@ def main(argv):
   print("adapter latency cost at batch 1 (p50): %.1f ms against %.1f ms "
         "without adapters: +%.1f%%" % (with_adapters, without,
                                        100 * (with_adapters / without - 1)))
-  if FLAGS.json_out:
-    with open(FLAGS.json_out, "w") as f:
+  if opts.json_out:
+    with open(opts.json_out, "w") as f:
       json.dump(figures, f, indent=1)
 
 

@@ -14,12 +14,15 @@ import run_classifier
 
 # Files with a command line (flags read in `main()`).
 COMMAND_LINES = ("run_classifier.py", "predict_multitask.py", "sweep.py",
+                 "export_savedmodel.py",
                  "plot_results.py",
                  "convert_hf_checkpoint.py", "prepare_movie_reviews.py",
                  os.path.join("benchmarks", "bundle_size.py"),
+                 os.path.join("benchmarks", "serving.py"),
                  os.path.join("benchmarks", "throughput.py"))
 # Library modules: they take arguments and never touch flags.
-LIBRARIES = ("adapters.py", "bundles.py", "classifier.py", "errors.py",
+LIBRARIES = ("adapters.py", "bundles.py", "classifier.py", "console.py",
+             "errors.py",
              "fileio.py", "glue.py", "metrics.py", "modeling.py",
              "optimization.py", "run_folder.py", "tokenization.py",
              "tuning.py")
