@@ -292,3 +292,12 @@ def test_export_checks_shapes_when_the_run_has_no_manifest(trained_run,
       "is not the model the flags describe", "adapters/weights1",
       "[32, 8] there but [32, 16]", "--adapter_size=16")
   assert not os.path.exists(bundle_dir)
+
+
+def test_a_manifest_from_before_precision_compares_as_float32():
+  recorded = {}  # written before --precision existed
+  assert run_folder.differences(recorded, {"precision": "float32"},
+                                ["precision"]) == []
+  assert run_folder.differences(recorded, {"precision": "mixed_bfloat16"},
+                                ["precision"]) == [
+                                    "precision float32 (now mixed_bfloat16)"]
