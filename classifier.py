@@ -428,6 +428,9 @@ def file_based_convert_examples_to_features(examples, label_list,
   """
   cuts = []
   started = time.time()
+  if len(examples) >= CONVERSION_PROGRESS_ROWS:
+    logging.info("Converting %s: {:,} rows".format(len(examples)),
+                 os.path.basename(output_file))
 
   def indexed_features():
     for (ex_index, example) in enumerate(examples):

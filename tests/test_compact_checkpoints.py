@@ -322,7 +322,7 @@ def test_a_signal_before_training_is_one_line_and_leaves_no_partial_file(
   try:
     for line in process.stderr:
       seen.append(line)
-      if "Writing example 0 of 30000" in line:
+      if "30,000 rows" in line:  # conversion begins
         break
     process.send_signal(signal_number)
     (rest, _) = (process.stderr.read(), process.wait(timeout=300))

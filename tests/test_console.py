@@ -89,7 +89,7 @@ def test_large_file_conversion_logs_its_progress(tmp_path, monkeypatch,
   lines = [r.getMessage() for r in caplog.records
            if r.getMessage().startswith("Converting")]
   assert [l.split(": ", 1)[1].split(",")[0] for l in lines] == [
-      "20/64 (31%)", "40/64 (62%)", "60/64 (94%)"]
+      "64 rows", "20/64 (31%)", "40/64 (62%)", "60/64 (94%)"]
 
 
 @pytest.mark.parametrize("seconds,text", [
