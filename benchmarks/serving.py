@@ -82,6 +82,32 @@ print("RESULT " + json.dumps(results))
 """
 
 
+# The adapters' latency cost: both models in one process, calls alternating,
+# so that whatever else slows the machine slows both alike (separate sittings
+# differed by more than the cost itself here).
+PAIRED_CODE = r"""
+import json, sys, time
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # the tokenizer's ops
+(dirs, (signature, inputs, batch, calls, warmup)) = (
+    sys.argv[1:], json.loads(sys.stdin.read()))
+functions = [tf.saved_model.load(d).signatures[signature] for d in dirs]
+requests = [{k: tf.constant(v[i:i + batch]) for (k, v) in inputs.items()}
+            for i in range(0, 32, batch)]
+times = [[] for _ in dirs]
+for i in range(warmup + calls):
+  for (j, function) in enumerate(functions):
+    start = time.perf_counter()
+    function(**requests[i % len(requests)])
+    if i >= warmup:
+      times[j].append(time.perf_counter() - start)
+print("RESULT " + json.dumps([{"p50_ms": 1000 * np.percentile(t, 50),
+                               "p95_ms": 1000 * np.percentile(t, 95),
+                               "mean_ms": 1000 * np.mean(t)} for t in times]))
+"""
+
+
 def read_rows(path, columns, count=None, header=True):
   with open(path, encoding="utf-8") as f:
     rows = [r for r in f.read().split("\n")[1 if header else 0:] if r]
@@ -190,11 +216,25 @@ def main(argv):
                               r["examples_per_s"], r["p50_ms"], r["p95_ms"]))
     print("%-38s on disk %.1f MB, serving process peak RSS %.0f MB" % (
         name, figures[name]["size_mb"], figures[name]["peak_rss_mb"]))
-  with_adapters = figures["adapters, 1 task (MRPC)"]["batch1"]["p50_ms"]
-  without = figures["no adapters (head-only bundle), MRPC"]["batch1"]["p50_ms"]
-  print("adapter latency cost at batch 1 (p50): %.1f ms against %.1f ms "
-        "without adapters: +%.1f%%" % (with_adapters, without,
-                                       100 * (with_adapters / without - 1)))
+  (signature, inputs) = requests_for(opts, ["MRPC"])[0]
+  for batch in (1, 32):
+    plan = [signature, inputs, batch, opts.calls if batch == 1 else
+            max(opts.calls // 8, 10), opts.warmup]
+    result = run([sys.executable, "-c", PAIRED_CODE,
+                  models["adapters, 1 task (MRPC)"][0],
+                  models["no adapters (head-only bundle), MRPC"][0]],
+                 input=json.dumps(plan))
+    line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
+    (adapted, plain) = json.loads(line[0][len("RESULT "):])
+    figures["adapter_cost_batch%d" % batch] = {"adapters": adapted,
+                                                "no_adapters": plain}
+    print("adapter latency cost at batch %d (MRPC, calls alternating in one "
+          "process): p50 %.1f ms against %.1f ms without adapters (%+.1f%%), "
+          "mean %.1f against %.1f ms (%+.1f%%)" % (
+              batch, adapted["p50_ms"], plain["p50_ms"],
+              100 * (adapted["p50_ms"] / plain["p50_ms"] - 1),
+              adapted["mean_ms"], plain["mean_ms"],
+              100 * (adapted["mean_ms"] / plain["mean_ms"] - 1)))
   if opts.json_out:
     with open(opts.json_out, "w") as f:
       json.dump(figures, f, indent=1)
