@@ -60,13 +60,7 @@ MAX_WORD_LENGTH = 200
 def define_flags():
   """This script's flags (defined only when it runs as a script, as
   predict_multitask.py's, whose names they share)."""
-  flags.DEFINE_string("bert_config_file", None,
-                      "The backbone's bert_config.json.")
-  flags.DEFINE_string("vocab_file", None, "The backbone's vocab.txt.")
-  flags.DEFINE_string("init_checkpoint", None,
-                      "The backbone checkpoint every bundle goes on.")
-  flags.DEFINE_list("adapter_bundles", None,
-                    "Comma-separated adapter bundle folders, one per task.")
+  predict_multitask.define_backbone_flags()
   flags.DEFINE_string("export_dir", None,
                       "The SavedModel folder to write (replaced if it "
                       "exists; local or gs://).")

@@ -53,10 +53,9 @@ FLAGS = flags.FLAGS
 PROGRAM = "predict_multitask.py"
 
 
-def define_flags():
-  """This script's flags; defined only when it runs as a script, because
-  run_classifier.py defines flags of the same names and absl refuses a second
-  definition in one process (a test run imports both)."""
+def define_backbone_flags():
+  """The flags naming a backbone and its bundles (export_savedmodel.py's
+  too)."""
   flags.DEFINE_string("bert_config_file", None,
                       "The backbone's bert_config.json.")
   flags.DEFINE_string("vocab_file", None, "The backbone's vocab.txt.")
@@ -64,6 +63,13 @@ def define_flags():
                       "The backbone checkpoint every bundle goes on.")
   flags.DEFINE_list("adapter_bundles", None,
                     "Comma-separated adapter bundle folders, one per task.")
+
+
+def define_flags():
+  """This script's flags; defined only when it runs as a script, because
+  run_classifier.py defines flags of the same names and absl refuses a second
+  definition in one process (a test run imports both)."""
+  define_backbone_flags()
   flags.DEFINE_list("data_dirs", None,
                     "Comma-separated GLUE data folders, in --adapter_bundles' "
                     "order.")
