@@ -429,8 +429,8 @@ def file_based_convert_examples_to_features(examples, label_list,
   cuts = []
   started = time.time()
   if len(examples) >= CONVERSION_PROGRESS_ROWS:
-    logging.info("Converting %s: {:,} rows".format(len(examples)),
-                 os.path.basename(output_file))
+    logging.info("Converting %s: %s rows", os.path.basename(output_file),
+                 "{:,}".format(len(examples)))
 
   def indexed_features():
     for (ex_index, example) in enumerate(examples):
@@ -919,7 +919,6 @@ def tpu_host_call(model_dir, **scalars):
     (host_fn, tensors), for TPUEstimatorSpec(host_call=...).
   """
   names = sorted(scalars)
-  # The tags of ThroughputHook's scalars on CPU and GPU.
   # Host-call tensors need a leading (batch-like) axis.
   tensors = [tf.reshape(tf.cast(tf.train.get_global_step(), tf.int64), [1])]
   tensors += [tf.reshape(tf.cast(scalars[name], tf.float32), [1])
@@ -930,6 +929,7 @@ def tpu_host_call(model_dir, **scalars):
     with tf.compat.v2.summary.create_file_writer(model_dir).as_default():
       with tf.compat.v2.summary.record_if(True):
         for (name, value) in zip(names, values):
+          # The tags of ThroughputHook's scalars on CPU and GPU.
           tf.compat.v2.summary.scalar("train/" + name, value[0], step=step)
         return tf.summary.all_v2_summary_ops()
 
@@ -1943,7 +1943,8 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
         "softmax and the loss stay float32%s", s.precision,
         PRECISIONS[s.precision][0].name,
         "; dynamic loss scaling" if PRECISIONS[s.precision][1] else "")
-    if s.precision == "mixed_float16" and not (s.use_tpu or gpu_available()):
+    # (validate_settings refused float16 on TPU.)
+    if s.precision == "mixed_float16" and not gpu_available():
       logging.warning("--precision=mixed_float16 without a GPU: CPUs have no "
                       "fast float16 kernels, so this runs slower than "
                       "float32 (it is meant for GPUs)")

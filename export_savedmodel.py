@@ -8,8 +8,8 @@ The SavedModel has a serving signature per task, named by the task (`mrpc`,
 for pair tasks `text_b` [batch], and returns:
 
   classification: `labels` [batch] (the task's label strings) and
-                  `probabilities` [batch, num_labels] (in `labels`' order of
-                  the task's label list, printed by this script);
+                  `probabilities` [batch, num_labels] (columns in the
+                  order of the task's label list in glue.py);
   STS-B:          `scores` [batch].
 
 Tokenization happens inside the graph, with tensorflow-text's
@@ -53,8 +53,6 @@ import tokenization
 
 FLAGS = flags.FLAGS
 PROGRAM = "export_savedmodel.py"
-# tokenization.WordpieceTokenizer's limit: a longer word is one [UNK].
-MAX_WORD_LENGTH = 200
 
 
 def define_flags():
@@ -101,7 +99,8 @@ class InGraphTokenizer(object):
         vocab=[t if t is not None else "[unused-line-%d]" % i
                for (i, t) in enumerate(tokens)],
         token_out_type=tf.int32, unknown_token="[UNK]",
-        max_bytes_per_word=MAX_WORD_LENGTH,
+        # Bytes here, characters there: see the README on long words.
+        max_bytes_per_word=tokenization.MAX_INPUT_CHARS_PER_WORD,
         lower_case_nfd_strip_accents=False)
 
   def normalize(self, texts):

@@ -141,18 +141,16 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
                   "gradient norm", global_norm], name="divergence_guard"))
   # Every update op is created under the guard, so none runs before it.
   with tf.control_dependencies(guards):
-    if replicas > 1:
+    if replicas > 1 or scaler is not None:
       # Every replica holds the same reduced gradients: each mirrored
       # variable is updated on its devices from them, with no second
-      # reduction (which the base Optimizer's apply would add).
+      # reduction (which the base Optimizer's apply would add). On one
+      # device this is the default strategy's merge_call, for the loss
+      # scale's verdict.
       train_op = tf.distribute.get_replica_context().merge_call(
-          _apply_mirrored,
+          _apply_each_copy,
           args=(optimizer, learning_rate, list(zip(grads, variables)),
                 scaler))
-    elif scaler is not None:
-      train_op = tf.distribute.get_replica_context().merge_call(
-          _apply_if_finite,
-          args=(optimizer, list(zip(grads, variables)), scaler))
     else:
       train_op = optimizer.apply_gradients(zip(grads, variables),
                                            global_step=global_step)
@@ -169,9 +167,10 @@ def replica_count():
   return modeling.replica_position()[1]
 
 
-def _apply_mirrored(strategy, optimizers, learning_rates, grads_and_vars,
-                    scaler=None):
-  """merge_call body: AdamW on each device's copy of each variable.
+def _apply_each_copy(strategy, optimizers, learning_rates, grads_and_vars,
+                     scaler=None):
+  """merge_call body: AdamW on each device's copy of each variable (one copy
+  under the default strategy).
 
   Args:
     optimizers, learning_rates: each replica's (the model_fn ran once per
@@ -195,20 +194,6 @@ def _apply_mirrored(strategy, optimizers, learning_rates, grads_and_vars,
           param, optimizer.update, args=(grad, m, v, learning_rates),
           group=True))
     return tf.group(*updates)
-
-  return _when_finite(apply, [g for (g, _) in grads_and_vars], scaler)
-
-
-def _apply_if_finite(strategy, optimizer, grads_and_vars, scaler):
-  """merge_call body of one device under a loss scale (see `_when_finite`)."""
-  del strategy  # the default one
-  # The slots are made outside the cond, so they are plain variables.
-  slots = [optimizer.slots(param) for (_, param) in grads_and_vars]
-
-  def apply():
-    return tf.group(*[optimizer.update(param, grad, m, v)
-                      for ((grad, param), (m, v)) in zip(grads_and_vars,
-                                                         slots)])
 
   return _when_finite(apply, [g for (g, _) in grads_and_vars], scaler)
 

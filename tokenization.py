@@ -394,10 +394,15 @@ class BasicTokenizer(object):
     return "".join(output)
 
 
+# WordPiece's default limit: a longer word is one unknown token.
+MAX_INPUT_CHARS_PER_WORD = 200
+
+
 class WordpieceTokenizer(object):
   """Greedy longest-match-first WordPiece tokenization."""
 
-  def __init__(self, vocab, unk_token="[UNK]", max_input_chars_per_word=200):
+  def __init__(self, vocab, unk_token="[UNK]",
+               max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD):
     """Builds the tokenizer.
 
     Args:

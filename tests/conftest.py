@@ -238,6 +238,16 @@ def run_classifier_cli(tiny_bert, data_dir, output_dir, **flags):
                  **tiny_job_flags(tiny_bert, data_dir, output_dir, **flags))
 
 
+def train_tiny(tiny_bert, data_dir, output_dir, **flags):
+  """run_classifier_cli, which must succeed; returns what checks read next:
+  {data_dir, output_dir, bundle (the adapter bundle's folder), log}."""
+  result = run_classifier_cli(tiny_bert, data_dir, output_dir, **flags)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return {"data_dir": data_dir, "output_dir": output_dir,
+          "bundle": os.path.join(output_dir, "adapter_bundle"),
+          "log": result.stderr}
+
+
 def run_classifier_in_process(tiny_bert, data_dir, output_dir, **settings):
   """classifier.run with tiny-model defaults, in this process.
 

@@ -15,6 +15,7 @@ from conftest import read_eval_results
 from conftest import run_classifier_cli
 from conftest import run_classifier_in_process
 from conftest import run_cli
+from conftest import train_tiny
 from conftest import write_mrpc_task
 from conftest import write_sst2_task
 from conftest import write_tiny_bert
@@ -43,15 +44,10 @@ def trained(tmp_path_factory, tiny_bert):
   runs = {}
   for (task_name, write_task) in (("SST-2", write_sst2_task),
                                   ("MRPC", write_mrpc_task)):
-    data_dir = write_task(str(root / task_name / "data"))
-    output_dir = str(root / task_name / "out")
-    result = run_classifier_cli(tiny_bert, data_dir, output_dir,
-                                task_name=task_name, do_predict=True,
-                                max_seq_length=24, num_train_epochs=2.0)
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs[task_name] = {"data_dir": data_dir, "output_dir": output_dir,
-                       "bundle": os.path.join(output_dir, "adapter_bundle"),
-                       "log": result.stderr}
+    runs[task_name] = train_tiny(
+        tiny_bert, write_task(str(root / task_name / "data")),
+        str(root / task_name / "out"), task_name=task_name, do_predict=True,
+        max_seq_length=24, num_train_epochs=2.0)
   return runs
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import run_classifier_cli
+from conftest import train_tiny
 from conftest import scalar_events
 from conftest import tiny_bert_config_dict
 from conftest import write_sst2_task
@@ -31,12 +31,9 @@ def runs(tmp_path_factory, tiny_bert):
   data_dir = write_sst2_task(str(root / "data"))
   found = {}
   for verbose in (False, True):
-    output_dir = str(root / ("verbose" if verbose else "quiet"))
-    result = run_classifier_cli(tiny_bert, data_dir, output_dir,
-                                log_every_n_steps=4, num_train_epochs=2.0,
-                                verbose=verbose)
-    assert result.returncode == 0, result.stderr[-3000:]
-    found[verbose] = {"log": result.stderr, "output_dir": output_dir}
+    found[verbose] = train_tiny(
+        tiny_bert, data_dir, str(root / ("verbose" if verbose else "quiet")),
+        log_every_n_steps=4, num_train_epochs=2.0, verbose=verbose)
   return found
 
 

@@ -11,7 +11,7 @@ import tensorflow.compat.v1 as tf
 
 from conftest import assert_input_error
 from conftest import checkpoint_values
-from conftest import run_classifier_cli
+from conftest import train_tiny
 from conftest import write_sst2_task
 
 
@@ -30,13 +30,10 @@ def one_and_mirrored(tmp_path_factory, tiny_bert):
   for (name, flags) in (("one_device", {}),
                         ("mirrored", {"strategy": "mirrored",
                                       "num_cpu_devices": 2})):
-    output_dir = str(root / name)
     # "static" padding: each replica's half batch is padded like the whole.
-    result = run_classifier_cli(tiny_bert, data_dir, output_dir,
-                                padding="static", log_every_n_steps=1,
-                                num_train_epochs=2.0, **flags)
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs[name] = {"output_dir": output_dir, "log": result.stderr}
+    runs[name] = train_tiny(tiny_bert, data_dir, str(root / name),
+                            padding="static", log_every_n_steps=1,
+                            num_train_epochs=2.0, **flags)
   return runs
 
 

@@ -15,8 +15,8 @@ import tensorflow.compat.v1 as tf
 
 from conftest import assert_one_line_error
 from conftest import new_session
-from conftest import run_classifier_cli
 from conftest import run_cli
+from conftest import train_tiny
 from conftest import write_file
 from conftest import write_mrpc_task
 from conftest import write_sst2_task
@@ -183,19 +183,13 @@ def write_stsb_task(data_dir, num_train=24, num_dev=6):
 def tiny_bundles(tmp_path_factory, tiny_bert):
   """Tiny SST-2, MRPC and STS-B bundles, trained once."""
   root = tmp_path_factory.mktemp("export")
-  found = {}
-  for (task_name, write_task) in (("SST-2", write_sst2_task),
-                                  ("MRPC", write_mrpc_task),
-                                  ("STS-B", write_stsb_task)):
-    data_dir = write_task(str(root / task_name / "data"))
-    output_dir = str(root / task_name / "out")
-    result = run_classifier_cli(tiny_bert, data_dir, output_dir,
-                                task_name=task_name, do_eval=False,
-                                max_seq_length=24, num_train_epochs=2.0)
-    assert result.returncode == 0, result.stderr[-3000:]
-    found[task_name] = {"data_dir": data_dir,
-                        "bundle": os.path.join(output_dir, "adapter_bundle")}
-  return found
+  return {task_name: train_tiny(
+      tiny_bert, write_task(str(root / task_name / "data")),
+      str(root / task_name / "out"), task_name=task_name, do_eval=False,
+      max_seq_length=24, num_train_epochs=2.0)
+          for (task_name, write_task) in (("SST-2", write_sst2_task),
+                                          ("MRPC", write_mrpc_task),
+                                          ("STS-B", write_stsb_task))}
 
 
 def export_cli(tiny_bert, bundle_dirs, export_dir, **flags):
