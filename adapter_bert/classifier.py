@@ -35,15 +35,15 @@ from absl import logging
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from adapter_bert import bundles
+from adapter_bert import console
+from adapter_bert import errors
+from adapter_bert import fileio
+from adapter_bert import glue
+from adapter_bert import run_folder
 import adapters
-import bundles
-import console
-import errors
-import fileio
-import glue
 import modeling
 import optimization
-import run_folder
 import tokenization
 import tuning
 

@@ -17,9 +17,9 @@ import os
 from absl import logging
 import tensorflow.compat.v1 as tf
 
-import errors
-import fileio
-import metrics
+from adapter_bert import errors
+from adapter_bert import fileio
+from adapter_bert import metrics
 
 InputError = errors.InputError
 

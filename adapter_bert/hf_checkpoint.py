@@ -18,38 +18,18 @@ config.json implies, so a mismatching folder fails loudly instead of producing
 a checkpoint that silently restores garbage.
 
 Usage:
-  python convert_hf_checkpoint.py --hf_dir=DIR --output_dir=DIR
+  python scripts/convert_hf_checkpoint.py --hf_dir=DIR --output_dir=DIR
 """
 
 import collections
 import json
 import os
 
-from absl import app
-from absl import flags
 import numpy as np
 import safetensors
 from safetensors.numpy import load_file
 
-import errors
-
-FLAGS = flags.FLAGS
-
-
-def define_flags():
-  """Defines the script's flags; only when run as a script, because
-  run_classifier.py also defines --output_dir and absl refuses a second
-  definition in one process (a pytest run imports both)."""
-  flags.DEFINE_string(
-      "hf_dir", None,
-      "Hugging Face BERT folder with config.json, model.safetensors and "
-      "vocab.txt.")
-  flags.DEFINE_string(
-      "output_dir", None,
-      "Folder to write bert_config.json, vocab.txt and bert_model.ckpt.* into. "
-      "Created if missing; files of the same name are replaced.")
-
-_PROG = "convert_hf_checkpoint.py"
+from adapter_bert import errors
 
 HF_CONFIG_NAME = "config.json"
 HF_WEIGHTS_NAME = "model.safetensors"
@@ -371,7 +351,7 @@ def _write_checkpoint(google_tensors, ckpt_prefix):
   """Writes a TF1 checkpoint holding exactly `google_tensors`."""
   # Imported here so that argument errors are reported without TensorFlow's
   # slow and noisy start-up.
-  import bundles  # pylint: disable=g-import-not-at-top
+  from adapter_bert import bundles  # pylint: disable=g-import-not-at-top
   bundles.write_checkpoint(google_tensors, ckpt_prefix)
 
 
@@ -414,7 +394,7 @@ def convert(hf_dir, output_dir):
 
   # TensorFlow loads only now: bad input is reported without its slow and
   # noisy start-up. Outputs go through tf.io.gfile (any TF file system).
-  import fileio  # pylint: disable=g-import-not-at-top
+  from adapter_bert import fileio  # pylint: disable=g-import-not-at-top
   import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
   tmp_dir = fileio.temporary_name(os.path.join(output_dir, "convert"))
   tf.io.gfile.makedirs(tmp_dir)
@@ -443,24 +423,3 @@ def convert(hf_dir, output_dir):
       "config": config,
   }
 
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError("Too many command-line arguments.")
-  for name in ("hf_dir", "output_dir"):
-    if not getattr(FLAGS, name):
-      errors.exit_with(_PROG, "--%s is required" % name)
-  try:
-    summary = convert(FLAGS.hf_dir, FLAGS.output_dir)
-  except (ValueError, OSError) as e:
-    errors.exit_with(_PROG, e)
-  print("Converted %d tensors (%d parameters) from %s" %
-        (summary["num_tensors"], summary["num_parameters"], FLAGS.hf_dir))
-  print("Skipped on purpose: %s" %
-        (", ".join(summary["skipped"]) if summary["skipped"] else "none"))
-  print("Wrote: %s" % ", ".join(summary["output_files"]))
-
-
-if __name__ == "__main__":
-  define_flags()
-  app.run(main)

@@ -18,7 +18,7 @@ they are. Sentences are kept verbatim (including the release's `''` quotes and
 `&amp;` entities) except that TABs and line breaks become spaces.
 
 Usage:
-  python prepare_movie_reviews.py \
+  python scripts/prepare_movie_reviews.py \
     --source=.cache/assets/downloads/vaderSentiment-3.3.2.tar.gz \
     --output_dir=.cache/assets/movie_reviews
 
@@ -37,42 +37,9 @@ import random
 import re
 import tarfile
 
-from absl import app
-from absl import flags
+from adapter_bert import errors
 
-import errors
-
-FLAGS = flags.FLAGS
 InputError = errors.InputError
-
-
-def define_flags():
-  """Defines this script's flags.
-
-  Called only when the file runs as a script: run_classifier.py and
-  convert_hf_checkpoint.py define --output_dir too, and absl refuses a second
-  definition of a flag in one process, such as a pytest run importing all.
-  """
-  flags.DEFINE_string(
-      "source", None,
-      "The vaderSentiment-3.3.2 sdist (.tar.gz), the hutto_ICWSM_2014.tar.gz "
-      "inside it, or movieReviewSnippets_GroundTruth.txt itself.")
-  flags.DEFINE_string(
-      "output_dir", None,
-      "Where train.tsv and dev.tsv are written (created if missing).")
-  flags.DEFINE_float(
-      "dev_fraction", 0.1,
-      "Fraction of the labelled sentences that goes to dev.tsv.")
-  flags.DEFINE_integer(
-      "seed", 12345,
-      "Seed of the train/dev shuffle; the same seed gives the same split.")
-  flags.register_validator("dev_fraction", lambda value: 0.0 < value < 1.0,
-                           message="--dev_fraction must be in (0, 1).")
-  flags.mark_flag_as_required("source")
-  flags.mark_flag_as_required("output_dir")
-
-
-PROG = "prepare_movie_reviews.py"
 
 SNIPPETS_NAME = "movieReviewSnippets_GroundTruth.txt"
 INNER_TARBALL_NAME = "hutto_ICWSM_2014.tar.gz"
@@ -201,7 +168,7 @@ def _parse_line(where, line_number, text):
 def _read_source(source):
   """The bytes of `source`: a local file, or any TF file system's URL."""
   if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source):
-    import fileio  # pylint: disable=g-import-not-at-top
+    from adapter_bert import fileio  # pylint: disable=g-import-not-at-top
     import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
     if not tf.io.gfile.exists(source) or tf.io.gfile.isdir(source):
       raise InputError("no such file", where=source)
@@ -321,7 +288,7 @@ def build_task(source, output_dir, dev_fraction=0.1, seed=12345):
 
   # TensorFlow loads only now: a bad input is reported without its slow and
   # noisy start-up.
-  import fileio  # pylint: disable=g-import-not-at-top
+  from adapter_bert import fileio  # pylint: disable=g-import-not-at-top
   import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
   train_path = os.path.join(output_dir, "train.tsv")
   dev_path = os.path.join(output_dir, "dev.tsv")
@@ -369,22 +336,3 @@ def format_summary(counts, output_dir):
         100.0 * counts[name + "_positive"] / max(size, 1)))
   return lines
 
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError("Too many command-line arguments: %r" % argv[1:])
-  try:
-    counts = build_task(FLAGS.source, FLAGS.output_dir,
-                        FLAGS.dev_fraction, FLAGS.seed)
-  except InputError as e:
-    errors.exit_with(PROG, e)
-  except OSError as e:
-    errors.exit_with(PROG, "%s: %s" % (FLAGS.output_dir, errors.one_line(e)))
-  for line in format_summary(counts, FLAGS.output_dir):
-    print(line)
-  return 0
-
-
-if __name__ == "__main__":
-  define_flags()
-  app.run(main)

@@ -11,7 +11,7 @@ per task: the bundle's weights and the graph of one more forward pass
 
 Example (three GLUE tasks, predictions in the GLUE server's format):
 
-  python predict_multitask.py \\
+  python scripts/predict_multitask.py \\
     --bert_config_file=$BERT_DIR/bert_config.json \\
     --vocab_file=$BERT_DIR/vocab.txt --init_checkpoint=$BERT_DIR/bert_model.ckpt \\
     --adapter_bundles=mrpc_out/adapter_bundle,sst2_out/adapter_bundle,cola_out/adapter_bundle \\
@@ -23,68 +23,23 @@ dev metrics), and prints the bundle sizes, the backbone size and the process
 memory after each task is loaded.
 """
 
-if __name__ == "__main__":
-  # Before TensorFlow loads: its start-up noise is hidden unless --verbose.
-  import console  # pylint: disable=g-import-not-at-top
-  console.quiet_tensorflow_startup()
-
-import collections  # pylint: disable=g-import-not-at-top,wrong-import-position
+import collections
 import os
 import resource
 import sys
 import time
 
-from absl import app
-from absl import flags
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from adapter_bert import bundles
+from adapter_bert import classifier
+from adapter_bert import errors
+from adapter_bert import fileio
+from adapter_bert import glue
 import adapters
-import bundles
-import classifier
-import console
-import errors
-import fileio
-import glue
 import modeling
 import tokenization
-
-FLAGS = flags.FLAGS
-PROGRAM = "predict_multitask.py"
-
-
-def define_backbone_flags():
-  """The flags naming a backbone and its bundles (export_savedmodel.py's
-  too)."""
-  flags.DEFINE_string("bert_config_file", None,
-                      "The backbone's bert_config.json.")
-  flags.DEFINE_string("vocab_file", None, "The backbone's vocab.txt.")
-  flags.DEFINE_string("init_checkpoint", None,
-                      "The backbone checkpoint every bundle goes on.")
-  flags.DEFINE_list("adapter_bundles", None,
-                    "Comma-separated adapter bundle folders, one per task.")
-
-
-def define_flags():
-  """This script's flags; defined only when it runs as a script, because
-  run_classifier.py defines flags of the same names and absl refuses a second
-  definition in one process (a test run imports both)."""
-  define_backbone_flags()
-  flags.DEFINE_list("data_dirs", None,
-                    "Comma-separated GLUE data folders, in --adapter_bundles' "
-                    "order.")
-  flags.DEFINE_string("output_dir", None,
-                      "Where the GLUE server files (<TASK>.tsv) go.")
-  flags.DEFINE_enum("split", "test", ["test", "dev"],
-                    "Predict the test set (GLUE server files) or the dev set "
-                    "(also printing the dev metrics).")
-  flags.DEFINE_integer("predict_batch_size", 8,
-                       "Examples per session run.")
-  flags.DEFINE_integer("max_seq_length", None,
-                       "Optional: the max_seq_length every bundle must have "
-                       "been trained with (each bundle always uses its own; "
-                       "a bundle of another length is refused).")
-  flags.DEFINE_bool(console.VERBOSE_FLAG, False, console.VERBOSE_HELP)
 
 
 def resident_memory_bytes():
@@ -440,21 +395,3 @@ def predict_split(predictor, task, task_split, examples, split):
     line += ", " + ", ".join("%s = %.4f" % kv for kv in sorted(scores.items()))
   return line, predictions
 
-
-def main(argv):
-  del argv
-  console.configure_logging(FLAGS.verbose)
-  errors.interrupt_on_signals()
-  try:
-    run(FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint,
-        FLAGS.adapter_bundles, FLAGS.data_dirs, FLAGS.output_dir, FLAGS.split,
-        FLAGS.predict_batch_size, FLAGS.max_seq_length)
-  except errors.InputError as e:
-    errors.exit_with(PROGRAM, e)
-  except KeyboardInterrupt as e:
-    errors.exit_with(PROGRAM, errors.interrupted_message(e))
-
-
-if __name__ == "__main__":
-  define_flags()
-  app.run(main)

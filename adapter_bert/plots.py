@@ -1,8 +1,8 @@
 # coding=utf-8
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""The paper's pictures, drawn from sweep.py's results files (PNG).
+"""The paper's pictures, drawn from scripts/sweep.py's results files (PNG).
 
-  python plot_results.py --results=results/sweep.csv \\
+  python scripts/plot_results.py --results=results/sweep.csv \\
       --ablation_results=results/ablation.csv --output_dir=results
 
 writes, from whatever rows the files hold so far:
@@ -23,19 +23,14 @@ import collections
 import json
 import os
 
-from absl import app
-from absl import flags
 import matplotlib
 matplotlib.use("Agg")  # no screen: files only
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-import errors
-import fileio
-import sweep
-
-PROGRAM = "plot_results.py"
-FLAGS = flags.FLAGS
+from adapter_bert import errors
+from adapter_bert import fileio
+from adapter_bert import sweeps
 
 # One marker per method family; adapters are lines as well.
 MARKERS = {"full": "*", "head": "v", "layernorm": "^", "bitfit": "D",
@@ -65,7 +60,7 @@ def plot_parameters_vs_metric(rows, path, baselines=None):
   Args:
     baselines: (optional) {task: majority-class dev value}, drawn as a line.
   """
-  selected = sweep.summarize(rows)["selected"]
+  selected = sweeps.summarize(rows)["selected"]
   tasks = sorted({task for (task, _, _) in selected})
   # One colour per method in every panel.
   colours = {method: "C%d" % i for (i, method) in enumerate(
@@ -83,14 +78,14 @@ def plot_parameters_vs_metric(rows, path, baselines=None):
       y = [e["mean"] for (_, e) in points]
       err = [e["std"] for (_, e) in points]
       label = method
-      if sweep.has_adapters(method):
+      if sweeps.has_adapters(method):
         label += " (m=%s)" % ",".join(str(size) for (size, _) in points)
       axis.errorbar(x, y, yerr=err, marker=MARKERS.get(method_family(method),
                                                        "o"),
                     linestyle="-" if len(points) > 1 else "none",
                     capsize=3, markersize=8, label=label,
                     color=colours[method])
-      if sweep.has_adapters(method):
+      if sweeps.has_adapters(method):
         for (size, e) in points:
           axis.annotate("m=%d" % size, (e["trained_parameters"], e["mean"]),
                         textcoords="offset points", xytext=(5, -12),
@@ -189,18 +184,18 @@ def plot_all(results_path, ablation_path, output_dir, ablation_metric=None,
              glue_dir=None):
   """Every picture the files allow; returns the paths written."""
   written = []
-  rows = sweep.read_results(results_path)
+  rows = sweeps.read_results(results_path)
   if not rows:
     raise errors.InputError("--results=%s: no finished run to plot" %
                             results_path)
-  baselines = (sweep.majority_baselines(sorted({r["task"] for r in rows}),
-                                        glue_dir) if glue_dir else None)
+  baselines = (sweeps.majority_baselines(sorted({r["task"] for r in rows}),
+                                         glue_dir) if glue_dir else None)
   written.append(plot_parameters_vs_metric(
       rows, os.path.join(output_dir, "parameters_vs_metric.png"), baselines))
   written.append(plot_init_scale(rows, os.path.join(output_dir,
                                                     "init_scale.png")))
   if ablation_path:
-    table = sweep.read_results(ablation_path)
+    table = sweeps.read_results(ablation_path)
     if not table:
       raise errors.InputError("--ablation_results=%s: no row to plot" %
                               ablation_path)
@@ -209,33 +204,3 @@ def plot_all(results_path, ablation_path, output_dir, ablation_metric=None,
           output_dir, "ablation_%s.png" % run), ablation_metric))
   return [path for path in written if path]
 
-
-def main(argv):
-  del argv
-  try:
-    for path in plot_all(FLAGS.results, FLAGS.ablation_results,
-                         FLAGS.output_dir, FLAGS.ablation_metric,
-                         FLAGS.glue_dir):
-      print(path)
-  except (errors.InputError, KeyError, ValueError, OSError) as e:
-    errors.exit_with(PROGRAM, e)
-
-
-def define_flags():
-  flags.DEFINE_string("results", "results/sweep.csv", "sweep.py's results "
-                      "table.")
-  flags.DEFINE_string("ablation_results", None, "sweep.py's ablation table "
-                      "(optional).")
-  flags.DEFINE_string("ablation_metric", None, "The metric of the ablation "
-                      "heat maps (eval_accuracy, ...); default: each task's "
-                      "primary metric.")
-  flags.DEFINE_string("output_dir", "results", "Where the PNGs go.")
-  flags.DEFINE_string("glue_dir", os.path.join(
-      os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "shared",
-      "glue"), "GLUE data, for the majority-class line (skipped for tasks "
-      "whose files are not there).")
-
-
-if __name__ == "__main__":
-  define_flags()
-  app.run(main)

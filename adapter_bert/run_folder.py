@@ -31,7 +31,7 @@ import sys
 from absl import logging
 import tensorflow.compat.v1 as tf
 
-import fileio
+from adapter_bert import fileio
 
 MANIFEST = "run.json"
 LOCK = ".lock"

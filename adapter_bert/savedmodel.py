@@ -19,7 +19,7 @@ stripping as tokenization.py: the token ids are exactly tokenization.py's
 the bundle's max_seq_length exactly as run_classifier.py cuts them. The
 backbone's weights are stored once, whatever the number of tasks.
 
-  python export_savedmodel.py \\
+  python scripts/export_savedmodel.py \\
       --bert_config_file=$BERT_DIR/bert_config.json \\
       --vocab_file=$BERT_DIR/vocab.txt \\
       --init_checkpoint=$BERT_DIR/bert_model.ckpt \\
@@ -30,45 +30,18 @@ A loader must register tensorflow-text's ops first (`import tensorflow_text`
 before `tf.saved_model.load`; TF Serving: a build with the TF Text ops).
 """
 
-if __name__ == "__main__":
-  # Before TensorFlow loads: its start-up noise is hidden unless --verbose.
-  import console  # pylint: disable=g-import-not-at-top
-  console.quiet_tensorflow_startup()
+import os
 
-import os  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from absl import app
-from absl import flags
 import tensorflow.compat.v1 as tf
 import tensorflow_text as tf_text
 
-import classifier
-import console
-import errors
-import fileio
-import glue
+from adapter_bert import classifier
+from adapter_bert import errors
+from adapter_bert import fileio
+from adapter_bert import glue
+from adapter_bert import multitask
 import modeling
-import predict_multitask
 import tokenization
-
-FLAGS = flags.FLAGS
-PROGRAM = "export_savedmodel.py"
-
-
-def define_flags():
-  """This script's flags (defined only when it runs as a script, as
-  predict_multitask.py's, whose names they share)."""
-  predict_multitask.define_backbone_flags()
-  flags.DEFINE_string("export_dir", None,
-                      "The SavedModel folder to write (replaced if it "
-                      "exists; local or gs://).")
-  flags.DEFINE_string("default_task", None,
-                      "The task of the `serving_default` signature (default: "
-                      "the first bundle's).")
-  flags.DEFINE_enum("precision", "float32", list(classifier.PRECISIONS),
-                    "The encoder's arithmetic in the exported graph (as "
-                    "run_classifier.py's --precision).")
-  flags.DEFINE_bool(console.VERBOSE_FLAG, False, console.VERBOSE_HELP)
 
 
 # ---------------------------------------------------------------- text
@@ -212,7 +185,8 @@ def classifier_inputs(tokens_a, tokens_b, max_seq_length, cls_id, sep_id):
 
 
 def text_inputs_builder(vocab_file):
-  """predict_multitask's `build_inputs`: string placeholders, tokenized."""
+  """`MultiTaskPredictor.add_task`'s `build_inputs`: string placeholders,
+  tokenized."""
   tokenizers = {}
 
   def build_inputs(task, settings):
@@ -265,7 +239,7 @@ def export(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
     bert_config = modeling.BertConfig.from_json_file(bert_config_file)
     tokenization.FullTokenizer(vocab_file).check_special_tokens()
     fileio.check_checkpoint_data(init_checkpoint)
-    predictor = predict_multitask.MultiTaskPredictor(
+    predictor = multitask.MultiTaskPredictor(
         bert_config, init_checkpoint, vocab_file,
         bert_config_file=bert_config_file,
         compute_dtype=classifier.PRECISIONS[precision][0])
@@ -307,25 +281,3 @@ def export(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
   tasks[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY] = tasks[default]
   return tasks
 
-
-def main(argv):
-  del argv
-  console.configure_logging(FLAGS.verbose)
-  errors.interrupt_on_signals()
-  try:
-    signatures = export(FLAGS.bert_config_file, FLAGS.vocab_file,
-                        FLAGS.init_checkpoint, FLAGS.adapter_bundles,
-                        FLAGS.export_dir, FLAGS.default_task, FLAGS.precision)
-  except errors.InputError as e:
-    errors.exit_with(PROGRAM, e)
-  except KeyboardInterrupt as e:
-    errors.exit_with(PROGRAM, errors.interrupted_message(e))
-  print("wrote %s (%s), signatures: %s" % (
-      FLAGS.export_dir, fileio.human_bytes(fileio.directory_size(
-          FLAGS.export_dir)),
-      ", ".join("%s (%s)" % kv for kv in sorted(signatures.items()))))
-
-
-if __name__ == "__main__":
-  define_flags()
-  app.run(main)

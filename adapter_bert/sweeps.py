@@ -13,7 +13,7 @@ the task's primary metric, and reports the mean, standard deviation and a
 bootstrap 95% interval over seeds, and adapters against full fine-tuning as a
 paired difference per task (same seeds).
 
-  python sweep.py --tasks=MRPC,RTE --methods=adapters,full \\
+  python scripts/sweep.py --tasks=MRPC,RTE --methods=adapters,full \\
       --adapter_sizes=8,64 --learning_rates=3e-4,1e-3 --seeds=1,2,3 \\
       --bert_dir=.cache/assets/all-MiniLM-L6-v2 --glue_dir=../shared/glue \\
       --results=results/sweep.csv
@@ -34,18 +34,16 @@ import sys
 import time
 from concurrent import futures
 
-from absl import app
-from absl import flags
 import numpy as np
 
-REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
+from adapter_bert import errors
+from adapter_bert import fileio
+from adapter_bert import glue
 
-import errors  # pylint: disable=g-import-not-at-top
-import fileio
-import glue
-
+# Where run_classifier.py is: each run is one of its processes.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The name progress lines start with: the command line's.
 PROGRAM = "sweep.py"
-FLAGS = flags.FLAGS
 
 GRID_FLAGS = ("tasks", "methods", "adapter_sizes", "learning_rates",
               "epochs", "init_scales", "seeds")
@@ -111,6 +109,21 @@ def run_id(run):
     parts.append("init" + run.init_scale)
   parts.append("seed" + run.seed)
   return re.sub(r"[^A-Za-z0-9_.+-]", "_", "-".join(parts))
+
+
+def read_grid_config(path):
+  """A JSON grid config: {grid flag: [values]}, values as strings.
+
+  Raises:
+    InputError: a key that is not one of GRID_FLAGS.
+  """
+  with open(path) as f:
+    config = json.load(f)
+  unknown = sorted(set(config) - set(GRID_FLAGS))
+  if unknown:
+    raise errors.InputError("--config=%s: unknown keys %s" % (
+        path, ", ".join(unknown)))
+  return {name: [str(v) for v in values] for (name, values) in config.items()}
 
 
 # ---------------------------------------------------------------- one run
@@ -578,7 +591,7 @@ def ablation_markdown(table, num_layers):
   lines = ["# Adapter ablation", "",
            "Dev metric of a trained model with the adapters of layers "
            "first..last switched off at eval time (no retraining); "
-           "`python sweep.py ... --ablation_results=...` made it.", ""]
+           "`python scripts/sweep.py ... --ablation_results=...` made it.", ""]
   for run in sorted({r["run_id"] for r in table}):
     rows = [r for r in table if r["run_id"] == run]
     full = [r for r in rows if r["first_layer"] == ""]
@@ -655,91 +668,3 @@ def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
                                                          failures[0]))
   return rows
 
-
-def define_flags():
-  """This script's flags; defined only when it runs as a script, because
-  run_classifier.py defines flags of the same names (max_seq_length...) and
-  absl refuses a second definition in one process (a test run imports
-  both)."""
-  flags.DEFINE_string("config", None, "JSON file with any of the grid flags "
-                      "below (lists as JSON lists); flags given on the command "
-                      "line win.")
-  flags.DEFINE_list("tasks", ["MRPC"], "GLUE tasks (folder names in "
-                    "--glue_dir).")
-  flags.DEFINE_list("methods", ["adapters", "full"],
-                    "Tuning methods: tuning_mode[:option], see above.")
-  flags.DEFINE_list("adapter_sizes", ["64"], "Adapter sizes (methods with "
-                    "adapters only).")
-  flags.DEFINE_list("learning_rates", ["3e-4"], "Learning rates.")
-  flags.DEFINE_list("epochs", ["3"], "Training epochs.")
-  flags.DEFINE_list("init_scales", ["1e-3"], "Adapter init stddevs.")
-  flags.DEFINE_list("seeds", ["1"], "Seeds.")
-  flags.DEFINE_string("bert_dir", os.path.join(REPO_ROOT, ".cache", "assets",
-                                               "all-MiniLM-L6-v2"),
-                      "bert_config.json, vocab.txt and bert_model.ckpt.")
-  flags.DEFINE_string("glue_dir", os.path.join(os.path.dirname(REPO_ROOT),
-                                               "shared", "glue"),
-                      "GLUE data, glue_data layout.")
-  flags.DEFINE_string("work_dir", "/tmp/adapter_bert_sweep",
-                      "Where each run's output_dir goes.")
-  flags.DEFINE_string("results", "results/sweep.csv",
-                      "The results table (CSV); the summary goes beside it "
-                      "(.md).")
-  flags.DEFINE_integer("parallel", 1, "Runs at once.")
-  flags.DEFINE_integer("max_seq_length", 128, "As run_classifier.py.")
-  flags.DEFINE_integer("train_batch_size", 32, "As run_classifier.py.")
-  flags.DEFINE_integer("eval_batch_size", 64, "As run_classifier.py.")
-  flags.DEFINE_bool("summarize_only", False, "Only rewrite the summary from "
-                    "--results.")
-  flags.DEFINE_bool("dry_run", False, "Print the runs that would run.")
-  flags.DEFINE_string("made_by", None, "The command the summary names as "
-                      "its maker (default: this command line), e.g. the "
-                      "script that runs every phase of a sweep.")
-  flags.DEFINE_bool("at_selected", False, "Run the grid's seeds at each "
-                    "(task, method, size)'s selected setting in --results "
-                    "only (the seeds phase after a pilot); the grid's "
-                    "learning rates, epochs and init scales are replaced by "
-                    "the selected ones.")
-  flags.DEFINE_string("ablation_results", None, "Instead of training: "
-                      "evaluate every finished adapter run of the grid with "
-                      "the adapters of each span of layers switched off, "
-                      "into this CSV (a Markdown grid goes beside it).")
-
-
-def main(argv):
-  del argv
-  grid = {name: list(FLAGS[name].value) for name in GRID_FLAGS}
-  try:
-    if FLAGS.config:
-      with open(FLAGS.config) as f:
-        config = json.load(f)
-      unknown = sorted(set(config) - set(GRID_FLAGS))
-      if unknown:
-        raise errors.InputError("--config=%s: unknown keys %s" % (
-            FLAGS.config, ", ".join(unknown)))
-      for (name, values) in config.items():
-        if not FLAGS[name].present:
-          grid[name] = [str(v) for v in values]
-    options = {"bert_dir": FLAGS.bert_dir, "glue_dir": FLAGS.glue_dir,
-               "work_dir": FLAGS.work_dir,
-               "max_seq_length": FLAGS.max_seq_length,
-               "train_batch_size": FLAGS.train_batch_size,
-               "eval_batch_size": FLAGS.eval_batch_size}
-    command = FLAGS.made_by or " ".join(["python", PROGRAM] + sys.argv[1:])
-    if FLAGS.summarize_only:
-      write_summary(FLAGS.results, read_results(FLAGS.results), command,
-                    FLAGS.glue_dir)
-      return
-    if FLAGS.ablation_results:
-      run_ablation(grid, options, FLAGS.results, FLAGS.ablation_results,
-                   FLAGS.at_selected, FLAGS.dry_run)
-      return
-    run_sweep(grid, options, FLAGS.results, FLAGS.parallel, FLAGS.dry_run,
-              command, FLAGS.at_selected)
-  except (errors.InputError, ValueError, OSError) as e:
-    errors.exit_with(PROGRAM, e)
-
-
-if __name__ == "__main__":
-  define_flags()
-  app.run(main)

@@ -22,16 +22,22 @@ import shutil
 import sys
 import tempfile
 
-from absl import app
+# `python benchmarks/<name>.py` puts benchmarks/ on sys.path, not the
+# repository root that holds adapter_bert/ and modeling.py: add it.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Before TensorFlow loads: its start-up noise is hidden.
+from adapter_bert import console  # pylint: disable=g-import-not-at-top,wrong-import-position
+console.quiet_tensorflow_startup()
+
+from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 import tensorflow.compat.v1 as tf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import bundles  # pylint: disable=g-import-not-at-top
-import classifier
-import fileio
-import glue
+from adapter_bert import bundles
+from adapter_bert import classifier
+from adapter_bert import fileio
+from adapter_bert import glue
 import modeling
 import optimization
 import tuning

@@ -15,9 +15,9 @@
 #      A bundle is reused when $WORK/<name>/command.txt records exactly the
 #      command this script would run now (same flags, same paths); otherwise
 #      that folder is deleted and the bundle trained again. (Files changed in
-#      place under the same paths are not noticed; predict_multitask.py
+#      place under the same paths are not noticed; scripts/predict_multitask.py
 #      itself refuses a bundle whose backbone weights changed.)
-#   2. predict_multitask.py --split=dev, twice, each in its own process:
+#   2. scripts/predict_multitask.py --split=dev, twice, each in its own process:
 #        a. the MRPC bundle alone,
 #        b. the MRPC, SST-2 and CoLA bundles on one backbone,
 #      against the REAL GLUE dev sets. It prints the backbone's size, each
@@ -38,7 +38,7 @@
 #   PREDICT_BATCH_SIZE  --predict_batch_size of step 2 (default: 64)
 #
 # Every command is printed before it runs; run_classifier.py's log goes to
-# $WORK/<name>/run_classifier.log, predict_multitask.py's TF log to
+# $WORK/<name>/run_classifier.log, scripts/predict_multitask.py's TF log to
 # $WORK/predict_<n>task*/predict_multitask.log (its printed figures are shown).
 # Times depend on the machine and on what else runs on it.
 set -euo pipefail
@@ -179,14 +179,14 @@ SST2_BUNDLE="$WORK/SST-2/adapter_bundle"
 
 # --------------------------------------------------- 2. multi-task serving
 
-# serve LABEL BUNDLES DATA_DIRS: one predict_multitask.py process.
+# serve LABEL BUNDLES DATA_DIRS: one scripts/predict_multitask.py process.
 serve() {
   local label="$1" bundle_list="$2" data_list="$3"
   local out="$WORK/predict_$label"
   local log="$out/predict_multitask.log"
   rm -rf -- "$out"
   mkdir -p -- "$out"
-  local cmd=("$PYTHON" "$REPO/predict_multitask.py"
+  local cmd=("$PYTHON" "$REPO/scripts/predict_multitask.py"
     --bert_config_file="$BERT_DIR/bert_config.json"
     --vocab_file="$BERT_DIR/vocab.txt"
     --init_checkpoint="$BERT_DIR/bert_model.ckpt"
@@ -196,7 +196,7 @@ serve() {
     --split=dev
     --predict_batch_size="$PREDICT_BATCH_SIZE")
   echo
-  echo "== 2. predict_multitask.py, $label (log: $log)"
+  echo "== 2. scripts/predict_multitask.py, $label (log: $log)"
   printf '+'; printf ' %q' "${cmd[@]}"; echo
   local start end status=0
   start=$(now)
@@ -204,12 +204,12 @@ serve() {
   "${cmd[@]}" 2>"$log" | tee "$out/figures.txt" || status=$?
   end=$(now)
   if [[ $status -ne 0 ]]; then
-    echo "multitask_serving.sh: predict_multitask.py failed ($status); last lines of $log:" >&2
+    echo "multitask_serving.sh: scripts/predict_multitask.py failed ($status); last lines of $log:" >&2
     tail -n 30 "$log" >&2
     exit "$status"
   fi
   record_time "serve $label" "$(elapsed "$start" "$end") s"
-  echo "predict_multitask.py took $(elapsed "$start" "$end") s (whole process)"
+  echo "scripts/predict_multitask.py took $(elapsed "$start" "$end") s (whole process)"
 }
 
 serve 1task "$MRPC_BUNDLE" "$GLUE_DIR/MRPC"

@@ -157,7 +157,8 @@ def backbone_flags(opts):
 
 def export(opts, work_dir, name, bundles):
   export_dir = os.path.join(work_dir, "saved_models", name)
-  run([sys.executable, os.path.join(REPO_ROOT, "export_savedmodel.py"),
+  run([sys.executable,
+       os.path.join(REPO_ROOT, "scripts", "export_savedmodel.py"),
        "--adapter_bundles=" + ",".join(bundles),
        "--export_dir=" + export_dir] + backbone_flags(opts))
   return export_dir

@@ -34,17 +34,23 @@ import sys
 import tempfile
 import time
 
-from absl import app
+# `python benchmarks/<name>.py` puts benchmarks/ on sys.path, not the
+# repository root that holds adapter_bert/ and modeling.py: add it.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+# Before TensorFlow loads: its start-up noise is hidden.
+from adapter_bert import console  # pylint: disable=g-import-not-at-top,wrong-import-position
+console.quiet_tensorflow_startup()
+
+from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
-
-import classifier  # pylint: disable=g-import-not-at-top
-import glue
+from adapter_bert import classifier
+from adapter_bert import glue
 import modeling
 import tokenization
 

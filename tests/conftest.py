@@ -198,7 +198,7 @@ def assert_one_line_error(result, *fragments, program="run_classifier.py"):
 def assert_input_error(function, *fragments):
   """Calls `function()` in-process: it must raise a one-line InputError
   naming every fragment. Returns the message."""
-  import errors
+  from adapter_bert import errors
   with pytest.raises(errors.InputError) as excinfo:
     function()
   message = str(excinfo.value)
@@ -253,7 +253,7 @@ def run_classifier_in_process(tiny_bert, data_dir, output_dir, **settings):
 
   The settings given here count as explicit (as flags on a command line).
   """
-  import classifier
+  from adapter_bert import classifier
   values = {k: v for (k, v) in tiny_job_flags(
       tiny_bert, data_dir, output_dir, **settings).items() if v is not None}
   return classifier.run(classifier.Settings(**values),

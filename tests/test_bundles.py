@@ -19,10 +19,10 @@ from conftest import train_tiny
 from conftest import write_mrpc_task
 from conftest import write_sst2_task
 from conftest import write_tiny_bert
-import bundles
-import glue
+from adapter_bert import bundles
+from adapter_bert import glue
+from adapter_bert import multitask
 import modeling
-import predict_multitask
 import tuning
 
 ADAPTERS = tuning.build("adapters", adapter_size=8)
@@ -210,7 +210,7 @@ def test_export_from_checkpoint_matches_the_training_export(
 
 def multitask_predictor(tiny_bert, bundle_dirs):
   config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
-  predictor = predict_multitask.MultiTaskPredictor(
+  predictor = multitask.MultiTaskPredictor(
       config, tiny_bert["init_checkpoint"], tiny_bert["vocab_file"],
       batch_size=4)
   for bundle_dir in bundle_dirs:
@@ -260,7 +260,7 @@ def test_serving_refuses_a_task_twice_and_a_foreign_backbone(
     predictor.add_task(trained["SST-2"]["bundle"])
   other = write_tiny_bert(str(tmp_path / "other"), seed=7)
   config = modeling.BertConfig.from_json_file(other["bert_config_file"])
-  foreign = predict_multitask.MultiTaskPredictor(
+  foreign = multitask.MultiTaskPredictor(
       config, other["init_checkpoint"], other["vocab_file"])
   with pytest.raises(ValueError, match="another backbone"):
     foreign.add_task(trained["SST-2"]["bundle"])
@@ -291,7 +291,7 @@ def test_bundle_that_contradicts_its_settings_leaves_the_predictor_usable(
 def test_multitask_cli_writes_every_task_file(trained, tiny_bert, tmp_path):
   output_dir = str(tmp_path / "submission")
   result = run_cli(
-      "predict_multitask.py",
+      "scripts/predict_multitask.py",
       bert_config_file=tiny_bert["bert_config_file"],
       vocab_file=tiny_bert["vocab_file"],
       init_checkpoint=tiny_bert["init_checkpoint"],
@@ -309,7 +309,7 @@ def test_multitask_cli_writes_every_task_file(trained, tiny_bert, tmp_path):
 
 def run_multitask(tiny_bert, bundle_dirs, data_dirs, output_dir, **flags):
   return run_cli(
-      "predict_multitask.py",
+      "scripts/predict_multitask.py",
       bert_config_file=tiny_bert["bert_config_file"],
       vocab_file=tiny_bert["vocab_file"],
       init_checkpoint=tiny_bert["init_checkpoint"],
@@ -373,7 +373,7 @@ def test_multitask_writes_every_file_or_none(trained, tiny_bert, tmp_path,
 
   monkeypatch.setattr(glue, "write_submission", write_then_fail)
   with pytest.raises(OSError):
-    predict_multitask.run(
+    multitask.run(
         tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
         tiny_bert["init_checkpoint"],
         [trained["SST-2"]["bundle"], trained["MRPC"]["bundle"]],
@@ -388,7 +388,7 @@ def test_multitask_writes_every_file_or_none(trained, tiny_bert, tmp_path,
 
 def _checkpoint_on_backbone(tiny_bert, folder, method, num_labels):
   """A training checkpoint whose frozen weights are tiny_bert's own."""
-  import classifier
+  from adapter_bert import classifier
   config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
   with tf.Graph().as_default():
     input_ids = tf.zeros([1, 8], dtype=tf.int32)
@@ -429,7 +429,7 @@ def test_settings_are_immutable_and_a_bundle_replaces_them_before_checks(
     trained, tiny_bert, tmp_path):
   import dataclasses
 
-  import classifier
+  from adapter_bert import classifier
   settings = classifier.Settings(max_seq_length=24)
   with pytest.raises(dataclasses.FrozenInstanceError):
     settings.max_seq_length = 0

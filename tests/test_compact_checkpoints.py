@@ -25,10 +25,10 @@ from conftest import tiny_bert_config_dict
 from conftest import tiny_job_flags
 from conftest import write_sst2_task
 from conftest import write_tiny_bert
-import bundles
-import classifier
+from adapter_bert import bundles
+from adapter_bert import classifier
+from adapter_bert import run_folder
 import modeling
-import run_folder
 import tuning
 
 

@@ -10,9 +10,9 @@ from conftest import train_tiny
 from conftest import scalar_events
 from conftest import tiny_bert_config_dict
 from conftest import write_sst2_task
-import classifier
-import console
-import glue
+from adapter_bert import classifier
+from adapter_bert import console
+from adapter_bert import glue
 import tokenization
 
 # `08:12:03 step 4/16 (25%): loss = 0.6931, 2.41 steps/s, 19.3 examples/s, ETA 5s`

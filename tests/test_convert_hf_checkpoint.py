@@ -1,6 +1,7 @@
 # coding=utf-8
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Tests for convert_hf_checkpoint.py on a tiny random Hugging Face folder."""
+"""Tests for scripts/convert_hf_checkpoint.py (adapter_bert.hf_checkpoint) on
+a tiny random Hugging Face folder."""
 
 import json
 import os
@@ -12,10 +13,10 @@ import pytest
 from safetensors.numpy import save_file
 import tensorflow.compat.v1 as tf
 
-import convert_hf_checkpoint
+from adapter_bert import hf_checkpoint
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO_ROOT, "convert_hf_checkpoint.py")
+SCRIPT = os.path.join(REPO_ROOT, "scripts", "convert_hf_checkpoint.py")
 
 TINY_CONFIG = {
     "architectures": ["BertForPreTraining"],
@@ -155,7 +156,7 @@ def _convert_error(tmp_path, **kwargs):
   hf_dir, _ = make_hf_dir(tmp_path, **kwargs)
   out_dir = os.path.join(str(tmp_path), "out")
   with pytest.raises(ValueError) as info:
-    convert_hf_checkpoint.convert(hf_dir, out_dir)
+    hf_checkpoint.convert(hf_dir, out_dir)
   assert not os.path.exists(out_dir) or not os.listdir(out_dir)
   return str(info.value)
 
@@ -164,7 +165,7 @@ def _convert_error(tmp_path, **kwargs):
 def test_round_trip(tmp_path, prefix):
   hf_dir, weights = make_hf_dir(tmp_path, prefix=prefix)
   out_dir = os.path.join(str(tmp_path), "out")
-  summary = convert_hf_checkpoint.convert(hf_dir, out_dir)
+  summary = hf_checkpoint.convert(hf_dir, out_dir)
 
   pairs = _expected_pairs()
   reader = tf.train.load_checkpoint(os.path.join(out_dir, "bert_model.ckpt"))
@@ -199,7 +200,7 @@ def test_round_trip(tmp_path, prefix):
 def test_old_layer_norm_names_are_accepted(tmp_path):
   hf_dir, weights = make_hf_dir(tmp_path, old_layer_norm_names=True)
   out_dir = os.path.join(str(tmp_path), "out")
-  convert_hf_checkpoint.convert(hf_dir, out_dir)
+  hf_checkpoint.convert(hf_dir, out_dir)
   reader = tf.train.load_checkpoint(os.path.join(out_dir, "bert_model.ckpt"))
   np.testing.assert_array_equal(
       reader.get_tensor("bert/encoder/layer_1/output/LayerNorm/gamma"),
@@ -212,8 +213,8 @@ def test_old_layer_norm_names_are_accepted(tmp_path):
 def test_converting_twice_replaces_the_output(tmp_path):
   hf_dir, _ = make_hf_dir(tmp_path)
   out_dir = os.path.join(str(tmp_path), "out")
-  convert_hf_checkpoint.convert(hf_dir, out_dir)
-  convert_hf_checkpoint.convert(hf_dir, out_dir)
+  hf_checkpoint.convert(hf_dir, out_dir)
+  hf_checkpoint.convert(hf_dir, out_dir)
   assert len(os.listdir(out_dir)) == 4  # no leftover temporary folder
 
 
@@ -222,14 +223,14 @@ def test_converting_twice_replaces_the_output(tmp_path):
     ("gelu_fast", "gelu"), ("relu", "relu")])
 def test_hidden_act_mapping(hf_act, google_act):
   config = dict(TINY_CONFIG, hidden_act=hf_act)
-  assert convert_hf_checkpoint.hf_to_google_config(config)["hidden_act"] == (
+  assert hf_checkpoint.hf_to_google_config(config)["hidden_act"] == (
       google_act)
 
 
 def test_layer_norm_eps_defaults_to_1e_12():
   config = dict(TINY_CONFIG)
   del config["layer_norm_eps"]
-  google = convert_hf_checkpoint.hf_to_google_config(config)
+  google = hf_checkpoint.hf_to_google_config(config)
   assert google["layer_norm_eps"] == 1e-12
 
 
@@ -314,9 +315,9 @@ def test_failure_while_writing_leaves_no_output(tmp_path, monkeypatch):
       f.write("half-written")
     raise OSError("disk full")
 
-  monkeypatch.setattr(convert_hf_checkpoint, "_write_checkpoint", broken_write)
+  monkeypatch.setattr(hf_checkpoint, "_write_checkpoint", broken_write)
   with pytest.raises(OSError):
-    convert_hf_checkpoint.convert(hf_dir, out_dir)
+    hf_checkpoint.convert(hf_dir, out_dir)
   assert os.listdir(out_dir) == []
 
 

@@ -75,7 +75,7 @@ def test_mirrored_trains_the_variables_of_one_device(one_and_mirrored):
 ])
 def test_strategy_flags_that_cannot_work_are_refused(tmp_path, tiny_bert,
                                                      flags, fragments):
-  import classifier
+  from adapter_bert import classifier
   from conftest import tiny_job_flags
   data_dir = write_sst2_task(str(tmp_path / "data"))
   settings = classifier.Settings(**tiny_job_flags(

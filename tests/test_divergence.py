@@ -14,7 +14,7 @@ from conftest import checkpoint_values
 from conftest import run_classifier_cli
 from conftest import run_classifier_in_process
 from conftest import write_sst2_task
-import bundles
+from adapter_bert import bundles
 
 
 def assert_every_checkpoint_finite(output_dir):

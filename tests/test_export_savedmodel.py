@@ -1,4 +1,5 @@
-"""export_savedmodel.py: one SavedModel, one signature per task, raw text in.
+"""scripts/export_savedmodel.py (adapter_bert.savedmodel): one SavedModel,
+one signature per task, raw text in.
 
 The in-graph tokenizer must give tokenization.py's ids, the in-graph layout
 run_classifier.py's rows, and the SavedModel, loaded in a fresh process, the
@@ -20,15 +21,16 @@ from conftest import train_tiny
 from conftest import write_file
 from conftest import write_mrpc_task
 from conftest import write_sst2_task
-import bundles
-import classifier
-import export_savedmodel
-import glue
+from adapter_bert import bundles
+from adapter_bert import classifier
+from adapter_bert import glue
+from adapter_bert import multitask
+from adapter_bert import savedmodel
 import modeling
-import predict_multitask
 import tokenization
 
 PROGRAM = "export_savedmodel.py"
+SCRIPT = os.path.join("scripts", PROGRAM)
 
 # Text that exercises every step of BasicTokenizer: accents, case, CJK,
 # punctuation of several scripts, control and format characters, odd
@@ -63,7 +65,7 @@ def write_vocab(path, words):
 
 def in_graph_ids(vocab_file, texts, do_lower_case=True):
   with tf.Graph().as_default():
-    tokenizer = export_savedmodel.InGraphTokenizer(vocab_file, do_lower_case)
+    tokenizer = savedmodel.InGraphTokenizer(vocab_file, do_lower_case)
     ids = tokenizer.tokenize(tf.constant(texts, tf.string))
     with new_session() as session:
       return session.run(ids).to_list()
@@ -105,7 +107,7 @@ def test_pair_cut_equals_truncate_seq_pair_everywhere():
     results = []
     for m in range(3, 30):
       rows = [i for (i, c) in enumerate(cases) if c[2] == m]
-      results.append((rows, export_savedmodel.kept_lengths(
+      results.append((rows, savedmodel.kept_lengths(
           tf.gather(len_a, rows), tf.gather(len_b, rows), m)))
     with new_session() as session:
       fetched = session.run([r[1] for r in results])
@@ -123,12 +125,12 @@ def test_pair_cut_equals_truncate_seq_pair_everywhere():
 def in_graph_rows(vocab_file, pairs, max_seq_length, do_lower_case=True):
   """classifier_inputs over (text_a, text_b or None) pairs, as lists."""
   with tf.Graph().as_default():
-    tokenizer = export_savedmodel.InGraphTokenizer(vocab_file, do_lower_case)
+    tokenizer = savedmodel.InGraphTokenizer(vocab_file, do_lower_case)
     tokens_a = tokenizer.tokenize(tf.constant([a for (a, _) in pairs]))
     tokens_b = None
     if any(b is not None for (_, b) in pairs):
       tokens_b = tokenizer.tokenize(tf.constant([b or "" for (_, b) in pairs]))
-    inputs = export_savedmodel.classifier_inputs(
+    inputs = savedmodel.classifier_inputs(
         tokens_a, tokens_b, max_seq_length, tokenizer.cls_id, tokenizer.sep_id)
     with new_session() as session:
       return session.run(inputs)
@@ -193,7 +195,7 @@ def tiny_bundles(tmp_path_factory, tiny_bert):
 
 
 def export_cli(tiny_bert, bundle_dirs, export_dir, **flags):
-  return run_cli(PROGRAM, bert_config_file=tiny_bert["bert_config_file"],
+  return run_cli(SCRIPT, bert_config_file=tiny_bert["bert_config_file"],
                  vocab_file=tiny_bert["vocab_file"],
                  init_checkpoint=tiny_bert["init_checkpoint"],
                  adapter_bundles=",".join(bundle_dirs), export_dir=export_dir,
@@ -233,7 +235,7 @@ print("ANSWERS " + json.dumps(answers))
 
 def python_predictions(tiny_bert, bundle_dir, examples):
   config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
-  predictor = predict_multitask.MultiTaskPredictor(
+  predictor = multitask.MultiTaskPredictor(
       config, tiny_bert["init_checkpoint"], tiny_bert["vocab_file"],
       batch_size=4)
   name = predictor.add_task(bundle_dir)
@@ -350,7 +352,7 @@ def test_export_to_another_file_system(tiny_bundles, tiny_bert, tmp_path):
   answers = []
   for export_dir in (str(tmp_path / "local"),
                      "ram://export_%s/model" % uuid.uuid4().hex[:8]):
-    export_savedmodel.export(
+    savedmodel.export(
         tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
         tiny_bert["init_checkpoint"], [tiny_bundles["MRPC"]["bundle"]],
         export_dir)
@@ -371,7 +373,7 @@ def test_bfloat16_export_computes_in_bfloat16_with_the_same_weights(
   probabilities = {}
   for precision in ("float32", "mixed_bfloat16"):
     export_dir = str(tmp_path / precision)
-    export_savedmodel.export(
+    savedmodel.export(
         tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
         tiny_bert["init_checkpoint"], [tiny_bundles["MRPC"]["bundle"]],
         export_dir, precision=precision)

@@ -12,7 +12,7 @@ from conftest import run_cli
 from test_export_savedmodel import assert_same_ids
 from test_export_savedmodel import assert_same_rows
 from test_export_savedmodel import serve_in_fresh_process
-import glue
+from adapter_bert import glue
 
 pytestmark = pytest.mark.real
 
@@ -115,7 +115,7 @@ def test_saved_model_predicts_what_run_classifier_predicts_on_real_rows(
     requests.append((glue.get_task(task_name).key, inputs))
     bundle_dirs.append(bundle_dir)
   export_dir = str(tmp_path / "saved_model")
-  result = run_cli("export_savedmodel.py", adapter_bundles=",".join(
+  result = run_cli("scripts/export_savedmodel.py", adapter_bundles=",".join(
       bundle_dirs), export_dir=export_dir, **flags)
   assert result.returncode == 0, result.stderr[-3000:]
   answers = serve_in_fresh_process(export_dir, requests)

@@ -19,10 +19,10 @@ import tensorflow.compat.v1 as tf
 from conftest import read_eval_results
 from conftest import run_classifier_in_process
 from conftest import write_sst2_task
-import bundles
-import fileio
-import glue
-import predict_multitask
+from adapter_bert import bundles
+from adapter_bert import fileio
+from adapter_bert import glue
+from adapter_bert import multitask
 
 
 def ram_root():
@@ -208,9 +208,9 @@ def test_every_output_path_works_on_another_file_system(
 
   # Serve the bundle with predict_multitask's library into ram://.
   submission_dir = os.path.join(root, "submission")
-  predict_multitask.run(bert["bert_config_file"], bert["vocab_file"],
-                        bert["init_checkpoint"], [exported], [data_dir],
-                        submission_dir)
+  multitask.run(bert["bert_config_file"], bert["vocab_file"],
+                bert["init_checkpoint"], [exported], [data_dir],
+                submission_dir)
   assert read(os.path.join(submission_dir, "SST-2.tsv")) == read(
       os.path.join(trained_dir, "SST-2.tsv"))
   assert "task SST-2" in capsys.readouterr().out

@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pytest
 
-import glue
+from adapter_bert import glue
 
 BOM = u"\ufeff"
 

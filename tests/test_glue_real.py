@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-import glue
+from adapter_bert import glue
 from conftest import GLUE_DIR
 
 pytestmark = pytest.mark.real

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-import metrics
+from adapter_bert import metrics
 
 ALL_METRICS = (metrics.accuracy, metrics.f1, metrics.matthews_corrcoef,
                metrics.pearson, metrics.spearman)

@@ -18,11 +18,11 @@ from conftest import run_classifier_in_process
 from conftest import tiny_bert_config_dict
 from conftest import write_file
 from conftest import write_tiny_bert
+from adapter_bert import classifier
+from adapter_bert import glue
+from adapter_bert import multitask
 import adapters
-import classifier
-import glue
 import modeling
-import predict_multitask
 import tokenization
 
 WORDS = "the a movie film was is it this not very good great fun bad dull".split()
@@ -256,7 +256,7 @@ def test_predictions_come_back_in_example_order(varied_bert, trained_run):
       do_predict=True, predict_batch_size=4,
       adapter_bundle=os.path.join(trained_run["output_dir"], "adapter_bundle"))
   probs = read_probabilities(os.path.join(output_dir, "test_results.tsv"))
-  predictor = predict_multitask.MultiTaskPredictor(
+  predictor = multitask.MultiTaskPredictor(
       modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"]),
       tiny_bert["init_checkpoint"], tiny_bert["vocab_file"], batch_size=1)
   predictor.add_task(os.path.join(trained_run["output_dir"], "adapter_bundle"))

@@ -1,4 +1,5 @@
-"""plot_results.py: the paper's pictures from hand-made results files."""
+"""scripts/plot_results.py (adapter_bert.plots): the paper's pictures from
+hand-made results files."""
 
 import csv
 import os
@@ -7,9 +8,9 @@ import pytest
 
 from conftest import assert_one_line_error
 from conftest import run_cli
-import errors
-import plot_results
-import sweep
+from adapter_bert import errors
+from adapter_bert import plots
+from adapter_bert import sweeps
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -49,7 +50,7 @@ def ablation_rows(num_layers=3):
            "last_layer": "", "primary_metric": "eval_f1",
            "primary_value": "0.85",
            "metrics": '{"eval_accuracy": 0.8, "eval_f1": 0.85}'}]
-  for (first, last) in sweep.layer_spans(num_layers):
+  for (first, last) in sweeps.layer_spans(num_layers):
     lost = 0.05 * (last - first + 1)
     rows.append({"run_id": "MRPC-adapters-m64", "first_layer": str(first),
                  "last_layer": str(last), "primary_metric": "eval_f1",
@@ -67,10 +68,10 @@ def is_png(path):
 def test_every_picture_is_drawn(tmp_path):
   results = write_table(str(tmp_path / "sweep.csv"),
                         sweep_rows(init_scales=("1e-4", "1e-2", "1")),
-                        sweep.COLUMNS)
+                        sweeps.COLUMNS)
   ablation = write_table(str(tmp_path / "ablation.csv"), ablation_rows(),
-                         sweep.ABLATION_COLUMNS)
-  written = plot_results.plot_all(results, ablation, str(tmp_path / "out"))
+                         sweeps.ABLATION_COLUMNS)
+  written = plots.plot_all(results, ablation, str(tmp_path / "out"))
   names = sorted(os.path.basename(p) for p in written)
   assert names == ["ablation_MRPC-adapters-m64.png", "init_scale.png",
                    "parameters_vs_metric.png"]
@@ -81,22 +82,22 @@ def test_every_picture_is_drawn(tmp_path):
 
 def test_one_init_scale_draws_no_init_scale_picture(tmp_path):
   results = write_table(str(tmp_path / "sweep.csv"), sweep_rows(),
-                        sweep.COLUMNS)
-  written = plot_results.plot_all(results, None, str(tmp_path / "out"))
+                        sweeps.COLUMNS)
+  written = plots.plot_all(results, None, str(tmp_path / "out"))
   assert [os.path.basename(p) for p in written] == [
       "parameters_vs_metric.png"]
 
 
 @pytest.fixture
 def saved_figures(monkeypatch):
-  """The figures plot_results saves, in order (they are still written)."""
+  """The figures adapter_bert.plots saves, in order (they are still written)."""
   figures = []
-  real_save = plot_results.save
+  real_save = plots.save
 
   def keep(figure, path):
     figures.append(figure)
     return real_save(figure, path)
-  monkeypatch.setattr(plot_results, "save", keep)
+  monkeypatch.setattr(plots, "save", keep)
   return figures
 
 
@@ -104,8 +105,8 @@ def test_adapter_sizes_form_one_line_per_method(tmp_path, saved_figures):
   """The figure's data: adapters are one series over their sizes."""
   import matplotlib.pyplot as plt
   rows = sweep_rows()
-  plot_results.plot_parameters_vs_metric(rows, str(tmp_path / "p.png"),
-                                         {"MRPC": 0.6})
+  plots.plot_parameters_vs_metric(rows, str(tmp_path / "p.png"),
+                                  {"MRPC": 0.6})
   (mrpc, rte) = saved_figures[-1].axes
   series = {container.get_label(): list(container.lines[0].get_xdata())
             for container in mrpc.containers}
@@ -120,10 +121,10 @@ def test_adapter_sizes_form_one_line_per_method(tmp_path, saved_figures):
 
 
 def test_empty_results_are_a_one_line_error(tmp_path):
-  results = write_table(str(tmp_path / "sweep.csv"), [], sweep.COLUMNS)
+  results = write_table(str(tmp_path / "sweep.csv"), [], sweeps.COLUMNS)
   with pytest.raises(errors.InputError, match="no finished run"):
-    plot_results.plot_all(results, None, str(tmp_path / "out"))
-  result = run_cli("plot_results.py", results=results,
+    plots.plot_all(results, None, str(tmp_path / "out"))
+  result = run_cli("scripts/plot_results.py", results=results,
                    output_dir=str(tmp_path / "out"))
   assert_one_line_error(result, "--results=%s" % results,
                         program="plot_results.py")
@@ -133,13 +134,13 @@ def test_empty_results_are_a_one_line_error(tmp_path):
 def test_ablation_heat_map_holds_the_chosen_metric(tmp_path, saved_figures):
   table = ablation_rows(num_layers=3)
   for metric in (None, "eval_accuracy"):
-    plot_results.plot_ablation(table, "MRPC-adapters-m64",
-                               str(tmp_path / "a.png"), metric)
+    plots.plot_ablation(table, "MRPC-adapters-m64",
+                        str(tmp_path / "a.png"), metric)
     grid = saved_figures[-1].axes[0].images[0].get_array()
     offset = 0.85 if metric is None else 0.8
     assert grid[0, 2] == pytest.approx(offset - 0.15)  # layers 0-2 off
     assert grid[1, 1] == pytest.approx(offset - 0.05)
     assert grid.mask[2, 0]  # last before first: no such span
   with pytest.raises(errors.InputError, match="--ablation_metric=eval_mcc"):
-    plot_results.plot_ablation(table, "MRPC-adapters-m64",
-                               str(tmp_path / "b.png"), "eval_mcc")
+    plots.plot_ablation(table, "MRPC-adapters-m64",
+                        str(tmp_path / "b.png"), "eval_mcc")

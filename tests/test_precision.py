@@ -16,7 +16,7 @@ from conftest import read_eval_results
 from conftest import run_classifier_cli
 from conftest import train_tiny
 from conftest import write_sst2_task
-import classifier
+from adapter_bert import classifier
 import modeling
 import optimization
 import tuning

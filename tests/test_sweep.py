@@ -1,4 +1,5 @@
-"""sweep.py: the grid, resumable runs, and the statistics of its summary."""
+"""scripts/sweep.py (adapter_bert.sweeps): the grid, resumable runs, and
+the statistics of its summary."""
 
 import csv
 import json
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import write_sst2_task
-import errors
-import sweep
+from adapter_bert import errors
+from adapter_bert import sweeps
 
 
 def grid(**changes):
@@ -22,13 +23,13 @@ def grid(**changes):
 
 
 def test_grid_gives_sizes_and_init_scales_to_adapter_methods_only():
-  runs = sweep.expand_grid(grid(methods=["adapters", "full", "top_layers:1",
-                                         "adapters:noln"],
-                                adapter_sizes=["8", "64"],
-                                learning_rates=["1e-4", "1e-3"]))
+  runs = sweeps.expand_grid(grid(methods=["adapters", "full", "top_layers:1",
+                                          "adapters:noln"],
+                                 adapter_sizes=["8", "64"],
+                                 learning_rates=["1e-4", "1e-3"]))
   # (2 adapter methods x 2 sizes + 2 others) x 2 rates x 2 seeds.
   assert len(runs) == (2 * 2 + 2) * 2 * 2
-  ids = [sweep.run_id(r) for r in runs]
+  ids = [sweeps.run_id(r) for r in runs]
   assert len(set(ids)) == len(ids)
   for run in runs:
     assert bool(run.adapter_size) == run.method.startswith("adapters")
@@ -36,13 +37,13 @@ def test_grid_gives_sizes_and_init_scales_to_adapter_methods_only():
 
 
 def test_method_specs_become_run_classifier_flags():
-  assert sweep.method_flags("top_layers:2") == {"tuning_mode": "top_layers",
-                                                "tune_top_layers": 2}
-  assert sweep.method_flags("adapters:noln") == {"tuning_mode": "adapters",
-                                                 "train_layernorm": "false"}
+  assert sweeps.method_flags("top_layers:2") == {"tuning_mode": "top_layers",
+                                                 "tune_top_layers": 2}
+  assert sweeps.method_flags("adapters:noln") == {"tuning_mode": "adapters",
+                                                  "train_layernorm": "false"}
   for bad in ("top_layers", "bitfit:7", "adapters:x"):
     with pytest.raises(errors.InputError, match="--methods"):
-      sweep.method_flags(bad)
+      sweeps.method_flags(bad)
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def sweep_inputs(tmp_path, tiny_bert):
 
 def test_sweep_runs_each_run_once_and_resumes(tmp_path, sweep_inputs):
   results = str(tmp_path / "results" / "sweep.csv")
-  rows = sweep.run_sweep(grid(), sweep_inputs, results, command="test")
+  rows = sweeps.run_sweep(grid(), sweep_inputs, results, command="test")
   assert len(rows) == 4
   with open(results, newline="") as f:
     table = list(csv.DictReader(f))
@@ -76,7 +77,7 @@ def test_sweep_runs_each_run_once_and_resumes(tmp_path, sweep_inputs):
 
   # Again: nothing runs, the table stays as it is.
   modified = os.path.getmtime(results)
-  assert sweep.run_sweep(grid(), sweep_inputs, results) == table
+  assert sweeps.run_sweep(grid(), sweep_inputs, results) == table
   assert os.path.getmtime(results) == modified
 
   # A run whose row is missing (killed before it was written) runs again
@@ -84,10 +85,10 @@ def test_sweep_runs_each_run_once_and_resumes(tmp_path, sweep_inputs):
   # gives the same numbers.
   lost = table[1]
   with open(results, "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=sweep.COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(f, fieldnames=sweeps.COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows([r for r in table if r is not lost])
-  again = sweep.run_sweep(grid(), sweep_inputs, results)
+  again = sweeps.run_sweep(grid(), sweep_inputs, results)
   redone = [r for r in again if r["run_id"] == lost["run_id"]]
   assert len(again) == 4 and len(redone) == 1
   assert redone[0]["metrics"] == lost["metrics"]
@@ -113,7 +114,7 @@ def hand_made_rows():
 
 
 def test_summary_selects_by_mean_over_seeds_and_pairs_by_seed():
-  summary = sweep.summarize(hand_made_rows())
+  summary = sweeps.summarize(hand_made_rows())
   adapters = summary["selected"][("MRPC", "adapters", "64")]
   assert adapters["learning_rate"] == "1e-3"
   assert adapters["mean"] == pytest.approx(0.80)
@@ -127,7 +128,8 @@ def test_summary_selects_by_mean_over_seeds_and_pairs_by_seed():
   assert paired["n"] == 3
   assert paired["mean"] == pytest.approx(np.mean([0.01, 0.02, -0.06]))
   assert paired["interval"][0] < 0 < paired["interval"][1]
-  text = sweep.summary_markdown(hand_made_rows(), summary, "python sweep.py")
+  text = sweeps.summary_markdown(hand_made_rows(), summary,
+                                 "python scripts/sweep.py")
   assert "| adapters (m=64) | 0.8000 (3) | 0.8000 |" in text
   assert "| full | 0.8100 (3) | 0.8100 |" in text
   assert "| MRPC | adapters (m=64) | 3 | -0.0100 |" in text
@@ -135,8 +137,8 @@ def test_summary_selects_by_mean_over_seeds_and_pairs_by_seed():
 
 
 def test_bootstrap_interval_of_a_constant_is_the_constant():
-  assert sweep.bootstrap_interval([0.5, 0.5, 0.5]) == (0.5, 0.5)
-  (low, high) = sweep.bootstrap_interval([0.0, 1.0] * 10)
+  assert sweeps.bootstrap_interval([0.5, 0.5, 0.5]) == (0.5, 0.5)
+  (low, high) = sweeps.bootstrap_interval([0.0, 1.0] * 10)
   assert 0.25 < low < 0.5 < high < 0.75
 
 
@@ -152,7 +154,7 @@ def test_selection_compares_settings_on_their_common_seeds():
                  "seed": seed, "trained_parameters": "100",
                  "total_parameters": "1000", "trained_percent": "10.000",
                  "primary_metric": "eval_f1", "primary_value": str(value)})
-  chosen = sweep.summarize(rows)["selected"][("MRPC", "adapters", "64")]
+  chosen = sweeps.summarize(rows)["selected"][("MRPC", "adapters", "64")]
   assert chosen["learning_rate"] == "1e-3"
   assert chosen["mean"] == pytest.approx(0.80 / 3 + 1.40 / 3)
   assert sorted(chosen["values"]) == ["1", "2", "3"]
@@ -160,11 +162,11 @@ def test_selection_compares_settings_on_their_common_seeds():
 
 def test_at_selected_moves_every_cell_to_its_chosen_setting():
   pilot = [r for r in hand_made_rows() if r["seed"] == "1"]
-  runs = sweep.expand_grid(grid(tasks=["MRPC", "RTE"],
-                                methods=["adapters", "full"],
-                                adapter_sizes=["64"], learning_rates=["9e-9"],
-                                epochs=["3"], seeds=["1", "2", "3"]))
-  (moved, left_out) = sweep.runs_at_selected(runs, pilot)
+  runs = sweeps.expand_grid(grid(tasks=["MRPC", "RTE"],
+                                 methods=["adapters", "full"],
+                                 adapter_sizes=["64"], learning_rates=["9e-9"],
+                                 epochs=["3"], seeds=["1", "2", "3"]))
+  (moved, left_out) = sweeps.runs_at_selected(runs, pilot)
   # Seed 1 of adapters: 0.70 at 1e-4, 0.80 at 1e-3.
   assert {(r.method, r.learning_rate) for r in moved} == {
       ("adapters", "1e-3"), ("full", "2e-5")}
@@ -177,9 +179,9 @@ def test_at_selected_moves_every_cell_to_its_chosen_setting():
 def test_ablation_evaluates_every_span_once(tmp_path, sweep_inputs):
   results = str(tmp_path / "sweep.csv")
   small = grid(methods=["adapters"], seeds=["1"])
-  sweep.run_sweep(small, sweep_inputs, results)
+  sweeps.run_sweep(small, sweep_inputs, results)
   ablation = str(tmp_path / "ablation.csv")
-  table = sweep.run_ablation(small, sweep_inputs, results, ablation)
+  table = sweeps.run_ablation(small, sweep_inputs, results, ablation)
   # The tiny model has 2 layers: spans 0, 0-1, 1, and the unablated row.
   spans = [(r["first_layer"], r["last_layer"]) for r in table]
   assert sorted(spans) == [("", ""), ("0", "0"), ("0", "1"), ("1", "1")]
@@ -190,18 +192,18 @@ def test_ablation_evaluates_every_span_once(tmp_path, sweep_inputs):
   # Switching off every adapter is the pre-trained path plus the trained
   # head and LayerNorms; it is evaluated like any other span.
   folder = os.path.join(sweep_inputs["work_dir"],
-                        sweep.run_id(sweep.expand_grid(small)[0]))
+                        sweeps.run_id(sweeps.expand_grid(small)[0]))
   assert os.path.exists(os.path.join(folder,
                                      "eval_results_ablated_0-1.txt"))
   # Again: nothing is evaluated.
   modified = os.path.getmtime(ablation)
-  assert len(sweep.run_ablation(small, sweep_inputs, results, ablation)) == 4
+  assert len(sweeps.run_ablation(small, sweep_inputs, results, ablation)) == 4
   assert os.path.getmtime(ablation) == modified
   # The trained run's folder is gone (another machine): it is trained again,
   # with its seed, and gives the same ablation table.
   shutil.rmtree(folder)
-  again = sweep.run_ablation(small, sweep_inputs, results,
-                             str(tmp_path / "ablation2.csv"))
+  again = sweeps.run_ablation(small, sweep_inputs, results,
+                              str(tmp_path / "ablation2.csv"))
   assert ([(r["first_layer"], r["last_layer"], r["primary_value"])
            for r in again] ==
           [(r["first_layer"], r["last_layer"], r["primary_value"])
@@ -220,11 +222,11 @@ def test_size_tuned_per_task_picks_the_better_size_on_common_seeds():
                    "trained_parameters": size, "total_parameters": "1000",
                    "trained_percent": "1.0", "primary_metric": "eval_f1",
                    "primary_value": str(value)})
-  summary = sweep.summarize(rows)
+  summary = sweeps.summarize(rows)
   tuned = summary["size_tuned"]
   assert tuned[("MRPC", "adapters")]["size"] == "8"  # 0.80 against 0.75
   assert tuned[("RTE", "adapters")]["size"] == "64"
-  text = sweep.summary_markdown(rows, summary, "x", {"MRPC": 0.81})
+  text = sweeps.summary_markdown(rows, summary, "x", {"MRPC": 0.81})
   assert ("| adapters (m tuned per task) | 0.8000 (m=8, 2) | 0.6000 (m=64, "
           "2) | 0.7000 |") in text
   assert "| majority class (no training) | 0.8100 | - | - | 0 | 0 |" in text
@@ -232,18 +234,18 @@ def test_size_tuned_per_task_picks_the_better_size_on_common_seeds():
 
 def test_one_seed_has_no_noise_verdict():
   rows = [r for r in hand_made_rows() if r["seed"] == "1"]
-  text = sweep.summary_markdown(rows, sweep.summarize(rows), "x")
+  text = sweeps.summary_markdown(rows, sweeps.summarize(rows), "x")
   assert "| MRPC | adapters (m=64) | 1 | +0.0100 |" in text
   assert "one seed: no interval yet" in text and "| no |" not in text
 
 
 def test_majority_baseline_is_the_most_frequent_training_label(tmp_path):
   write_sst2_task(str(tmp_path / "SST-2"), num_train=40, num_dev=11)
-  import glue
+  from adapter_bert import glue
   task = glue.get_task("SST-2")
   train = task.label_values(task.get_train_examples(str(tmp_path / "SST-2")))
   dev = task.label_values(task.get_dev_examples(str(tmp_path / "SST-2")))
   majority = max(set(train), key=train.count)
   expected = sum(1 for label in dev if label == majority) / len(dev)
-  baselines = sweep.majority_baselines(["SST-2", "RTE"], str(tmp_path))
+  baselines = sweeps.majority_baselines(["SST-2", "RTE"], str(tmp_path))
   assert baselines == {"SST-2": pytest.approx(expected)}  # no RTE files

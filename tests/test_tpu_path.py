@@ -11,7 +11,7 @@ from conftest import new_session
 from conftest import scalar_events
 from conftest import tiny_job_flags
 from conftest import write_sst2_task
-import classifier
+from adapter_bert import classifier
 import modeling
 import tuning
 

@@ -18,10 +18,10 @@ from conftest import new_session
 from conftest import tiny_bert_config_dict
 from conftest import tiny_classifier_variables
 from conftest import write_sst2_task
+from adapter_bert import bundles
+from adapter_bert import classifier
+from adapter_bert import glue
 import adapters
-import bundles
-import classifier
-import glue
 import modeling
 import tuning
 

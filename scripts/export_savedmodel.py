@@ -1,0 +1,80 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""One frozen backbone + adapter bundles -> one SavedModel that takes raw text.
+
+  python scripts/export_savedmodel.py \\
+      --bert_config_file=$BERT_DIR/bert_config.json \\
+      --vocab_file=$BERT_DIR/vocab.txt \\
+      --init_checkpoint=$BERT_DIR/bert_model.ckpt \\
+      --adapter_bundles=mrpc_out/adapter_bundle,sst2_out/adapter_bundle \\
+      --export_dir=/tmp/served/1
+
+The command line of `adapter_bert.savedmodel`, which documents the signatures
+and the in-graph tokenizer. A loader must register tensorflow-text's ops first
+(`import tensorflow_text` before `tf.saved_model.load`).
+"""
+
+import os
+import sys
+
+# `python scripts/<name>.py` puts scripts/ on sys.path, not the repository
+# root that holds adapter_bert/ and modeling.py: add it.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Before TensorFlow loads: its start-up noise is hidden unless --verbose.
+from adapter_bert import console  # pylint: disable=g-import-not-at-top,wrong-import-position
+console.quiet_tensorflow_startup()
+
+from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import flags
+
+from adapter_bert import classifier
+from adapter_bert import errors
+from adapter_bert import fileio
+from adapter_bert import savedmodel
+import common_flags
+
+FLAGS = flags.FLAGS
+PROGRAM = "export_savedmodel.py"
+
+
+def define_flags():
+  """This script's flags (defined only when it runs as a script, as
+  predict_multitask.py's, whose backbone flags they share)."""
+  common_flags.define_backbone_flags()
+  # Listed by --help, which shows only the main module's own (key) flags.
+  flags.adopt_module_key_flags(common_flags)
+  flags.DEFINE_string("export_dir", None,
+                      "The SavedModel folder to write (replaced if it "
+                      "exists; local or gs://).")
+  flags.DEFINE_string("default_task", None,
+                      "The task of the `serving_default` signature (default: "
+                      "the first bundle's).")
+  flags.DEFINE_enum("precision", "float32", list(classifier.PRECISIONS),
+                    "The encoder's arithmetic in the exported graph (as "
+                    "run_classifier.py's --precision).")
+  flags.DEFINE_bool(console.VERBOSE_FLAG, False, console.VERBOSE_HELP)
+
+
+def main(argv):
+  del argv
+  console.configure_logging(FLAGS.verbose)
+  errors.interrupt_on_signals()
+  try:
+    signatures = savedmodel.export(
+        FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint,
+        FLAGS.adapter_bundles, FLAGS.export_dir, FLAGS.default_task,
+        FLAGS.precision)
+  except errors.InputError as e:
+    errors.exit_with(PROGRAM, e)
+  except KeyboardInterrupt as e:
+    errors.exit_with(PROGRAM, errors.interrupted_message(e))
+  print("wrote %s (%s), signatures: %s" % (
+      FLAGS.export_dir, fileio.human_bytes(fileio.directory_size(
+          FLAGS.export_dir)),
+      ", ".join("%s (%s)" % kv for kv in sorted(signatures.items()))))
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

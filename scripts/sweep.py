@@ -1,0 +1,119 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""A hyper-parameter sweep of run_classifier.py, resumable, with its summary.
+
+  python scripts/sweep.py --tasks=MRPC,RTE --methods=adapters,full \\
+      --adapter_sizes=8,64 --learning_rates=3e-4,1e-3 --seeds=1,2,3 \\
+      --bert_dir=.cache/assets/all-MiniLM-L6-v2 --glue_dir=../shared/glue \\
+      --results=results/sweep.csv
+
+The command line of `adapter_bert.sweeps`, which describes the grid, the
+selection and the statistics. Methods are run_classifier.py's --tuning_mode
+values, optionally with options: "top_layers:2" is --tuning_mode=top_layers
+--tune_top_layers=2, "adapters:noln" is adapters with --train_layernorm=false.
+"""
+
+import os
+import sys
+
+# `python scripts/<name>.py` puts scripts/ on sys.path, not the repository
+# root that holds adapter_bert/ and modeling.py: add it.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Before TensorFlow loads (adapter_bert.fileio and glue import it), even for
+# --help: its start-up noise is hidden.
+from adapter_bert import console  # pylint: disable=g-import-not-at-top,wrong-import-position
+console.quiet_tensorflow_startup()
+
+from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import flags
+
+from adapter_bert import errors
+from adapter_bert import sweeps
+
+PROGRAM = "sweep.py"
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """This script's flags; defined only when it runs as a script, because
+  run_classifier.py defines flags of the same names (max_seq_length...) and
+  absl refuses a second definition in one process."""
+  repo_root = sweeps.REPO_ROOT
+  flags.DEFINE_string("config", None, "JSON file with any of the grid flags "
+                      "below (lists as JSON lists); flags given on the command "
+                      "line win.")
+  flags.DEFINE_list("tasks", ["MRPC"], "GLUE tasks (folder names in "
+                    "--glue_dir).")
+  flags.DEFINE_list("methods", ["adapters", "full"],
+                    "Tuning methods: tuning_mode[:option], see above.")
+  flags.DEFINE_list("adapter_sizes", ["64"], "Adapter sizes (methods with "
+                    "adapters only).")
+  flags.DEFINE_list("learning_rates", ["3e-4"], "Learning rates.")
+  flags.DEFINE_list("epochs", ["3"], "Training epochs.")
+  flags.DEFINE_list("init_scales", ["1e-3"], "Adapter init stddevs.")
+  flags.DEFINE_list("seeds", ["1"], "Seeds.")
+  flags.DEFINE_string("bert_dir", os.path.join(repo_root, ".cache", "assets",
+                                               "all-MiniLM-L6-v2"),
+                      "bert_config.json, vocab.txt and bert_model.ckpt.")
+  flags.DEFINE_string("glue_dir", os.path.join(os.path.dirname(repo_root),
+                                               "shared", "glue"),
+                      "GLUE data, glue_data layout.")
+  flags.DEFINE_string("work_dir", "/tmp/adapter_bert_sweep",
+                      "Where each run's output_dir goes.")
+  flags.DEFINE_string("results", "results/sweep.csv",
+                      "The results table (CSV); the summary goes beside it "
+                      "(.md).")
+  flags.DEFINE_integer("parallel", 1, "Runs at once.")
+  flags.DEFINE_integer("max_seq_length", 128, "As run_classifier.py.")
+  flags.DEFINE_integer("train_batch_size", 32, "As run_classifier.py.")
+  flags.DEFINE_integer("eval_batch_size", 64, "As run_classifier.py.")
+  flags.DEFINE_bool("summarize_only", False, "Only rewrite the summary from "
+                    "--results.")
+  flags.DEFINE_bool("dry_run", False, "Print the runs that would run.")
+  flags.DEFINE_string("made_by", None, "The command the summary names as "
+                      "its maker (default: this command line), e.g. the "
+                      "script that runs every phase of a sweep.")
+  flags.DEFINE_bool("at_selected", False, "Run the grid's seeds at each "
+                    "(task, method, size)'s selected setting in --results "
+                    "only (the seeds phase after a pilot); the grid's "
+                    "learning rates, epochs and init scales are replaced by "
+                    "the selected ones.")
+  flags.DEFINE_string("ablation_results", None, "Instead of training: "
+                      "evaluate every finished adapter run of the grid with "
+                      "the adapters of each span of layers switched off, "
+                      "into this CSV (a Markdown grid goes beside it).")
+
+
+def main(argv):
+  del argv
+  grid = {name: list(FLAGS[name].value) for name in sweeps.GRID_FLAGS}
+  try:
+    if FLAGS.config:
+      for (name, values) in sweeps.read_grid_config(FLAGS.config).items():
+        if not FLAGS[name].present:
+          grid[name] = values
+    options = {"bert_dir": FLAGS.bert_dir, "glue_dir": FLAGS.glue_dir,
+               "work_dir": FLAGS.work_dir,
+               "max_seq_length": FLAGS.max_seq_length,
+               "train_batch_size": FLAGS.train_batch_size,
+               "eval_batch_size": FLAGS.eval_batch_size}
+    command = FLAGS.made_by or " ".join(
+        ["python", "scripts/" + PROGRAM] + sys.argv[1:])
+    if FLAGS.summarize_only:
+      sweeps.write_summary(FLAGS.results, sweeps.read_results(FLAGS.results),
+                           command, FLAGS.glue_dir)
+      return
+    if FLAGS.ablation_results:
+      sweeps.run_ablation(grid, options, FLAGS.results, FLAGS.ablation_results,
+                          FLAGS.at_selected, FLAGS.dry_run)
+      return
+    sweeps.run_sweep(grid, options, FLAGS.results, FLAGS.parallel,
+                     FLAGS.dry_run, command, FLAGS.at_selected)
+  except (errors.InputError, ValueError, OSError) as e:
+    errors.exit_with(PROGRAM, e)
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
