@@ -2,7 +2,8 @@
 #
 # adapter-BERT: set up, fetch the real assets, run the demo or the tests.
 #
-#   make test    # venv + assets, then the whole pytest suite
+#   make test    # venv + assets, then the fast tests (a few minutes)
+#   make test-all  # venv + assets, then every test, slow and real ones too (CI)
 #   make demo    # venv + assets, then adapter-tune all-MiniLM-L6-v2 on movie reviews
 #   make throughput  # venv + assets, then benchmarks/throughput.py (needs ../shared/glue)
 #   make sweep   # venv + assets, then the paper's sweep (results/sweep.sh; hours; resumable)
@@ -73,12 +74,13 @@ export DEMO_QUERY
 PYTEST_ARGS ?= -q
 
 .DEFAULT_GOAL := help
-.PHONY: help venv assets demo test throughput sweep figures clean distclean
+.PHONY: help venv assets demo test test-all throughput sweep figures clean distclean
 # A recipe that fails half-way must not leave a target that looks finished.
 .DELETE_ON_ERROR:
 
 help:
-	@echo "make test       set up .venv and the assets, then run the tests"
+	@echo "make test       set up .venv and the assets, then run the fast tests"
+	@echo "make test-all   set up, then run every test, slow and real ones too (what CI runs)"
 	@echo "make demo       set up .venv and the assets, then adapter-tune on movie reviews"
 	@echo "make throughput set up, then print train/eval/predict/conversion speed (benchmarks/throughput.py)"
 	@echo "make sweep      set up, then run or continue the paper's sweep (results/sweep.sh; hours)"
@@ -155,8 +157,13 @@ demo: venv assets
 	TF_CPP_MIN_LOG_LEVEL=3 $(VENV_PY) -c "$$DEMO_QUERY" $(DEMO_OUT)/saved_model; \
 	echo "  TensorBoard: $(VENV)/bin/tensorboard --logdir $(DEMO_OUT)"
 
+# The fast tier: tests marked slow or real are deselected (tests/conftest.py).
 test: venv assets
 	ADAPTER_BERT_ASSETS=$(abspath $(ASSETS)) $(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+# Everything, with the 30 slowest tests listed at the end.
+test-all: venv assets
+	ADAPTER_BERT_ASSETS=$(abspath $(ASSETS)) $(VENV_PY) -m pytest --run-slow --run-real --durations=30 $(PYTEST_ARGS)
 
 # GLUE_DIR: the real GLUE data (glue_data layout), ../shared/glue by default.
 GLUE_DIR ?= $(abspath ..)/shared/glue

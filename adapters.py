@@ -1,25 +1,26 @@
 # coding=utf-8
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Bottleneck adapters (Houlsby et al., ICML 2019).
+"""Bottleneck adapters (Houlsby et al., ICML 2019): the `adapters` method.
 
 An adapter maps a sub-layer output h [tokens, hidden] to
 
     h + W_up(act(W_down h + b_down)) + b_up
 
-with W_down [hidden, size] and W_up [size, hidden]. Its weights start from a
+with W_down [hidden, size] and W_up [size, hidden]. It sits after the
+sub-layer's dropout, before its residual add and LayerNorm (the
+`sublayer_output` hook of `modeling.GraphHooks`). Its weights start from a
 truncated normal of tiny stddev (1e-3) and its biases at zero, so at
 initialisation it is close to the identity and a pre-trained BERT with adapters
 behaves as the pre-trained BERT. Variable names follow the 2019 adapter-bert
 release (`.../adapters/weights1`, `biases1`, `weights2`, `biases2`), so its
 checkpoints load here.
 
-What trains around the adapters is the tuning method's decision (tuning.py).
+Trained: the adapters, every LayerNorm (`--train_layernorm`) and the head.
 """
-
-import re
 
 import tensorflow.compat.v1 as tf
 
+from adapter_bert.methods import base
 import modeling
 
 PLACEMENTS = ("both", "attention", "ffn", "none")
@@ -32,63 +33,26 @@ _SUBLAYERS_BY_PLACEMENT = {
     "none": (),
 }
 
+SCOPE = "adapters"
 
-class AdapterConfig(object):
-  """What adapters to build: their width, nonlinearity, init and placement."""
+ADAPTER_OPTIONS = (
+    base.Option("adapter_size", int, 64, "Bottleneck width m of each adapter."),
+    base.Option("adapter_activation", str, "gelu",
+                "Adapter nonlinearity: gelu, gelu_exact, relu, tanh, swish or "
+                "linear."),
+    base.Option("adapter_init_scale", float, 1e-3,
+                "Stddev of the adapters' truncated-normal weight init; small, "
+                "so the model starts as the pre-trained one."),
+    base.Option("adapter_placement", str, "both",
+                "Where adapters go: after attention and after the "
+                "feed-forward block (both), only one of them, or none.",
+                choices=PLACEMENTS),
+)
 
-  def __init__(self, size=64, activation="gelu", init_scale=1e-3,
-               placement="both"):
-    """Constructs AdapterConfig.
-
-    Args:
-      size: bottleneck width m.
-      activation: nonlinearity between the projections (see
-        `modeling.get_activation`).
-      init_scale: stddev of the truncated-normal init of both projections.
-      placement: "both" (after attention and after the feed-forward block),
-        "attention", "ffn", or "none" (no adapter variables at all).
-
-    Raises:
-      ValueError: any argument is out of range; the message names it.
-    """
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-      raise ValueError("adapter_size must be a positive integer, got %r" % size)
-    if init_scale < 0:
-      raise ValueError("adapter_init_scale must be >= 0, got %r" % init_scale)
-    if placement not in PLACEMENTS:
-      raise ValueError("adapter_placement must be one of %s, got %r" %
-                       (", ".join(PLACEMENTS), placement))
-    try:
-      modeling.get_activation(activation)
-    except ValueError as e:
-      raise ValueError("adapter_activation: %s" % e)
-    self.size = size
-    self.activation = activation
-    self.init_scale = float(init_scale)
-    self.placement = placement
-
-  def adapts(self, sublayer):
-    """Whether an adapter follows `sublayer` ("attention" or "ffn")."""
-    return sublayer in _SUBLAYERS_BY_PLACEMENT[self.placement]
-
-  def adapt(self, input_tensor, sublayer, ablated=False):
-    """Applies an adapter to `input_tensor` if the placement asks for one.
-
-    Args:
-      ablated: build the adapter's variables (so checkpoints load as usual)
-        but bypass it: the sub-layer output passes through unchanged, exactly
-        the pre-trained path (eval-time ablation, Houlsby et al. Fig. 6).
-    """
-    if not self.adapts(sublayer):
-      return input_tensor
-    output = feedforward_adapter(input_tensor, self.size,
-                                 modeling.get_activation(self.activation),
-                                 self.init_scale)
-    return input_tensor if ablated else output
-
-  def to_dict(self):
-    return {"size": self.size, "activation": self.activation,
-            "init_scale": self.init_scale, "placement": self.placement}
+TRAIN_LAYERNORM = base.Option(
+    "train_layernorm", bool, True,
+    "tuning_mode=adapters: whether the LayerNorms train too (default true; "
+    "false gives adapters + head, AdapterHub's default).")
 
 
 def feedforward_adapter(input_tensor, size, activation_fn, init_scale=1e-3):
@@ -107,7 +71,7 @@ def feedforward_adapter(input_tensor, size, activation_fn, init_scale=1e-3):
   Returns:
     float32 Tensor [tokens, hidden].
   """
-  with tf.variable_scope("adapters"):
+  with tf.variable_scope(SCOPE):
     hidden_size = input_tensor.shape[-1]
     initializer = tf.truncated_normal_initializer(stddev=init_scale)
     # Biases are [1, width], as in the 2019 release, so its checkpoints load.
@@ -133,57 +97,105 @@ def feedforward_adapter(input_tensor, size, activation_fn, init_scale=1e-3):
     return tf.cast(input_tensor, tf.float32) + tf.cast(delta, tf.float32)
 
 
-def parse_layer_list(spec, num_layers):
-  """Layer indices from "2-5", "0,3,7" or "0-2,5" (0-based, as layer_N).
+def adapter_parameters(config, size, placement):
+  """Closed form: each adapter holds 2 * hidden * m + m + hidden scalars."""
+  per_adapter = 2 * config.hidden_size * size + size + config.hidden_size
+  return (config.num_hidden_layers * len(_SUBLAYERS_BY_PLACEMENT[placement]) *
+          per_adapter)
 
-  Returns:
-    sorted list of ints; [] for an empty spec.
 
-  Raises:
-    ValueError: a bad item or a layer outside 0..num_layers-1, one line.
+class AdapterLayers(object):
+  """The adapters' graph part, for any method that carries adapters.
+
+  Mixed into a `base.TuningMethod` whose settings hold ADAPTER_OPTIONS.
   """
-  layers = set()
-  for item in (spec or "").split(","):
-    item = item.strip()
-    if not item:
-      continue
-    match = re.match(r"^(\d+)(?:-(\d+))?$", item)
-    if not match:
-      raise ValueError("%r is not a layer or a span of layers (like 2-5)" %
-                       item)
-    first = int(match.group(1))
-    last = int(match.group(2)) if match.group(2) is not None else first
-    if first > last or last >= num_layers:
-      raise ValueError("%r is outside layers 0-%d" % (item, num_layers - 1))
-    layers.update(range(first, last + 1))
-  return sorted(layers)
+
+  scope = SCOPE
+  group = "adapters"
+
+  def validate(self):
+    size, scale = self["adapter_size"], self["adapter_init_scale"]
+    if size <= 0:
+      raise ValueError("--adapter_size must be a positive integer, got %r" %
+                       size)
+    if scale < 0:
+      raise ValueError("--adapter_init_scale must be >= 0, got %r" % scale)
+    try:
+      modeling.get_activation(self["adapter_activation"])
+    except ValueError as e:
+      raise ValueError("--adapter_activation: %s" % e)
+
+  @property
+  def adds_anything(self):
+    return self["adapter_placement"] != "none"
+
+  def adapts(self, sublayer):
+    """Whether an adapter follows `sublayer` ("attention" or "ffn")."""
+    return sublayer in _SUBLAYERS_BY_PLACEMENT[self["adapter_placement"]]
+
+  def sublayer_output(self, layer, name, inputs, outputs):
+    """An adapter after the sub-layer (built even in a switched-off layer,
+    so checkpoints load; there the pre-trained path passes unchanged)."""
+    del inputs  # A serial adapter reads the sub-layer's output only.
+    if not self.adapts(name):
+      return outputs
+    adapted = feedforward_adapter(
+        outputs, self["adapter_size"],
+        modeling.get_activation(self["adapter_activation"]),
+        self["adapter_init_scale"])
+    return adapted if self.is_on(layer) else outputs
+
+  def added_parameters(self, config):
+    if not self.adds_anything:
+      return 0
+    return adapter_parameters(config, self["adapter_size"],
+                              self["adapter_placement"])
+
+  @classmethod
+  def options_from_record(cls, record):
+    """Also reads bundles and manifests written before methods declared
+    their options: their adapter settings sat under "adapter"."""
+    options = dict(record.get("options") or {})
+    if "adapter" in record:
+      adapter = record["adapter"]
+      if not adapter:
+        options["adapter_placement"] = "none"
+      else:
+        options.update({"adapter_size": adapter["size"],
+                        "adapter_activation": adapter["activation"],
+                        "adapter_init_scale": adapter["init_scale"],
+                        "adapter_placement": adapter["placement"]})
+    return options
 
 
-def format_layer_list(layers):
-  """The inverse of parse_layer_list: [2, 3, 4, 5, 9] -> "2-5,9"."""
-  spans = []
-  for layer in sorted(layers):
-    if spans and layer == spans[-1][1] + 1:
-      spans[-1][1] = layer
-    else:
-      spans.append([layer, layer])
-  return ",".join(str(a) if a == b else "%d-%d" % (a, b) for (a, b) in spans)
+class AdaptersMethod(AdapterLayers, base.TuningMethod):
+  """Houlsby et al. (2019): adapters, every LayerNorm and the head train.
+
+  With train_layernorm=False the LayerNorms stay frozen (adapters + head,
+  AdapterHub's default).
+  """
+
+  name = "adapters"
+  description = ("adapters + every LayerNorm + classifier head train; the "
+                 "pre-trained weights stay frozen")
+  options = ADAPTER_OPTIONS + (TRAIN_LAYERNORM, base.TRAIN_POOLER)
+  variants = {"noln": {"train_layernorm": False}}
+  grid_options = {"adapter_sizes": "adapter_size",
+                  "init_scales": "adapter_init_scale"}
+  marker = "o"
+
+  def trains(self, name):
+    return (self.adds(name) or base.is_head(name) or self.trains_pooler(name)
+            or (self["train_layernorm"] and base.is_layer_norm(name)))
+
+  def trained_parameters(self, config, num_labels):
+    count = self.added_parameters(config) + base.head_parameters(config,
+                                                                 num_labels)
+    if self["train_layernorm"]:
+      count += base.layer_norm_parameters(config)
+    if self["train_pooler"]:
+      count += base.pooler_parameters(config)
+    return count
 
 
-def variable_name(variable_or_name):
-  """`bert/x/kernel:0` -> `bert/x/kernel`; plain names pass through."""
-  name = getattr(variable_or_name, "name", variable_or_name)
-  return re.sub(r":\d+$", "", name)
-
-
-def is_adapter_variable(variable_or_name):
-  """Whether a variable is an adapter's (under an `adapters/` scope)."""
-  return "/adapters/" in "/" + variable_name(variable_or_name)
-
-
-def count_parameters(variables):
-  """Total number of scalars in a list of variables."""
-  total = 0
-  for v in variables:
-    total += v.shape.num_elements()
-  return total
+METHOD = AdaptersMethod

@@ -1,13 +1,20 @@
 # coding=utf-8
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""BERT as TF1-style graph code, with an optional bottleneck adapter in every layer.
+"""BERT as TF1-style graph code, with hooks where a tuning method changes it.
 
 The whole model reads top to bottom: embeddings, a post-LayerNorm Transformer
 encoder, and a pooler. Variable names are exactly those of Google's released
 BERT checkpoints (`bert/encoder/layer_0/attention/self/query/kernel`, ...), so
-they load with no renaming. Adapters (see adapters.py) add variables under
-`.../adapters/`, which a pre-trained checkpoint does not have; they start near
-zero, so the model with adapters starts as the pre-trained one.
+they load with no renaming.
+
+A parameter-efficient method (adapters, LoRA, prefix tuning, ...) changes the
+computation only through `GraphHooks`, called at three kinds of points of
+every layer: each dense projection, the attention keys and values, and each
+sub-layer's output before its residual add. This file knows no method: the
+hooks change nothing unless a method (adapter_bert/methods/) overrides them.
+A method's variables are created inside its hooks, under the scope of the
+point they are called at (adapters: `.../attention/output/adapters/`), which a
+pre-trained checkpoint does not hold.
 
 Loading a pre-trained checkpoint therefore maps only the names it holds:
 `{"bert/": "bert/"}` would ask it for the adapters too and fail.
@@ -21,6 +28,7 @@ for (checkpoint, assignment_map) in maps:
 """
 
 import copy
+import dataclasses
 import json
 import math
 import re
@@ -30,54 +38,44 @@ import numpy as np
 import six
 import tensorflow.compat.v1 as tf
 
-import errors
+from adapter_bert import errors
 
 
+@dataclasses.dataclass(eq=False)  # compared by to_dict(), hashable
 class BertConfig(object):
-  """The hyper-parameters of a BERT model, as in Google's `bert_config.json`."""
+  """The hyper-parameters of a BERT model, as in Google's `bert_config.json`.
 
-  def __init__(self,
-               vocab_size,
-               hidden_size=768,
-               num_hidden_layers=12,
-               num_attention_heads=12,
-               intermediate_size=3072,
-               hidden_act="gelu",
-               hidden_dropout_prob=0.1,
-               attention_probs_dropout_prob=0.1,
-               max_position_embeddings=512,
-               type_vocab_size=16,
-               initializer_range=0.02,
-               layer_norm_eps=1e-12):
-    """Constructs BertConfig.
+  Attributes:
+    vocab_size: Number of WordPiece tokens.
+    hidden_size: Width of the encoder layers and the pooler.
+    num_hidden_layers: Number of Transformer layers.
+    num_attention_heads: Attention heads per layer; must divide hidden_size.
+    intermediate_size: Width of the feed-forward ("intermediate") layer.
+    hidden_act: Feed-forward nonlinearity: "gelu" (Google BERT's tanh
+      approximation), "gelu_exact" (erf; Hugging Face's "gelu"), "relu", ...
+    hidden_dropout_prob: Dropout on embeddings, sub-layer outputs and pooler.
+    attention_probs_dropout_prob: Dropout on attention probabilities.
+    max_position_embeddings: Longest sequence the model has positions for.
+    type_vocab_size: Number of segment ids (`token_type_ids`).
+    initializer_range: Stddev of the truncated-normal initializer.
+    layer_norm_eps: Epsilon of every LayerNorm (Google BERT: 1e-12).
 
-    Args:
-      vocab_size: Number of WordPiece tokens.
-      hidden_size: Width of the encoder layers and the pooler.
-      num_hidden_layers: Number of Transformer layers.
-      num_attention_heads: Attention heads per layer; must divide hidden_size.
-      intermediate_size: Width of the feed-forward ("intermediate") layer.
-      hidden_act: Feed-forward nonlinearity: "gelu" (Google BERT's tanh
-        approximation), "gelu_exact" (erf; Hugging Face's "gelu"), "relu", ...
-      hidden_dropout_prob: Dropout on embeddings, sub-layer outputs and pooler.
-      attention_probs_dropout_prob: Dropout on attention probabilities.
-      max_position_embeddings: Longest sequence the model has positions for.
-      type_vocab_size: Number of segment ids (`token_type_ids`).
-      initializer_range: Stddev of the truncated-normal initializer.
-      layer_norm_eps: Epsilon of every LayerNorm (Google BERT: 1e-12).
-    """
-    self.vocab_size = vocab_size
-    self.hidden_size = hidden_size
-    self.num_hidden_layers = num_hidden_layers
-    self.num_attention_heads = num_attention_heads
-    self.intermediate_size = intermediate_size
-    self.hidden_act = hidden_act
-    self.hidden_dropout_prob = hidden_dropout_prob
-    self.attention_probs_dropout_prob = attention_probs_dropout_prob
-    self.max_position_embeddings = max_position_embeddings
-    self.type_vocab_size = type_vocab_size
-    self.initializer_range = initializer_range
-    self.layer_norm_eps = layer_norm_eps
+  A config file's other keys are kept as attributes (as Google BERT does),
+  so `to_dict` gives back what was read.
+  """
+
+  vocab_size: int
+  hidden_size: int = 768
+  num_hidden_layers: int = 12
+  num_attention_heads: int = 12
+  intermediate_size: int = 3072
+  hidden_act: str = "gelu"
+  hidden_dropout_prob: float = 0.1
+  attention_probs_dropout_prob: float = 0.1
+  max_position_embeddings: int = 512
+  type_vocab_size: int = 16
+  initializer_range: float = 0.02
+  layer_norm_eps: float = 1e-12
 
   @classmethod
   def from_dict(cls, json_object):
@@ -141,7 +139,8 @@ class BertModel(object):
   config = modeling.BertConfig(vocab_size=100, hidden_size=32,
       num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
   model = modeling.BertModel(config, is_training=True, input_ids=input_ids,
-      input_mask=input_mask, adapter_config=adapters.AdapterConfig(size=8))
+      input_mask=input_mask, hooks=adapters.AdaptersMethod.create(
+          {"adapter_size": 8}))
   pooled = model.get_pooled_output()  # [batch, hidden]
   ```
   """
@@ -152,11 +151,9 @@ class BertModel(object):
                input_ids,
                input_mask=None,
                token_type_ids=None,
-               adapter_config=None,
+               hooks=None,
                pooled_only=False,
-               ablated_adapter_layers=(),
-               compute_dtype=tf.float32,
-               scope=None):
+               compute_dtype=tf.float32):
     """Builds the model graph.
 
     Args:
@@ -166,21 +163,18 @@ class BertModel(object):
       input_mask: (optional) int32 Tensor [batch, seq]; 1 for real tokens,
         0 for padding, which no token attends to.
       token_type_ids: (optional) int32 Tensor [batch, seq] of segment ids.
-      adapter_config: (optional) `adapters.AdapterConfig`; None builds plain
-        BERT with no adapter variables at all.
+      hooks: (optional) `GraphHooks` of a tuning method (its additions:
+        adapters, LoRA, ...); None builds plain BERT.
       pooled_only: the caller reads only the pooled output (a classifier):
         the last layer then computes the [CLS] position alone, since no other
         position of it reaches the pooler. Same variables, same pooled output
         (to float round-off), about 1/num_layers less compute; the sequence
         output and the last layer output are then [batch, 1, hidden].
-      ablated_adapter_layers: encoder layers whose adapters are bypassed
-        (built, so checkpoints load, but not applied).
       compute_dtype: dtype of the encoder's matmuls and activations:
         tf.float32, or tf.bfloat16 / tf.float16 for mixed precision. The
         variables stay float32 whatever it is; the embeddings, every
         LayerNorm and the attention softmax compute in float32; the outputs
         are in this dtype.
-      scope: (optional) variable scope; defaults to "bert".
     """
     config = copy.deepcopy(config)
     if not is_training:
@@ -194,7 +188,7 @@ class BertModel(object):
     if token_type_ids is None:
       token_type_ids = tf.zeros(shape=[batch_size, seq_length], dtype=tf.int32)
 
-    with tf.variable_scope(scope, default_name="bert"):
+    with tf.variable_scope("bert"):
       with tf.variable_scope("embeddings"):
         # [batch, seq, hidden]
         (self.embedding_output, self.embedding_table) = embedding_lookup(
@@ -220,21 +214,13 @@ class BertModel(object):
             input_tensor=self.embedding_output,
             attention_mask=attention_mask,
             config=config,
-            adapter_config=adapter_config,
-            last_layer_first_token_only=pooled_only,
-            ablated_adapter_layers=ablated_adapter_layers)
+            hooks=hooks,
+            last_layer_first_token_only=pooled_only)
 
       self.sequence_output = self.all_encoder_layers[-1]  # [batch, seq, hidden]
 
       with tf.variable_scope("pooler"):
-        # The pooler reads the [CLS] token: [batch, hidden].
-        first_token_tensor = tf.squeeze(self.sequence_output[:, 0:1, :], axis=1)
-        self.pooled_output = dense_layer(
-            first_token_tensor,
-            config.hidden_size,
-            activation=tf.tanh,
-            initializer=create_initializer(config.initializer_range),
-            name="dense")
+        self.pooled_output = pooler(self.sequence_output, config)
 
   def get_pooled_output(self):
     """[batch, hidden]: tanh(dense([CLS] output)), the input of the classifier."""
@@ -253,6 +239,88 @@ class BertModel(object):
 
   def get_embedding_table(self):
     return self.embedding_table
+
+
+def pooler(sequence_output, config):
+  """tanh(dense(the [CLS] token's output)): [batch, seq, hidden] -> [batch,
+  hidden]."""
+  first_token_tensor = tf.squeeze(sequence_output[:, 0:1, :], axis=1)
+  return dense_layer(first_token_tensor, config.hidden_size,
+                     activation=tf.tanh,
+                     initializer=create_initializer(config.initializer_range),
+                     name="dense")
+
+
+# ---------------------------------------------------------------- hooks
+
+# The dense projections of a layer, as `GraphHooks.projection` names them.
+PROJECTIONS = ("query", "key", "value", "attention_output", "intermediate",
+               "output")
+# The sub-layers of a layer, as `GraphHooks.sublayer_output` names them.
+SUBLAYERS = ("attention", "ffn")
+
+
+class GraphHooks(object):
+  """Where a tuning method changes BERT's computation; here, nowhere.
+
+  `transformer_model` calls these at fixed points of every layer. A method
+  overrides the hooks it needs and creates its variables inside them: each
+  hook runs in the variable scope of its point, so a method's variables sit
+  beside the BERT variables they change. Every tensor is in the compute
+  dtype (float32, or bfloat16/float16 under mixed precision) unless noted.
+  """
+
+  def projection(self, layer, name, inputs, project):
+    """A dense projection: returns its output before any activation.
+
+    Args:
+      layer: encoder layer index.
+      name: one of PROJECTIONS.
+      inputs: float Tensor [tokens, width_in].
+      project: the frozen projection, inputs -> inputs W + b [tokens,
+        width_out]. LoRA adds a low-rank term to project(inputs); IA3
+        rescales its result (keys, values) or its input (the FFN output).
+    """
+    del layer, name  # Unused here.
+    return project(inputs)
+
+  def projection_hook(self, layer, name):
+    """`projection` bound to one point, as `dense_layer`'s hook."""
+    return lambda inputs, project: self.projection(layer, name, inputs,
+                                                   project)
+
+  def keys_values(self, layer, keys, values, attention_mask):
+    """The attention's keys and values: prefix tuning prepends some.
+
+    Args:
+      layer: encoder layer index.
+      keys, values: float Tensors [batch, heads, key_seq, size_per_head].
+      attention_mask: float32 Tensor [batch, query_seq or 1, key_seq] of 0/1,
+        or None; extended with ones for prepended keys.
+
+    Returns:
+      (keys, values, attention_mask), key_seq possibly longer.
+    """
+    del layer  # Unused here.
+    return (keys, values, attention_mask)
+
+  def sublayer_output(self, layer, name, inputs, outputs):
+    """A sub-layer's output after its dropout, before add & LayerNorm.
+
+    Args:
+      layer: encoder layer index.
+      name: one of SUBLAYERS.
+      inputs: the sub-layer's input [tokens, hidden] (the residual).
+      outputs: its output [tokens, hidden]. A serial adapter maps it; a
+        parallel adapter adds a function of `inputs` to it.
+
+    Returns:
+      [tokens, hidden]; float32 is allowed (the add & LayerNorm sums in
+      float32 anyway), and keeps a near-identity change that bfloat16 would
+      round away.
+    """
+    del layer, name, inputs  # Unused here.
+    return outputs
 
 
 def gelu(x):
@@ -440,7 +508,7 @@ def create_initializer(initializer_range=0.02):
 
 
 def dense_layer(input_tensor, units, activation=None, initializer=None,
-                name="dense"):
+                name="dense", hook=None):
   """A fully connected layer on the last axis, with `kernel` and `bias` variables.
 
   The variables are float32 (so checkpoints are, whatever the precision);
@@ -453,6 +521,9 @@ def dense_layer(input_tensor, units, activation=None, initializer=None,
     activation: (optional) function applied to the result.
     initializer: kernel initializer; the bias starts at zero.
     name: variable scope of the layer.
+    hook: (optional) function (inputs, project) -> pre-activation output,
+      where project(x) = x W + b is this layer: a tuning method's change to
+      it (see `GraphHooks.projection`). Called inside the layer's scope.
 
   Returns:
     float Tensor [..., units].
@@ -461,13 +532,17 @@ def dense_layer(input_tensor, units, activation=None, initializer=None,
     width = input_tensor.shape[-1]
     kernel = tf.get_variable("kernel", [width, units], initializer=initializer)
     bias = tf.get_variable("bias", [units], initializer=tf.zeros_initializer())
-    kernel = tf.cast(kernel, input_tensor.dtype)
-    bias = tf.cast(bias, input_tensor.dtype)
-    if input_tensor.shape.ndims == 2:
-      output = tf.matmul(input_tensor, kernel)
-    else:
-      output = tf.tensordot(input_tensor, kernel, axes=[[-1], [0]])
-    output = tf.nn.bias_add(output, bias)
+
+    def project(inputs):
+      weights = tf.cast(kernel, inputs.dtype)
+      if inputs.shape.ndims == 2:
+        result = tf.matmul(inputs, weights)
+      else:
+        result = tf.tensordot(inputs, weights, axes=[[-1], [0]])
+      return tf.nn.bias_add(result, tf.cast(bias, inputs.dtype))
+
+    output = project(input_tensor) if hook is None else hook(input_tensor,
+                                                              project)
     if activation is not None:
       output = activation(output)
     return output
@@ -562,10 +637,8 @@ def create_attention_mask_from_input_mask(from_tensor, to_mask):
   return broadcast_ones * to_mask
 
 
-def attention_layer(from_tensor, to_tensor, attention_mask, num_attention_heads,
-                    size_per_head, attention_probs_dropout_prob,
-                    initializer_range, batch_size, from_seq_length,
-                    to_seq_length):
+def attention_layer(from_tensor, to_tensor, attention_mask, config, shape,
+                    hooks, layer):
   """Multi-headed scaled dot-product attention ("self" when from == to).
 
   Args:
@@ -573,32 +646,37 @@ def attention_layer(from_tensor, to_tensor, attention_mask, num_attention_heads,
     to_tensor: float Tensor [batch * to_seq, width].
     attention_mask: float32 Tensor [batch, from_seq, to_seq] or [batch, 1,
       to_seq] (the same keys for every query) of 0/1, or None.
-    num_attention_heads: number of heads N.
-    size_per_head: width H of each head.
-    attention_probs_dropout_prob: dropout rate on the attention probabilities.
-    initializer_range: stddev of the weight initializer.
-    batch_size: batch size B.
-    from_seq_length: F, the query length.
-    to_seq_length: T, the key length.
+    config: `BertConfig`: heads, dropout rate on the attention probabilities,
+      initializer range.
+    shape: (B, F, T): the batch size, the query and the key length.
+    hooks: `GraphHooks` (the query, key and value projections, the keys and
+      values).
+    layer: the encoder layer index, for the hooks.
 
   Returns:
     float Tensor [batch * from_seq, N * H].
   """
+  (batch_size, from_seq_length, to_seq_length) = shape
+  num_heads = config.num_attention_heads
+  size_per_head = config.hidden_size // num_heads
 
   def split_heads(tensor, seq_length):
     # [B * S, N * H] -> [B, N, S, H]
-    tensor = tf.reshape(tensor, [batch_size, seq_length, num_attention_heads,
+    tensor = tf.reshape(tensor, [batch_size, seq_length, num_heads,
                                  size_per_head])
     return tf.transpose(tensor, [0, 2, 1, 3])
 
-  initializer = create_initializer(initializer_range)
-  width = num_attention_heads * size_per_head
-  query = split_heads(dense_layer(from_tensor, width, initializer=initializer,
-                                  name="query"), from_seq_length)
-  key = split_heads(dense_layer(to_tensor, width, initializer=initializer,
-                                name="key"), to_seq_length)
-  value = split_heads(dense_layer(to_tensor, width, initializer=initializer,
-                                  name="value"), to_seq_length)
+  def projection(inputs, name):
+    return dense_layer(inputs, config.hidden_size,
+                       initializer=create_initializer(config.initializer_range),
+                       name=name, hook=hooks.projection_hook(layer, name))
+
+  query = split_heads(projection(from_tensor, "query"), from_seq_length)
+  key = split_heads(projection(to_tensor, "key"), to_seq_length)
+  value = split_heads(projection(to_tensor, "value"), to_seq_length)
+  # Prefix tuning prepends keys and values here (and extends the mask).
+  (key, value, attention_mask) = hooks.keys_values(layer, key, value,
+                                                   attention_mask)
 
   # [B, N, F, T]. The scores leave the matmul in the compute dtype; the
   # mask and softmax work in float32 (exp() of a float16 score overflows at
@@ -612,45 +690,41 @@ def attention_layer(from_tensor, to_tensor, attention_mask, num_attention_heads,
     adder = (1.0 - tf.expand_dims(attention_mask, axis=1)) * -10000.0
     attention_scores += adder
   attention_probs = tf.cast(tf.nn.softmax(attention_scores), value.dtype)
-  attention_probs = dropout(attention_probs, attention_probs_dropout_prob)
+  attention_probs = dropout(attention_probs,
+                            config.attention_probs_dropout_prob)
 
   context = tf.matmul(attention_probs, value)  # [B, N, F, H]
   context = tf.transpose(context, [0, 2, 1, 3])  # [B, F, N, H]
-  return tf.reshape(context, [batch_size * from_seq_length, width])
+  return tf.reshape(context, [batch_size * from_seq_length,
+                              config.hidden_size])
 
 
-def transformer_model(input_tensor, attention_mask, config, adapter_config=None,
-                      last_layer_first_token_only=False,
-                      ablated_adapter_layers=()):
-  """The post-LayerNorm Transformer encoder of BERT, with optional adapters.
+def transformer_model(input_tensor, attention_mask, config, hooks=None,
+                      last_layer_first_token_only=False):
+  """The post-LayerNorm Transformer encoder of BERT, with a method's hooks.
 
-  Each layer: self-attention -> dense -> dropout -> [adapter] -> add & LayerNorm,
-  then intermediate dense + activation -> dense -> dropout -> [adapter] ->
-  add & LayerNorm. The adapters sit exactly where Houlsby et al. (2019) put
-  them: after the sub-layer's dropout, before its residual add.
+  Each layer: self-attention -> dense -> dropout -> [hook] -> add & LayerNorm,
+  then intermediate dense + activation -> dense -> dropout -> [hook] ->
+  add & LayerNorm. The sub-layer hooks sit exactly where Houlsby et al.
+  (2019) put adapters: after the sub-layer's dropout, before its residual add.
 
   Args:
     input_tensor: float Tensor [batch, seq, hidden], in the compute dtype.
     attention_mask: float32 Tensor [batch, seq, seq] or [batch, 1, seq] of 0/1,
       or None.
     config: `BertConfig` (its dropout rates are used as given).
-    adapter_config: (optional) `adapters.AdapterConfig`.
+    hooks: (optional) `GraphHooks`; None: plain BERT.
     last_layer_first_token_only: the last layer computes position 0 alone
       (its keys and values still come from every position); its output is
       then [batch, 1, hidden]. For a classifier that reads only [CLS].
-    ablated_adapter_layers: layers whose adapters are built but bypassed.
 
   Returns:
     List of float Tensors [batch, seq, hidden], one per layer.
   """
-  hidden_size = config.hidden_size
-  if hidden_size % config.num_attention_heads != 0:
+  if config.hidden_size % config.num_attention_heads != 0:
     raise ValueError("hidden_size %d is not a multiple of num_attention_heads %d"
-                     % (hidden_size, config.num_attention_heads))
-  size_per_head = hidden_size // config.num_attention_heads
-  initializer = create_initializer(config.initializer_range)
-  intermediate_act_fn = get_activation(config.hidden_act)
-
+                     % (config.hidden_size, config.num_attention_heads))
+  hooks = hooks or GraphHooks()
   input_shape = get_shape_list(input_tensor, expected_rank=3)
   batch_size, seq_length = input_shape[0], input_shape[1]
 
@@ -668,53 +742,61 @@ def transformer_model(input_tensor, attention_mask, config, adapter_config=None,
       if (last_layer_first_token_only and
           layer_idx == config.num_hidden_layers - 1):
         from_seq_length = 1
-        query_input = tf.reshape(layer_input,
-                                 [batch_size, seq_length, hidden_size])[:, 0]
-
-      with tf.variable_scope("attention"):
-        with tf.variable_scope("self"):
-          attention_output = attention_layer(
-              from_tensor=query_input,
-              to_tensor=layer_input,
-              attention_mask=attention_mask,
-              num_attention_heads=config.num_attention_heads,
-              size_per_head=size_per_head,
-              attention_probs_dropout_prob=config.attention_probs_dropout_prob,
-              initializer_range=config.initializer_range,
-              batch_size=batch_size,
-              from_seq_length=from_seq_length,
-              to_seq_length=seq_length)
-        with tf.variable_scope("output"):
-          attention_output = dense_layer(attention_output, hidden_size,
-                                         initializer=initializer)
-          attention_output = dropout(attention_output,
-                                     config.hidden_dropout_prob)
-          if adapter_config is not None:
-            attention_output = adapter_config.adapt(
-                attention_output, "attention",
-                ablated=layer_idx in ablated_adapter_layers)
-          attention_output = add_and_norm(attention_output, query_input,
-                                          config.layer_norm_eps)
-
-      with tf.variable_scope("intermediate"):
-        intermediate_output = dense_layer(
-            attention_output, config.intermediate_size,
-            activation=intermediate_act_fn, initializer=initializer)
-
-      with tf.variable_scope("output"):
-        layer_output = dense_layer(intermediate_output, hidden_size,
-                                   initializer=initializer)
-        layer_output = dropout(layer_output, config.hidden_dropout_prob)
-        if adapter_config is not None:
-          layer_output = adapter_config.adapt(
-              layer_output, "ffn", ablated=layer_idx in ablated_adapter_layers)
-        layer_output = add_and_norm(layer_output, attention_output,
-                                    config.layer_norm_eps)
-        prev_output = layer_output
-        all_layer_outputs.append(tf.reshape(
-            layer_output, [batch_size, from_seq_length, hidden_size]))
-
+        query_input = tf.reshape(
+            layer_input, [batch_size, seq_length, config.hidden_size])[:, 0]
+      layer_output = transformer_layer(
+          query_input, layer_input, attention_mask, config,
+          (batch_size, from_seq_length, seq_length), hooks, layer_idx)
+      prev_output = layer_output
+      all_layer_outputs.append(tf.reshape(
+          layer_output, [batch_size, from_seq_length, config.hidden_size]))
   return all_layer_outputs
+
+
+def transformer_layer(query_input, layer_input, attention_mask, config, shape,
+                      hooks, layer):
+  """One encoder layer (inside its `layer_N` scope).
+
+  Args:
+    query_input: float Tensor [batch * from_seq, hidden]: the positions that
+      query (every one, or [CLS] alone).
+    layer_input: float Tensor [batch * seq, hidden]: the keys and values.
+    attention_mask, config, shape, hooks, layer: as `attention_layer`.
+
+  Returns:
+    float Tensor [batch * from_seq, hidden].
+  """
+  initializer = create_initializer(config.initializer_range)
+
+  def sublayer_output(inputs, outputs, name):
+    """Dropout, the method's hook, then add & LayerNorm."""
+    outputs = dropout(outputs, config.hidden_dropout_prob)
+    outputs = hooks.sublayer_output(layer, name, inputs, outputs)
+    return add_and_norm(outputs, inputs, config.layer_norm_eps)
+
+  with tf.variable_scope("attention"):
+    with tf.variable_scope("self"):
+      attention_output = attention_layer(query_input, layer_input,
+                                         attention_mask, config, shape,
+                                         hooks, layer)
+    with tf.variable_scope("output"):
+      attention_output = dense_layer(
+          attention_output, config.hidden_size, initializer=initializer,
+          hook=hooks.projection_hook(layer, "attention_output"))
+      attention_output = sublayer_output(query_input, attention_output,
+                                         "attention")
+
+  with tf.variable_scope("intermediate"):
+    intermediate_output = dense_layer(
+        attention_output, config.intermediate_size,
+        activation=get_activation(config.hidden_act), initializer=initializer,
+        hook=hooks.projection_hook(layer, "intermediate"))
+
+  with tf.variable_scope("output"):
+    layer_output = dense_layer(intermediate_output, config.hidden_size,
+                               initializer=initializer,
+                               hook=hooks.projection_hook(layer, "output"))
+    return sublayer_output(attention_output, layer_output, "ffn")
 
 
 def get_shape_list(tensor, expected_rank=None, name=None):

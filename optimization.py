@@ -12,7 +12,7 @@ import re
 
 import tensorflow.compat.v1 as tf
 
-import adapters
+from adapter_bert.methods import base
 import modeling
 
 # Variables whose names contain one of these get no weight decay (BERT's rule).
@@ -59,7 +59,7 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
     num_warmup_steps: warmup steps.
     use_tpu: wrap the optimizer in `CrossShardOptimizer` (sums gradients over
       TPU cores).
-    trained_variables: the variables to update (see `tuning.TuningMethod.trained_variables`).
+    trained_variables: the variables to update (see `TuningMethod.trained_variables`).
     weight_decay_rate: decoupled weight decay, not applied to LayerNorm/biases.
     clip_norm: gradients are clipped to this global norm.
     max_loss: (optional) the divergence guard. A step whose loss is NaN, Inf
@@ -246,7 +246,7 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
 
   def slots(self, param):
     """Adam's two moments of `param`, created at zero on first use."""
-    param_name = adapters.variable_name(param)
+    param_name = base.variable_name(param)
     return tuple(
         tf.get_variable(name=param_name + suffix,
                         shape=param.shape.as_list(),
@@ -264,7 +264,7 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
     """
     if learning_rate is None:
       learning_rate = self.learning_rate
-    param_name = adapters.variable_name(param)
+    param_name = base.variable_name(param)
     # Embedding gradients arrive as IndexedSlices; AdamW with decay updates
     # every row anyway, so make them dense.
     grad = tf.convert_to_tensor(grad)

@@ -24,8 +24,7 @@ from absl import flags
 from adapter_bert import classifier
 from adapter_bert import console
 from adapter_bert import errors
-import adapters
-import tuning
+from adapter_bert import methods
 # The library's names, importable from here as from Google BERT's file.
 from adapter_bert.classifier import convert_single_example
 from adapter_bert.classifier import create_model
@@ -119,35 +118,39 @@ flags.DEFINE_integer(
     "num_tpu_cores", 8,
     "Only used if `use_tpu` is True. Total number of TPU cores to use.")
 
-## Adapter parameters
-flags.DEFINE_integer("adapter_size", 64, "Bottleneck width m of each adapter.")
-flags.DEFINE_string("adapter_activation", "gelu",
-                    "Adapter nonlinearity: gelu, gelu_exact, relu, tanh, "
-                    "swish or linear.")
-flags.DEFINE_float("adapter_init_scale", 1e-3,
-                   "Stddev of the adapters' truncated-normal weight init; "
-                   "small, so the model starts as the pre-trained one.")
-flags.DEFINE_enum("adapter_placement", None, list(adapters.PLACEMENTS),
-                  "Where adapters go: after attention and after the "
-                  "feed-forward block (both), only one of them, or none. "
-                  "Default: the tuning mode's own (adapters: both; full: "
-                  "none).")
-flags.DEFINE_enum("tuning_mode", "adapters", list(tuning.METHODS),
-                  "What trains. " + "; ".join(
-                      "%s: %s" % (name, method.description)
-                      for (name, method) in tuning.METHODS.items()) + ".")
-flags.DEFINE_bool(
-    "train_layernorm", None,
-    "tuning_mode=adapters: whether the LayerNorms train too (default true; "
-    "false gives adapters + head, AdapterHub's default).")
-flags.DEFINE_bool(
-    "train_pooler", None,
-    "Whether the pooler trains; default: frozen for adapters, head, "
-    "layernorm and bitfit (as the 2019 adapter-bert code), trained for "
-    "top_layers. Not for full, which trains everything.")
-flags.DEFINE_integer(
-    "tune_top_layers", None,
-    "tuning_mode=top_layers: how many of the top encoder layers train.")
+## Tuning methods: --tuning_mode and every flag a method declares.
+
+
+def define_method_flags():
+  """One flag per option of the registry's methods (adapter_bert/methods/).
+
+  A flag's default is the methods' shared default; where they differ it is
+  None, and each method's own default applies. Returns the option names.
+  """
+  registry = methods.registry()
+  flags.DEFINE_enum("tuning_mode", methods.names()[0], methods.names(),
+                    "What trains. " + "; ".join(
+                        "%s: %s" % (name, cls.description)
+                        for (name, cls) in registry.items()) + ".")
+  definers = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
+              bool: flags.DEFINE_bool, str: flags.DEFINE_string}
+  for (name, option) in methods.all_options().items():
+    defaults = methods.option_defaults(name)
+    shared = set(map(repr, defaults.values()))
+    default = option.default if len(shared) == 1 else None
+    help_text = option.help
+    if default is None and any(v is not None for v in defaults.values()):
+      help_text += " Default: %s." % "; ".join(
+          "%s %s" % (method, value) for (method, value) in defaults.items())
+    help_text += " [methods: %s]" % ", ".join(defaults)
+    if option.choices:
+      flags.DEFINE_enum(name, default, list(option.choices), help_text)
+    else:
+      definers[option.type](name, default, help_text)
+  return list(methods.all_options())
+
+
+METHOD_FLAGS = define_method_flags()
 flags.DEFINE_string(
     "ablate_adapters", None,
     "Evaluate with the adapters of these encoder layers switched off, e.g. "
@@ -222,7 +225,11 @@ def main(argv):
   del argv  # Unused: everything comes from the flags.
   console.configure_logging(FLAGS.verbose)
   names = classifier.Settings.field_names()
-  settings = classifier.Settings(**{name: FLAGS[name].value for name in names})
+  # A method's option counts only when given: otherwise the method's own
+  # default applies (and an option another method takes is no error).
+  settings = classifier.Settings(**{
+      name: (FLAGS[name].value if FLAGS[name].present or
+             name not in METHOD_FLAGS else None) for name in names})
   explicit = frozenset(name for name in names if FLAGS[name].present)
   errors.interrupt_on_signals()
   try:

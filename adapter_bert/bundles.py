@@ -11,7 +11,8 @@ A bundle is a folder:
     variables.index                     a TF checkpoint holding exactly the
     variables.data-00000-of-00001       variables the tuning method trained
 
-With the `adapters` tuning method that is the adapters, every LayerNorm and
+What it holds is what the tuning method trains (`TuningMethod.trains`); with
+`--tuning_mode=adapters` that is the adapters, every LayerNorm and
 the classifier head (2.4M parameters, ~9.7 MB for BERT-base with adapters of
 size 64); no frozen weight and no optimizer state. The fingerprint is a hash of
 the frozen weights' names, shapes and values, so a bundle is never silently
@@ -33,15 +34,16 @@ import tensorflow.compat.v1 as tf
 from adapter_bert import errors
 from adapter_bert import fileio
 from adapter_bert import glue
-import tuning
+from adapter_bert import methods
 
 BUNDLE_JSON = "adapter_bundle.json"
 VARIABLES_PREFIX = "variables"
 BUNDLE_FORMAT = "adapter-bert-bundle"
-# 2 added the task's language, 3 the tuning method's options; older
-# bundles still read (with the default options).
-BUNDLE_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# 2 added the task's language, 3 the tuning method's options, 4 records
+# every option of the method under "options" (3 and older kept the adapters'
+# under "adapter"; the method reads both, see `options_from_record`).
+BUNDLE_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 # Keys every readable adapter_bundle.json has.
 _REQUIRED_KEYS = ("task_name", "tuning_mode", "backbone_fingerprint",
@@ -76,7 +78,7 @@ _FIELD_TYPES = (
     ("bert_config", lambda v: isinstance(v, dict), "a BERT config object"),
     ("adapter", lambda v: v is None or (isinstance(v, dict) and all(
         k in v for k in ("size", "activation", "init_scale", "placement"))),
-     "null or adapter settings"),
+     "null or adapter settings (versions 1 to 3)"),
     ("options", lambda v: isinstance(v, dict), "an object of options"),
     ("language", lambda v: v is None or isinstance(v, str),
      "null or a language code"),
@@ -127,13 +129,9 @@ class Bundle(object):
     return glue.get_task(self.task_name, language=self.language)
 
   def tuning_method(self):
-    """The tuning.TuningMethod it was trained with, adapters included."""
-    return tuning.build(
-        self.tuning_mode,
-        num_layers=self.metadata.get("bert_config", {}).get(
-            "num_hidden_layers"),
-        **dict(_adapter_settings(self.metadata.get("adapter")),
-               **self.metadata.get("options", {})))
+    """The `TuningMethod` it was trained with, with its settings."""
+    return methods.from_dict(self.metadata, num_layers=self.metadata.get(
+        "bert_config", {}).get("num_hidden_layers"))
 
   def settings(self):
     """The run settings it was trained with, by run_classifier flag name.
@@ -141,25 +139,12 @@ class Bundle(object):
     These are what serving it again needs; they replace the user's flags.
     """
     settings = {"max_seq_length": self.metadata["max_seq_length"],
-                "do_lower_case": self.metadata["do_lower_case"],
-                "tuning_mode": self.tuning_mode}
-    settings.update(_adapter_settings(self.metadata.get("adapter")))
-    # The method's options (train_layernorm, ...); bundles before them
-    # recorded none and took the defaults.
-    settings.update(self.metadata.get("options", {}))
+                "do_lower_case": self.metadata["do_lower_case"]}
+    # Every method option: the bundle's method's values, None for the rest.
+    settings.update(methods.settings_record(self.tuning_method()))
     if self.language is not None:
       settings["xnli_language"] = self.language
     return settings
-
-
-def _adapter_settings(adapter):
-  """adapter_bundle.json's "adapter" entry as tuning.build's arguments."""
-  if not adapter:
-    return {"adapter_placement": "none"}
-  return {"adapter_size": adapter["size"],
-          "adapter_activation": adapter["activation"],
-          "adapter_init_scale": adapter["init_scale"],
-          "adapter_placement": adapter["placement"]}
 
 
 def model_variable_names(reader):
@@ -222,7 +207,7 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
   Args:
     checkpoint_path: a checkpoint prefix, or a folder (its latest checkpoint).
     bundle_dir: the bundle folder to write (replaced if it exists).
-    method: the `tuning.TuningMethod` it was trained with.
+    method: the `TuningMethod` it was trained with.
     task: the `glue.Task` (its language is recorded).
     bert_config: the backbone's `modeling.BertConfig`.
     max_seq_length, do_lower_case: the feature settings it was trained with.
@@ -357,7 +342,7 @@ def read_bundle(bundle_dir):
       raise ValueError("adapter bundle %s: %s has %s %r, not %s" % (
           bundle_dir, BUNDLE_JSON, key, value, what))
   try:
-    method_class = tuning.method_class(metadata["tuning_mode"])
+    method_class = methods.get(metadata["tuning_mode"])
   except ValueError as e:
     raise ValueError("adapter bundle %s: %s" % (bundle_dir, e))
   if method_class.whole_model:

@@ -40,12 +40,12 @@ from adapter_bert import console
 from adapter_bert import errors
 from adapter_bert import fileio
 from adapter_bert import glue
+from adapter_bert import methods
+from adapter_bert.methods import base
 from adapter_bert import run_folder
-import adapters
 import modeling
 import optimization
 import tokenization
-import tuning
 
 InputError = errors.InputError
 
@@ -57,8 +57,9 @@ FEATURE_CACHE_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings(object):
-  """Everything one job needs. Field names and defaults are the flags'.
+class JobSettings(object):
+  """Everything one job needs but the tuning method's options (`Settings`
+  adds those). Field names and defaults are the flags'.
 
   Immutable: a bundle's settings are merged in by `with_bundle_settings`,
   which returns a new object, before anything is validated.
@@ -92,15 +93,9 @@ class Settings(object):
   gcp_project: str = None
   master: str = None
   num_tpu_cores: int = 8
-  # Tuning method and adapters.
-  tuning_mode: str = "adapters"
-  adapter_size: int = 64
-  adapter_activation: str = "gelu"
-  adapter_init_scale: float = 1e-3
-  adapter_placement: str = None  # None: the tuning method's default
-  train_layernorm: bool = None  # None: the tuning method's default
-  train_pooler: bool = None  # None: the tuning method's default
-  tune_top_layers: int = None  # top_layers only
+  # The tuning method (the registry's first by default); its options are
+  # the fields `Settings` adds.
+  tuning_mode: str = methods.names()[0]
   ablate_adapters: str = None  # eval only: "2-5", "0,3"...
   seed: int = 12345
   # Bundles.
@@ -130,6 +125,22 @@ class Settings(object):
   @property
   def runs_model(self):
     return self.do_train or self.do_eval or self.do_predict
+
+  def method_options(self):
+    """{flag: value} of every method option given (None: not given)."""
+    return {name: getattr(self, name) for name in methods.all_options()
+            if getattr(self, name) is not None}
+
+
+# One field per option of the registry's methods, None meaning "not given"
+# (the method's own default applies): adapter_size, train_layernorm, ...
+Settings = dataclasses.make_dataclass(
+    "Settings",
+    [(name, option.type, dataclasses.field(default=None))
+     for (name, option) in methods.all_options().items()],
+    bases=(JobSettings,), frozen=True)
+Settings.__doc__ = (JobSettings.__doc__.split("\n")[0] + " The tuning "
+                    "method's options are fields too, None when not given.")
 
 
 def with_bundle_settings(settings, explicit=()):
@@ -287,21 +298,14 @@ def check_output_paths(settings):
 
 
 def build_tuning_method(settings, num_layers=None):
-  """The settings' `tuning.TuningMethod`, with its adapters.
+  """The settings' `TuningMethod` (adapter_bert/methods/).
 
   Args:
-    num_layers: the model's encoder layers (`top_layers` needs them).
+    num_layers: the model's encoder layers (some methods need them).
   """
   try:
-    return tuning.build(settings.tuning_mode,
-                        adapter_size=settings.adapter_size,
-                        adapter_activation=settings.adapter_activation,
-                        adapter_init_scale=settings.adapter_init_scale,
-                        adapter_placement=settings.adapter_placement,
-                        num_layers=num_layers,
-                        train_layernorm=settings.train_layernorm,
-                        train_pooler=settings.train_pooler,
-                        tune_top_layers=settings.tune_top_layers)
+    return methods.build(settings.tuning_mode, settings.method_options(),
+                         num_layers)
   except ValueError as e:
     raise InputError(e)
 
@@ -720,8 +724,7 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
 
 
 def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
-                 labels, num_labels, adapter_config, ablated_adapter_layers=(),
-                 compute_dtype=tf.float32):
+                 labels, num_labels, method=None, compute_dtype=tf.float32):
   """BERT + a linear head on the pooled output.
 
   With num_labels > 1 the head is a softmax classifier with cross-entropy
@@ -729,10 +732,8 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
 
   Args:
     labels: float Tensor [batch]: class ids, or target scores.
-    adapter_config: the adapters the graph holds (`TuningMethod.
-      adapter_config`), or None.
-    ablated_adapter_layers: layers whose adapters are bypassed (eval-time
-      ablation; see `adapters.AdapterConfig.adapt`).
+    method: the `TuningMethod` whose hooks change BERT (its additions, and
+      the layers where they are switched off), or None for plain BERT.
     compute_dtype: the encoder's dtype (`modeling.BertModel`); the head,
       its softmax and the loss are float32 whatever it is.
 
@@ -744,29 +745,27 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
   with tf.variable_scope(tf.get_variable_scope(),
                          custom_getter=modeling.name_seeded_getter):
     return _create_model(bert_config, is_training, input_ids, input_mask,
-                         segment_ids, labels, num_labels, adapter_config,
-                         ablated_adapter_layers, compute_dtype)
+                         segment_ids, labels, num_labels, method,
+                         compute_dtype)
 
 
 def _create_model(bert_config, is_training, input_ids, input_mask,
-                  segment_ids, labels, num_labels, adapter_config,
-                  ablated_adapter_layers, compute_dtype):
+                  segment_ids, labels, num_labels, method, compute_dtype):
   model = modeling.BertModel(
       config=bert_config,
       is_training=is_training,
       input_ids=input_ids,
       input_mask=input_mask,
       token_type_ids=segment_ids,
-      adapter_config=adapter_config,
+      hooks=method,
       pooled_only=True,  # the head reads [CLS] alone
-      ablated_adapter_layers=ablated_adapter_layers,
       compute_dtype=compute_dtype)
 
   output_layer = tf.cast(model.get_pooled_output(), tf.float32)  # [batch, hidden]
   hidden_size = output_layer.shape[-1]
 
   # Top-level names, as BERT's classifier: fine-tuned BERT checkpoints load.
-  (weights_name, bias_name) = tuning.HEAD_VARIABLES
+  (weights_name, bias_name) = base.HEAD_VARIABLES
   output_weights = tf.get_variable(
       weights_name, [num_labels, hidden_size],
       initializer=tf.truncated_normal_initializer(stddev=0.02))
@@ -797,7 +796,7 @@ def _create_model(bert_config, is_training, input_ids, input_mask,
 
 def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
                      num_train_steps, num_warmup_steps, use_tpu, method,
-                     log_every_n_steps=100, ablated_adapter_layers=(),
+                     log_every_n_steps=100,
                      compact_checkpoints=False, keep_checkpoint_max=5,
                      max_loss=None, train_batch_size=None,
                      precision="float32"):
@@ -808,10 +807,10 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
   `evaluate_split` from the per-example outputs.
 
   Args:
-    method: the `tuning.TuningMethod`: what the graph adds and what trains.
+    method: the `TuningMethod`: what the graph adds and what trains (and
+      the layers whose additions are switched off, eval only).
     init_checkpoints: checkpoints that initialise the variables, first one
       first (see `checkpoint_assignment_maps`).
-    ablated_adapter_layers: layers whose adapters are bypassed (eval only).
     compact_checkpoints: checkpoints hold only what training changes (see
       `compact_scaffold`); the frozen weights come from `init_checkpoints` at
       every session start.
@@ -827,8 +826,7 @@ def model_fn_builder(bert_config, num_labels, init_checkpoints, learning_rate,
     outputs = create_model(
         bert_config, is_training, features["input_ids"],
         features["input_mask"], features["segment_ids"],
-        features["label_ids"], num_labels, method.adapter_config,
-        ablated_adapter_layers, compute_dtype)
+        features["label_ids"], num_labels, method, compute_dtype)
 
     all_variables = tf.trainable_variables()
     maps = checkpoint_assignment_maps(all_variables, init_checkpoints)
@@ -947,7 +945,7 @@ def compact_scaffold(method, keep_checkpoint_max):
   run then writes ~30 MB per checkpoint instead of ~470 MB.
 
   Args:
-    method: the `tuning.TuningMethod`; what it does not train is frozen.
+    method: the `TuningMethod`; what it does not train is frozen.
     keep_checkpoint_max: checkpoints kept, as the Estimator's own saver.
 
   Returns:
@@ -960,7 +958,7 @@ def compact_scaffold(method, keep_checkpoint_max):
   if built:
     return built[0]
   frozen = [v for v in tf.trainable_variables()
-            if not method.trains(adapters.variable_name(v))]
+            if not method.trains(base.variable_name(v))]
   frozen_ids = {id(v) for v in frozen}
   saved = [v for v in tf.global_variables() if id(v) not in frozen_ids]
   saver = tf.train.Saver(saved, sharded=True, max_to_keep=keep_checkpoint_max,
@@ -1016,7 +1014,7 @@ def checkpoint_assignment_maps(variables, checkpoints):
   Returns:
     list of (checkpoint, {name: name}) pairs, for tf.train.init_from_checkpoint.
   """
-  remaining = [adapters.variable_name(v) for v in variables]
+  remaining = [base.variable_name(v) for v in variables]
   maps = []
   for checkpoint in checkpoints:
     in_checkpoint = dict(tf.train.list_variables(checkpoint))
@@ -1029,14 +1027,14 @@ def checkpoint_assignment_maps(variables, checkpoints):
   return maps
 
 
-def describe_model(bert_config, adapter_config, num_labels, max_seq_length):
+def describe_model(bert_config, method, num_labels, max_seq_length):
   """Builds the model once in a scratch graph; returns {name: shape}."""
   with tf.Graph().as_default():
     input_ids = tf.zeros([1, max_seq_length], dtype=tf.int32)
     create_model(bert_config, False, input_ids, input_ids, input_ids,
-                 tf.zeros([1], dtype=tf.float32), num_labels, adapter_config)
+                 tf.zeros([1], dtype=tf.float32), num_labels, method)
     return collections.OrderedDict(
-        (adapters.variable_name(v), v.shape.as_list())
+        (base.variable_name(v), v.shape.as_list())
         for v in tf.global_variables())
 
 
@@ -1100,7 +1098,7 @@ def parameter_summary(model_shapes, method):
     tuning_mode=adapters [adapters 2,379,264, LayerNorm 38,400, head 1,538];
     frozen [embeddings 23,440,896, attention 28,348,416, ...]
   """
-  (trained, frozen) = tuning.parameter_counts(model_shapes, method)
+  (trained, frozen) = base.parameter_counts(model_shapes, method)
   num_trained = sum(trained.values())
   total = num_trained + sum(frozen.values())
 
@@ -1313,7 +1311,7 @@ def gpu_available():
 def make_estimator(settings, bert_config, num_labels, method, model_dir,
                    init_checkpoints, num_train_steps=None,
                    num_warmup_steps=None, predict_batch_size=None,
-                   ablated_adapter_layers=(), compact_checkpoints=False):
+                   compact_checkpoints=False):
   """A TPUEstimator; on CPU/GPU it runs as a normal Estimator.
 
   Args:
@@ -1323,7 +1321,6 @@ def make_estimator(settings, bert_config, num_labels, method, model_dir,
       first (see `checkpoint_assignment_maps`).
     predict_batch_size: evaluation predicts too, so it passes
       eval_batch_size here; default settings.predict_batch_size.
-    ablated_adapter_layers: layers whose adapters are bypassed (eval only).
     compact_checkpoints: checkpoints hold only the trained variables, their
       optimizer slots and the step (`compact_scaffold`).
   """
@@ -1361,7 +1358,6 @@ def make_estimator(settings, bert_config, num_labels, method, model_dir,
       use_tpu=s.use_tpu,
       method=method,
       log_every_n_steps=s.log_every_n_steps,
-      ablated_adapter_layers=ablated_adapter_layers,
       compact_checkpoints=compact_checkpoints,
       keep_checkpoint_max=run_config.keep_checkpoint_max,
       max_loss=s.max_loss,
@@ -1518,11 +1514,10 @@ def export_adapter_bundle(checkpoint, bundle_dir, method, task, bert_config,
         list(saved[name]) != list(shape)):
       raise InputError(
           "checkpoint %s is not the model the flags describe: %s has shape "
-          "%s there but %s in the model of --tuning_mode=%s, --adapter_size="
-          "%s, --task_name=%s (%d labels) and --bert_config_file; give the "
-          "settings it was trained with" % (
-              prefix, name, list(saved[name]), list(shape), method.name,
-              method.adapter_config.size if method.adapter_config else "-",
+          "%s there but %s in the model of --tuning_mode=%s, --task_name=%s "
+          "(%d labels) and --bert_config_file; give the settings it was "
+          "trained with" % (
+              prefix, name, list(saved[name]), list(shape), method.label(),
               task.name, len(task.get_labels())))
   try:
     info = bundles.export_bundle(checkpoint, bundle_dir, method, task,
@@ -1675,20 +1670,21 @@ def ablated_layers(settings, method, num_layers):
   """The layers --ablate_adapters names, checked against the model.
 
   Raises:
-    InputError: a bad list, or a tuning method without adapters.
+    InputError: a bad list, or a tuning method that adds nothing to switch
+      off.
   """
   if not settings.ablate_adapters:
     return []
   try:
-    layers = adapters.parse_layer_list(settings.ablate_adapters, num_layers)
+    layers = base.parse_layer_list(settings.ablate_adapters, num_layers)
   except ValueError as e:
     raise InputError("--ablate_adapters=%s: %s" % (settings.ablate_adapters,
                                                   e))
-  if method.adapter_config is None:
+  if not method.adds_anything:
     raise InputError("--ablate_adapters=%s: --tuning_mode=%s builds no "
                      "adapters" % (settings.ablate_adapters, method.name))
-  logging.info("Adapters of layers %s switched off (pre-trained path there)",
-               adapters.format_layer_list(layers))
+  logging.info("Additions of %s in layers %s switched off (pre-trained path "
+               "there)", method.name, base.format_layer_list(layers))
   return layers
 
 
@@ -1749,11 +1745,12 @@ def run(settings, explicit=()):
         "each text" % (s.max_seq_length, task.name))
   method = build_tuning_method(s, bert_config.num_hidden_layers)
   ablated = ablated_layers(s, method, bert_config.num_hidden_layers)
+  method = method.with_layers_off(ablated)
   padding = resolve_padding(s.padding, s.use_tpu)
   logging.info("Padding: %s (--padding=%s)", padding, s.padding)
 
-  model_shapes = describe_model(bert_config, method.adapter_config,
-                                task.num_labels, s.max_seq_length)
+  model_shapes = describe_model(bert_config, method, task.num_labels,
+                                s.max_seq_length)
   try:
     method.check(list(model_shapes))
   except ValueError as e:
@@ -1836,7 +1833,7 @@ def manifest_settings(settings, task, bert_config, method, model_shapes):
       "padding": resolve_padding(s.padding, s.use_tpu),
       "precision": s.precision,
   }
-  values.update(method.flag_settings())
+  values.update(methods.settings_record(method))
   if s.do_train:
     values["train_sha256"] = fileio.file_sha256(task.path(s.data_dir,
                                                           task.train))
@@ -1928,8 +1925,8 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
 
   def estimator(**kwargs):
     return make_estimator(s, bert_config, task.num_labels, method, model_dir,
-                          init_checkpoints, ablated_adapter_layers=ablated,
-                          compact_checkpoints=compact, **kwargs)
+                          init_checkpoints, compact_checkpoints=compact,
+                          **kwargs)
 
   # Every dev and test file is read (and checked) before training: a broken
   # test file is found now, not after an hour of training.
@@ -2048,7 +2045,7 @@ def _run_in_folder(s, bundle, bert_config, tokenizer, task, method, ablated,
       stem = "eval_results"
       if ablated:
         # Ablations of one model are evaluated side by side: each its file.
-        stem += "_ablated_" + adapters.format_layer_list(ablated)
+        stem += "_ablated_" + base.format_layer_list(ablated)
       outputs.append((os.path.join(s.output_dir, result_file_name(
           stem, split, split is eval_sets[0][0], "txt")), text))
       all_results[split.name] = results

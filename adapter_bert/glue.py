@@ -92,6 +92,12 @@ class Task(object):
     has_submission: --do_predict also writes the GLUE server's file.
     language: the language of the rows read, for multilingual tasks (XNLI);
       None for the English GLUE tasks.
+    metric_names: the metrics GLUE reports for it, in eval_results.txt's
+      names (keys of `metrics.METRICS`).
+    primary: the one metric model selection and GLUE averages use, as in
+      the BERT and adapter papers' tables.
+    score_range: (low, high) of a regression task's scores; its GLUE
+      submission is clipped to it. None: not clipped.
   """
 
   name = None
@@ -102,6 +108,9 @@ class Task(object):
   skip_malformed_rows = False
   has_submission = True
   language = None
+  metric_names = ("accuracy",)
+  primary = "accuracy"
+  score_range = None
 
   @property
   def key(self):
@@ -110,7 +119,7 @@ class Task(object):
   @property
   def primary_metric(self):
     """The eval_results.txt key of the task's headline metric."""
-    return "eval_" + metrics.PRIMARY_METRIC.get(self.key, "accuracy")
+    return "eval_" + self.primary
 
   @property
   def is_pair(self):
@@ -234,13 +243,16 @@ class Task(object):
 
   def metrics(self, predictions, labels):
     """The task's official metrics: {"eval_<name>": value}."""
-    return metrics.task_metrics(self.key, predictions, labels)
+    return metrics.compute(self.metric_names, predictions, labels)
 
   def submission_value(self, prediction):
     """A prediction as the GLUE server wants it: a label string or a score."""
     if self.is_regression:
-      # STS-B scores are in [0, 5]; the model's raw output may stray outside.
-      return "%.3f" % min(5.0, max(0.0, float(prediction)))
+      # The model's raw output may stray outside the task's range.
+      value = float(prediction)
+      if self.score_range is not None:
+        value = min(self.score_range[1], max(self.score_range[0], value))
+      return "%.3f" % value
     return self.labels[int(prediction)]
 
 
@@ -256,6 +268,8 @@ _QNLI_NAMES = ("question", "sentence", "label")
 class ColaTask(Task):
   name = "CoLA"
   labels = ("0", "1")
+  metric_names = ("mcc", "accuracy")
+  primary = "mcc"
   train = train_split("train.tsv", 3, None, 1, has_header=False)
   dev = (dev_split("dev", "dev.tsv", 3, None, 1, has_header=False),)
   test = (test_split("CoLA", "test.tsv", 1, None,
@@ -276,6 +290,8 @@ class Sst2Task(Task):
 class MrpcTask(Task):
   name = "MRPC"
   labels = ("0", "1")
+  metric_names = ("accuracy", "f1")
+  primary = "f1"
   train = train_split("train.tsv", 3, 4, 0, names=_MRPC_NAMES)
   dev = (dev_split("dev", "dev.tsv", 3, 4, 0, names=_MRPC_NAMES),)
   test = (test_split("MRPC", "test.tsv", 3, 4,
@@ -284,7 +300,10 @@ class MrpcTask(Task):
 
 class StsbTask(Task):
   name = "STS-B"
-  labels = None  # regression: a similarity score in [0, 5]
+  labels = None  # regression: a similarity score
+  metric_names = ("pearson", "spearman")
+  primary = "spearman"
+  score_range = (0.0, 5.0)
   train = train_split("train.tsv", 7, 8, 9, names=_PAIR_NAMES[:2] + ("score",))
   dev = (dev_split("dev", "dev.tsv", 7, 8, 9,
                    names=_PAIR_NAMES[:2] + ("score",)),)
@@ -294,6 +313,8 @@ class StsbTask(Task):
 class QqpTask(Task):
   name = "QQP"
   labels = ("0", "1")
+  metric_names = ("accuracy", "f1")
+  primary = "f1"
   skip_malformed_rows = True
   train = train_split("train.tsv", 3, 4, 5, names=_QQP_NAMES)
   dev = (dev_split("dev", "dev.tsv", 3, 4, 5, names=_QQP_NAMES),)

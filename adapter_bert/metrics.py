@@ -94,18 +94,8 @@ def _check_same_length(predictions, labels):
   return predictions, labels
 
 
-# Task -> the metrics GLUE reports for it, by name in eval_results.txt.
-TASK_METRICS = {
-    "cola": ("mcc", "accuracy"),
-    "mrpc": ("accuracy", "f1"),
-    "qqp": ("accuracy", "f1"),
-    "stsb": ("pearson", "spearman"),
-}
-# The one metric per task that model selection and GLUE averages use, as in
-# the BERT and adapter papers' tables; tasks without an entry use accuracy.
-PRIMARY_METRIC = {"cola": "mcc", "mrpc": "f1", "qqp": "f1",
-                  "stsb": "spearman"}
-_METRIC_FUNCTIONS = {
+# The metrics a task may name, by their name in eval_results.txt.
+METRICS = {
     "accuracy": accuracy,
     "f1": f1,
     "mcc": matthews_corrcoef,
@@ -114,18 +104,15 @@ _METRIC_FUNCTIONS = {
 }
 
 
-def task_metrics(task_key, predictions, labels):
-  """{"eval_<metric>": value} with the official metrics of a task.
+def compute(names, predictions, labels):
+  """{"eval_<name>": value} of the named metrics (a task's `metric_names`).
 
   Args:
-    task_key: normalised task name ("cola", "stsb", ...); tasks without an
-      entry report accuracy.
+    names: keys of METRICS ("accuracy", "f1", "mcc", "pearson", "spearman").
     predictions: class ids (classification) or scores (regression).
     labels: gold class ids or scores.
 
   Returns:
     dict of floats.
   """
-  names = TASK_METRICS.get(task_key, ("accuracy",))
-  return {"eval_" + name: _METRIC_FUNCTIONS[name](predictions, labels)
-          for name in names}
+  return {"eval_" + name: METRICS[name](predictions, labels) for name in names}

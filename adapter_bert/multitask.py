@@ -37,7 +37,7 @@ from adapter_bert import classifier
 from adapter_bert import errors
 from adapter_bert import fileio
 from adapter_bert import glue
-import adapters
+from adapter_bert.methods import base
 import modeling
 import tokenization
 
@@ -126,12 +126,12 @@ class MultiTaskPredictor(object):
     if task.name in self.tasks:
       raise ValueError("adapter bundle %s: task %s is loaded already" %
                        (bundle_dir, task.name))
-    adapter_config = bundle.tuning_method().adapter_config
+    method = bundle.tuning_method()
     settings = bundle.settings()
     max_seq_length = settings["max_seq_length"]
     # Everything is checked before the shared graph is touched: a graph cannot
     # drop what a half-built task would leave in it.
-    self._check_shapes(bundle, task, adapter_config, max_seq_length)
+    self._check_shapes(bundle, task, method, max_seq_length)
 
     with self.graph.as_default():
       new_variables = []
@@ -165,7 +165,7 @@ class MultiTaskPredictor(object):
           outputs = classifier.create_model(
               self.bert_config, False, input_ids, input_mask, segment_ids,
               tf.zeros_like(input_ids[:, 0], dtype=tf.float32),
-              task.num_labels, adapter_config,
+              task.num_labels, method,
               compute_dtype=self.compute_dtype)
       self._load_values(values)
 
@@ -181,10 +181,10 @@ class MultiTaskPredictor(object):
     }
     return task.name
 
-  def _check_shapes(self, bundle, task, adapter_config, max_seq_length):
+  def _check_shapes(self, bundle, task, method, max_seq_length):
     """Refuses a bundle whose variables do not fit the model it describes."""
     expected = classifier.describe_model(
-        self.bert_config, adapter_config, task.num_labels, max_seq_length)
+        self.bert_config, method, task.num_labels, max_seq_length)
     if self._backbone_shapes is None:
       reader = tf.train.load_checkpoint(self.init_checkpoint)
       self._backbone_shapes = reader.get_variable_to_shape_map()
@@ -213,7 +213,7 @@ class MultiTaskPredictor(object):
       if value is None:
         if reader is None:
           reader = tf.train.load_checkpoint(self.init_checkpoint)
-        value = reader.get_tensor(adapters.variable_name(variable))
+        value = reader.get_tensor(base.variable_name(variable))
       placeholder = tf.placeholder(variable.dtype.base_dtype, variable.shape)
       assignments.append(variable.assign(placeholder))
       feeds[placeholder] = value

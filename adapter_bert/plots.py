@@ -30,15 +30,18 @@ import numpy as np
 
 from adapter_bert import errors
 from adapter_bert import fileio
+from adapter_bert import methods
 from adapter_bert import sweeps
 
 # One marker per method family; adapters are lines as well.
-MARKERS = {"full": "*", "head": "v", "layernorm": "^", "bitfit": "D",
-           "top_layers": "s", "adapters": "o"}
+def marker(method):
+  """The matplotlib marker a method spec's method declares."""
+  return methods.get(method.partition(":")[0]).marker
 
 
-def method_family(method):
-  return method.partition(":")[0]
+def has_sizes(method):
+  """Whether a method spec's runs differ by adapter size (a line over m)."""
+  return bool(sweeps.axis_option(method, "adapter_sizes"))
 
 
 def save(figure, path):
@@ -78,14 +81,13 @@ def plot_parameters_vs_metric(rows, path, baselines=None):
       y = [e["mean"] for (_, e) in points]
       err = [e["std"] for (_, e) in points]
       label = method
-      if sweeps.has_adapters(method):
+      if has_sizes(method):
         label += " (m=%s)" % ",".join(str(size) for (size, _) in points)
-      axis.errorbar(x, y, yerr=err, marker=MARKERS.get(method_family(method),
-                                                       "o"),
+      axis.errorbar(x, y, yerr=err, marker=marker(method),
                     linestyle="-" if len(points) > 1 else "none",
                     capsize=3, markersize=8, label=label,
                     color=colours[method])
-      if sweeps.has_adapters(method):
+      if has_sizes(method):
         for (size, e) in points:
           axis.annotate("m=%d" % size, (e["trained_parameters"], e["mean"]),
                         textcoords="offset points", xytext=(5, -12),

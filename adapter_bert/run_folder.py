@@ -32,6 +32,7 @@ from absl import logging
 import tensorflow.compat.v1 as tf
 
 from adapter_bert import fileio
+from adapter_bert import methods
 
 MANIFEST = "run.json"
 LOCK = ".lock"
@@ -41,12 +42,11 @@ MANIFEST_VERSION = 1
 MAX_NAMED = 4
 
 # The manifest's entries that shape the trained model. The names are the
-# flags', except the three content hashes.
-MODEL_KEYS = ("task_name", "xnli_language", "bert_config", "vocab_sha256",
-              "do_lower_case", "max_seq_length", "init_checkpoint_fingerprint",
-              "tuning_mode", "adapter_size", "adapter_activation",
-              "adapter_init_scale", "adapter_placement", "train_layernorm",
-              "train_pooler", "tune_top_layers")
+# flags', except the three content hashes; every tuning method's options
+# (the registry's flags) shape it too.
+MODEL_KEYS = (("task_name", "xnli_language", "bert_config", "vocab_sha256",
+               "do_lower_case", "max_seq_length", "init_checkpoint_fingerprint",
+               "tuning_mode") + tuple(methods.all_options()))
 # ...and those that shape the training on top of them.
 TRAINING_KEYS = MODEL_KEYS + ("train_sha256", "train_batch_size",
                               "learning_rate", "num_train_epochs",

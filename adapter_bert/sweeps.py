@@ -10,17 +10,20 @@ is never run again; a run that was killed resumes from its last checkpoint.
 The summary (Markdown, beside the CSV) picks, as Houlsby et al. (2019) do,
 the best setting per (task, method, size) on dev, by the mean over seeds of
 the task's primary metric, and reports the mean, standard deviation and a
-bootstrap 95% interval over seeds, and adapters against full fine-tuning as a
-paired difference per task (same seeds).
+bootstrap 95% interval over seeds, and every method against the registry's
+reference method (plain fine-tuning) as a paired difference per task (same
+seeds).
 
   python scripts/sweep.py --tasks=MRPC,RTE --methods=adapters,full \\
       --adapter_sizes=8,64 --learning_rates=3e-4,1e-3 --seeds=1,2,3 \\
       --bert_dir=.cache/assets/all-MiniLM-L6-v2 --glue_dir=../shared/glue \\
       --results=results/sweep.csv
 
-Methods are run_classifier.py's --tuning_mode values, optionally with
-options: "top_layers:2" is --tuning_mode=top_layers --tune_top_layers=2,
-"adapters:noln" is adapters with --train_layernorm=false.
+Methods are run_classifier.py's --tuning_mode values, optionally with a
+suffix the method declares (`adapter_bert.methods.parse_spec`): a variant
+("adapters:noln" is --train_layernorm=false) or a number ("top_layers:2" is
+--tune_top_layers=2). The adapter-size and init-scale axes apply to the
+methods that declare them (`TuningMethod.grid_options`).
 """
 
 import collections
@@ -39,6 +42,7 @@ import numpy as np
 from adapter_bert import errors
 from adapter_bert import fileio
 from adapter_bert import glue
+from adapter_bert import methods
 
 # Where run_classifier.py is: each run is one of its processes.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,24 +66,45 @@ Run = collections.namedtuple(
 # ---------------------------------------------------------------- the grid
 
 
+# The grid's method axes, by the Run field they fill.
+AXES = {"adapter_size": "adapter_sizes", "init_scale": "init_scales"}
+
+
+def _flag_value(value):
+  return ("true" if value else "false") if isinstance(value, bool) else value
+
+
 def method_flags(method):
   """run_classifier.py flags of a method spec ("top_layers:2", ...)."""
-  (mode, _, option) = method.partition(":")
-  result = {"tuning_mode": mode}
-  if mode == "top_layers":
-    if not option.isdigit():
-      raise errors.InputError("--methods: %r needs a layer count, e.g. "
-                              "top_layers:2" % method)
-    result["tune_top_layers"] = int(option)
-  elif option == "noln" and mode == "adapters":
-    result["train_layernorm"] = "false"
-  elif option:
-    raise errors.InputError("--methods: unknown option in %r" % method)
+  try:
+    (name, options) = methods.parse_spec(method)
+  except ValueError as e:
+    raise errors.InputError("--methods: %s" % e)
+  result = {"tuning_mode": name}
+  result.update({k: _flag_value(v) for (k, v) in options.items()})
   return result
 
 
-def has_adapters(method):
-  return method.partition(":")[0] == "adapters"
+def axis_option(method, axis):
+  """The run_classifier.py flag a grid axis ("adapter_sizes") sets for a
+  method spec, or None where the axis does not apply to it."""
+  cls = methods.get(method.partition(":")[0])
+  return cls.grid_options.get(axis)
+
+
+def method_is_reference(method):
+  """Whether a spec is the registry's reference method with its defaults."""
+  return method == methods.reference().name
+
+
+def adds_switchable_parts(method):
+  """Whether a spec's method, at its defaults, builds parts of its own that
+  --ablate_adapters can switch off per layer."""
+  (name, options) = methods.parse_spec(method)
+  try:
+    return methods.build(name, options, num_layers=None).adds_anything
+  except ValueError:  # needs the model (top_layers): adds nothing anyway
+    return False
 
 
 def expand_grid(grid):
@@ -88,8 +113,10 @@ def expand_grid(grid):
   for task in grid["tasks"]:
     for method in grid["methods"]:
       method_flags(method)  # refuses bad specs before anything runs
-      sizes = grid["adapter_sizes"] if has_adapters(method) else [""]
-      scales = grid["init_scales"] if has_adapters(method) else [""]
+      sizes = (grid["adapter_sizes"] if axis_option(method, "adapter_sizes")
+               else [""])
+      scales = (grid["init_scales"] if axis_option(method, "init_scales")
+                else [""])
       for size in sizes:
         for lr in grid["learning_rates"]:
           for epochs in grid["epochs"]:
@@ -146,9 +173,9 @@ def run_command(run, output_dir, options, **overrides):
       "seed": run.seed, "output_dir": output_dir,
   }
   args.update(method_flags(run.method))
-  if run.adapter_size:
-    args["adapter_size"] = run.adapter_size
-    args["adapter_init_scale"] = run.init_scale
+  for (field, axis) in AXES.items():
+    if getattr(run, field):
+      args[axis_option(run.method, axis)] = getattr(run, field)
   args.update(overrides)
   return [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py")] + [
       "--%s=%s" % item for item in sorted(args.items())]
@@ -247,7 +274,8 @@ def summarize(rows):
     dict with "selected": {(task, method, size): entry} where entry holds
     the setting (lr, epochs, init_scale), the per-seed values {seed: value},
     mean, std, interval, trained_percent; and "paired": {(task, size):
-    {mean, interval, n}} for adapters minus full over common seeds.
+    {mean, interval, n}} for each method minus the reference method
+    (full fine-tuning) over common seeds.
   """
   groups = collections.defaultdict(lambda: collections.defaultdict(dict))
   info = {}
@@ -286,15 +314,13 @@ def summarize(rows):
       tuned[(task, method)] = dict(selected[(task, method, best)], size=best)
   paired = {}
   for ((task, method, size), entry) in selected.items():
-    if not has_adapters(method):
+    reference = selected.get((task, methods.reference().name, ""))
+    if method_is_reference(method) or not reference:
       continue
-    full = selected.get((task, "full", ""))
-    if not full:
-      continue
-    seeds = sorted(set(entry["values"]) & set(full["values"]))
+    seeds = sorted(set(entry["values"]) & set(reference["values"]))
     if not seeds:
       continue
-    differences = [entry["values"][s] - full["values"][s] for s in seeds]
+    differences = [entry["values"][s] - reference["values"][s] for s in seeds]
     paired[(task, method, size)] = {
         "mean": float(np.mean(differences)),
         "interval": bootstrap_interval(differences), "n": len(seeds)}
@@ -380,7 +406,8 @@ def summary_markdown(rows, summary, command, baselines=None):
   selected = summary["selected"]
   tasks = sorted({task for (task, _, _) in selected})
   cells = sorted({(method, size) for (_, method, size) in selected},
-                 key=lambda c: (c[0] != "full", c[0], int(c[1] or 0)))
+                 key=lambda c: (not method_is_reference(c[0]), c[0],
+                                int(c[1] or 0)))
   lines = ["# Sweep summary", "",
            "%d finished runs. Made by:" % len(rows), "", "```shell",
            command, "```", "",
@@ -400,8 +427,8 @@ def summary_markdown(rows, summary, command, baselines=None):
                if len(present) == len(tasks) else "-")
     share = "/".join("%.2f" % e["trained_percent"] for e in present)
     # One backbone shared by all tasks, plus each task's own parameters;
-    # full fine-tuning stores a whole model per task.
-    if present and method == "full":
+    # a whole-model method (full fine-tuning) stores a model per task.
+    if present and methods.get(method.partition(":")[0]).whole_model:
       total = sum(e["total_parameters"] for e in present)
     elif present:
       backbone = present[0]["total_parameters"] - present[0][
@@ -446,7 +473,8 @@ def summary_markdown(rows, summary, command, baselines=None):
                               e["mean"], e["std"], e["interval"][0],
                               e["interval"][1]))
   if summary["paired"]:
-    lines += ["", "## Adapters minus full fine-tuning, paired by seed", "",
+    lines += ["", "## Each method minus %s, paired by seed" %
+              methods.reference().name, "",
               "| task | method | seeds | mean difference | 95% bootstrap "
               "interval | inside seed noise? |", "|---|---|---|---|---|---|"]
     for (key, p) in sorted(summary["paired"].items()):
@@ -522,7 +550,8 @@ def run_ablation(grid, options, results_path, ablation_path,
   runs = expand_grid(grid)
   if at_selected:
     (runs, _) = runs_at_selected(runs, rows)
-  runs = [r for r in runs if has_adapters(r.method) and run_id(r) in finished]
+  runs = [r for r in runs
+          if adds_switchable_parts(r.method) and run_id(r) in finished]
   with open(os.path.join(options["bert_dir"], "bert_config.json")) as f:
     num_layers = int(json.load(f)["num_hidden_layers"])
   table = read_results(ablation_path)

@@ -38,9 +38,9 @@ from adapter_bert import bundles
 from adapter_bert import classifier
 from adapter_bert import fileio
 from adapter_bert import glue
+from adapter_bert import methods
 import modeling
 import optimization
-import tuning
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("bert_config_file", None,
@@ -59,17 +59,18 @@ BERT_BASE = {
 }
 
 
-def save_model(path, bert_config, adapter_config, num_labels, with_adam,
+def save_model(path, bert_config, hooks, num_labels, with_adam,
                method=None, compact=False):
-  """Builds the classifier, optionally Adam slots for the variables `method`
-  trains (default: all), and saves everything, or with `compact` the
-  training checkpoint of classifier.compact_scaffold."""
+  """Builds the classifier with `hooks` (a method's additions, or None for
+  plain BERT), optionally Adam slots for the variables `method` trains
+  (default: all), and saves everything, or with `compact` the training
+  checkpoint of classifier.compact_scaffold."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with tf.Graph().as_default():
     input_ids = tf.zeros([1, 8], dtype=tf.int32)
     outputs = classifier.create_model(
         bert_config, True, input_ids, input_ids, input_ids,
-        tf.zeros([1], dtype=tf.float32), num_labels, adapter_config)
+        tf.zeros([1], dtype=tf.float32), num_labels, hooks)
     trained = tf.trainable_variables()
     if method:
       trained = method.trained_variables(trained)
@@ -99,26 +100,27 @@ def main(argv):
 
 def measure(bert_config, adapter_size, num_labels, work_dir=None):
   """Writes the three kinds of checkpoint and prints their sizes."""
-  method = tuning.build("adapters", adapter_size=adapter_size)
+  # The project's own method: the registry's first.
+  method = methods.build(methods.names()[0], {"adapter_size": adapter_size})
   scratch = work_dir or tempfile.mkdtemp(prefix="bundle_size_")
   human = fileio.human_bytes
   try:
-    with_adapters = os.path.join(scratch, "adapters", "model.ckpt")
-    save_model(with_adapters, bert_config, method.adapter_config, num_labels,
+    with_adapters = os.path.join(scratch, "with_adapters", "model.ckpt")
+    save_model(with_adapters, bert_config, method, num_labels,
                with_adam=False)
     info = bundles.export_bundle(
         os.path.dirname(with_adapters), os.path.join(scratch, "bundle"),
         method, glue.get_task("MRPC"), bert_config, max_seq_length=128,
         do_lower_case=True)
-    full = save_model(os.path.join(scratch, "full", "model.ckpt"),
+    full = save_model(os.path.join(scratch, "fine_tuned", "model.ckpt"),
                       bert_config, None, num_labels, with_adam=False)
     full_adam = save_model(os.path.join(scratch, "full_adam", "model.ckpt"),
                            bert_config, None, num_labels, with_adam=True)
     compact = save_model(os.path.join(scratch, "compact", "model.ckpt"),
-                         bert_config, method.adapter_config, num_labels,
+                         bert_config, method, num_labels,
                          with_adam=True, method=method, compact=True)
     whole = save_model(os.path.join(scratch, "whole", "model.ckpt"),
-                       bert_config, method.adapter_config, num_labels,
+                       bert_config, method, num_labels,
                        with_adam=True, method=method)
     print(json.dumps({
         "hidden_size": bert_config.hidden_size,

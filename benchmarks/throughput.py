@@ -51,6 +51,7 @@ import tensorflow.compat.v1 as tf
 
 from adapter_bert import classifier
 from adapter_bert import glue
+from adapter_bert import methods
 import modeling
 import tokenization
 
@@ -83,32 +84,37 @@ flags.DEFINE_string("child", None, "Internal: run one measurement, print JSON.")
 flags.DEFINE_string("work_dir", None, "Scratch folder (default: a temp dir).")
 flags.DEFINE_string("json_out", None, "Also write all figures here as JSON.")
 
+# The project's own method (the registry's first) and the reference it is
+# measured against (plain fine-tuning), named as the figures are.
+MAIN = methods.names()[0]
+REFERENCE = methods.reference().name
+
 # name: (kind, tuning mode, padding)
 MEASUREMENTS = [
     ("matmul_peak", ("peak", None, None)),
-    ("train_adapters_auto", ("train", "adapters", "auto")),
-    ("train_full_auto", ("train", "full", "auto")),
-    ("train_adapters_static", ("train", "adapters", "static")),
-    ("train_adapters_batch", ("train", "adapters", "batch")),
-    ("train_full_static", ("train", "full", "static")),
+    ("train_%s_auto" % MAIN, ("train", MAIN, "auto")),
+    ("train_%s_auto" % REFERENCE, ("train", REFERENCE, "auto")),
+    ("train_%s_static" % MAIN, ("train", MAIN, "static")),
+    ("train_%s_batch" % MAIN, ("train", MAIN, "batch")),
+    ("train_%s_static" % REFERENCE, ("train", REFERENCE, "static")),
     # --strategy=mirrored over 2 logical CPU devices, the same global batch;
     # compare with train_adapters_static (each replica pads its half batch
     # alike only under static padding). Both logical devices share the same
     # cores: this measures the mechanism on CPU, not what GPUs would gain.
-    ("train_adapters_mirrored2", ("train", "adapters", "static")),
+    ("train_%s_mirrored2" % MAIN, ("train", MAIN, "static")),
     # --precision=mixed_bfloat16, against train_adapters_static / eval_static.
-    ("train_adapters_bf16", ("train", "adapters", "static")),
-    ("eval_auto", ("eval", "adapters", "auto")),
-    ("eval_static", ("eval", "adapters", "static")),
-    ("eval_static_bf16", ("eval", "adapters", "static")),
-    ("predict_auto", ("predict", "adapters", "auto")),
+    ("train_%s_bf16" % MAIN, ("train", MAIN, "static")),
+    ("eval_auto", ("eval", MAIN, "auto")),
+    ("eval_static", ("eval", MAIN, "static")),
+    ("eval_static_bf16", ("eval", MAIN, "static")),
+    ("predict_auto", ("predict", MAIN, "auto")),
     ("conversion", ("convert", None, None)),
     ("conversion_pairs", ("convert_pairs", None, None)),
 ]
 # Settings a measurement changes from the defaults of settings_for.
 SETTINGS_CHANGES = {
-    "train_adapters_mirrored2": {"strategy": "mirrored", "num_cpu_devices": 2},
-    "train_adapters_bf16": {"precision": "mixed_bfloat16"},
+    "train_%s_mirrored2" % MAIN: {"strategy": "mirrored", "num_cpu_devices": 2},
+    "train_%s_bf16" % MAIN: {"precision": "mixed_bfloat16"},
     "eval_static_bf16": {"precision": "mixed_bfloat16"},
 }
 
@@ -158,9 +164,9 @@ def useful_flops_per_token(config, tuning_mode, adapter_size, mean_attended):
   the PyTorch reference computes it (this project computes only its [CLS]
   row, see modeling.BertModel(pooled_only)).
   """
-  size = adapter_size if tuning_mode == "adapters" else 0
+  size = adapter_size if tuning_mode == MAIN else 0
   forward = forward_flops_per_token(config, size, mean_attended)
-  if tuning_mode == "full":
+  if methods.get(tuning_mode).whole_model:
     return 3 * forward
   adapter_weight_grads = config.num_hidden_layers * 2 * 2 * (2 * config.hidden_size * size)
   return 2 * forward + adapter_weight_grads
@@ -208,10 +214,9 @@ def settings_for(opts, work_dir, tuning_mode, padding, **changes):
       max_seq_length=opts.max_seq_length, train_batch_size=opts.batch_size,
       eval_batch_size=opts.eval_batch_size,
       predict_batch_size=opts.eval_batch_size,
-      learning_rate=3e-4 if tuning_mode == "adapters" else 5e-5,
+      learning_rate=3e-4 if tuning_mode == MAIN else 5e-5,
       tuning_mode=tuning_mode,
-      adapter_size=opts.adapter_size,
-      adapter_placement=None if tuning_mode == "adapters" else "none",
+      adapter_size=opts.adapter_size if tuning_mode == MAIN else None,
       padding=padding, save_checkpoints_steps=10 ** 6,
       log_every_n_steps=10 ** 6), **changes))
 
@@ -279,7 +284,7 @@ def attended_per_token(features_file):
 
 def measure_predict(opts, work_dir, padding_flag, kind, **changes):
   """Eval (dev) or predict (test) examples/s from a trained-for-1-step model."""
-  s = settings_for(opts, work_dir, "adapters", padding_flag, **changes)
+  s = settings_for(opts, work_dir, MAIN, padding_flag, **changes)
   bert_config, task, method, feature_cache, padding = prepare(s)
   split = task.dev[0] if kind == "eval" else task.test[0]
   examples = task.read_examples(s.data_dir, split)
@@ -364,10 +369,10 @@ def report(results):
   peak = results.get("matmul_peak", {}).get("gflops")
   if peak:
     lines.append("matmul peak (fp32, 4096x4096): %.1f GFLOP/s" % peak)
-  for name in ("train_adapters_auto", "train_full_auto",
-               "train_adapters_static", "train_full_static",
-               "train_adapters_batch", "train_adapters_mirrored2",
-               "train_adapters_bf16"):
+  for name in ("train_%s_auto" % MAIN, "train_%s_auto" % REFERENCE,
+               "train_%s_static" % MAIN, "train_%s_static" % REFERENCE,
+               "train_%s_batch" % MAIN, "train_%s_mirrored2" % MAIN,
+               "train_%s_bf16" % MAIN):
     r = results.get(name)
     if not r:
       continue
@@ -381,24 +386,24 @@ def report(results):
             r["step_s_median"], 100 * r["padding_share"], r["padding"],
             r["useful_gflops"], share, r["peak_rss_mb"]))
   for padding in ("auto", "static"):
-    a = results.get("train_adapters_" + padding)
-    f = results.get("train_full_" + padding)
+    a = results.get("train_%s_%s" % (MAIN, padding))
+    f = results.get("train_%s_%s" % (REFERENCE, padding))
     if a and f:
       lines.append("adapter/full step time (%s padding): %.2f" %
                    (padding, a["step_s"] / f["step_s"]))
-  a, s = results.get("train_adapters_auto"), results.get(
-      "train_adapters_static")
+  a, s = results.get("train_%s_auto" % MAIN), results.get(
+      "train_%s_static" % MAIN)
   if a and s:
     lines.append("adapters, auto vs static padding: %.2fx" %
                  (a["examples_per_s"] / s["examples_per_s"]))
-  m, s = results.get("train_adapters_mirrored2"), results.get(
-      "train_adapters_static")
+  m, s = results.get("train_%s_mirrored2" % MAIN), results.get(
+      "train_%s_static" % MAIN)
   if m and s:
     lines.append("mirrored over 2 logical CPU devices vs one device (static "
                  "padding, same global batch): %.2fx examples/s (both "
                  "replicas share this machine's CPU cores)" %
                  (m["examples_per_s"] / s["examples_per_s"]))
-  for (name, base) in (("train_adapters_bf16", "train_adapters_static"),
+  for (name, base) in (("train_%s_bf16" % MAIN, "train_%s_static" % MAIN),
                        ("eval_static_bf16", "eval_static")):
     if results.get(name) and results.get(base):
       lines.append("mixed_bfloat16 vs float32 (%s): %.2fx examples/s" % (

@@ -29,6 +29,7 @@ from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-positio
 from absl import flags
 
 from adapter_bert import errors
+from adapter_bert import methods
 from adapter_bert import sweeps
 
 PROGRAM = "sweep.py"
@@ -45,8 +46,10 @@ def define_flags():
                       "line win.")
   flags.DEFINE_list("tasks", ["MRPC"], "GLUE tasks (folder names in "
                     "--glue_dir).")
-  flags.DEFINE_list("methods", ["adapters", "full"],
-                    "Tuning methods: tuning_mode[:option], see above.")
+  flags.DEFINE_list("methods", [methods.names()[0], methods.reference().name],
+                    "Tuning methods: tuning_mode[:option], see above (%s). "
+                    "Default: the registry's first and its reference." %
+                    ", ".join(methods.names()))
   flags.DEFINE_list("adapter_sizes", ["64"], "Adapter sizes (methods with "
                     "adapters only).")
   flags.DEFINE_list("learning_rates", ["3e-4"], "Learning rates.")

@@ -229,6 +229,12 @@ def tiny_job_flags(tiny_bert, data_dir, output_dir, **overrides):
       "do_predict": False,
   }
   args.update(overrides)
+  # The tiny adapter size goes only to methods that take the flag.
+  from adapter_bert import methods
+  mode = args.get("tuning_mode") or methods.names()[0]
+  if ("adapter_size" not in overrides and mode in methods.names() and
+      methods.get(mode).option("adapter_size") is None):
+    del args["adapter_size"]
   return args
 
 
@@ -339,17 +345,45 @@ def write_mrpc_task(data_dir, num_train=40, num_dev=9, num_test=5):
   return data_dir
 
 
-def tiny_classifier_variables(adapter_config, num_labels=3):
-  """Trainable variables of the tiny model with adapter_config + the head."""
+def tiny_classifier_variables(method, num_labels=3):
+  """Trainable variables of the tiny model with a tuning method's additions
+  (`method`, a `TuningMethod` passed as the hooks; None: plain BERT) + the
+  head."""
   import tensorflow.compat.v1 as tf
 
   import modeling
   with tf.Graph().as_default():
     model = modeling.BertModel(
         modeling.BertConfig.from_dict(tiny_bert_config_dict()), True,
-        tf.zeros([2, 8], tf.int32), adapter_config=adapter_config)
+        tf.zeros([2, 8], tf.int32), hooks=method)
     hidden = model.get_pooled_output().shape[-1]
     tf.get_variable("output_weights", [num_labels, hidden])
     tf.get_variable("output_bias", [num_labels],
                     initializer=tf.zeros_initializer())
     return tf.trainable_variables()
+
+
+# ---------------------------------------------------------------- test tiers
+
+
+def pytest_addoption(parser):
+  """The opt-in tiers, as keras-hub's --run_large: `make test` runs neither,
+  `make test-all` (CI) runs both."""
+  parser.addoption("--run-slow", action="store_true",
+                   help="also run tests marked slow (whole jobs, "
+                   "subprocesses, long trainings)")
+  parser.addoption("--run-real", action="store_true",
+                   help="also run tests marked real (real weights and data)")
+
+
+def pytest_collection_modifyitems(config, items):
+  """Deselects (not skips) the tiers not asked for, so the summary counts
+  them as deselected."""
+  selected, deselected = [], []
+  for item in items:
+    wanted = all(config.getoption("--run-" + marker)
+                 for marker in ("slow", "real") if marker in item.keywords)
+    (selected if wanted else deselected).append(item)
+  if deselected:
+    config.hook.pytest_deselected(items=deselected)
+    items[:] = selected

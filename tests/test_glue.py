@@ -1008,3 +1008,16 @@ def test_write_submission_empty(tmp_path):
   glue.write_submission(path, glue.get_task("WNLI"), [], [])
   assert _read_lines(path) == ["index\tprediction"]
   assert os.listdir(str(tmp_path)) == ["WNLI.tsv"]
+
+
+def test_only_a_task_with_a_score_range_clips_its_submission():
+  """STS-B's [0, 5] belongs to STS-B: another regression task's scores
+  are written as predicted."""
+
+  class OpenScoreTask(glue.Task):
+    name = "OpenScore"
+    labels = None
+
+  assert OpenScoreTask().submission_value(7.25) == "7.250"
+  assert OpenScoreTask().submission_value(-1.5) == "-1.500"
+  assert glue.get_task("STS-B").submission_value(7.25) == "5.000"

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
+from adapter_bert import glue
 from adapter_bert import metrics
 
 ALL_METRICS = (metrics.accuracy, metrics.f1, metrics.matthews_corrcoef,
@@ -219,12 +220,13 @@ def test_length_mismatch_is_value_error(metric):
     metric([1, 0, 1], [1, 0])
 
 
-def test_task_metrics_length_mismatch_is_value_error():
+def test_compute_length_mismatch_is_value_error():
   with pytest.raises(ValueError):
-    metrics.task_metrics("cola", [1, 0, 1], [1, 0])
+    metrics.compute(("mcc", "accuracy"), [1, 0, 1], [1, 0])
 
 
-# ------------------------------------------------------------ task_metrics
+# ------------------------------------------------------------ each task's
+
 
 @pytest.mark.parametrize("task_key, keys", [
     ("cola", {"eval_mcc", "eval_accuracy"}),
@@ -241,10 +243,20 @@ def test_task_metrics_length_mismatch_is_value_error():
 def test_task_metrics_keys(task_key, keys):
   predictions = np.array([1, 0, 1, 1, 0, 0])
   labels = np.array([1, 0, 0, 1, 1, 0])
-  result = metrics.task_metrics(task_key, predictions, labels)
+  result = glue.get_task(task_key).metrics(predictions, labels)
   assert set(result) == keys
   for value in result.values():
     assert type(value) is float and not math.isnan(value)
+
+
+@pytest.mark.parametrize("task_key, primary", [
+    ("cola", "eval_mcc"), ("mrpc", "eval_f1"), ("qqp", "eval_f1"),
+    ("stsb", "eval_spearman"), ("sst2", "eval_accuracy"),
+    ("rte", "eval_accuracy"), ("mnli", "eval_accuracy")])
+def test_primary_metric_is_one_of_the_task_metrics(task_key, primary):
+  task = glue.get_task(task_key)
+  assert task.primary_metric == primary
+  assert primary in task.metrics([1, 0], [1, 1])
 
 
 def test_task_metrics_values_are_the_metrics():
@@ -252,10 +264,10 @@ def test_task_metrics_values_are_the_metrics():
   # accuracy = (TP + TN) / 8 = 5/8; F1 = 2*3 / (2*3 + 2 + 1) = 6/9
   predictions = [1, 1, 1, 1, 0, 0, 0, 1]
   labels = [1, 1, 1, 0, 0, 0, 1, 0]
-  assert metrics.task_metrics("cola", predictions, labels) == pytest.approx(
+  assert glue.get_task("cola").metrics(predictions, labels) == pytest.approx(
       {"eval_mcc": 4.0 / math.sqrt(240.0), "eval_accuracy": 5.0 / 8.0})
-  assert metrics.task_metrics("mrpc", predictions, labels) == pytest.approx(
+  assert glue.get_task("mrpc").metrics(predictions, labels) == pytest.approx(
       {"eval_accuracy": 5.0 / 8.0, "eval_f1": 6.0 / 9.0})
-  assert metrics.task_metrics("stsb", [1, 2, 3, 4], [2, 4, 5, 9]) == (
+  assert glue.get_task("stsb").metrics([1, 2, 3, 4], [2, 4, 5, 9]) == (
       pytest.approx({"eval_pearson": 11.0 / math.sqrt(130.0),
                      "eval_spearman": 1.0}))

@@ -1,0 +1,148 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""The registry of tuning methods: one module per method, one line each.
+
+Each module defines `METHOD`, a `base.TuningMethod` subclass (see base.py
+for what a method declares). Everything else (run_classifier.py's flags, the
+settings' records, bundles, the sweep, the pictures, the serving tools) reads
+this registry and names no method itself. Adding a method is one file here
+(or at the top level, as adapters.py) plus its line below; see
+docs/contributing.md.
+
+| method | trains | pooler by default |
+|---|---|---|
+| `adapters` | adapters + every LayerNorm (`--train_layernorm`) + head | frozen |
+| `full` | everything | trains |
+| `head` | the classifier head (feature extraction) | frozen |
+| `layernorm` | every LayerNorm + head | frozen |
+| `top_layers` | the top `--tune_top_layers` encoder layers + pooler + head | trains |
+| `bitfit` | every bias (LayerNorm betas too) + head (Ben Zaken et al. 2021) | bias only |
+"""
+
+import collections
+import importlib
+
+# In the order `--help`, the docs and the sweep list them.
+METHOD_MODULES = (
+    "adapters",
+    "adapter_bert.methods.full",
+    "adapter_bert.methods.head",
+    "adapter_bert.methods.layernorm",
+    "adapter_bert.methods.top_layers",
+    "adapter_bert.methods.bitfit",
+)
+
+_registry = None
+
+
+def registry():
+  """{name: method class}, in METHOD_MODULES' order (imported on first use,
+  so that a method module may import this package's base)."""
+  global _registry
+  if _registry is None:
+    classes = [importlib.import_module(m).METHOD for m in METHOD_MODULES]
+    _registry = collections.OrderedDict((c.name, c) for c in classes)
+    if len(_registry) != len(classes):
+      raise ValueError("two tuning methods share a name: %s" %
+                       [c.name for c in classes])
+  return _registry
+
+
+def names():
+  return list(registry())
+
+
+def get(name):
+  """The class registered as `name`.
+
+  Raises:
+    ValueError: unknown name; the message lists the known ones.
+  """
+  if name not in registry():
+    raise ValueError("--tuning_mode=%s: unknown (known: %s)" %
+                     (name, ", ".join(registry())))
+  return registry()[name]
+
+
+def build(name, options=None, num_layers=None):
+  """The method `name` with `options` ({flag: value}, None = its default).
+
+  Raises:
+    ValueError: unknown name, an option it does not take or a bad value,
+      naming the flag (one line).
+  """
+  return get(name).create(options, num_layers)
+
+
+def from_dict(record, num_layers=None):
+  """The method a `TuningMethod.to_dict` record describes."""
+  cls = get(record["tuning_mode"])
+  return cls.create(cls.options_from_record(record), num_layers)
+
+
+def all_options():
+  """{flag name: base.Option} over every method, each flag once.
+
+  Methods may share an option (the adapters' flags are full's too); its
+  default may differ between them, the type and choices may not. The
+  returned Option carries the first method's default.
+
+  Raises:
+    ValueError: two methods declare one flag with different types.
+  """
+  options = collections.OrderedDict()
+  for cls in registry().values():
+    for option in cls.options:
+      known = options.setdefault(option.name, option)
+      if (known.type, known.choices) != (option.type, option.choices):
+        raise ValueError("--%s is declared twice, as %s and %s" %
+                         (option.name, known, option))
+  return options
+
+
+def option_defaults(name):
+  """{method name: default} of one flag, for the methods that take it."""
+  return collections.OrderedDict(
+      (cls.name, cls.option(name).default) for cls in registry().values()
+      if cls.option(name) is not None)
+
+
+def settings_record(method):
+  """Every flag of every method, None where `method` has no such option:
+  the flat record of run.json and the sweep rows."""
+  record = collections.OrderedDict([("tuning_mode", method.name)])
+  for name in all_options():
+    record[name] = method.settings.get(name)
+  return record
+
+
+def reference():
+  """The method every other is compared with (plain fine-tuning)."""
+  found = [cls for cls in registry().values() if cls.reference]
+  if len(found) != 1:
+    raise ValueError("exactly one tuning method must be the reference, "
+                     "found %s" % [c.name for c in found])
+  return found[0]
+
+
+def parse_spec(spec):
+  """A sweep's method spelling -> (method name, options).
+
+  "name" is the method with its defaults; "name:variant" one of its
+  `variants` ("adapters:noln"); "name:N" sets its `spec_option`
+  ("top_layers:2").
+
+  Raises:
+    ValueError: unknown method or suffix, naming the spec.
+  """
+  (name, _, suffix) = spec.partition(":")
+  cls = get(name)
+  if not suffix:
+    return (name, {})
+  if suffix in cls.variants:
+    return (name, dict(cls.variants[suffix]))
+  if cls.spec_option is not None and suffix.isdigit():
+    return (name, {cls.spec_option: int(suffix)})
+  known = sorted(cls.variants) + (["N"] if cls.spec_option else [])
+  raise ValueError("method %r: unknown option %r for %s (known: %s)" %
+                   (spec, suffix, name, ", ".join(known) or "none"))
