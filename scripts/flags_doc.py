@@ -21,6 +21,10 @@ import xml.etree.ElementTree as ElementTree
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+# Before TensorFlow loads (adapter_bert.fileio imports it): no start-up noise.
+from adapter_bert import console  # pylint: disable=g-import-not-at-top,wrong-import-position
+console.quiet_tensorflow_startup()
+
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 

@@ -22,6 +22,7 @@ COMMAND_LINES = ("run_classifier.py",
                  os.path.join("scripts", "predict_multitask.py"),
                  os.path.join("scripts", "prepare_movie_reviews.py"),
                  os.path.join("scripts", "sweep.py"),
+                 os.path.join("scripts", "flags_doc.py"),
                  os.path.join("benchmarks", "bundle_size.py"),
                  os.path.join("benchmarks", "serving.py"),
                  os.path.join("benchmarks", "throughput.py"))
@@ -31,10 +32,6 @@ SHARED_FLAGS = (os.path.join("scripts", "common_flags.py"),)
 # The top-level modules of Google BERT's layout (plus adapters.py).
 TOP_LEVEL_LIBRARIES = ("adapters.py", "modeling.py", "optimization.py",
                        "tokenization.py")
-# TODO(lead): empty once tuning.py has moved into adapter_bert/methods/ and
-# modeling.py says `from adapter_bert import errors` (then delete errors.py,
-# the alias that keeps `import errors` working meanwhile).
-TEMPORARY_TOP_LEVEL_MODULES = ("errors.py", "tuning.py")
 # Every other top-level file the design card allows.
 TOP_LEVEL_FILES = ("LICENSE", "Makefile", "README.md", "pytest.ini",
                    "requirements.txt", ".gitignore")
@@ -50,8 +47,7 @@ def package_files():
 
 
 # Library modules: they take arguments and never touch flags.
-LIBRARIES = (TOP_LEVEL_LIBRARIES + TEMPORARY_TOP_LEVEL_MODULES +
-             package_files())
+LIBRARIES = TOP_LEVEL_LIBRARIES + package_files()
 
 
 def python_files():
@@ -98,7 +94,7 @@ def test_the_file_lists_are_complete():
 
 def test_the_top_level_holds_only_the_design_cards_files():
   allowed = set(("run_classifier.py",) + TOP_LEVEL_LIBRARIES +
-                TEMPORARY_TOP_LEVEL_MODULES + TOP_LEVEL_FILES +
+                TOP_LEVEL_FILES +
                 TOP_LEVEL_FOLDERS)
   try:
     listing = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, check=True,
@@ -210,11 +206,23 @@ def test_predict_multitask_help_lists_its_own_flags():
 
 
 def test_every_setting_is_a_flag_with_the_same_default():
+  """A job setting's default is its flag's; a method option's setting is
+  None (not given: the method's own default applies), and its flag shows the
+  methods' shared default, or None where they differ."""
   from absl import flags
+  from adapter_bert import methods
   defaults = classifier.Settings()
+  options = methods.all_options()
   for name in classifier.Settings.field_names():
     assert name in flags.FLAGS, name
-    assert flags.FLAGS[name].default == getattr(defaults, name), name
+    if name in options:
+      assert getattr(defaults, name) is None, name
+      shared = set(map(repr, methods.option_defaults(name).values()))
+      assert flags.FLAGS[name].default == (
+          options[name].default if len(shared) == 1 else None), name
+    else:
+      assert flags.FLAGS[name].default == getattr(defaults, name), name
+  assert set(options) <= set(classifier.Settings.field_names())
   # ... and the old names stay importable from run_classifier.
   for name in run_classifier.__all__:
     assert hasattr(run_classifier, name), name
