@@ -145,6 +145,16 @@ class AdapterLayers(object):
         self["adapter_init_scale"])
     return adapted if self.is_on(layer) else outputs
 
+  def effective_settings(self):
+    """Without adapters (placement none) their size, activation and init
+    shape nothing."""
+    settings = dict(self.settings)
+    if not self.adds_anything:
+      for option in ADAPTER_OPTIONS:
+        if option.name != "adapter_placement":
+          settings[option.name] = None
+    return settings
+
   def added_parameters(self, config):
     if not self.adds_anything:
       return 0

@@ -49,3 +49,14 @@ def test_bad_input_is_one_quiet_line(program):
   noise = [line for line in result.stderr.splitlines()
            if any(n in line for n in NOISE)]
   assert noise == []
+
+
+def test_sweep_help_is_quiet():
+  """The sweep's --help loads the method registry (and so TensorFlow): its
+  start-up noise stays hidden there too."""
+  result = run_cli("scripts/sweep.py", "--help")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "--methods" in result.stdout
+  noise = [line for line in (result.stdout + result.stderr).splitlines()
+           if any(n in line for n in NOISE)]
+  assert noise == []

@@ -331,3 +331,16 @@ def test_the_literal_check_sees_a_method_name():
             'z = "--tuning_mode=head --x"\nw = "adaptersX"\n')
   assert method_name_literals(source, methods.names()) == [
       (2, "adapters"), (3, "top_layers:2"), (4, "--tuning_mode=head --x")]
+
+
+def test_a_manifest_records_only_what_shapes_the_model():
+  """Options of parts a method does not build are None in its record, as
+  manifests written before the registry had them: such a run resumes."""
+  record = methods.settings_record(build("full", {}))
+  assert (record["adapter_placement"], record["adapter_size"],
+          record["adapter_activation"], record["adapter_init_scale"]) == (
+              "none", None, None, None)
+  record = methods.settings_record(build("full", {"adapter_size": 4,
+                                                  "adapter_placement": "ffn"}))
+  assert (record["adapter_size"], record["adapter_placement"]) == (4, "ffn")
+  assert methods.settings_record(build("head", {}))["adapter_size"] is None

@@ -108,11 +108,13 @@ def option_defaults(name):
 
 
 def settings_record(method):
-  """Every flag of every method, None where `method` has no such option:
-  the flat record of run.json and the sweep rows."""
+  """Every flag of every method, None where `method` has no such option or
+  builds nothing it shapes (`effective_settings`): the flat record of
+  run.json and of a bundle's settings."""
   record = collections.OrderedDict([("tuning_mode", method.name)])
+  settings = method.effective_settings()
   for name in all_options():
-    record[name] = method.settings.get(name)
+    record[name] = settings.get(name)
   return record
 
 
@@ -130,14 +132,19 @@ def parse_spec(spec):
 
   "name" is the method with its defaults; "name:variant" one of its
   `variants` ("adapters:noln"); "name:N" sets its `spec_option`
-  ("top_layers:2").
+  ("top_layers:2"), which a spec must give when the option has no default.
 
   Raises:
-    ValueError: unknown method or suffix, naming the spec.
+    ValueError: unknown method or suffix, or a number the method needs
+      left out, naming the spec.
   """
   (name, _, suffix) = spec.partition(":")
   cls = get(name)
   if not suffix:
+    needed = cls.option(cls.spec_option) if cls.spec_option else None
+    if needed is not None and needed.default is None:
+      raise ValueError("method %r needs a number, e.g. %s:2 (--%s)" %
+                       (spec, name, needed.name))
     return (name, {})
   if suffix in cls.variants:
     return (name, dict(cls.variants[suffix]))

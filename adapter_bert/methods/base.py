@@ -355,6 +355,12 @@ class TuningMethod(modeling.GraphHooks):
 
   # -------------------------------------------------- records
 
+  def effective_settings(self):
+    """The settings that shape the model: those of parts it does not build
+    are None (what run.json compares, so an unused default never refuses
+    a resume)."""
+    return dict(self.settings)
+
   def to_dict(self):
     """What a bundle, run.json or SavedModel records about the method."""
     return {"tuning_mode": self.name, "options": dict(self.settings)}
