@@ -168,7 +168,7 @@ def check_finite_checkpoint(checkpoint_path, what):
   Raises:
     ValueError: one line naming `what`, the checkpoint and a tensor.
   """
-  reader = tf.train.load_checkpoint(checkpoint_path)
+  reader = fileio.checkpoint_reader(checkpoint_path)
   bad = non_finite_names({name: reader.get_tensor(name) for name in
                           reader.get_variable_to_shape_map()})
   if bad:
@@ -181,7 +181,7 @@ def backbone_fingerprint(reader, names):
   """sha256 over the names, shapes, dtypes and values of `names`.
 
   Args:
-    reader: a `tf.train.load_checkpoint` reader.
+    reader: a `fileio.checkpoint_reader`.
     names: the frozen variables to hash.
 
   Raises:
@@ -223,7 +223,7 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
     ValueError: the checkpoint cannot be read or holds no trained variable.
   """
   checkpoint_path = resolve_checkpoint(checkpoint_path)
-  reader = tf.train.load_checkpoint(checkpoint_path)
+  reader = fileio.checkpoint_reader(checkpoint_path)
   names = sorted(model_variables if model_variables is not None else
                  model_variable_names(reader))
   trained = method.bundle_variables(names)
@@ -249,7 +249,7 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
       raise ValueError("checkpoint %s holds only trained variables; its frozen "
                        "weights are in the backbone checkpoint it was trained "
                        "on, which was not given" % checkpoint_path)
-    backbone_reader = tf.train.load_checkpoint(backbone_checkpoint)
+    backbone_reader = fileio.checkpoint_reader(backbone_checkpoint)
   global_step = (int(reader.get_tensor("global_step"))
                  if reader.has_tensor("global_step") else 0)
 
@@ -299,6 +299,10 @@ def write_checkpoint(values, prefix):
 
 def resolve_checkpoint(path):
   """A checkpoint prefix from a prefix or a folder holding checkpoints."""
+  # A prefix is known by its .index file: on some TensorFlow file systems
+  # (ram://) every path answers isdir().
+  if tf.io.gfile.exists(path + ".index"):
+    return path
   if tf.io.gfile.isdir(path):
     latest = tf.train.latest_checkpoint(path)
     if not latest:
@@ -352,7 +356,7 @@ def read_bundle(bundle_dir):
         "source checkpoint %s as --init_checkpoint instead" %
         (bundle_dir, method_class.name, metadata.get("source_checkpoint")))
   try:
-    reader = tf.train.load_checkpoint(prefix)
+    reader = fileio.checkpoint_reader(prefix)
     values = {name: reader.get_tensor(name) for name in metadata["variables"]}
   except (tf.errors.OpError, ValueError, IndexError) as e:
     # A truncated data file surfaces as IndexError ("Read less bytes").
@@ -397,7 +401,7 @@ def check_backbone(bundle, init_checkpoint, fingerprints=None):
     fingerprint = fingerprints[key]
   else:
     try:
-      reader = tf.train.load_checkpoint(init_checkpoint)
+      reader = fileio.checkpoint_reader(init_checkpoint)
       fingerprint = backbone_fingerprint(reader, names)
     except (tf.errors.OpError, ValueError, IndexError) as e:
       raise ValueError("adapter bundle %s does not fit --init_checkpoint=%s: "

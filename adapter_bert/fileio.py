@@ -277,6 +277,25 @@ def human_bytes(count):
 _DATA_SHARD = re.compile(r"\.data-(\d+)-of-(\d+)$")
 
 
+def checkpoint_reader(path):
+  """A reader of the checkpoint at `path`: a prefix, or a folder (its
+  latest checkpoint).
+
+  tf.train.load_checkpoint takes any path that answers isdir() for a folder,
+  and on some TensorFlow file systems (ram://) every path does: a prefix is
+  known by its .index file here, so every file system works.
+  """
+  if tf.io.gfile.exists(path + ".index"):
+    return tf.train.NewCheckpointReader(path)
+  return tf.train.load_checkpoint(path)
+
+
+def checkpoint_variables(path):
+  """[(name, shape)] of a checkpoint, as tf.train.list_variables."""
+  shapes = checkpoint_reader(path).get_variable_to_shape_map()
+  return sorted(shapes.items())
+
+
 def check_checkpoint_data(prefix):
   """Refuses a checkpoint whose data files are missing or cut short.
 
@@ -289,7 +308,7 @@ def check_checkpoint_data(prefix):
     ValueError: one line saying what is missing or short.
   """
   try:
-    reader = tf.train.load_checkpoint(prefix)
+    reader = checkpoint_reader(prefix)
   except (tf.errors.OpError, ValueError) as e:
     message = getattr(e, "message", None) or str(e)
     raise ValueError("cannot read it (%s)" % " ".join(message.split())[:200])

@@ -186,7 +186,7 @@ class MultiTaskPredictor(object):
     expected = classifier.describe_model(
         self.bert_config, method, task.num_labels, max_seq_length)
     if self._backbone_shapes is None:
-      reader = tf.train.load_checkpoint(self.init_checkpoint)
+      reader = fileio.checkpoint_reader(self.init_checkpoint)
       self._backbone_shapes = reader.get_variable_to_shape_map()
     for (name, shape) in expected.items():
       actual = (bundle.values[name].shape if name in bundle.values else
@@ -212,7 +212,7 @@ class MultiTaskPredictor(object):
     for (variable, value) in values.items():
       if value is None:
         if reader is None:
-          reader = tf.train.load_checkpoint(self.init_checkpoint)
+          reader = fileio.checkpoint_reader(self.init_checkpoint)
         value = reader.get_tensor(base.variable_name(variable))
       placeholder = tf.placeholder(variable.dtype.base_dtype, variable.shape)
       assignments.append(variable.assign(placeholder))
