@@ -13,7 +13,8 @@ from conftest import read_eval_results
 from conftest import run_classifier_in_process
 from conftest import tiny_bert_config_dict
 from conftest import write_sst2_task
-import adapters
+from adapter_bert import methods
+from adapter_bert.methods import base
 import modeling
 
 
@@ -22,10 +23,10 @@ import modeling
     ("5", [5]), (" 1 , 1-2 ", [1, 2]), ("", []), (None, []),
 ])
 def test_layer_lists_parse(spec, layers):
-  assert adapters.parse_layer_list(spec, 6) == layers
+  assert base.parse_layer_list(spec, 6) == layers
   if layers:
-    assert adapters.parse_layer_list(adapters.format_layer_list(layers),
-                                     6) == layers
+    assert base.parse_layer_list(base.format_layer_list(layers),
+                                 6) == layers
 
 
 @pytest.mark.parametrize("spec,fragment", [
@@ -34,22 +35,24 @@ def test_layer_lists_parse(spec, layers):
 ])
 def test_bad_layer_lists_are_refused(spec, fragment):
   with pytest.raises(ValueError, match=fragment):
-    adapters.parse_layer_list(spec, 6)
+    base.parse_layer_list(spec, 6)
 
 
 def test_format_layer_list_uses_spans():
-  assert adapters.format_layer_list([0, 1, 2, 3, 5, 7, 8]) == "0-3,5,7-8"
+  assert base.format_layer_list([0, 1, 2, 3, 5, 7, 8]) == "0-3,5,7-8"
 
 
-def pooled_output(tiny_bert, adapter_config, ablated=()):
-  """The tiny BERT's pooled output; adapters (if any) get fixed large values."""
+def pooled_output(tiny_bert, method, ablated=()):
+  """The tiny BERT's pooled output with `method`'s hooks (None: plain BERT),
+  switched off in the `ablated` layers; adapters (if any) get fixed large
+  values."""
   config = modeling.BertConfig.from_dict(tiny_bert_config_dict())
   rng = np.random.RandomState(0)
   input_ids = rng.randint(5, 30, size=[3, 9]).astype(np.int32)
   with tf.Graph().as_default():
+    hooks = method.with_layers_off(ablated) if method is not None else None
     model = modeling.BertModel(config, False, tf.constant(input_ids),
-                               adapter_config=adapter_config,
-                               ablated_adapter_layers=ablated)
+                               hooks=hooks)
     backbone = [v for v in tf.global_variables() if "adapters" not in v.name]
     with new_session() as session:
       session.run(tf.global_variables_initializer())
@@ -63,7 +66,7 @@ def pooled_output(tiny_bert, adapter_config, ablated=()):
 
 def test_ablating_no_layer_changes_nothing_and_every_layer_gives_plain_bert(
     tiny_bert):
-  config = adapters.AdapterConfig(size=8)
+  config = methods.build("adapters", {"adapter_size": 8}, num_layers=2)
   adapted = pooled_output(tiny_bert, config)
   plain = pooled_output(tiny_bert, None)
   # The adapters matter here, so the comparisons below can fail.
@@ -74,6 +77,9 @@ def test_ablating_no_layer_changes_nothing_and_every_layer_gives_plain_bert(
   one = pooled_output(tiny_bert, config, (1,))
   assert np.max(np.abs(one - adapted)) > 1e-3
   assert np.max(np.abs(one - plain)) > 1e-3
+  # Switching layers off makes a copy: the method itself stays whole.
+  assert config.layers_off == frozenset()
+  np.testing.assert_array_equal(pooled_output(tiny_bert, config), adapted)
 
 
 def test_eval_with_ablated_adapters_writes_its_own_results(tmp_path,

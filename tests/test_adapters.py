@@ -1,7 +1,8 @@
 # coding=utf-8
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Tests of adapters.py: the adapter's math and init, AdapterConfig
-validation and parameter counts. (What trains: test_tuning.py.)"""
+"""Tests of adapters.py: the adapter's math and init, the adapters method's
+option validation and parameter counts. (What trains:
+test_methods_rules.py.)"""
 
 import math
 
@@ -12,6 +13,7 @@ import tensorflow.compat.v1 as tf
 from conftest import new_session
 from conftest import tiny_bert_config_dict
 from conftest import tiny_classifier_variables
+from adapter_bert.methods import base
 import adapters
 import modeling
 
@@ -45,7 +47,7 @@ def _run_adapter(x, size, activation, weights=None, init_scale=1e-3, seed=0):
     inputs = tf.constant(x, tf.float32)
     output = adapters.feedforward_adapter(
         inputs, size, modeling.get_activation(activation), init_scale)
-    variables = {adapters.variable_name(v): v for v in tf.global_variables()}
+    variables = {base.variable_name(v): v for v in tf.global_variables()}
     with new_session() as session:
       session.run(tf.global_variables_initializer())
       for name, value in (weights or {}).items():
@@ -109,42 +111,59 @@ def test_adapter_init_scale_zero_gives_zero_weights():
 
 
 def test_variable_name():
-  assert adapters.variable_name("bert/x/kernel:0") == "bert/x/kernel"
-  assert adapters.variable_name("bert/x/kernel:12") == "bert/x/kernel"
-  assert adapters.variable_name("bert/x/kernel") == "bert/x/kernel"
+  assert base.variable_name("bert/x/kernel:0") == "bert/x/kernel"
+  assert base.variable_name("bert/x/kernel:12") == "bert/x/kernel"
+  assert base.variable_name("bert/x/kernel") == "bert/x/kernel"
 
 
 # ---------------------------------------------------------------------------
-# AdapterConfig.
+# The adapters method's options.
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs,field", [
-    (dict(size=0), "adapter_size"),
-    (dict(size=-4), "adapter_size"),
-    (dict(size=True), "adapter_size"),
-    (dict(size=8.0), "adapter_size"),
-    (dict(size="8"), "adapter_size"),
-    (dict(size=None), "adapter_size"),
-    (dict(init_scale=-1e-3), "adapter_init_scale"),
-    (dict(placement="everywhere"), "adapter_placement"),
-    (dict(placement="Both"), "adapter_placement"),
-    (dict(activation="gelu2"), "adapter_activation"),
+@pytest.mark.parametrize("options,flag", [
+    ({"adapter_size": 0}, "--adapter_size"),
+    ({"adapter_size": -4}, "--adapter_size"),
+    ({"adapter_size": True}, "--adapter_size"),
+    ({"adapter_size": 8.0}, "--adapter_size"),
+    ({"adapter_size": "8"}, "--adapter_size"),
+    ({"adapter_size": [8]}, "--adapter_size"),
+    ({"adapter_init_scale": -1e-3}, "--adapter_init_scale"),
+    ({"adapter_init_scale": "small"}, "--adapter_init_scale"),
+    ({"adapter_placement": "everywhere"}, "--adapter_placement"),
+    ({"adapter_placement": "Both"}, "--adapter_placement"),
+    ({"adapter_activation": "gelu2"}, "--adapter_activation"),
 ])
-def test_adapter_config_validation(kwargs, field):
-  with pytest.raises(ValueError, match=field):
-    adapters.AdapterConfig(**kwargs)
+def test_adapter_options_validation(options, flag):
+  with pytest.raises(ValueError) as excinfo:
+    adapters.AdaptersMethod.create(options)
+  message = str(excinfo.value)
+  assert message.startswith(flag), message
+  assert "\n" not in message
 
 
-def test_adapter_config_defaults_and_to_dict():
-  config = adapters.AdapterConfig()
-  assert config.to_dict() == {"size": 64, "activation": "gelu",
-                              "init_scale": 1e-3, "placement": "both"}
-  assert adapters.AdapterConfig(init_scale=0).init_scale == 0.0
-  assert adapters.AdapterConfig(size=8, activation="relu",
-                                placement="ffn").to_dict() == {
-                                    "size": 8, "activation": "relu",
-                                    "init_scale": 1e-3, "placement": "ffn"}
+def test_an_adapter_option_of_none_is_not_given():
+  # None means "not given" (a flag left out): the method's default applies.
+  assert adapters.AdaptersMethod.create({"adapter_size": None})[
+      "adapter_size"] == 64
+
+
+def test_adapter_options_defaults_and_to_dict():
+  method = adapters.AdaptersMethod.create()
+  assert method.to_dict() == {
+      "tuning_mode": "adapters",
+      "options": {"adapter_size": 64, "adapter_activation": "gelu",
+                  "adapter_init_scale": 1e-3, "adapter_placement": "both",
+                  "train_layernorm": True, "train_pooler": False}}
+  zero = adapters.AdaptersMethod.create({"adapter_init_scale": 0})
+  assert zero["adapter_init_scale"] == 0.0
+  assert isinstance(zero["adapter_init_scale"], float)
+  assert adapters.AdaptersMethod.create(
+      {"adapter_size": 8, "adapter_activation": "relu",
+       "adapter_placement": "ffn"}).to_dict()["options"] == {
+           "adapter_size": 8, "adapter_activation": "relu",
+           "adapter_init_scale": 1e-3, "adapter_placement": "ffn",
+           "train_layernorm": True, "train_pooler": False}
 
 
 @pytest.mark.parametrize("placement,attention,ffn", [
@@ -153,10 +172,11 @@ def test_adapter_config_defaults_and_to_dict():
     ("ffn", False, True),
     ("none", False, False),
 ])
-def test_adapter_config_adapts(placement, attention, ffn):
-  config = adapters.AdapterConfig(placement=placement)
-  assert config.adapts("attention") == attention
-  assert config.adapts("ffn") == ffn
+def test_adapter_placement_adapts(placement, attention, ffn):
+  method = adapters.AdaptersMethod.create({"adapter_placement": placement})
+  assert method.adapts("attention") == attention
+  assert method.adapts("ffn") == ffn
+  assert method.adds_anything == (attention or ffn)
 
 
 # ---------------------------------------------------------------------------
@@ -166,11 +186,15 @@ def test_adapter_config_adapts(placement, attention, ffn):
 
 @pytest.mark.parametrize("size", [8, 64])
 def test_count_parameters_of_adapters(size):
-  variables = tiny_classifier_variables(adapters.AdapterConfig(size=size))
+  variables = tiny_classifier_variables(
+      adapters.AdaptersMethod.create({"adapter_size": size}))
   adapter_variables = [v for v in variables if "/adapters/" in v.name]
   h, m = HIDDEN, size
-  assert adapters.count_parameters(adapter_variables) == (
+  assert base.count_parameters(adapter_variables) == (
       LAYERS * 2 * (2 * h * m + m + h))
+  config = modeling.BertConfig.from_dict(tiny_bert_config_dict())
+  assert adapters.adapter_parameters(config, size, "both") == (
+      base.count_parameters(adapter_variables))
 
 
 def test_count_parameters_of_bert_and_head():
@@ -182,6 +206,6 @@ def test_count_parameters_of_bert_and_head():
   layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
   pooler = h * h + h
   head = NUM_LABELS * h + NUM_LABELS
-  assert adapters.count_parameters(variables) == (
+  assert base.count_parameters(variables) == (
       embeddings + LAYERS * layer + pooler + head)
-  assert adapters.count_parameters([]) == 0
+  assert base.count_parameters([]) == 0

@@ -21,11 +21,12 @@ from conftest import write_sst2_task
 from conftest import write_tiny_bert
 from adapter_bert import bundles
 from adapter_bert import glue
+from adapter_bert import methods
 from adapter_bert import multitask
+import adapters
 import modeling
-import tuning
 
-ADAPTERS = tuning.build("adapters", adapter_size=8)
+ADAPTERS = methods.build("adapters", {"adapter_size": 8})
 
 
 def read_bundle_values(bundle_dir):
@@ -70,7 +71,10 @@ def test_bundle_holds_exactly_the_trained_variables(trained):
   assert metadata["labels"] == ["0", "1"]
   assert metadata["max_seq_length"] == 24
   assert metadata["do_lower_case"] is True
-  assert metadata["adapter"]["size"] == 8
+  assert metadata["version"] == bundles.BUNDLE_VERSION
+  assert metadata["options"] == ADAPTERS.settings
+  assert metadata["options"]["adapter_size"] == 8
+  assert "adapter" not in metadata  # versions 1 to 3 only
   assert metadata["tuning_mode"] == "adapters"
   assert metadata["global_step"] == 16
   assert not [n for n in os.listdir(os.path.dirname(run["bundle"]))
@@ -89,6 +93,75 @@ def test_fingerprint_covers_every_frozen_weight(trained, tiny_bert):
   reader = tf.train.load_checkpoint(tiny_bert["init_checkpoint"])
   assert bundles.backbone_fingerprint(reader, frozen) == (
       metadata["backbone_fingerprint"])
+
+
+def _as_version_3(bundle_dir, folder, adapter, options):
+  """A copy of a bundle whose adapter_bundle.json is as version 3 wrote it:
+  the adapters' settings under "adapter", the other options under
+  "options" (the rest of the file as it is)."""
+  shutil.copytree(bundle_dir, folder)
+  json_path = os.path.join(folder, bundles.BUNDLE_JSON)
+  with open(json_path) as f:
+    metadata = json.load(f)
+  metadata.update({"version": 3, "tuning_mode": "adapters",
+                   "adapter": adapter, "options": options})
+  with open(json_path, "w") as f:
+    json.dump(metadata, f, indent=2)
+  return folder
+
+
+def test_a_version_3_bundle_reads_as_the_same_method(trained, tiny_bert,
+                                                     tmp_path):
+  run = trained["SST-2"]
+  old = _as_version_3(
+      run["bundle"], str(tmp_path / "v3"),
+      adapter={"size": 8, "activation": "gelu", "init_scale": 0.001,
+               "placement": "both"},
+      options={"train_layernorm": True, "train_pooler": False})
+  with open(os.path.join(old, bundles.BUNDLE_JSON)) as f:
+    assert json.load(f)["version"] == 3
+  assert 3 in bundles.READABLE_VERSIONS
+  bundle = bundles.read_bundle(old)
+  current = bundles.read_bundle(run["bundle"])
+  method = bundle.tuning_method()
+  assert type(method) is adapters.AdaptersMethod
+  assert method.settings == current.tuning_method().settings == (
+      ADAPTERS.settings)
+  assert method.to_dict() == ADAPTERS.to_dict()
+  assert bundle.settings() == current.settings()
+  assert bundle.settings()["adapter_size"] == 8
+  assert bundle.settings()["tune_top_layers"] is None
+  # It serves what the version-4 bundle serves.
+  task = glue.get_task("SST-2")
+  examples = task.read_examples(run["data_dir"], task.dev[0])
+  served = [multitask_predictor(tiny_bert, [folder]).predict("SST-2", examples)
+            for folder in (old, run["bundle"])]
+  for (a, b) in zip(*served):
+    assert np.array_equal(a["probabilities"], b["probabilities"])
+
+
+@pytest.mark.parametrize("adapter,options,expected", [
+    # Version 3 without adapters: "adapter" is null.
+    (None, {"train_layernorm": False, "train_pooler": True},
+     {"adapter_placement": "none", "train_layernorm": False,
+      "train_pooler": True}),
+    # Versions 1 and 2 recorded no options: the defaults.
+    ({"size": 8, "activation": "relu", "init_scale": 0.01,
+      "placement": "ffn"}, None,
+     {"adapter_size": 8, "adapter_activation": "relu",
+      "adapter_init_scale": 0.01, "adapter_placement": "ffn",
+      "train_layernorm": True, "train_pooler": False}),
+])
+def test_older_bundle_records_read_as_their_settings(adapter, options,
+                                                     expected):
+  record = {"tuning_mode": "adapters", "adapter": adapter}
+  if options is not None:
+    record["options"] = options
+  method = methods.from_dict(json.loads(json.dumps(record)), num_layers=2)
+  assert type(method) is adapters.AdaptersMethod
+  for (name, value) in expected.items():
+    assert method[name] == value, name
+  assert method.adds_anything == (adapter is not None)
 
 
 def test_eval_from_backbone_and_bundle_equals_training_checkpoint(
@@ -274,7 +347,7 @@ def test_bundle_that_contradicts_its_settings_leaves_the_predictor_usable(
   json_path = os.path.join(bad, bundles.BUNDLE_JSON)
   with open(json_path) as f:
     metadata = json.load(f)
-  metadata["adapter"]["size"] = 3
+  metadata["options"]["adapter_size"] = 3
   with open(json_path, "w") as f:
     json.dump(metadata, f)
   predictor = multitask_predictor(tiny_bert, [])
@@ -393,7 +466,7 @@ def _checkpoint_on_backbone(tiny_bert, folder, method, num_labels):
   with tf.Graph().as_default():
     input_ids = tf.zeros([1, 8], dtype=tf.int32)
     classifier.create_model(config, False, input_ids, input_ids, input_ids,
-                            tf.zeros([1]), num_labels, method.adapter_config)
+                            tf.zeros([1]), num_labels, method)
     for (checkpoint, assignment_map) in classifier.checkpoint_assignment_maps(
         tf.global_variables(), [tiny_bert["init_checkpoint"]]):
       tf.train.init_from_checkpoint(checkpoint, assignment_map)
@@ -407,7 +480,7 @@ def _checkpoint_on_backbone(tiny_bert, folder, method, num_labels):
 
 def test_bundle_records_the_xnli_language_and_serves_in_it(tiny_bert,
                                                            tmp_path):
-  method = tuning.build("adapters", adapter_size=4)
+  method = methods.build("adapters", {"adapter_size": 4})
   config = _checkpoint_on_backbone(tiny_bert, str(tmp_path / "train"), method,
                                    num_labels=3)
   bundle_dir = str(tmp_path / "xnli_de")

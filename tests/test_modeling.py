@@ -20,6 +20,7 @@ import tensorflow.compat.v1 as tf
 
 from conftest import new_session
 from conftest import tiny_bert_config_dict
+from adapter_bert.methods import base
 import adapters
 import modeling
 
@@ -40,6 +41,14 @@ INPUT_MASK[1, 5:] = 0
 INPUT_IDS[1, 5:] = 0
 
 
+def _adapters(size=64, activation="gelu", init_scale=1e-3, placement="both"):
+  """The adapters method (its hooks build the adapters) with these settings."""
+  return adapters.AdaptersMethod.create(
+      {"adapter_size": size, "adapter_activation": activation,
+       "adapter_init_scale": init_scale, "adapter_placement": placement},
+      num_layers=LAYERS)
+
+
 def _restore_map(init_checkpoint):
   """{name: name} for the graph's variables in the checkpoint.
 
@@ -47,18 +56,18 @@ def _restore_map(init_checkpoint):
   checkpoint takes the first ones.
   """
   in_checkpoint = dict(tf.train.list_variables(init_checkpoint))
-  names = [adapters.variable_name(v) for v in tf.global_variables()]
+  names = [base.variable_name(v) for v in tf.global_variables()]
   return {name: name for name in names if name in in_checkpoint}
 
 
-def _run_bert(init_checkpoint=None, adapter_config=None, is_training=False,
+def _run_bert(init_checkpoint=None, hooks=None, is_training=False,
               input_ids=INPUT_IDS, input_mask=INPUT_MASK, config_dict=None,
               extra_fetches=None, setup=None, num_runs=1, seed=7):
   """Builds BertModel in a fresh graph, restores `init_checkpoint`, runs it.
 
   Args:
     init_checkpoint: Google-layout checkpoint restored under "bert/", or None.
-    adapter_config: passed to BertModel.
+    hooks: a tuning method (its `GraphHooks`), passed to BertModel.
     is_training: passed to BertModel.
     input_ids, input_mask: numpy int32 [batch, seq].
     config_dict: BertConfig dict (default: the tiny config).
@@ -79,7 +88,7 @@ def _run_bert(init_checkpoint=None, adapter_config=None, is_training=False,
     model = modeling.BertModel(
         config, is_training, tf.constant(input_ids),
         input_mask=None if input_mask is None else tf.constant(input_mask),
-        adapter_config=adapter_config)
+        hooks=hooks)
     if init_checkpoint:
       tf.train.init_from_checkpoint(init_checkpoint,
                                     _restore_map(init_checkpoint))
@@ -95,14 +104,14 @@ def _run_bert(init_checkpoint=None, adapter_config=None, is_training=False,
       return [session.run(fetches) for _ in range(num_runs)]
 
 
-def _variable_shapes(adapter_config=None, config_dict=None):
+def _variable_shapes(hooks=None, config_dict=None):
   """{name: shape} of the global variables BertModel creates."""
   with tf.Graph().as_default():
     config = modeling.BertConfig.from_dict(config_dict or
                                            tiny_bert_config_dict())
     modeling.BertModel(config, False, tf.zeros([2, SEQ], tf.int32),
-                       adapter_config=adapter_config)
-    return {adapters.variable_name(v): v.shape.as_list()
+                       hooks=hooks)
+    return {base.variable_name(v): v.shape.as_list()
             for v in tf.global_variables()}
 
 
@@ -138,7 +147,7 @@ def test_dynamic_batch(tiny_bert):
     model = modeling.BertModel(
         modeling.BertConfig.from_dict(tiny_bert_config_dict()), False,
         input_ids, input_mask=input_mask,
-        adapter_config=adapters.AdapterConfig(size=8))
+        hooks=_adapters(size=8))
     tf.train.init_from_checkpoint(
         tiny_bert["init_checkpoint"],
         _restore_map(tiny_bert["init_checkpoint"]))
@@ -246,21 +255,21 @@ def plain_outputs(tiny_bert):
 @pytest.mark.parametrize("size", [64, 8])
 def test_adapters_start_near_identity(tiny_bert, plain_outputs, size):
   (out,) = _run_bert(tiny_bert["init_checkpoint"],
-                     adapters.AdapterConfig(size=size))
+                     _adapters(size=size))
   _assert_close_relative(out["sequence"], plain_outputs["sequence"], 1e-3)
   _assert_close_relative(out["pooled"], plain_outputs["pooled"], 1e-3)
 
 
 def test_adapters_with_zero_init_are_exact_identity(tiny_bert, plain_outputs):
   (out,) = _run_bert(tiny_bert["init_checkpoint"],
-                     adapters.AdapterConfig(size=8, init_scale=0.0))
+                     _adapters(size=8, init_scale=0.0))
   np.testing.assert_array_equal(out["sequence"], plain_outputs["sequence"])
   np.testing.assert_array_equal(out["pooled"], plain_outputs["pooled"])
 
 
 def test_adapters_with_large_init_change_outputs(tiny_bert, plain_outputs):
   (out,) = _run_bert(tiny_bert["init_checkpoint"],
-                     adapters.AdapterConfig(size=8, init_scale=1.0))
+                     _adapters(size=8, init_scale=1.0))
   seq_diff = np.max(np.abs(out["sequence"] - plain_outputs["sequence"]))
   # 20 times the tolerance of the near-identity test above.
   assert seq_diff > 0.02 * np.max(np.abs(plain_outputs["sequence"]))
@@ -287,7 +296,7 @@ def _adapter_names(layers, sublayers):
     ("none", ()),
 ])
 def test_adapter_placement_variables(placement, sublayers):
-  shapes = _variable_shapes(adapters.AdapterConfig(size=8,
+  shapes = _variable_shapes(_adapters(size=8,
                                                    placement=placement))
   adapter_shapes = {k: v for (k, v) in shapes.items() if "/adapters/" in k}
   assert adapter_shapes == _adapter_names(LAYERS, sublayers)
@@ -296,8 +305,9 @@ def test_adapter_placement_variables(placement, sublayers):
   assert others == _variable_shapes()
 
 
-def test_no_adapter_config_creates_no_adapter_variables():
+def test_no_hooks_create_no_adapter_variables():
   assert not [k for k in _variable_shapes(None) if "adapters" in k]
+  assert _variable_shapes(modeling.GraphHooks()) == _variable_shapes(None)
 
 
 def test_adapter_sits_after_dropout_before_residual_and_layer_norm(tiny_bert):
@@ -312,14 +322,14 @@ def test_adapter_sits_after_dropout_before_residual_and_layer_norm(tiny_bert):
   """
   config = tiny_bert_config_dict(num_hidden_layers=1, hidden_dropout_prob=0.5,
                                  attention_probs_dropout_prob=0.0)
-  adapter_config = adapters.AdapterConfig(size=HIDDEN, activation="linear")
+  method = _adapters(size=HIDDEN, activation="linear")
   rng = np.random.RandomState(3)
   constants = {"attention/output": rng.uniform(1.0, 2.0, [1, HIDDEN]),
                "output": rng.uniform(-2.0, -1.0, [1, HIDDEN])}
 
   def setup(session, graph):
     del graph
-    variables = {adapters.variable_name(v): v for v in tf.global_variables()}
+    variables = {base.variable_name(v): v for v in tf.global_variables()}
     for scope, c in constants.items():
       prefix = "bert/encoder/layer_0/%s/adapters/" % scope
       variables[prefix + "weights1"].load(np.eye(HIDDEN), session)
@@ -343,7 +353,7 @@ def test_adapter_sits_after_dropout_before_residual_and_layer_norm(tiny_bert):
             op(prefix + "output/LayerNorm/moments/mean").inputs[0],
     }
 
-  (out,) = _run_bert(tiny_bert["init_checkpoint"], adapter_config,
+  (out,) = _run_bert(tiny_bert["init_checkpoint"], method,
                      is_training=True, config_dict=config,
                      extra_fetches=fetches, setup=setup)
   residuals = {"attention/output": out["embeddings"],
@@ -374,9 +384,9 @@ def test_adapter_sits_after_dropout_before_residual_and_layer_norm(tiny_bert):
 def test_padding_does_not_change_real_positions(tiny_bert):
   other_ids = INPUT_IDS.copy()
   other_ids[1, 5:] = [7, 11, 13]  # different ids at the padded positions
-  config = adapters.AdapterConfig(size=8, init_scale=0.1)
-  (a,) = _run_bert(tiny_bert["init_checkpoint"], config)
-  (b,) = _run_bert(tiny_bert["init_checkpoint"], config, input_ids=other_ids)
+  method = _adapters(size=8, init_scale=0.1)
+  (a,) = _run_bert(tiny_bert["init_checkpoint"], method)
+  (b,) = _run_bert(tiny_bert["init_checkpoint"], method, input_ids=other_ids)
   real = INPUT_MASK.astype(bool)
   assert np.max(np.abs(a["sequence"][real] - b["sequence"][real])) < 1e-5
   assert np.max(np.abs(a["pooled"] - b["pooled"])) < 1e-5
@@ -397,7 +407,7 @@ def test_unmasked_change_does_change_real_positions(tiny_bert):
 
 def test_inference_is_deterministic(tiny_bert):
   runs = _run_bert(tiny_bert["init_checkpoint"],
-                   adapters.AdapterConfig(size=8), is_training=False,
+                   _adapters(size=8), is_training=False,
                    num_runs=2)
   np.testing.assert_array_equal(runs[0]["sequence"], runs[1]["sequence"])
   np.testing.assert_array_equal(runs[0]["pooled"], runs[1]["pooled"])
@@ -405,7 +415,7 @@ def test_inference_is_deterministic(tiny_bert):
 
 def test_training_applies_dropout(tiny_bert):
   runs = _run_bert(tiny_bert["init_checkpoint"],
-                   adapters.AdapterConfig(size=8), is_training=True,
+                   _adapters(size=8), is_training=True,
                    num_runs=2)
   assert np.max(np.abs(runs[0]["sequence"] - runs[1]["sequence"])) > 1e-3
 

@@ -12,10 +12,10 @@ import tensorflow.compat.v1 as tf
 
 from conftest import new_session
 from conftest import tiny_bert_config_dict
-import adapters
+from adapter_bert import methods
+from adapter_bert.methods import base
 import modeling
 import optimization
-import tuning
 
 NUM_LABELS = 3
 BATCH, SEQ = 4, 8
@@ -83,15 +83,21 @@ class _Spy(object):
     monkeypatch.setattr(cls, "apply_gradients", apply_gradients)
 
 
-def _build_classifier(init_checkpoint, tuning_mode, adapter_config="default",
+# Both modes build the same graph: adapters of size 8 in every layer.
+ADAPTER_OPTIONS = {"adapter_size": 8, "adapter_placement": "both"}
+
+
+def _build_classifier(init_checkpoint, tuning_mode, options=None,
                       loss_scale=1.0, learning_rate=1e-2, num_warmup_steps=0,
                       seed=3):
   """Tiny BERT + run_classifier.py's head + softmax loss + create_optimizer.
 
   Built in the current default graph; returns a namespace with the tensors.
+  `options` are the method's (default: ADAPTER_OPTIONS).
   """
-  if adapter_config == "default":
-    adapter_config = adapters.AdapterConfig(size=8)
+  method = methods.build(tuning_mode,
+                         ADAPTER_OPTIONS if options is None else options,
+                         num_layers=tiny_bert_config_dict()["num_hidden_layers"])
   tf.set_random_seed(seed)
   rng = np.random.RandomState(seed)
   input_ids = rng.randint(5, tiny_bert_config_dict()["vocab_size"],
@@ -99,7 +105,7 @@ def _build_classifier(init_checkpoint, tuning_mode, adapter_config="default",
   labels = rng.randint(0, NUM_LABELS, size=[BATCH]).astype(np.int32)
   model = modeling.BertModel(
       modeling.BertConfig.from_dict(tiny_bert_config_dict()), False,
-      tf.constant(input_ids), adapter_config=adapter_config)
+      tf.constant(input_ids), hooks=method)
   pooled = model.get_pooled_output()
   output_weights = tf.get_variable(
       "output_weights", [NUM_LABELS, pooled.shape[-1]],
@@ -114,11 +120,10 @@ def _build_classifier(init_checkpoint, tuning_mode, adapter_config="default",
   in_checkpoint = dict(tf.train.list_variables(init_checkpoint))
   tf.train.init_from_checkpoint(
       init_checkpoint,
-      {n: n for n in (adapters.variable_name(v) for v in tf.global_variables())
+      {n: n for n in (base.variable_name(v) for v in tf.global_variables())
        if n in in_checkpoint})
   all_trainable = tf.trainable_variables()
-  trained = tuning.METHODS[tuning_mode](adapter_config).trained_variables(
-      all_trainable)
+  trained = method.trained_variables(all_trainable)
   train_op = optimization.create_optimizer(loss, learning_rate, 10,
                                            num_warmup_steps, False, trained)
   return types.SimpleNamespace(
@@ -204,14 +209,14 @@ def test_adam_slots_only_for_trained_variables(tiny_bert):
   for tuning_mode in ("adapters", "full"):
     with tf.Graph().as_default():
       net = _build_classifier(tiny_bert["init_checkpoint"], tuning_mode)
-      names = [adapters.variable_name(v) for v in tf.global_variables()]
-      trained = sorted(adapters.variable_name(v) for v in net.trained)
+      names = [base.variable_name(v) for v in tf.global_variables()]
+      trained = sorted(base.variable_name(v) for v in net.trained)
       for slot in ("adam_m", "adam_v"):
         slotted = sorted(n[:-len("/" + slot)] for n in names
                          if n.endswith("/" + slot))
         assert slotted == trained, (tuning_mode, slot)
       if tuning_mode == "full":
-        assert trained == sorted(adapters.variable_name(v)
+        assert trained == sorted(base.variable_name(v)
                                  for v in net.all_trainable)
       # Slots are not trainable.
       assert not [v for v in tf.trainable_variables() if "/adam_" in v.name]
@@ -360,7 +365,7 @@ def test_adamw_matches_numpy_for_two_steps():
         exclude_from_weight_decay=optimization.NO_DECAY_PATTERNS)
     apply_op = optimizer.apply_gradients(
         [(tf.constant(grads[n], tf.float32), variables[n]) for n in DECAY])
-    slots = {adapters.variable_name(v): v for v in tf.global_variables()
+    slots = {base.variable_name(v): v for v in tf.global_variables()
              if "/adam_" in v.name}
     assert sorted(slots) == sorted(
         [n + "/adam_m" for n in DECAY] + [n + "/adam_v" for n in DECAY])

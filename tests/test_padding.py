@@ -21,6 +21,7 @@ from conftest import write_tiny_bert
 from adapter_bert import classifier
 from adapter_bert import glue
 from adapter_bert import multitask
+from adapter_bert.methods import base
 import adapters
 import modeling
 import tokenization
@@ -295,9 +296,10 @@ def run_pooled(tiny_bert, pooled_only, input_ids, input_mask):
   with tf.Graph().as_default():
     model = modeling.BertModel(
         config, False, tf.constant(input_ids), tf.constant(input_mask),
-        adapter_config=adapters.AdapterConfig(size=8, init_scale=0.1),
+        hooks=adapters.AdaptersMethod.create({"adapter_size": 8,
+                                              "adapter_init_scale": 0.1}),
         pooled_only=pooled_only)
-    names = sorted(adapters.variable_name(v) for v in tf.global_variables())
+    names = sorted(base.variable_name(v) for v in tf.global_variables())
     saver = tf.train.Saver(
         [v for v in tf.global_variables() if "adapters" not in v.name])
     tf.set_random_seed(1)

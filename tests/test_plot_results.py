@@ -112,12 +112,28 @@ def test_adapter_sizes_form_one_line_per_method(tmp_path, saved_figures):
             for container in mrpc.containers}
   assert series["adapters (m=8,64)"] == [10, 80]
   assert series["full"] == [1000]
+  # Each series has the marker its method declares; only adapters have sizes.
+  markers = {container.get_label().split(" (m=")[0]:
+             container.lines[0].get_marker() for container in mrpc.containers}
+  assert markers == {spec: plots.marker(spec) for spec in
+                     ("adapters", "full", "head", "top_layers:1")}
+  assert len(set(markers.values())) == len(markers)
   # The majority-class line, where its value is known.
   lines = {line.get_label(): list(line.get_ydata()) for line in
            mrpc.get_lines()}
   assert lines["majority class"] == [0.6, 0.6]
   assert "majority class" not in [l.get_label() for l in rte.get_lines()]
   plt.close("all")
+
+
+@pytest.mark.parametrize("spec,sizes", [
+    ("adapters", True), ("adapters:noln", True), ("full", False),
+    ("head", False), ("top_layers:2", False), ("bitfit", False),
+])
+def test_markers_and_size_lines_come_from_the_methods(spec, sizes):
+  from adapter_bert import methods
+  assert plots.marker(spec) == methods.get(spec.partition(":")[0]).marker
+  assert plots.has_sizes(spec) == sizes
 
 
 def test_empty_results_are_a_one_line_error(tmp_path):

@@ -17,9 +17,9 @@ from conftest import run_classifier_cli
 from conftest import train_tiny
 from conftest import write_sst2_task
 from adapter_bert import classifier
+from adapter_bert import methods
 import modeling
 import optimization
-import tuning
 
 MIXED = ["mixed_bfloat16", "mixed_float16"]
 HALF_DTYPES = (tf.bfloat16, tf.float16)
@@ -28,7 +28,7 @@ HALF_DTYPES = (tf.bfloat16, tf.float16)
 def train_graph(tiny_bert, precision, use_tpu=False):
   """The tiny model's TRAIN graph under `precision`; returns (graph, spec)."""
   config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
-  method = tuning.build("adapters", adapter_size=8, num_layers=2)
+  method = methods.build("adapters", {"adapter_size": 8}, num_layers=2)
   model_fn = classifier.model_fn_builder(
       config, 2, [tiny_bert["init_checkpoint"]], learning_rate=1e-3,
       num_train_steps=10, num_warmup_steps=1, use_tpu=use_tpu, method=method,

@@ -19,8 +19,8 @@ from adapter_bert import bundles
 from adapter_bert import classifier
 from adapter_bert import errors
 from adapter_bert import glue
+from adapter_bert import methods
 import tokenization
-import tuning
 
 # Files are written for each example: no per-call deadline, a bounded count.
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None,
@@ -161,21 +161,20 @@ JSON_VALUES = st.recursive(
     max_leaves=8)
 
 
-@pytest.fixture(scope="module")
-def bundle_dir(scratch):
-  """A real (tiny, random) adapters bundle."""
+def _write_bundle(scratch, name, method_record, version):
+  """A real (tiny, random) adapters bundle whose json records the method as
+  `method_record`."""
   import numpy as np
-  method = tuning.build("adapters", adapter_size=4)
   values = {"bert/encoder/layer_0/output/adapters/weights1":
                 np.zeros([32, 4], np.float32),
             "output_bias": np.zeros([2], np.float32)}
-  folder = os.path.join(scratch, "bundle")
+  folder = os.path.join(scratch, name)
   os.makedirs(folder)
   bundles.write_checkpoint(values, os.path.join(folder,
                                                 bundles.VARIABLES_PREFIX))
-  metadata = method.to_dict()
+  metadata = dict(method_record)
   metadata.update({
-      "format": bundles.BUNDLE_FORMAT, "version": bundles.BUNDLE_VERSION,
+      "format": bundles.BUNDLE_FORMAT, "version": version,
       "task_name": "SST-2", "language": None, "labels": ["0", "1"],
       "max_seq_length": 16, "do_lower_case": True, "bert_config": {},
       "global_step": 3, "backbone_fingerprint": "0" * 64,
@@ -185,6 +184,25 @@ def bundle_dir(scratch):
     json.dump(metadata, f)
   bundles.read_bundle(folder)  # valid as written
   return folder
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(scratch):
+  """A real (tiny, random) adapters bundle, as this version writes it."""
+  method = methods.build("adapters", {"adapter_size": 4})
+  return _write_bundle(scratch, "bundle", method.to_dict(),
+                       bundles.BUNDLE_VERSION)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir_v3(scratch):
+  """The same bundle as version 3 wrote it (the adapters under "adapter")."""
+  return _write_bundle(
+      scratch, "bundle_v3",
+      {"tuning_mode": "adapters",
+       "adapter": {"size": 4, "activation": "gelu", "init_scale": 1e-3,
+                   "placement": "both"},
+       "options": {"train_layernorm": True, "train_pooler": False}}, 3)
 
 
 def read_bundle_or_one_line_error(folder):
@@ -208,11 +226,14 @@ def test_bundle_reader_takes_any_bytes(scratch, bundle_dir, data):
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_bundle_reader_takes_any_value_in_any_field(scratch, bundle_dir,
-                                                     data):
+                                                     bundle_dir_v3, data):
+  bundle_dir = data.draw(st.sampled_from([bundle_dir, bundle_dir_v3]))
   with open(os.path.join(bundle_dir, bundles.BUNDLE_JSON)) as f:
     metadata = json.load(f)
-  key = data.draw(st.sampled_from(sorted(metadata) + ["adapter.size",
-                                                      "options.train_pooler"]))
+  nested = ["options.%s" % name for name in sorted(metadata["options"])]
+  if "adapter" in metadata:
+    nested += ["adapter.%s" % name for name in sorted(metadata["adapter"])]
+  key = data.draw(st.sampled_from(sorted(metadata) + nested))
   value = data.draw(JSON_VALUES)
   if "." in key:
     (outer, inner) = key.split(".")

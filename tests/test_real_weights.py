@@ -167,7 +167,7 @@ def _run_modeling(model_dir, input_ids, input_mask, token_type_ids):
     model = modeling.BertModel(
         config=config, is_training=False,
         input_ids=tf.constant(input_ids), input_mask=tf.constant(input_mask),
-        token_type_ids=tf.constant(token_type_ids), adapter_config=None)
+        token_type_ids=tf.constant(token_type_ids), hooks=None)
     tf.train.init_from_checkpoint(os.path.join(model_dir, "bert_model.ckpt"),
                                   {"bert/": "bert/"})
     with tf.Session() as sess:

@@ -23,11 +23,11 @@ from conftest import write_mrpc_task
 from conftest import write_sst2_task
 from conftest import write_tiny_bert
 from adapter_bert import glue
+from adapter_bert import methods
 import run_classifier
 import tokenization
-import tuning
 
-ADAPTERS = tuning.build("adapters", adapter_size=8)
+ADAPTERS = methods.build("adapters", {"adapter_size": 8})
 
 
 # ---------------------------------------------------------------- features

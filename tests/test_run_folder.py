@@ -141,7 +141,7 @@ def test_overwrite_output_dir_starts_clean(trained_run, tiny_bert):
   assert read_eval_results(output_dir) == pytest.approx(results["dev"])
   bundle = json.load(open(os.path.join(output_dir, "adapter_bundle",
                                        "adapter_bundle.json")))
-  assert bundle["adapter"]["size"] == 4
+  assert bundle["options"]["adapter_size"] == 4
 
 
 def test_overwrite_output_dir_needs_training(trained_run, tiny_bert):

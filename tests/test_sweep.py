@@ -136,6 +136,44 @@ def test_summary_selects_by_mean_over_seeds_and_pairs_by_seed():
   assert "| yes |" in text
 
 
+def test_every_method_is_paired_with_the_reference_method():
+  """Not only adapters: every method but the reference (full fine-tuning)
+  is compared with it, seed by seed."""
+  rows = hand_made_rows()
+  for (seed, value) in zip(("1", "2", "3"), (0.60, 0.61, 0.65)):
+    rows.append(dict(rows[-1], run_id="head-%s" % seed, method="head",
+                     learning_rate="1e-3", seed=seed,
+                     primary_value=str(value)))
+  summary = sweeps.summarize(rows)
+  assert sorted(summary["paired"]) == [("MRPC", "adapters", "64"),
+                                       ("MRPC", "head", "")]
+  head = summary["paired"][("MRPC", "head", "")]
+  # Per seed: 0.60-0.79, 0.61-0.80, 0.65-0.84.
+  assert head["n"] == 3
+  assert head["mean"] == pytest.approx(-0.19)
+  text = sweeps.summary_markdown(rows, summary, "python scripts/sweep.py")
+  assert "## Each method minus full, paired by seed" in text
+  assert "Adapters minus full" not in text
+  assert "| MRPC | head | 3 | -0.1900 |" in text
+  assert "| MRPC | adapters (m=64) | 3 | -0.0100 |" in text
+
+
+@pytest.mark.parametrize("spec,sizes,scales,switchable", [
+    ("adapters", "adapter_size", "adapter_init_scale", True),
+    ("adapters:noln", "adapter_size", "adapter_init_scale", True),
+    ("full", None, None, False),
+    ("head", None, None, False),
+    ("layernorm", None, None, False),
+    ("top_layers:1", None, None, False),
+    ("bitfit", None, None, False),
+])
+def test_the_grid_axes_and_the_ablation_apply_where_the_method_says(
+    spec, sizes, scales, switchable):
+  assert sweeps.axis_option(spec, "adapter_sizes") == sizes
+  assert sweeps.axis_option(spec, "init_scales") == scales
+  assert sweeps.adds_switchable_parts(spec) == switchable
+
+
 def test_bootstrap_interval_of_a_constant_is_the_constant():
   assert sweeps.bootstrap_interval([0.5, 0.5, 0.5]) == (0.5, 0.5)
   (low, high) = sweeps.bootstrap_interval([0.0, 1.0] * 10)

@@ -12,13 +12,13 @@ from conftest import scalar_events
 from conftest import tiny_job_flags
 from conftest import write_sst2_task
 from adapter_bert import classifier
+from adapter_bert import methods
 import modeling
-import tuning
 
 
 def tpu_model_fn(tiny_bert):
   config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
-  method = tuning.build("adapters", adapter_size=8, num_layers=2)
+  method = methods.build("adapters", {"adapter_size": 8}, num_layers=2)
   return classifier.model_fn_builder(
       config, 2, [tiny_bert["init_checkpoint"]], learning_rate=1e-3,
       num_train_steps=10, num_warmup_steps=1, use_tpu=True, method=method,
@@ -89,7 +89,7 @@ def test_tpu_estimator_is_constructed_from_the_flags(tmp_path, tiny_bert):
       tiny_bert, data_dir, str(tmp_path / "out"), use_tpu=True,
       master="grpc://127.0.0.1:1", num_tpu_cores=8, iterations_per_loop=50))
   config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
-  method = tuning.build("adapters", adapter_size=8, num_layers=2)
+  method = methods.build("adapters", {"adapter_size": 8}, num_layers=2)
   estimator = classifier.make_estimator(
       settings, config, 2, method, str(tmp_path / "out"),
       [tiny_bert["init_checkpoint"]], num_train_steps=10, num_warmup_steps=1)

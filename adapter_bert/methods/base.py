@@ -371,10 +371,14 @@ class TuningMethod(modeling.GraphHooks):
     return dict(record.get("options") or {})
 
   def label(self):
-    """A short name for logs and tables: the name and its settings."""
-    shown = ["%s=%s" % (k, v) for (k, v) in sorted(self.settings.items())
+    """The method as its flags, for messages that tell the user what to
+    give: "adapters --adapter_size=16" (options at their default left out),
+    so "--tuning_mode=%s" % label() reads as a command line."""
+    shown = ["--%s=%s" % (k, ("true" if v else "false") if isinstance(v, bool)
+                          else v)
+             for (k, v) in sorted(self.settings.items())
              if v is not None and v != self.option(k).default]
-    return self.name + ("(%s)" % ", ".join(shown) if shown else "")
+    return " ".join([self.name] + shown)
 
 
 # ---------------------------------------------------------------- groups

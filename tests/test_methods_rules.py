@@ -1,7 +1,8 @@
 # coding=utf-8
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Tests of tuning.py: what each tuning method adds, what trains, what its
-bundle stores, its parameter counts in closed form, and the refusals."""
+"""The tuning methods' rules (adapter_bert/methods/, adapters.py): what each
+method adds, what trains, what its bundle stores, its parameter counts in
+closed form, and the refusals."""
 
 import json
 import os
@@ -21,14 +22,15 @@ from conftest import write_sst2_task
 from adapter_bert import bundles
 from adapter_bert import classifier
 from adapter_bert import glue
+from adapter_bert import methods
+from adapter_bert.methods import base
 import adapters
 import modeling
-import tuning
 
 LAYERS = 2
 NUM_LABELS = 3
-ADAPTERS = tuning.AdaptersMethod(adapters.AdapterConfig(size=8))
-FULL = tuning.FullMethod()
+ADAPTERS = methods.build("adapters", {"adapter_size": 8}, LAYERS)
+FULL = methods.build("full", None, LAYERS)
 
 # ---------------------------------------------------------------------------
 # The rule of what trains (moved here from test_adapters.py).
@@ -57,13 +59,13 @@ HEAD = ["output_weights", "output_bias"]
 
 
 def _names(variables):
-  return [adapters.variable_name(v) for v in variables]
+  return [base.variable_name(v) for v in variables]
 
 
 def test_adapters_mode_trains_exactly_adapters_layer_norms_and_head():
-  config = adapters.AdapterConfig(size=8)
-  variables = tiny_classifier_variables(config)
-  trained = _names(tuning.AdaptersMethod(config).trained_variables(variables))
+  method = methods.build("adapters", {"adapter_size": 8}, LAYERS)
+  variables = tiny_classifier_variables(method)
+  trained = _names(method.trained_variables(variables))
   assert len(trained) == len(set(trained))
   expected = set(_adapter_variables() + _layer_norms() + HEAD)
   assert len(expected) == 16 + 10 + 2
@@ -84,15 +86,19 @@ def test_adapters_mode_trains_exactly_adapters_layer_norms_and_head():
 
 
 def test_full_mode_trains_everything():
-  config = adapters.AdapterConfig(size=8)
-  variables = tiny_classifier_variables(config)
-  assert tuning.FullMethod(config).trained_variables(variables) == variables
+  method = methods.build("full", {"adapter_size": 8,
+                                  "adapter_placement": "both"}, LAYERS)
+  variables = tiny_classifier_variables(method)
+  assert method.trained_variables(variables) == variables
   assert len(variables) == 5 + LAYERS * (16 + 8) + 2 + 2
 
 
 def test_adapters_mode_without_adapters_trains_layer_norms_and_head():
-  variables = tiny_classifier_variables(None)
-  trained = _names(tuning.AdaptersMethod(None).trained_variables(variables))
+  method = methods.build("adapters", {"adapter_placement": "none"}, LAYERS)
+  assert not method.adds_anything
+  variables = tiny_classifier_variables(method)
+  assert _names(variables) == _names(tiny_classifier_variables(None))
+  trained = _names(method.trained_variables(variables))
   assert sorted(trained) == sorted(_layer_norms() + HEAD)
 
 
@@ -102,22 +108,23 @@ def test_adapters_mode_without_adapters_trains_layer_norms_and_head():
     ("none", ()),
 ])
 def test_adapters_mode_follows_placement(placement, scopes):
-  config = adapters.AdapterConfig(size=8, placement=placement)
-  variables = tiny_classifier_variables(config)
-  trained = _names(tuning.AdaptersMethod(config).trained_variables(variables))
+  method = methods.build("adapters", {"adapter_size": 8,
+                                      "adapter_placement": placement}, LAYERS)
+  variables = tiny_classifier_variables(method)
+  trained = _names(method.trained_variables(variables))
   assert sorted(trained) == sorted(_adapter_variables(scopes) + _layer_norms()
                                    + HEAD)
 
 
 def test_unknown_tuning_mode_raises():
   with pytest.raises(ValueError, match="tuning_mode"):
-    tuning.build("adapter")
+    methods.build("adapter")
   with pytest.raises(ValueError, match="tuning_mode"):
-    tuning.method_class("bias_only")
+    methods.get("bias_only")
 
 
 def test_names_with_and_without_suffix_agree():
-  variables = tiny_classifier_variables(adapters.AdapterConfig(size=8))
+  variables = tiny_classifier_variables(ADAPTERS)
   for method in (ADAPTERS, FULL):
     for v in variables:
       assert v.name.endswith(":0")
@@ -154,8 +161,7 @@ def _tiny_config():
 
 
 def _model_shapes(method, num_labels=NUM_LABELS):
-  return classifier.describe_model(_tiny_config(), method.adapter_config,
-                                   num_labels, 16)
+  return classifier.describe_model(_tiny_config(), method, num_labels, 16)
 
 
 def _backbone_groups(config_dict):
@@ -172,30 +178,37 @@ def _backbone_groups(config_dict):
 
 
 def test_registry_holds_every_method_once():
-  assert list(tuning.METHODS) == ["adapters", "full", "head", "layernorm",
-                                  "top_layers", "bitfit"]
-  for (name, cls) in tuning.METHODS.items():
+  assert methods.names() == ["adapters", "full", "head", "layernorm",
+                             "top_layers", "bitfit"]
+  assert list(methods.registry()) == methods.names()
+  for (name, cls) in methods.registry().items():
     assert cls.name == name and cls.description
-  assert not tuning.METHODS["adapters"].whole_model
-  assert tuning.METHODS["full"].whole_model
+    assert methods.get(name) is cls
+  assert not methods.get("adapters").whole_model
+  assert methods.get("full").whole_model
 
 
 def test_full_builds_no_adapters_unless_asked():
-  assert tuning.build("full").adapter_config is None
-  assert tuning.build("adapters").adapter_config.placement == "both"
-  assert tuning.build("adapters", adapter_placement="none").adapter_config is (
-      None)
-  asked = tuning.build("full", adapter_size=4, adapter_placement="ffn")
-  assert asked.adapter_config.placement == "ffn"
-  assert asked.adapter_config.size == 4
+  full = methods.build("full")
+  assert full["adapter_placement"] == "none" and not full.adds_anything
+  assert not any("/adapters/" in n for n in _model_shapes(full))
+  default = methods.build("adapters")
+  assert default["adapter_placement"] == "both" and default.adds_anything
+  off = methods.build("adapters", {"adapter_placement": "none"})
+  assert not off.adds_anything
+  assert not any("/adapters/" in n for n in _model_shapes(off))
+  asked = methods.build("full", {"adapter_size": 4, "adapter_placement": "ffn"})
+  assert asked.adds_anything
+  assert asked["adapter_placement"] == "ffn"
+  assert asked["adapter_size"] == 4
   assert asked.trains("bert/encoder/layer_0/output/adapters/weights1")
 
 
 def test_bad_adapter_setting_names_its_flag():
   with pytest.raises(ValueError, match="--adapter_size"):
-    tuning.build("adapters", adapter_size=0)
+    methods.build("adapters", {"adapter_size": 0})
   with pytest.raises(ValueError, match="--adapter_activation"):
-    tuning.build("adapters", adapter_activation="sigmoidish")
+    methods.build("adapters", {"adapter_activation": "sigmoidish"})
 
 
 @pytest.mark.parametrize("size", [1, 8, 64])
@@ -203,9 +216,9 @@ def test_bad_adapter_setting_names_its_flag():
     ("both", 2), ("attention", 1), ("ffn", 1)])
 def test_adapters_parameter_counts_in_closed_form(size, placement,
                                                   num_per_layer):
-  method = tuning.build("adapters", adapter_size=size,
-                        adapter_placement=placement)
-  (trained, frozen) = tuning.parameter_counts(_model_shapes(method), method)
+  method = methods.build("adapters", {"adapter_size": size,
+                                      "adapter_placement": placement})
+  (trained, frozen) = base.parameter_counts(_model_shapes(method), method)
   config = tiny_bert_config_dict()
   d, m = config["hidden_size"], size
   # One adapter: W_down [d, m] + b_down [m] + W_up [m, d] + b_up [d].
@@ -221,27 +234,28 @@ def test_adapters_parameter_counts_in_closed_form(size, placement,
 def test_full_parameter_counts_in_closed_form():
   config = tiny_bert_config_dict()
   d = config["hidden_size"]
-  method = tuning.build("full")
-  (trained, frozen) = tuning.parameter_counts(_model_shapes(method), method)
+  method = methods.build("full")
+  (trained, frozen) = base.parameter_counts(_model_shapes(method), method)
   expected = dict(_backbone_groups(config), LayerNorm=(1 + 2 * LAYERS) * 2 * d,
                   head=NUM_LABELS * d + NUM_LABELS)
   assert trained == expected and frozen == {}
-  with_adapters = tuning.build("full", adapter_size=8, adapter_placement="both")
-  (trained, frozen) = tuning.parameter_counts(_model_shapes(with_adapters),
-                                              with_adapters)
+  with_adapters = methods.build("full", {"adapter_size": 8,
+                                         "adapter_placement": "both"})
+  (trained, frozen) = base.parameter_counts(_model_shapes(with_adapters),
+                                            with_adapters)
   assert trained["adapters"] == LAYERS * 2 * (2 * 8 * d + d + 8)
   assert frozen == {}
 
 
 def test_parameter_summary_names_every_group():
-  method = tuning.build("adapters", adapter_size=8)
+  method = methods.build("adapters", {"adapter_size": 8})
   line = classifier.parameter_summary(_model_shapes(method), method)
   assert line.startswith("Parameters: ")
   assert "tuning_mode=adapters [adapters " in line
   for group in ("LayerNorm", "head", "embeddings", "attention",
                 "feed-forward", "pooler"):
     assert re.search(r"[ \[]%s [\d,]+" % group, line), group
-  full = tuning.build("full")
+  full = methods.build("full")
   assert "frozen [none]" in classifier.parameter_summary(_model_shapes(full),
                                                          full)
 
@@ -253,7 +267,7 @@ def _save_trained_checkpoint(folder, method, num_labels=2):
     input_ids = tf.zeros([2, 8], dtype=tf.int32)
     outputs = classifier.create_model(
         _tiny_config(), True, input_ids, tf.ones_like(input_ids), input_ids,
-        tf.zeros([2]), num_labels, method.adapter_config)
+        tf.zeros([2]), num_labels, method)
     optimization.create_optimizer(
         outputs["loss"], 1e-3, 10, 1, False,
         method.trained_variables(tf.trainable_variables()))
@@ -273,7 +287,8 @@ def _save_trained_checkpoint(folder, method, num_labels=2):
 ])
 def test_exact_trained_names_and_bundle_contents(tmp_path, mode, placement,
                                                  scopes):
-  method = tuning.build(mode, adapter_size=8, adapter_placement=placement)
+  method = methods.build(mode, {"adapter_size": 8,
+                                "adapter_placement": placement})
   all_names = list(_model_shapes(method, num_labels=2))
   if mode == "adapters":
     expected = sorted(_adapter_variables(scopes) + _layer_norms() + HEAD)
@@ -298,8 +313,11 @@ def test_exact_trained_names_and_bundle_contents(tmp_path, mode, placement,
   assert metadata["global_step"] == 7
   assert sorted(metadata["backbone_variables"]) == sorted(
       set(all_names) - set(expected))
-  assert metadata["adapter"] == (method.adapter_config.to_dict() if
-                                 method.adapter_config else None)
+  # Version 4: every option of the method, resolved; no "adapter" entry.
+  assert metadata["version"] == bundles.BUNDLE_VERSION == 4
+  assert "adapter" not in metadata
+  assert metadata["options"] == method.settings
+  assert metadata["options"]["adapter_placement"] == (placement or "none")
   assert info["num_parameters"] == sum(v.size for v in stored.values())
   if method.whole_model:
     with pytest.raises(ValueError, match="whole fine-tuned model"):
@@ -307,8 +325,8 @@ def test_exact_trained_names_and_bundle_contents(tmp_path, mode, placement,
   else:
     again = bundles.read_bundle(bundle_dir).tuning_method()
     assert type(again) is type(method)
-    assert (again.adapter_config.to_dict() if again.adapter_config else
-            None) == metadata["adapter"]
+    assert again.settings == metadata["options"] == method.settings
+    assert again.adds_anything == bool(scopes)
     assert sorted(again.trained_variables(all_names)) == expected
 
 
@@ -317,17 +335,18 @@ def test_exact_trained_names_and_bundle_contents(tmp_path, mode, placement,
 # ---------------------------------------------------------------------------
 
 
-class _HeadOnly(tuning.TuningMethod):
-  """A method that trains only the head (the next issue's `head`)."""
+class _HeadOnly(adapters.AdapterLayers, base.TuningMethod):
+  """A method that builds adapters but trains only the head."""
   name = "head_only_for_test"
   description = "only the classifier head trains"
+  options = adapters.ADAPTER_OPTIONS + (base.TRAIN_POOLER,)
 
   def trains(self, name):
-    return tuning.is_head(name)
+    return base.is_head(name)
 
 
 def test_check_refuses_added_variables_that_would_stay_frozen():
-  with_adapters = _HeadOnly(adapters.AdapterConfig(size=8))
+  with_adapters = _HeadOnly.create({"adapter_size": 8})
   names = list(_model_shapes(with_adapters))
   with pytest.raises(ValueError) as excinfo:
     with_adapters.check(names)
@@ -336,12 +355,13 @@ def test_check_refuses_added_variables_that_would_stay_frozen():
   assert "--tuning_mode=head_only_for_test" in message
   assert "recorded as backbone weights" in message
   assert "/adapters/" in message
-  _HeadOnly(None).check(list(_model_shapes(_HeadOnly(None))))
+  without = _HeadOnly.create({"adapter_placement": "none"})
+  without.check(list(_model_shapes(without)))
 
 
 def test_run_refuses_the_combination_before_writing_anything(
     tmp_path, tiny_bert, monkeypatch):
-  monkeypatch.setitem(tuning.METHODS, _HeadOnly.name, _HeadOnly)
+  monkeypatch.setitem(methods.registry(), _HeadOnly.name, _HeadOnly)
   data_dir = write_sst2_task(str(tmp_path / "data"))
   output_dir = str(tmp_path / "out")
   assert_input_error(
@@ -353,7 +373,7 @@ def test_run_refuses_the_combination_before_writing_anything(
 
 
 def test_backbone_of_a_method_is_everything_it_does_not_add():
-  method = tuning.build("adapters", adapter_size=8)
+  method = methods.build("adapters", {"adapter_size": 8})
   names = list(_model_shapes(method))
   new = [n for n in names if method.is_new(n)]
   assert sorted(new) == sorted(_adapter_variables() + HEAD)
@@ -394,7 +414,10 @@ def _biases():
 
 
 def _build(mode, **options):
-  return tuning.build(mode, adapter_size=8, num_layers=LAYERS, **options)
+  """The method with the tiny adapter size where it takes one."""
+  if methods.get(mode).option("adapter_size") is not None:
+    options.setdefault("adapter_size", 8)
+  return methods.build(mode, options, num_layers=LAYERS)
 
 
 BASELINES = [
@@ -441,7 +464,7 @@ def test_baseline_parameter_counts_in_closed_form():
 
   def trained_total(mode, **options):
     method = _build(mode, **options)
-    (trained, _) = tuning.parameter_counts(_model_shapes(method), method)
+    (trained, _) = base.parameter_counts(_model_shapes(method), method)
     return sum(trained.values())
 
   assert trained_total("head") == head
@@ -476,10 +499,19 @@ def test_methods_refuse_options_that_contradict_them(mode, options, fragment):
 @pytest.mark.parametrize("mode", ["head", "layernorm", "top_layers",
                                   "bitfit"])
 def test_baselines_refuse_adapters_they_would_not_train(mode):
+  """A baseline cannot be given adapters: the flag is refused when the
+  method is built, naming it, and what it builds holds none."""
   options = {"tune_top_layers": 1} if mode == "top_layers" else {}
-  method = _build(mode, adapter_placement="both", **options)
-  with pytest.raises(ValueError, match="recorded as backbone weights"):
-    method.check(list(_model_shapes(method)))
+  with pytest.raises(ValueError) as excinfo:
+    _build(mode, adapter_placement="both", **options)
+  assert ("--adapter_placement does not apply to --tuning_mode=%s" % mode
+          in str(excinfo.value))
+  assert "\n" not in str(excinfo.value)
+  method = _build(mode, **options)
+  assert not method.adds_anything
+  names = list(_model_shapes(method))
+  assert not any("/adapters/" in n for n in names)
+  method.check(names)
 
 
 @pytest.mark.parametrize("mode,options", [
@@ -500,7 +532,7 @@ def test_bundle_records_and_restores_the_method_options(tmp_path, mode,
   assert sorted(stored) == sorted(method.trained_variables(all_names))
   bundle = bundles.read_bundle(bundle_dir)
   again = bundle.tuning_method()
-  assert type(again) is type(method) and again.options == method.options
+  assert type(again) is type(method) and again.settings == method.settings
   for (name, value) in options.items():
     assert bundle.settings()[name] == value
 
