@@ -82,6 +82,7 @@ def test_ablating_no_layer_changes_nothing_and_every_layer_gives_plain_bert(
   np.testing.assert_array_equal(pooled_output(tiny_bert, config), adapted)
 
 
+@pytest.mark.slow
 def test_eval_with_ablated_adapters_writes_its_own_results(tmp_path,
                                                            tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))

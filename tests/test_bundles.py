@@ -52,6 +52,7 @@ def trained(tmp_path_factory, tiny_bert):
   return runs
 
 
+@pytest.mark.slow
 def test_bundle_holds_exactly_the_trained_variables(trained):
   run = trained["SST-2"]
   final = checkpoint_values(tf.train.latest_checkpoint(run["output_dir"]))
@@ -164,6 +165,7 @@ def test_older_bundle_records_read_as_their_settings(adapter, options,
   assert method.adds_anything == (adapter is not None)
 
 
+@pytest.mark.slow
 def test_eval_from_backbone_and_bundle_equals_training_checkpoint(
     trained, tiny_bert, tmp_path):
   run = trained["SST-2"]
@@ -240,6 +242,7 @@ def test_damaged_bundle_is_a_one_line_error(trained, tiny_bert, tmp_path,
       bundle)
 
 
+@pytest.mark.slow
 def test_full_mode_bundle_is_refused(trained, tiny_bert, tmp_path):
   """Export a `full` bundle from a full fine-tuning run, then try to load
   it."""
@@ -361,6 +364,7 @@ def test_bundle_that_contradicts_its_settings_leaves_the_predictor_usable(
   assert len(predictor.predict("SST-2", examples)) == len(examples)
 
 
+@pytest.mark.slow
 def test_multitask_cli_writes_every_task_file(trained, tiny_bert, tmp_path):
   output_dir = str(tmp_path / "submission")
   result = run_cli(
@@ -390,6 +394,7 @@ def run_multitask(tiny_bert, bundle_dirs, data_dirs, output_dir, **flags):
       output_dir=output_dir, **flags)
 
 
+@pytest.mark.slow
 def test_multitask_data_dirs_in_the_wrong_order_write_nothing(trained,
                                                               tiny_bert,
                                                               tmp_path):
@@ -406,6 +411,7 @@ def test_multitask_data_dirs_in_the_wrong_order_write_nothing(trained,
   assert os.listdir(output_dir) == []
 
 
+@pytest.mark.slow
 def test_multitask_refuses_an_empty_dev_set_and_another_length(trained,
                                                                tiny_bert,
                                                                tmp_path):

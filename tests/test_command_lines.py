@@ -55,8 +55,7 @@ def test_sweep_help_is_quiet():
   """The sweep's --help loads the method registry (and so TensorFlow): its
   start-up noise stays hidden there too."""
   result = run_cli("scripts/sweep.py", "--help")
-  assert result.returncode == 0, result.stderr[-2000:]
-  assert "--methods" in result.stdout
+  assert "--methods" in result.stdout, result.stderr[-2000:]  # absl exits 1
   noise = [line for line in (result.stdout + result.stderr).splitlines()
            if any(n in line for n in NOISE)]
   assert noise == []

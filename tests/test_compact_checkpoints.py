@@ -52,6 +52,7 @@ def _checkpoint_bytes(prefix):
              f == stem + ".index")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode,options", [
     ("adapters", {}), ("head", {}), ("layernorm", {}), ("bitfit", {}),
     ("top_layers", {"tune_top_layers": 1}),
@@ -74,6 +75,7 @@ def test_checkpoint_holds_exactly_the_trained_state(tmp_path, tiny_bert,
   assert all(name not in saved for name in initial if not method.trains(name))
 
 
+@pytest.mark.slow
 def test_compact_checkpoint_is_a_small_fraction_of_a_full_one(tmp_path,
                                                               tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
@@ -101,6 +103,7 @@ def test_compact_checkpoint_is_a_small_fraction_of_a_full_one(tmp_path,
   assert sizes["adapters"] < 0.35 * sizes["full"], sizes
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_run_restores_the_same_model(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   output_dir = str(tmp_path / "out")
@@ -111,6 +114,7 @@ def test_rerun_of_a_finished_run_restores_the_same_model(tmp_path, tiny_bert):
   assert again == first
 
 
+@pytest.mark.slow
 def test_resume_on_another_backbone_is_refused(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   output_dir = str(tmp_path / "out")
@@ -136,6 +140,7 @@ def test_resume_on_another_backbone_is_refused(tmp_path, tiny_bert):
         "--output_dir=%s" % output_dir)
 
 
+@pytest.mark.slow
 def test_compact_checkpoints_need_the_backbone(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   output_dir = str(tmp_path / "out")
@@ -152,6 +157,7 @@ def test_compact_checkpoints_need_the_backbone(tmp_path, tiny_bert):
       "holds compact checkpoints", "--tuning_mode=full saves whole models")
 
 
+@pytest.mark.slow
 def test_export_from_a_compact_checkpoint(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   output_dir = str(tmp_path / "out")
@@ -195,6 +201,7 @@ def _cli_command(tiny_bert, data_dir, output_dir, **flags):
       "--%s=%s" % item for item in args.items() if item[1] is not None]
 
 
+@pytest.mark.slow
 def test_kill_then_resume_ends_exactly_as_an_uninterrupted_run(tmp_path,
                                                               tiny_bert):
   """SIGKILL after a checkpoint; the rerun resumes from it, on the checked
@@ -261,6 +268,7 @@ def test_kill_then_resume_ends_exactly_as_an_uninterrupted_run(tmp_path,
           read_eval_results(uninterrupted_dir))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_sigint_save_then_exit_with_one_line(tmp_path, tiny_bert,
                                                          signal_number):
@@ -312,6 +320,7 @@ def test_sigterm_and_sigint_save_then_exit_with_one_line(tmp_path, tiny_bert,
   assert read_eval_results(output_dir)["global_step"] == 960
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_before_training_is_one_line_and_leaves_no_partial_file(
     tmp_path, tiny_bert, signal_number):

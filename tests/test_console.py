@@ -37,6 +37,7 @@ def runs(tmp_path_factory, tiny_bert):
   return found
 
 
+@pytest.mark.slow
 def test_quiet_by_default_with_a_progress_line_and_eta(runs):
   log = runs[False]["log"]
   for noise in TENSORFLOW_NOISE:
@@ -53,6 +54,7 @@ def logged_steps(log):
   return [int(m.group(1)) for m in PROGRESS_LINE.finditer(log)]
 
 
+@pytest.mark.slow
 def test_verbose_shows_what_tensorflow_prints(runs):
   log = runs[True]["log"]
   assert "Calling model_fn" in log
@@ -61,6 +63,7 @@ def test_verbose_shows_what_tensorflow_prints(runs):
   assert re.search(r"classifier.py:\d+\] step \d+/16 \(\d+%\): loss", log)
 
 
+@pytest.mark.slow
 def test_tensorboard_scalars_are_in_the_output_dir(runs):
   scalars = scalar_events(runs[False]["output_dir"])
   steps = logged_steps(runs[False]["log"])

@@ -37,6 +37,7 @@ def one_and_mirrored(tmp_path_factory, tiny_bert):
   return runs
 
 
+@pytest.mark.slow
 def test_mirrored_gives_the_loss_curve_of_one_device(one_and_mirrored):
   one = logged_losses(one_and_mirrored["one_device"]["log"])
   mirrored = logged_losses(one_and_mirrored["mirrored"]["log"])
@@ -47,6 +48,7 @@ def test_mirrored_gives_the_loss_curve_of_one_device(one_and_mirrored):
       one_and_mirrored["mirrored"]["log"])
 
 
+@pytest.mark.slow
 def test_mirrored_trains_the_variables_of_one_device(one_and_mirrored):
   one = checkpoint_values(tf.train.latest_checkpoint(
       one_and_mirrored["one_device"]["output_dir"]))
@@ -97,6 +99,7 @@ def free_ports(count):
       s.close()
 
 
+@pytest.mark.slow
 def test_two_workers_train_together_and_leave_one_checkpoint_and_bundle(
     tmp_path, tiny_bert):
   import json

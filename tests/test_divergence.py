@@ -29,6 +29,7 @@ def assert_nothing_evaluated_or_exported(output_dir):
   assert not os.path.exists(os.path.join(output_dir, "adapter_bundle"))
 
 
+@pytest.mark.slow
 def test_a_loss_above_max_loss_stops_at_that_step(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   output_dir = str(tmp_path / "out")
@@ -45,6 +46,7 @@ def test_a_loss_above_max_loss_stops_at_that_step(tmp_path, tiny_bert):
       "global_step"]) == 0
 
 
+@pytest.mark.slow
 def test_a_huge_learning_rate_is_stopped_before_any_nan_is_saved(tmp_path,
                                                                tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
@@ -58,6 +60,7 @@ def test_a_huge_learning_rate_is_stopped_before_any_nan_is_saved(tmp_path,
   assert_every_checkpoint_finite(output_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag,value", [
     ("learning_rate", "nan"), ("learning_rate", "inf"),
     ("max_loss", "nan"), ("max_loss", "-1"),
@@ -82,6 +85,7 @@ def _poison_latest_checkpoint(output_dir):
   return name
 
 
+@pytest.mark.slow
 def test_a_checkpoint_with_nan_is_never_resumed_evaluated_or_exported(
     tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
@@ -101,6 +105,7 @@ def test_a_checkpoint_with_nan_is_never_resumed_evaluated_or_exported(
   assert not os.path.exists(str(tmp_path / "bundle"))
 
 
+@pytest.mark.slow
 def test_a_bundle_with_nan_is_never_served(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   output_dir = str(tmp_path / "out")

@@ -265,6 +265,7 @@ def exported(tiny_bundles, tiny_bert, tmp_path_factory):
   return export_dir
 
 
+@pytest.mark.slow
 def test_saved_model_serves_what_the_python_path_serves(exported, tiny_bundles,
                                                         tiny_bert):
   requests = [(glue.get_task(t).key, text_request(t, dev_examples(tiny_bundles, t)))
@@ -290,6 +291,7 @@ def test_saved_model_serves_what_the_python_path_serves(exported, tiny_bundles,
   assert answers[3] == answers[1]
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_every_signature(exported):
   result = subprocess.run(
       [os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
@@ -306,6 +308,7 @@ def variables_bytes(export_dir):
              for n in os.listdir(folder) if ".data-" in n)
 
 
+@pytest.mark.slow
 def test_backbone_is_stored_once_whatever_the_task_count(exported, tiny_bundles,
                                                          tiny_bert, tmp_path):
   one = str(tmp_path / "one")
@@ -322,6 +325,7 @@ def test_backbone_is_stored_once_whatever_the_task_count(exported, tiny_bundles,
   assert variables_bytes(one) < 4 * backbone + 4 * extra  # not twice
 
 
+@pytest.mark.slow
 def test_export_replaces_the_folder_and_refuses_bad_input(tiny_bundles, tiny_bert,
                                                           tmp_path):
   export_dir = str(tmp_path / "model")
@@ -342,6 +346,7 @@ def test_export_replaces_the_folder_and_refuses_bad_input(tiny_bundles, tiny_ber
   assert_one_line_error(result, "--default_task=cola", program=PROGRAM)
 
 
+@pytest.mark.slow
 def test_export_to_another_file_system(tiny_bundles, tiny_bert, tmp_path):
   """ram:// stands in for gs:// (no folder rename there): the export lands
   whole and serves what the local export serves."""
@@ -365,6 +370,7 @@ def test_export_to_another_file_system(tiny_bundles, tiny_bert, tmp_path):
   np.testing.assert_array_equal(answers[0], answers[1])
 
 
+@pytest.mark.slow
 def test_bfloat16_export_computes_in_bfloat16_with_the_same_weights(
     tiny_bundles, tiny_bert, tmp_path):
   examples = dev_examples(tiny_bundles, "MRPC")

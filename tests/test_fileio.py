@@ -166,6 +166,7 @@ def local_disk_watch(tmp_path, monkeypatch):
   assert set(os.listdir(os.path.dirname(os.path.abspath(__file__)))) == before
 
 
+@pytest.mark.slow
 def test_every_output_path_works_on_another_file_system(
     tiny_bert, checkpoint_prefixes_are_not_folders, local_disk_watch, capsys):
   """Train, export, eval from backbone + bundle, predict, export from a
@@ -245,6 +246,7 @@ def test_orphans_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
   assert fileio.remove_orphans("ram://nothing/here") == []
 
 
+@pytest.mark.slow
 def test_a_run_clears_the_orphans_of_a_killed_run(tmp_path, tiny_bert):
   import subprocess
   import sys
@@ -263,6 +265,7 @@ def test_a_run_clears_the_orphans_of_a_killed_run(tmp_path, tiny_bert):
   assert not any(".tmp-" in name for name in os.listdir(str(output_dir)))
 
 
+@pytest.mark.slow
 def test_outputs_that_cannot_be_written_are_refused_before_any_work(
     tmp_path, tiny_bert):
   from conftest import assert_one_line_error

@@ -537,6 +537,7 @@ def test_bundle_records_and_restores_the_method_options(tmp_path, mode,
     assert bundle.settings()[name] == value
 
 
+@pytest.mark.slow
 def test_top_layers_run_changes_only_the_top_layer_pooler_and_head(
     tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))

@@ -219,6 +219,7 @@ def read_probabilities(path):
     return np.array([[float(x) for x in line.split("\t")] for line in f])
 
 
+@pytest.mark.slow
 def test_eval_and_predict_do_not_depend_on_padding(varied_bert, trained_run):
   tiny_bert = varied_bert
   results = {}
@@ -268,6 +269,7 @@ def test_predictions_come_back_in_example_order(varied_bert, trained_run):
   np.testing.assert_allclose(probs, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_bucketed_training_is_deterministic_for_a_seed(varied_bert,
                                                      trained_run):
   tiny_bert = varied_bert

@@ -136,6 +136,7 @@ def test_markers_and_size_lines_come_from_the_methods(spec, sizes):
   assert plots.has_sizes(spec) == sizes
 
 
+@pytest.mark.slow
 def test_empty_results_are_a_one_line_error(tmp_path):
   results = write_table(str(tmp_path / "sweep.csv"), [], sweeps.COLUMNS)
   with pytest.raises(errors.InputError, match="no finished run"):

@@ -190,6 +190,7 @@ def latest_values(output_dir):
   return checkpoint_values(tf.train.latest_checkpoint(output_dir))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", MIXED)
 def test_mixed_precision_trains_float32_checkpoints_and_bundles(
     trained, tiny_bert, precision):
@@ -211,6 +212,7 @@ def test_mixed_precision_trains_float32_checkpoints_and_bundles(
   assert ("--precision=%s" % precision) in trained[precision]["log"]
 
 
+@pytest.mark.slow
 def test_float16_mirrored_follows_float16_on_one_device(trained):
   one = latest_values(trained["mixed_float16"]["output_dir"])
   mirrored = latest_values(trained["mixed_float16_mirrored"]["output_dir"])
@@ -225,6 +227,7 @@ def test_float16_mirrored_follows_float16_on_one_device(trained):
                                atol=1e-3, err_msg=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trained_in,served_in", [
     ("mixed_bfloat16", "float32"), ("float32", "mixed_bfloat16")])
 def test_a_bundle_serves_under_another_precision(trained, tiny_bert, tmp_path,
@@ -241,6 +244,7 @@ def test_a_bundle_serves_under_another_precision(trained, tiny_bert, tmp_path,
   assert served["eval_loss"] == pytest.approx(own["eval_loss"], abs=5e-3)
 
 
+@pytest.mark.slow
 def test_resuming_under_another_precision_is_refused(trained, tiny_bert):
   result = run_classifier_cli(
       tiny_bert, trained["data_dir"], trained["float32"]["output_dir"],
@@ -249,6 +253,7 @@ def test_resuming_under_another_precision_is_refused(trained, tiny_bert):
   assert "precision float32 (now mixed_bfloat16)" in result.stderr
 
 
+@pytest.mark.slow
 def test_float16_on_tpu_is_refused(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),

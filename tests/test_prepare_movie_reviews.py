@@ -273,6 +273,7 @@ def test_cli_error_is_one_line_and_leaves_nothing(tmp_path):
   assert os.listdir(str(out_dir)) == []
 
 
+@pytest.mark.slow
 def test_cli_success_prints_summary(sdist_source, tmp_path):
   out_dir = str(tmp_path / "out")
   result = _run_cli("--source=" + sdist_source, "--output_dir=" + out_dir,

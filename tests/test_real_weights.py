@@ -175,6 +175,7 @@ def _run_modeling(model_dir, input_ids, input_mask, token_type_ids):
       return sess.run([model.get_sequence_output(), model.get_pooled_output()])
 
 
+@pytest.mark.slow
 def test_converted_minilm_matches_numpy_reference(minilm_hf_dir, tmp_path):
   model_dir = str(tmp_path / "all-MiniLM-L6-v2")
   summary = hf_checkpoint.convert(minilm_hf_dir, model_dir)

@@ -105,6 +105,7 @@ def test_feature_cache_key_changes_with_everything_that_shapes_features(
   assert run_classifier.feature_cache_key(**base) != key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "drop_check", "edit"])
 def test_a_damaged_feature_cache_is_built_again(tmp_path, tiny_bert, damage):
   data_dir = write_sst2_task(str(tmp_path / "data"))
@@ -130,6 +131,7 @@ def test_a_damaged_feature_cache_is_built_again(tmp_path, tiny_bert, damage):
 # ---------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 def test_train_eval_predict_end_to_end(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   output_dir = str(tmp_path / "out")
@@ -173,6 +175,7 @@ def test_train_eval_predict_end_to_end(tmp_path, tiny_bert):
                    ADAPTERS.trains(n)}
 
 
+@pytest.mark.slow
 def test_adapter_bert_readme_command_runs_as_is(tmp_path, tiny_bert):
   """The MRPC command of the adapter-bert README, on a tiny model and task."""
   data_dir = write_mrpc_task(str(tmp_path / "MRPC"))
@@ -194,6 +197,7 @@ def test_adapter_bert_readme_command_runs_as_is(tmp_path, tiny_bert):
   assert "eval_accuracy" in results
 
 
+@pytest.mark.slow
 def test_full_tuning_mode_trains_frozen_weights_too(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"), num_train=16)
   output_dir = str(tmp_path / "out")
@@ -272,6 +276,7 @@ def test_eval_without_a_trained_checkpoint_is_refused(tmp_path, tiny_bert):
       "holds no trained checkpoint")
 
 
+@pytest.mark.slow
 def test_metrics_count_every_dev_example_once(tmp_path, tiny_bert):
   """13 dev examples in batches of 8: accuracy must be k/13, not k/16."""
   data_dir = write_sst2_task(str(tmp_path / "data"), num_dev=13)
@@ -375,6 +380,7 @@ def write_mnli_task(glue_dir, num_rows=8):
   return mnli
 
 
+@pytest.mark.slow
 def test_mnli_matched_mismatched_and_diagnostic_in_one_run(tmp_path,
                                                            tiny_bert):
   data_dir = write_mnli_task(str(tmp_path / "glue"))
@@ -409,6 +415,7 @@ def test_vocab_without_special_tokens_is_refused(tmp_path, tiny_bert):
       vocab, "[CLS]")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("length,refused", [(3, True), (4, True), (5, False)])
 def test_a_pair_task_needs_room_for_a_word_of_each_text(tmp_path, tiny_bert,
                                                         length, refused):
@@ -423,6 +430,7 @@ def test_a_pair_task_needs_room_for_a_word_of_each_text(tmp_path, tiny_bert,
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_a_broken_test_file_is_found_before_training(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   # Another task's test file in SST-2's folder.

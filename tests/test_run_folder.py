@@ -54,6 +54,7 @@ def trained_run(tmp_path, tiny_bert):
   return data_dir, output_dir, results
 
 
+@pytest.mark.slow
 def test_training_writes_a_manifest_of_what_shapes_the_run(trained_run):
   (_, output_dir, _) = trained_run
   manifest = run_folder.read_manifest(output_dir)
@@ -67,6 +68,7 @@ def test_training_writes_a_manifest_of_what_shapes_the_run(trained_run):
   assert len(settings["init_checkpoint_fingerprint"]) == 64
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("changes,named", [
     ({"learning_rate": 3e-3, "seed": 7},
      ["learning_rate 0.01 (now 0.003)", "seed 12345 (now 7)"]),
@@ -86,6 +88,7 @@ def test_a_rerun_with_other_settings_is_refused(trained_run, tiny_bert,
   assert unlocked_listing(output_dir) == before  # nothing written or removed
 
 
+@pytest.mark.slow
 def test_another_task_in_the_folder_is_refused_by_the_command_line(
     trained_run, tiny_bert, tmp_path):
   (_, output_dir, _) = trained_run
@@ -100,6 +103,7 @@ def test_another_task_in_the_folder_is_refused_by_the_command_line(
   assert unlocked_listing(output_dir) == before
 
 
+@pytest.mark.slow
 def test_changed_training_data_is_refused_but_eval_only_is_not(trained_run,
                                                                 tiny_bert):
   (data_dir, output_dir, results) = trained_run
@@ -114,6 +118,7 @@ def test_changed_training_data_is_refused_but_eval_only_is_not(trained_run,
   assert again == results
 
 
+@pytest.mark.slow
 def test_the_same_settings_resume(trained_run, tiny_bert):
   (data_dir, output_dir, results) = trained_run
   step = checkpoint_values(tf.train.latest_checkpoint(output_dir))[
@@ -124,6 +129,7 @@ def test_the_same_settings_resume(trained_run, tiny_bert):
       "global_step"] == step
 
 
+@pytest.mark.slow
 def test_overwrite_output_dir_starts_clean(trained_run, tiny_bert):
   (data_dir, output_dir, _) = trained_run
   stale = os.path.join(output_dir, "eval_results_mismatched.txt")
@@ -144,6 +150,7 @@ def test_overwrite_output_dir_starts_clean(trained_run, tiny_bert):
   assert bundle["options"]["adapter_size"] == 4
 
 
+@pytest.mark.slow
 def test_overwrite_output_dir_needs_training(trained_run, tiny_bert):
   (data_dir, output_dir, _) = trained_run
   assert_input_error(
@@ -153,6 +160,7 @@ def test_overwrite_output_dir_needs_training(trained_run, tiny_bert):
       "--overwrite_output_dir", "needs --do_train=true")
 
 
+@pytest.mark.slow
 def test_a_second_job_in_a_locked_folder_stops_naming_the_first(
     tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
@@ -191,6 +199,7 @@ def test_lock_is_released_after_a_job_and_after_an_error(tmp_path):
     pass
 
 
+@pytest.mark.slow
 def test_a_truncated_init_checkpoint_is_one_line(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   broken = write_tiny_bert(str(tmp_path / "broken_bert"))
@@ -208,6 +217,7 @@ def test_a_truncated_init_checkpoint_is_one_line(tmp_path, tiny_bert):
   assert_one_line_error(result, "its data files are missing")
 
 
+@pytest.mark.slow
 def test_a_truncated_training_checkpoint_is_one_line(trained_run, tiny_bert):
   (data_dir, output_dir, _) = trained_run
   latest = tf.train.latest_checkpoint(output_dir)
@@ -222,6 +232,7 @@ def test_a_truncated_training_checkpoint_is_one_line(trained_run, tiny_bert):
         "its data is cut short")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_larger_than_the_config_is_refused_unless_meant(
     tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
@@ -243,6 +254,7 @@ def test_a_checkpoint_larger_than_the_config_is_refused_unless_meant(
   assert "eval_accuracy" in results["dev"]
 
 
+@pytest.mark.slow
 def test_a_bundle_is_refused_under_another_bert_config(trained_run, tiny_bert,
                                                        tmp_path):
   (data_dir, output_dir, _) = trained_run
@@ -259,6 +271,7 @@ def test_a_bundle_is_refused_under_another_bert_config(trained_run, tiny_bert,
                         % bundle_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("changes,named", [
     ({"adapter_size": 16}, "adapter_size 8 (now 16)"),
     ({"max_seq_length": 12}, "max_seq_length 16 (now 12)"),
@@ -278,6 +291,7 @@ def test_export_from_checkpoint_checks_the_flags_against_the_run(
   assert not os.path.exists(bundle_dir)
 
 
+@pytest.mark.slow
 def test_export_checks_shapes_when_the_run_has_no_manifest(trained_run,
                                                            tiny_bert,
                                                            tmp_path):

@@ -193,6 +193,7 @@ def test_the_check_sees_a_command_line_imported():
   assert not is_command_line(ast.parse("def main(argv):\n  pass\n"))
 
 
+@pytest.mark.slow
 def test_predict_multitask_help_lists_its_own_flags():
   result = run_cli(os.path.join("scripts", "predict_multitask.py"), "--help")
   help_text = result.stdout

@@ -55,6 +55,7 @@ def sweep_inputs(tmp_path, tiny_bert):
           "max_seq_length": 16, "train_batch_size": 8, "eval_batch_size": 8}
 
 
+@pytest.mark.slow
 def test_sweep_runs_each_run_once_and_resumes(tmp_path, sweep_inputs):
   results = str(tmp_path / "results" / "sweep.csv")
   rows = sweeps.run_sweep(grid(), sweep_inputs, results, command="test")
@@ -214,6 +215,7 @@ def test_at_selected_moves_every_cell_to_its_chosen_setting():
   assert left_out == [("RTE", "adapters", "64"), ("RTE", "full", "")]
 
 
+@pytest.mark.slow
 def test_ablation_evaluates_every_span_once(tmp_path, sweep_inputs):
   results = str(tmp_path / "sweep.csv")
   small = grid(methods=["adapters"], seeds=["1"])
