@@ -17,6 +17,10 @@ import modeling
 
 # Variables whose names contain one of these get no weight decay (BERT's rule).
 NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
+# BERT's decoupled weight decay (not applied to NO_DECAY_PATTERNS), and the
+# global norm gradients are clipped to.
+WEIGHT_DECAY_RATE = 0.01
+CLIP_NORM = 1.0
 
 # Starts the message of the assertion that stops a diverging run; the caller
 # (classifier.run) turns it into one line naming the step.
@@ -48,9 +52,11 @@ def learning_rate_schedule(global_step, init_lr, num_train_steps,
 
 
 def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
-                     trained_variables, weight_decay_rate=0.01, clip_norm=1.0,
-                     max_loss=None, loss_scale=None):
+                     trained_variables, max_loss=None, loss_scale=None):
   """Builds the train op that updates `trained_variables` and nothing else.
+
+  Adam with decoupled weight decay (WEIGHT_DECAY_RATE, not applied to
+  LayerNorm and biases), gradients clipped to the global norm CLIP_NORM.
 
   Args:
     loss: scalar loss Tensor.
@@ -59,9 +65,8 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
     num_warmup_steps: warmup steps.
     use_tpu: wrap the optimizer in `CrossShardOptimizer` (sums gradients over
       TPU cores).
-    trained_variables: the variables to update (see `TuningMethod.trained_variables`).
-    weight_decay_rate: decoupled weight decay, not applied to LayerNorm/biases.
-    clip_norm: gradients are clipped to this global norm.
+    trained_variables: the variables to update (see
+      `TuningMethod.trained_variables`).
     max_loss: (optional) the divergence guard. A step whose loss is NaN, Inf
       or above `max_loss`, or whose gradients are not finite, fails with an
       InvalidArgumentError starting "DIVERGED_MARKER" before it changes any
@@ -87,7 +92,7 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
                                          num_warmup_steps)
   optimizer = AdamWeightDecayOptimizer(
       learning_rate=learning_rate,
-      weight_decay_rate=weight_decay_rate,
+      weight_decay_rate=WEIGHT_DECAY_RATE,
       beta_1=0.9,
       beta_2=0.999,
       epsilon=1e-6,
@@ -95,6 +100,7 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
   if use_tpu:
     optimizer = tf.tpu.CrossShardOptimizer(optimizer)
   scaler = None
+  scaled_loss = loss
   if loss_scale is not None:
     # TensorFlow's engine: its variables (the scale and a count of good
     # steps) are saved in checkpoints, so a resumed run keeps its scale.
@@ -102,15 +108,52 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
         initial_loss_scale=loss_scale, increment_period=2000, multiplier=2.0)
     tf.summary.scalar("loss_scale", scaler())
     scaled_loss = loss * scaler()
-  else:
-    scaled_loss = loss
+  (grads, variables) = _gradients(optimizer, scaled_loss, trained_variables)
+  if scaler is not None:
+    grads = [tf.convert_to_tensor(g) / scaler() for g in grads]
+  (grads, global_norm) = tf.clip_by_global_norm(grads, clip_norm=CLIP_NORM)
 
+  guards = []
+  if max_loss is not None and not use_tpu:
+    guards.append(_divergence_guard(loss, max_loss, global_norm, global_step,
+                                    check_gradients=scaler is None))
+  # Every update op is created under the guard, so none runs before it.
+  with tf.control_dependencies(guards):
+    train_op = _apply_gradients(optimizer, learning_rate,
+                                list(zip(grads, variables)), scaler,
+                                global_step)
+  # AdamWeightDecayOptimizer leaves the global step alone (as BERT's does), so
+  # the step is incremented here, once, after the update.
+  with tf.control_dependencies([train_op]):
+    new_global_step = global_step + 1
+    train_op = tf.group(train_op, [global_step.assign(new_global_step)])
+  return train_op
+
+
+def _divergence_guard(loss, max_loss, global_norm, global_step,
+                      check_gradients):
+  """An assertion that fails (DIVERGED_MARKER first) when the loss is NaN,
+  Inf or above `max_loss`, or (`check_gradients`) the gradients are not
+  finite."""
+  healthy = tf.logical_and(tf.math.is_finite(loss), loss <= max_loss)
+  if check_gradients:
+    healthy = tf.logical_and(healthy, tf.math.is_finite(global_norm))
+  return tf.debugging.Assert(
+      healthy, [DIVERGED_MARKER, "step", global_step, "loss", loss,
+                "gradient norm", global_norm], name="divergence_guard")
+
+
+def _gradients(optimizer, scaled_loss, trained_variables):
+  """The gradients of `scaled_loss` for `trained_variables` alone.
+
+  Returns:
+    (gradients, variables), in the same order.
+  """
   # compute_gradients with an explicit var_list: no gradient for frozen weights.
   # GATE_NONE matters: the default GATE_OP groups all input gradients of an op,
   # which would compute every frozen kernel's weight gradient anyway. Under
   # CrossShardOptimizer this also averages the loss over the shards.
-  replicas = replica_count()
-  if replicas > 1:
+  if replica_count() > 1:
     # tf.distribute (MirroredStrategy, MultiWorkerMirroredStrategy): each
     # replica has an equal share of the global batch, so the mean of their
     # gradients is the gradient of the global batch's mean loss. It is
@@ -121,45 +164,26 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
     grads = tf.gradients(scaled_loss, variables)
     grads = tf.distribute.get_replica_context().all_reduce(
         tf.distribute.ReduceOp.MEAN, [tf.convert_to_tensor(g) for g in grads])
-  else:
-    grads_and_vars = optimizer.compute_gradients(
-        scaled_loss, var_list=trained_variables,
-        gate_gradients=tf.train.Optimizer.GATE_NONE)
-    grads = [g for (g, _) in grads_and_vars]
-    variables = [v for (_, v) in grads_and_vars]
-  if scaler is not None:
-    grads = [tf.convert_to_tensor(g) / scaler() for g in grads]
-  (grads, global_norm) = tf.clip_by_global_norm(grads, clip_norm=clip_norm)
+    return (grads, variables)
+  grads_and_vars = optimizer.compute_gradients(
+      scaled_loss, var_list=trained_variables,
+      gate_gradients=tf.train.Optimizer.GATE_NONE)
+  return ([g for (g, _) in grads_and_vars], [v for (_, v) in grads_and_vars])
 
-  guards = []
-  if max_loss is not None and not use_tpu:
-    healthy = tf.logical_and(tf.math.is_finite(loss), loss <= max_loss)
-    if scaler is None:
-      healthy = tf.logical_and(healthy, tf.math.is_finite(global_norm))
-    guards.append(tf.debugging.Assert(
-        healthy, [DIVERGED_MARKER, "step", global_step, "loss", loss,
-                  "gradient norm", global_norm], name="divergence_guard"))
-  # Every update op is created under the guard, so none runs before it.
-  with tf.control_dependencies(guards):
-    if replicas > 1 or scaler is not None:
-      # Every replica holds the same reduced gradients: each mirrored
-      # variable is updated on its devices from them, with no second
-      # reduction (which the base Optimizer's apply would add). On one
-      # device this is the default strategy's merge_call, for the loss
-      # scale's verdict.
-      train_op = tf.distribute.get_replica_context().merge_call(
-          _apply_each_copy,
-          args=(optimizer, learning_rate, list(zip(grads, variables)),
-                scaler))
-    else:
-      train_op = optimizer.apply_gradients(zip(grads, variables),
-                                           global_step=global_step)
-  # AdamWeightDecayOptimizer leaves the global step alone (as BERT's does), so
-  # the step is incremented here, once, after the update.
-  with tf.control_dependencies([train_op]):
-    new_global_step = global_step + 1
-    train_op = tf.group(train_op, [global_step.assign(new_global_step)])
-  return train_op
+
+def _apply_gradients(optimizer, learning_rate, grads_and_vars, scaler,
+                     global_step):
+  """The update op of `grads_and_vars` (already reduced and clipped)."""
+  if replica_count() > 1 or scaler is not None:
+    # Every replica holds the same reduced gradients: each mirrored
+    # variable is updated on its devices from them, with no second
+    # reduction (which the base Optimizer's apply would add). On one
+    # device this is the default strategy's merge_call, for the loss
+    # scale's verdict.
+    return tf.distribute.get_replica_context().merge_call(
+        _apply_each_copy,
+        args=(optimizer, learning_rate, grads_and_vars, scaler))
+  return optimizer.apply_gradients(grads_and_vars, global_step=global_step)
 
 
 def replica_count():

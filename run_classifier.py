@@ -8,9 +8,11 @@ README command runs as is), plus the adapter flags. With the default
 head train; the pre-trained weights stay bit-identical.
 
 This file is the command line only: it reads the flags in `main()` and hands
-one `classifier.Settings` to `classifier.run`. The library's names
-(`create_model`, `convert_single_example`, ...) stay importable from here, as
-Google BERT's were, for scripts that import them.
+one `classifier.Settings` to `classifier.run` (adapter_bert/classifier/). It
+exports no library names: Google BERT's importers call functions of its
+run_classifier.py (`create_model(..., use_one_hot_embeddings)`,
+`model_fn_builder(...)`, the `DataProcessor`s) whose signatures and meanings
+differ here, so nothing pretends to be them.
 """
 
 if __name__ == "__main__":
@@ -25,26 +27,6 @@ from adapter_bert import classifier
 from adapter_bert import console
 from adapter_bert import errors
 from adapter_bert import methods
-# The library's names, importable from here as from Google BERT's file.
-from adapter_bert.classifier import convert_single_example
-from adapter_bert.classifier import create_model
-from adapter_bert.classifier import describe_model
-from adapter_bert.classifier import feature_cache_key
-from adapter_bert.classifier import file_based_convert_examples_to_features
-from adapter_bert.classifier import file_based_input_fn_builder
-from adapter_bert.classifier import format_eval_results
-from adapter_bert.classifier import InputFeatures
-from adapter_bert.classifier import model_fn_builder
-from adapter_bert.classifier import pad_for_tpu
-from adapter_bert.classifier import PaddingInputExample
-from adapter_bert.errors import InputError
-from adapter_bert.fileio import human_bytes
-
-__all__ = ["convert_single_example", "create_model", "describe_model",
-           "feature_cache_key", "file_based_convert_examples_to_features",
-           "file_based_input_fn_builder", "format_eval_results",
-           "InputError", "InputFeatures", "human_bytes", "main",
-           "model_fn_builder", "pad_for_tpu", "PaddingInputExample"]
 
 PROGRAM = "run_classifier.py"
 

@@ -24,6 +24,7 @@ it and `read_bundle` the one place that reads it; everything else asks the
 Every file goes through `tf.io.gfile`, so bundles may live on `gs://`.
 """
 
+import collections
 import hashlib
 import json
 import os
@@ -37,6 +38,10 @@ from adapter_bert import glue
 from adapter_bert import methods
 
 BUNDLE_JSON = "adapter_bundle.json"
+# How a bundle's rows were made into features: serving it again needs the
+# same (`Bundle.settings`).
+FeatureSettings = collections.namedtuple("FeatureSettings",
+                                         ["max_seq_length", "do_lower_case"])
 VARIABLES_PREFIX = "variables"
 BUNDLE_FORMAT = "adapter-bert-bundle"
 # 2 added the task's language, 3 the tuning method's options, 4 records
@@ -200,7 +205,7 @@ def backbone_fingerprint(reader, names):
 
 
 def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
-                  max_seq_length, do_lower_case, model_variables=None,
+                  feature_settings, model_variables=None,
                   backbone_checkpoint=None):
   """Writes the bundle of a training checkpoint, atomically.
 
@@ -210,7 +215,7 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
     method: the `TuningMethod` it was trained with.
     task: the `glue.Task` (its language is recorded).
     bert_config: the backbone's `modeling.BertConfig`.
-    max_seq_length, do_lower_case: the feature settings it was trained with.
+    feature_settings: the `FeatureSettings` it was trained with.
     model_variables: (optional) the model's variable names; default: the
       model variables the checkpoint holds.
     backbone_checkpoint: (optional) where the frozen variables are, for a
@@ -260,8 +265,8 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
       "task_name": task.name,
       "language": task.language,
       "labels": task.get_labels(),
-      "max_seq_length": int(max_seq_length),
-      "do_lower_case": bool(do_lower_case),
+      "max_seq_length": int(feature_settings.max_seq_length),
+      "do_lower_case": bool(feature_settings.do_lower_case),
       "bert_config": bert_config.to_dict(),
       "global_step": global_step,
       "source_checkpoint": checkpoint_path,

@@ -75,7 +75,7 @@ def exit_with(program, error):
 
 class Interrupted(KeyboardInterrupt):
   """SIGTERM or SIGINT arrived outside training (training itself stops at a
-  step boundary and saves, see classifier.StopOnSignalHook).
+  step boundary and saves, see classifier.hooks.StopOnSignalHook).
 
   A KeyboardInterrupt, so no `except Exception` swallows it; every output is
   written under a temporary name and renamed, so nothing is left half-written.

@@ -134,23 +134,7 @@ class MultiTaskPredictor(object):
     self._check_shapes(bundle, task, method, max_seq_length)
 
     with self.graph.as_default():
-      new_variables = []
       values = {}
-
-      def shared_backbone_getter(getter, name, *args, **kwargs):
-        """Task-local variables for what the bundle holds, else the backbone."""
-        if name in bundle.values:
-          variable = getter("tasks/%s/%s" % (task.key, name), *args, **kwargs)
-          values[variable] = bundle.values[name]
-        elif name in self._backbone:
-          return self._backbone[name]
-        else:
-          variable = getter(name, *args, **kwargs)
-          self._backbone[name] = variable
-          values[variable] = None  # read from the backbone checkpoint
-        new_variables.append(variable)
-        return variable
-
       with tf.name_scope("task_%s" % task.key):
         if build_inputs is None:
           # [batch, width]: each batch is as wide as its longest row needs.
@@ -160,8 +144,9 @@ class MultiTaskPredictor(object):
         else:
           (inputs, serving_inputs) = build_inputs(task, settings)
         (input_ids, input_mask, segment_ids) = inputs
-        with tf.variable_scope(tf.get_variable_scope(),
-                               custom_getter=shared_backbone_getter):
+        with tf.variable_scope(
+            tf.get_variable_scope(),
+            custom_getter=self._shared_backbone_getter(bundle, task, values)):
           outputs = classifier.create_model(
               self.bert_config, False, input_ids, input_mask, segment_ids,
               tf.zeros_like(input_ids[:, 0], dtype=tf.float32),
@@ -180,6 +165,30 @@ class MultiTaskPredictor(object):
         "do_lower_case": settings["do_lower_case"],
     }
     return task.name
+
+  def _shared_backbone_getter(self, bundle, task, values):
+    """A custom getter: task-local variables (`tasks/<TASK>/...`) for what
+    the bundle holds, else the backbone's, made once and shared.
+
+    Args:
+      values: {variable: value} it fills for `_load_values`: the bundle's
+        value, or None for a new backbone variable (read from the backbone
+        checkpoint).
+    """
+
+    def getter_fn(getter, name, *args, **kwargs):
+      if name in bundle.values:
+        variable = getter("tasks/%s/%s" % (task.key, name), *args, **kwargs)
+        values[variable] = bundle.values[name]
+      elif name in self._backbone:
+        return self._backbone[name]
+      else:
+        variable = getter(name, *args, **kwargs)
+        self._backbone[name] = variable
+        values[variable] = None
+      return variable
+
+    return getter_fn
 
   def _check_shapes(self, bundle, task, method, max_seq_length):
     """Refuses a bundle whose variables do not fit the model it describes."""
@@ -261,9 +270,14 @@ class MultiTaskPredictor(object):
     return sum(v.shape.num_elements() for v in self._backbone.values())
 
 
-def run(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
-        data_dirs, output_dir, split="test", batch_size=8,
-        max_seq_length=None):
+# The backbone every bundle goes on: its bert_config.json, vocab.txt and
+# checkpoint prefix.
+Backbone = collections.namedtuple(
+    "Backbone", ["bert_config_file", "vocab_file", "init_checkpoint"])
+
+
+def run(backbone, adapter_bundles, data_dirs, output_dir, split="test",
+        batch_size=8, max_seq_length=None):
   """Loads every bundle on one backbone, predicts each task, prints figures.
 
   Every task's data is read (and checked to be that task's) before anything
@@ -271,6 +285,7 @@ def run(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
   a mistake in the third task leaves no file of the first two behind.
 
   Args:
+    backbone: the `Backbone`.
     adapter_bundles: bundle folders, one per task.
     data_dirs: the tasks' data folders, in the same order.
     output_dir: where the GLUE server files go (split "test").
@@ -282,9 +297,38 @@ def run(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
   Raises:
     InputError: any user error, as one line.
   """
-  required = {"bert_config_file": bert_config_file, "vocab_file": vocab_file,
-              "init_checkpoint": init_checkpoint,
-              "adapter_bundles": adapter_bundles, "data_dirs": data_dirs}
+  _check_run_arguments(backbone, adapter_bundles, data_dirs, output_dir,
+                       split, batch_size)
+  (predictor, memory) = _load_tasks(backbone, adapter_bundles, batch_size,
+                                    max_seq_length)
+  # Every task's files, read and checked before the first prediction.
+  jobs = []
+  for (name, data_dir) in zip(predictor.tasks, data_dirs):
+    task = predictor.tasks[name]["task"]
+    splits = task.test if split == "test" else task.dev
+    for (task_split, path, examples) in classifier.read_splits(
+        task, data_dir, splits):
+      jobs.append((task, task_split, path, examples))
+  _print_sizes(predictor, backbone.init_checkpoint, memory)
+
+  submissions = []  # (file name, task, indices, predictions)
+  for (task, task_split, path, examples) in jobs:
+    (line, predictions) = predict_split(predictor, task, task_split,
+                                        examples, split)
+    if split == "test" and task.has_submission:
+      submissions.append((task_split.name + ".tsv", task,
+                          [e.index for e in examples], predictions))
+      line += ", will write %s" % os.path.join(output_dir,
+                                               task_split.name + ".tsv")
+    print(line)
+  write_submissions(output_dir, submissions)
+
+
+def _check_run_arguments(backbone, adapter_bundles, data_dirs, output_dir,
+                         split, batch_size):
+  """`run`'s arguments, checked before any work (flag names in messages)."""
+  required = dict(backbone._asdict(), adapter_bundles=adapter_bundles,
+                  data_dirs=data_dirs)
   if split == "test":
     required["output_dir"] = output_dir
   for (name, value) in required.items():
@@ -302,13 +346,21 @@ def run(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
     except ValueError as e:
       raise errors.InputError("--output_dir=%s: %s" % (output_dir, e))
     fileio.remove_orphans(output_dir)  # of a killed earlier run
+
+
+def _load_tasks(backbone, adapter_bundles, batch_size, max_seq_length):
+  """The predictor with every bundle loaded.
+
+  Returns:
+    (predictor, [process memory before loading, after each task]).
+  """
   try:
-    bert_config = modeling.BertConfig.from_json_file(bert_config_file)
-    tokenization.FullTokenizer(vocab_file).check_special_tokens()
-    predictor = MultiTaskPredictor(bert_config, init_checkpoint, vocab_file,
-                                   batch_size, bert_config_file)
-    memory_before = resident_memory_bytes()
-    memory = []
+    bert_config = modeling.BertConfig.from_json_file(backbone.bert_config_file)
+    tokenization.FullTokenizer(backbone.vocab_file).check_special_tokens()
+    predictor = MultiTaskPredictor(bert_config, backbone.init_checkpoint,
+                                   backbone.vocab_file, batch_size,
+                                   backbone.bert_config_file)
+    memory = [resident_memory_bytes()]
     for bundle_dir in adapter_bundles:
       name = predictor.add_task(bundle_dir)
       trained_length = predictor.tasks[name]["max_seq_length"]
@@ -320,42 +372,27 @@ def run(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
       memory.append(resident_memory_bytes())
   except ValueError as e:
     raise errors.InputError(e)
+  return (predictor, memory)
 
-  # Every task's files, read and checked before the first prediction.
-  jobs = []
-  for (name, data_dir) in zip(predictor.tasks, data_dirs):
-    task = predictor.tasks[name]["task"]
-    splits = task.test if split == "test" else task.dev
-    for (task_split, path, examples) in classifier.read_splits(
-        task, data_dir, splits):
-      jobs.append((task, task_split, path, examples))
 
+def _print_sizes(predictor, init_checkpoint, memory):
+  """The backbone's and each bundle's size, and the process memory after
+  each task was loaded (`memory`: before loading, then after each)."""
   human = fileio.human_bytes
   print("backbone %s: %s shared frozen parameters, %s on disk" % (
       init_checkpoint, "{:,}".format(predictor.backbone_parameters()),
       human(fileio.checkpoint_size(init_checkpoint))))
-  print("process memory before loading: %s" % human(memory_before))
+  print("process memory before loading: %s" % human(memory[0]))
   for (i, (name, entry)) in enumerate(predictor.tasks.items()):
     bundle = entry["bundle"]
     print("task %-6s bundle %s: %s on disk, %s parameters; process memory "
           "with %d task(s): %s" % (
               name, bundle.path, human(fileio.directory_size(bundle.path)),
-              "{:,}".format(bundle.num_parameters), i + 1, human(memory[i])))
-  if len(memory) > 1:
+              "{:,}".format(bundle.num_parameters), i + 1,
+              human(memory[i + 1])))
+  if len(memory) > 2:
     print("memory added per task after the first: %s on average" %
-          human((memory[-1] - memory[0]) / (len(memory) - 1)))
-
-  submissions = []  # (file name, task, indices, predictions)
-  for (task, task_split, path, examples) in jobs:
-    (line, predictions) = predict_split(predictor, task, task_split,
-                                        examples, split)
-    if split == "test" and task.has_submission:
-      submissions.append((task_split.name + ".tsv", task,
-                          [e.index for e in examples], predictions))
-      line += ", will write %s" % os.path.join(output_dir,
-                                               task_split.name + ".tsv")
-    print(line)
-  write_submissions(output_dir, submissions)
+          human((memory[-1] - memory[1]) / (len(memory) - 2)))
 
 
 def write_submissions(output_dir, submissions):

@@ -108,9 +108,9 @@ def kept_lengths(len_a, len_b, max_seq_length):
 
   A single text keeps max_seq_length - 2 tokens ([CLS], [SEP]). A pair keeps
   max_seq_length - 3 in all, taking one token at a time from the longer
-  text (the second on a tie), as classifier._truncate_seq_pair does; in
-  closed form: the shorter text stays whole if the longer can still have as
-  many, else the first gets ceil(budget / 2) and the second the rest.
+  text (the second on a tie), as classifier.features._truncate_seq_pair does;
+  in closed form: the shorter text stays whole if the longer can still have
+  as many, else the first gets ceil(budget / 2) and the second the rest.
 
   Args:
     len_a, len_b: int32 Tensors [batch]; len_b is 0 for a row without a

@@ -405,63 +405,80 @@ def summary_markdown(rows, summary, command, baselines=None):
   """
   selected = summary["selected"]
   tasks = sorted({task for (task, _, _) in selected})
-  cells = sorted({(method, size) for (_, method, size) in selected},
-                 key=lambda c: (not method_is_reference(c[0]), c[0],
-                                int(c[1] or 0)))
   lines = ["# Sweep summary", "",
            "%d finished runs. Made by:" % len(rows), "", "```shell",
            command, "```", "",
            "Dev %s of the best setting per (task, method, size), mean over "
            "seeds (number of seeds in brackets)." % "/".join(
                sorted({e["metric"] for e in selected.values()})), ""]
+  lines += _main_table(summary, tasks, baselines)
+  lines += _selected_table(selected)
+  if summary["paired"]:
+    lines += _paired_table(summary["paired"])
+  return "\n".join(lines) + "\n"
+
+
+def _main_table(summary, tasks, baselines):
+  """The paper-style table: a row per (method, size), one per method with
+  the size tuned per task, and the majority class."""
+  selected = summary["selected"]
+  cells = sorted({(method, size) for (_, method, size) in selected},
+                 key=lambda c: (not method_is_reference(c[0]), c[0],
+                                int(c[1] or 0)))
   header = ["method"] + tasks + ["average", "trained % (per task)",
                                  "parameters for %d tasks" % len(tasks)]
-  lines.append("| " + " | ".join(header) + " |")
-  lines.append("|" + "---|" * len(header))
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for (method, size) in cells:
     entries = [selected.get((t, method, size)) for t in tasks]
     values = ["%.4f (%d)" % (e["mean"], len(e["values"])) if e else "-"
               for e in entries]
-    present = [e for e in entries if e]
-    average = ("%.4f" % np.mean([e["mean"] for e in present])
-               if len(present) == len(tasks) else "-")
-    share = "/".join("%.2f" % e["trained_percent"] for e in present)
-    # One backbone shared by all tasks, plus each task's own parameters;
-    # a whole-model method (full fine-tuning) stores a model per task.
-    if present and methods.get(method.partition(":")[0]).whole_model:
-      total = sum(e["total_parameters"] for e in present)
-    elif present:
-      backbone = present[0]["total_parameters"] - present[0][
-          "trained_parameters"]
-      total = backbone + sum(e["trained_parameters"] for e in present)
-    else:
-      total = 0
+    (average, share, total) = _row_totals(
+        [e for e in entries if e], len(tasks),
+        methods.get(method.partition(":")[0]).whole_model)
     lines.append("| " + " | ".join([method_label(method, size)] + values +
-                                   [average, share, "{:,}".format(total)])
-                 + " |")
+                                   [average, share, total]) + " |")
   for (method, _) in sorted({(m, None) for (_, m) in summary.get(
       "size_tuned", {})}):
     entries = [summary["size_tuned"].get((t, method)) for t in tasks]
-    present = [e for e in entries if e]
     values = ["%.4f (m=%s, %d)" % (e["mean"], e["size"], len(e["values"]))
               if e else "-" for e in entries]
-    average = ("%.4f" % np.mean([e["mean"] for e in present])
-               if len(present) == len(tasks) else "-")
-    share = "/".join("%.2f" % e["trained_percent"] for e in present)
-    backbone = present[0]["total_parameters"] - present[0][
-        "trained_parameters"]
-    total = backbone + sum(e["trained_parameters"] for e in present)
+    (average, share, total) = _row_totals([e for e in entries if e],
+                                          len(tasks), False)
     lines.append("| %s (m tuned per task) | %s | %s | %s | %s |" % (
-        method, " | ".join(values), average, share, "{:,}".format(total)))
+        method, " | ".join(values), average, share, total))
   if baselines:
     values = ["%.4f" % baselines[t] if t in baselines else "-" for t in tasks]
     average = ("%.4f" % np.mean([baselines[t] for t in tasks])
                if all(t in baselines for t in tasks) else "-")
     lines.append("| majority class (no training) | %s | %s | 0 | 0 |" % (
         " | ".join(values), average))
-  lines += ["", "## Selected settings, seeds and intervals", "",
-            "| task | method | lr | epochs | init | seeds | mean | std | "
-            "95% bootstrap interval |", "|---|---|---|---|---|---|---|---|---|"]
+  return lines
+
+
+def _row_totals(present, num_tasks, whole_model):
+  """A row's average (over every task, or "-"), trained shares and the
+  parameters stored for all its tasks: one backbone shared by all tasks plus
+  each task's own parameters, or for a whole-model method (full
+  fine-tuning) a model per task."""
+  average = ("%.4f" % np.mean([e["mean"] for e in present])
+             if len(present) == num_tasks else "-")
+  share = "/".join("%.2f" % e["trained_percent"] for e in present)
+  if present and whole_model:
+    total = sum(e["total_parameters"] for e in present)
+  elif present:
+    backbone = present[0]["total_parameters"] - present[0][
+        "trained_parameters"]
+    total = backbone + sum(e["trained_parameters"] for e in present)
+  else:
+    total = 0
+  return (average, share, "{:,}".format(total))
+
+
+def _selected_table(selected):
+  """Each cell's selected setting, its seeds' values and their statistics."""
+  lines = ["", "## Selected settings, seeds and intervals", "",
+           "| task | method | lr | epochs | init | seeds | mean | std | "
+           "95% bootstrap interval |", "|---|---|---|---|---|---|---|---|---|"]
   for (task, method, size) in sorted(selected):
     e = selected[(task, method, size)]
     lines.append("| %s | %s | %s | %s | %s | %s | %.4f | %.4f | [%.4f, "
@@ -472,25 +489,29 @@ def summary_markdown(rows, summary, command, baselines=None):
                                         sorted(e["values"].items())),
                               e["mean"], e["std"], e["interval"][0],
                               e["interval"][1]))
-  if summary["paired"]:
-    lines += ["", "## Each method minus %s, paired by seed" %
-              methods.reference().name, "",
-              "| task | method | seeds | mean difference | 95% bootstrap "
-              "interval | inside seed noise? |", "|---|---|---|---|---|---|"]
-    for (key, p) in sorted(summary["paired"].items()):
-      (task, method, size) = key
-      if p["n"] < 2:
-        inside = "one seed: no interval yet"
-      else:
-        inside = ("yes" if p["interval"][0] <= 0.0 <= p["interval"][1]
-                  else "no")
-      lines.append("| %s | %s | %d | %+.4f | [%+.4f, %+.4f] | %s |" % (
-          task, method_label(method, size), p["n"], p["mean"],
-          p["interval"][0], p["interval"][1], inside))
-    if any(p["n"] < 5 for p in summary["paired"].values()):
-      lines += ["", "With fewer than 5 seeds a bootstrap interval is rough: "
-                "it cannot be wider than the seeds' own range."]
-  return "\n".join(lines) + "\n"
+  return lines
+
+
+def _paired_table(paired):
+  """Each method minus the reference method, paired by seed."""
+  lines = ["", "## Each method minus %s, paired by seed" %
+           methods.reference().name, "",
+           "| task | method | seeds | mean difference | 95% bootstrap "
+           "interval | inside seed noise? |", "|---|---|---|---|---|---|"]
+  for (key, p) in sorted(paired.items()):
+    (task, method, size) = key
+    if p["n"] < 2:
+      inside = "one seed: no interval yet"
+    else:
+      inside = ("yes" if p["interval"][0] <= 0.0 <= p["interval"][1]
+                else "no")
+    lines.append("| %s | %s | %d | %+.4f | [%+.4f, %+.4f] | %s |" % (
+        task, method_label(method, size), p["n"], p["mean"],
+        p["interval"][0], p["interval"][1], inside))
+  if any(p["n"] < 5 for p in paired.values()):
+    lines += ["", "With fewer than 5 seeds a bootstrap interval is rough: "
+              "it cannot be wider than the seeds' own range."]
+  return lines
 
 
 def summary_path(results_path):

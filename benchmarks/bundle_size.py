@@ -110,8 +110,8 @@ def measure(bert_config, adapter_size, num_labels, work_dir=None):
                with_adam=False)
     info = bundles.export_bundle(
         os.path.dirname(with_adapters), os.path.join(scratch, "bundle"),
-        method, glue.get_task("MRPC"), bert_config, max_seq_length=128,
-        do_lower_case=True)
+        method, glue.get_task("MRPC"), bert_config,
+        bundles.FeatureSettings(max_seq_length=128, do_lower_case=True))
     full = save_model(os.path.join(scratch, "fine_tuned", "model.ckpt"),
                       bert_config, None, num_labels, with_adam=False)
     full_adam = save_model(os.path.join(scratch, "full_adam", "model.ckpt"),

@@ -248,8 +248,9 @@ def measure_train(opts, work_dir, tuning_mode, padding_flag, **changes):
   steps = opts.warmup_steps + opts.train_steps
   widths, real = batch_widths(input_fn, s.train_batch_size, steps)
   estimator = classifier.make_estimator(
-      s, bert_config, task.num_labels, method, os.path.join(work_dir, "model"),
-      [s.init_checkpoint], num_train_steps=1000, num_warmup_steps=100)
+      s, classifier.Model(bert_config, task.num_labels, method, s.precision),
+      os.path.join(work_dir, "model"), [s.init_checkpoint],
+      num_train_steps=1000, num_warmup_steps=100)
   timer = StepTimer(opts.warmup_steps)
   estimator.train(input_fn, max_steps=steps, hooks=[timer])
   seconds = float(np.sum(timer.times))
@@ -293,8 +294,9 @@ def measure_predict(opts, work_dir, padding_flag, kind, **changes):
                               task.path(s.data_dir, split),
                               sort_by_length=True)
   estimator = classifier.make_estimator(
-      s, bert_config, task.num_labels, method, os.path.join(work_dir, "model"),
-      [s.init_checkpoint], predict_batch_size=s.eval_batch_size)
+      s, classifier.Model(bert_config, task.num_labels, method, s.precision),
+      os.path.join(work_dir, "model"), [s.init_checkpoint],
+      predict_batch_size=s.eval_batch_size)
   start = time.time()
   outputs = classifier.predict_examples(
       estimator, feature_cache, "%s-%s" % (kind, split.name), examples,

@@ -66,10 +66,11 @@ def main(argv):
   console.configure_logging(FLAGS.verbose)
   errors.interrupt_on_signals()
   try:
-    multitask.run(FLAGS.bert_config_file, FLAGS.vocab_file,
-                  FLAGS.init_checkpoint, FLAGS.adapter_bundles,
-                  FLAGS.data_dirs, FLAGS.output_dir, FLAGS.split,
-                  FLAGS.predict_batch_size, FLAGS.max_seq_length)
+    multitask.run(
+        multitask.Backbone(FLAGS.bert_config_file, FLAGS.vocab_file,
+                           FLAGS.init_checkpoint),
+        FLAGS.adapter_bundles, FLAGS.data_dirs, FLAGS.output_dir,
+        FLAGS.split, FLAGS.predict_batch_size, FLAGS.max_seq_length)
   except errors.InputError as e:
     errors.exit_with(PROGRAM, e)
   except KeyboardInterrupt as e:

@@ -453,8 +453,9 @@ def test_multitask_writes_every_file_or_none(trained, tiny_bert, tmp_path,
   monkeypatch.setattr(glue, "write_submission", write_then_fail)
   with pytest.raises(OSError):
     multitask.run(
-        tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
-        tiny_bert["init_checkpoint"],
+        multitask.Backbone(tiny_bert["bert_config_file"],
+                           tiny_bert["vocab_file"],
+                           tiny_bert["init_checkpoint"]),
         [trained["SST-2"]["bundle"], trained["MRPC"]["bundle"]],
         [trained["SST-2"]["data_dir"], trained["MRPC"]["data_dir"]],
         output_dir)
@@ -467,13 +468,14 @@ def test_multitask_writes_every_file_or_none(trained, tiny_bert, tmp_path,
 
 def _checkpoint_on_backbone(tiny_bert, folder, method, num_labels):
   """A training checkpoint whose frozen weights are tiny_bert's own."""
-  from adapter_bert import classifier
+  from adapter_bert.classifier import checkpoints
+  from adapter_bert.classifier import model_fn
   config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
   with tf.Graph().as_default():
     input_ids = tf.zeros([1, 8], dtype=tf.int32)
-    classifier.create_model(config, False, input_ids, input_ids, input_ids,
-                            tf.zeros([1]), num_labels, method)
-    for (checkpoint, assignment_map) in classifier.checkpoint_assignment_maps(
+    model_fn.create_model(config, False, input_ids, input_ids, input_ids,
+                          tf.zeros([1]), num_labels, method)
+    for (checkpoint, assignment_map) in checkpoints.checkpoint_assignment_maps(
         tf.global_variables(), [tiny_bert["init_checkpoint"]]):
       tf.train.init_from_checkpoint(checkpoint, assignment_map)
     tf.train.get_or_create_global_step()
@@ -491,8 +493,8 @@ def test_bundle_records_the_xnli_language_and_serves_in_it(tiny_bert,
                                    num_labels=3)
   bundle_dir = str(tmp_path / "xnli_de")
   bundles.export_bundle(str(tmp_path / "train"), bundle_dir, method,
-                        glue.get_task("XNLI", language="de"), config, 24,
-                        True)
+                        glue.get_task("XNLI", language="de"), config,
+                        bundles.FeatureSettings(24, True))
   bundle = bundles.read_bundle(bundle_dir)
   assert bundle.language == "de"
   assert bundle.task().language == "de"
@@ -509,6 +511,7 @@ def test_settings_are_immutable_and_a_bundle_replaces_them_before_checks(
   import dataclasses
 
   from adapter_bert import classifier
+  from adapter_bert.classifier import settings as settings_lib
   settings = classifier.Settings(max_seq_length=24)
   with pytest.raises(dataclasses.FrozenInstanceError):
     settings.max_seq_length = 0
@@ -516,7 +519,7 @@ def test_settings_are_immutable_and_a_bundle_replaces_them_before_checks(
   given = classifier.Settings(
       task_name="MRPC", adapter_bundle=run["bundle"], max_seq_length=0,
       adapter_size=1, tuning_mode="full", xnli_language="fr")
-  merged, bundle = classifier.with_bundle_settings(given, explicit=())
+  merged, bundle = settings_lib.with_bundle_settings(given, explicit=())
   assert bundle.task_name == "MRPC"
   assert (merged.max_seq_length, merged.adapter_size, merged.tuning_mode,
           merged.adapter_placement) == (24, 8, "adapters", "both")

@@ -26,9 +26,10 @@ from conftest import tiny_job_flags
 from conftest import write_sst2_task
 from conftest import write_tiny_bert
 from adapter_bert import bundles
-from adapter_bert import classifier
 from adapter_bert import methods
 from adapter_bert import run_folder
+from adapter_bert.classifier import checkpoints
+from adapter_bert.classifier import model_fn
 import modeling
 
 
@@ -41,7 +42,7 @@ def _method(mode, **options):
 
 def _model_names(method):
   config = modeling.BertConfig.from_dict(tiny_bert_config_dict())
-  return list(classifier.describe_model(config, method, 2, 16))
+  return list(model_fn.describe_model(config, method, 2, 16))
 
 
 def _checkpoint_bytes(prefix):
@@ -92,7 +93,7 @@ def test_compact_checkpoint_is_a_small_fraction_of_a_full_one(tmp_path,
                        n != "global_step")
   method = _method("adapters")
   trained = sum(
-      int(np.prod(shape)) for (name, shape) in classifier.describe_model(
+      int(np.prod(shape)) for (name, shape) in model_fn.describe_model(
           modeling.BertConfig.from_dict(tiny_bert_config_dict()),
           method, 2, 16).items() if method.trains(name))
   assert counts["adapters"] == trained
@@ -108,7 +109,7 @@ def test_rerun_of_a_finished_run_restores_the_same_model(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   output_dir = str(tmp_path / "out")
   first = run_classifier_in_process(tiny_bert, data_dir, output_dir)
-  assert os.path.exists(os.path.join(output_dir, classifier.BACKBONE_RECORD))
+  assert os.path.exists(os.path.join(output_dir, checkpoints.BACKBONE_RECORD))
   again = run_classifier_in_process(tiny_bert, data_dir, output_dir,
                                     do_train=False)
   assert again == first
@@ -249,7 +250,7 @@ def test_kill_then_resume_ends_exactly_as_an_uninterrupted_run(tmp_path,
   assert int(final["global_step"]) == 192
   assert all(np.all(np.isfinite(v)) for v in final.values())
   record = json.load(open(os.path.join(output_dir,
-                                       classifier.BACKBONE_RECORD)))
+                                       checkpoints.BACKBONE_RECORD)))
   assert record["init_checkpoint"] == tiny_bert["init_checkpoint"]
   bundle = bundles.read_bundle(os.path.join(output_dir, "adapter_bundle"))
   assert bundle.global_step == 192

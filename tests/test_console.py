@@ -10,9 +10,9 @@ from conftest import train_tiny
 from conftest import scalar_events
 from conftest import tiny_bert_config_dict
 from conftest import write_sst2_task
-from adapter_bert import classifier
 from adapter_bert import console
 from adapter_bert import glue
+from adapter_bert.classifier import features
 import tokenization
 
 # `08:12:03 step 4/16 (25%): loss = 0.6931, 2.41 steps/s, 19.3 examples/s, ETA 5s`
@@ -60,7 +60,7 @@ def test_verbose_shows_what_tensorflow_prints(runs):
   assert "Calling model_fn" in log
   assert "*** Example train-0 ***" in log  # Google BERT's first-rows dump
   assert PROGRESS_LINE.search(log) is None  # absl's full format instead
-  assert re.search(r"classifier.py:\d+\] step \d+/16 \(\d+%\): loss", log)
+  assert re.search(r"hooks.py:\d+\] step \d+/16 \(\d+%\): loss", log)
 
 
 @pytest.mark.slow
@@ -79,12 +79,12 @@ def test_tensorboard_scalars_are_in_the_output_dir(runs):
 
 def test_large_file_conversion_logs_its_progress(tmp_path, monkeypatch,
                                                  caplog, tiny_bert):
-  monkeypatch.setattr(classifier, "CONVERSION_PROGRESS_ROWS", 20)
+  monkeypatch.setattr(features, "CONVERSION_PROGRESS_ROWS", 20)
   examples = [glue.InputExample(str(i), "the movie was good .", None, "1")
               for i in range(64)]
   tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"])
   with caplog.at_level(logging.INFO):
-    classifier.file_based_convert_examples_to_features(
+    features.file_based_convert_examples_to_features(
         examples, ["0", "1"], 16, tokenizer, str(tmp_path / "f.tf_record"))
   lines = [r.getMessage() for r in caplog.records
            if r.getMessage().startswith("Converting")]

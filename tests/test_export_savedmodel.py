@@ -22,10 +22,10 @@ from conftest import write_file
 from conftest import write_mrpc_task
 from conftest import write_sst2_task
 from adapter_bert import bundles
-from adapter_bert import classifier
 from adapter_bert import glue
 from adapter_bert import multitask
 from adapter_bert import savedmodel
+from adapter_bert.classifier import features
 import modeling
 import tokenization
 
@@ -116,7 +116,7 @@ def test_pair_cut_equals_truncate_seq_pair_everywhere():
       (a, b, m) = cases[row]
       tokens_a, tokens_b = list(range(a)), list(range(b))
       if b:
-        classifier._truncate_seq_pair(tokens_a, tokens_b, m - 3)
+        features._truncate_seq_pair(tokens_a, tokens_b, m - 3)
       else:
         tokens_a = tokens_a[:m - 2]
       assert (a_kept, b_kept) == (len(tokens_a), len(tokens_b)), (a, b, m)
@@ -144,7 +144,7 @@ def assert_same_rows(vocab_file, pairs, max_seq_length, do_lower_case=True):
   width = ids.shape[1]
   assert width <= max_seq_length
   for (row, (a, b)) in enumerate(pairs):
-    feature = classifier.convert_single_example(
+    feature = features.convert_single_example(
         row, glue.InputExample(str(row), a, b, None), [None], max_seq_length,
         tokenizer)
     expected = (feature.input_ids, feature.input_mask, feature.segment_ids)

@@ -20,9 +20,9 @@ from conftest import tiny_bert_config_dict
 from conftest import tiny_classifier_variables
 from conftest import write_sst2_task
 from adapter_bert import bundles
-from adapter_bert import classifier
 from adapter_bert import glue
 from adapter_bert import methods
+from adapter_bert.classifier import model_fn
 from adapter_bert.methods import base
 import adapters
 import modeling
@@ -161,7 +161,7 @@ def _tiny_config():
 
 
 def _model_shapes(method, num_labels=NUM_LABELS):
-  return classifier.describe_model(_tiny_config(), method, num_labels, 16)
+  return model_fn.describe_model(_tiny_config(), method, num_labels, 16)
 
 
 def _backbone_groups(config_dict):
@@ -249,15 +249,15 @@ def test_full_parameter_counts_in_closed_form():
 
 def test_parameter_summary_names_every_group():
   method = methods.build("adapters", {"adapter_size": 8})
-  line = classifier.parameter_summary(_model_shapes(method), method)
+  line = model_fn.parameter_summary(_model_shapes(method), method)
   assert line.startswith("Parameters: ")
   assert "tuning_mode=adapters [adapters " in line
   for group in ("LayerNorm", "head", "embeddings", "attention",
                 "feed-forward", "pooler"):
     assert re.search(r"[ \[]%s [\d,]+" % group, line), group
   full = methods.build("full")
-  assert "frozen [none]" in classifier.parameter_summary(_model_shapes(full),
-                                                         full)
+  assert "frozen [none]" in model_fn.parameter_summary(_model_shapes(full),
+                                                       full)
 
 
 def _save_trained_checkpoint(folder, method, num_labels=2):
@@ -265,7 +265,7 @@ def _save_trained_checkpoint(folder, method, num_labels=2):
   import optimization
   with tf.Graph().as_default():
     input_ids = tf.zeros([2, 8], dtype=tf.int32)
-    outputs = classifier.create_model(
+    outputs = model_fn.create_model(
         _tiny_config(), True, input_ids, tf.ones_like(input_ids), input_ids,
         tf.zeros([2]), num_labels, method)
     optimization.create_optimizer(
@@ -302,7 +302,8 @@ def test_exact_trained_names_and_bundle_contents(tmp_path, mode, placement,
   checkpoint = _save_trained_checkpoint(str(tmp_path / "train"), method)
   bundle_dir = str(tmp_path / "bundle")
   info = bundles.export_bundle(checkpoint, bundle_dir, method,
-                               glue.get_task("SST-2"), _tiny_config(), 16, True)
+                               glue.get_task("SST-2"), _tiny_config(),
+                               bundles.FeatureSettings(16, True))
   stored = checkpoint_values(os.path.join(bundle_dir,
                                           bundles.VARIABLES_PREFIX))
   # Exactly the trained variables: no frozen weight, no Adam slot, no step.
@@ -526,7 +527,8 @@ def test_bundle_records_and_restores_the_method_options(tmp_path, mode,
   checkpoint = _save_trained_checkpoint(str(tmp_path / "train"), method)
   bundle_dir = str(tmp_path / "bundle")
   bundles.export_bundle(checkpoint, bundle_dir, method,
-                        glue.get_task("SST-2"), _tiny_config(), 16, True)
+                        glue.get_task("SST-2"), _tiny_config(),
+                        bundles.FeatureSettings(16, True))
   stored = checkpoint_values(os.path.join(bundle_dir,
                                           bundles.VARIABLES_PREFIX))
   assert sorted(stored) == sorted(method.trained_variables(all_names))

@@ -21,6 +21,9 @@ from conftest import write_tiny_bert
 from adapter_bert import classifier
 from adapter_bert import glue
 from adapter_bert import multitask
+from adapter_bert.classifier import features
+from adapter_bert.classifier import inputs
+from adapter_bert.classifier import settings as settings_lib
 from adapter_bert.methods import base
 import adapters
 import modeling
@@ -58,9 +61,9 @@ def write_features(tiny_bert, path, rows, sort_by_length=False):
   tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"], True)
   examples = [glue.InputExample(str(i), text, None, label)
               for (i, (text, label)) in enumerate(rows)]
-  classifier.file_based_convert_examples_to_features(
+  features.file_based_convert_examples_to_features(
       examples, ["0", "1"], SEQ_LENGTH, tokenizer, path, sort_by_length)
-  return [sum(classifier.convert_single_example(
+  return [sum(features.convert_single_example(
       i, e, ["0", "1"], SEQ_LENGTH, tokenizer).input_mask)
           for (i, e) in enumerate(examples)]
 
@@ -68,7 +71,7 @@ def write_features(tiny_bert, path, rows, sort_by_length=False):
 def read_batches(input_file, padding, is_training, num_batches=None,
                  batch_size=8, seed=7):
   """The batches an input_fn yields, as lists of numpy dicts."""
-  input_fn = classifier.file_based_input_fn_builder(
+  input_fn = inputs.file_based_input_fn_builder(
       input_file, SEQ_LENGTH, is_training=is_training,
       drop_remainder=is_training, seed=seed, padding=padding)
   batches = []
@@ -95,14 +98,14 @@ def features_file(tiny_bert, tmp_path):
 
 
 def test_auto_padding_is_static_on_tpu_and_bucketed_elsewhere():
-  assert classifier.resolve_padding("auto", use_tpu=True) == "static"
-  assert classifier.resolve_padding("auto", use_tpu=False) == "bucket"
+  assert inputs.resolve_padding("auto", use_tpu=True) == "static"
+  assert inputs.resolve_padding("auto", use_tpu=False) == "bucket"
   for policy in ("static", "batch", "bucket"):
-    assert classifier.resolve_padding(policy, use_tpu=False) == policy
+    assert inputs.resolve_padding(policy, use_tpu=False) == policy
   with pytest.raises(ValueError, match="TPUs need static shapes"):
-    classifier.resolve_padding("bucket", use_tpu=True)
+    inputs.resolve_padding("bucket", use_tpu=True)
   with pytest.raises(ValueError, match="unknown"):
-    classifier.resolve_padding("longest", use_tpu=False)
+    inputs.resolve_padding("longest", use_tpu=False)
 
 
 def test_dynamic_padding_on_tpu_is_a_one_line_flag_error(tiny_bert, tmp_path):
@@ -111,7 +114,7 @@ def test_dynamic_padding_on_tpu_is_a_one_line_flag_error(tiny_bert, tmp_path):
       bert_config_file=tiny_bert["bert_config_file"],
       vocab_file=tiny_bert["vocab_file"], do_train=True, use_tpu=True,
       padding="batch")
-  assert_input_error(lambda: classifier.validate_settings(settings),
+  assert_input_error(lambda: settings_lib.validate_settings(settings),
                      "--padding=batch", "static")
 
 
@@ -162,7 +165,7 @@ def test_batch_padding_pads_to_the_longest_row_rounded_to_eight(
 def test_bucketed_training_batches_rows_of_similar_length(features_file):
   (path, lengths) = features_file
   batches = read_batches(path, "bucket", is_training=True, num_batches=40)
-  boundaries = [0] + classifier.length_bucket_boundaries(SEQ_LENGTH) + [
+  boundaries = [0] + inputs.length_bucket_boundaries(SEQ_LENGTH) + [
       SEQ_LENGTH + 1]
   seen = set()
   for b in batches:

@@ -16,8 +16,8 @@ from conftest import read_eval_results
 from conftest import run_classifier_cli
 from conftest import train_tiny
 from conftest import write_sst2_task
-from adapter_bert import classifier
 from adapter_bert import methods
+from adapter_bert.classifier import model_fn as model_fn_lib
 import modeling
 import optimization
 
@@ -29,10 +29,12 @@ def train_graph(tiny_bert, precision, use_tpu=False):
   """The tiny model's TRAIN graph under `precision`; returns (graph, spec)."""
   config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
   method = methods.build("adapters", {"adapter_size": 8}, num_layers=2)
-  model_fn = classifier.model_fn_builder(
-      config, 2, [tiny_bert["init_checkpoint"]], learning_rate=1e-3,
-      num_train_steps=10, num_warmup_steps=1, use_tpu=use_tpu, method=method,
-      max_loss=1e4, train_batch_size=8, precision=precision)
+  model_fn = model_fn_lib.model_fn_builder(
+      model_fn_lib.Model(config, 2, method, precision),
+      [tiny_bert["init_checkpoint"]], use_tpu=use_tpu,
+      training=model_fn_lib.Training(learning_rate=1e-3, num_train_steps=10,
+                                     num_warmup_steps=1, max_loss=1e4,
+                                     batch_size=8))
   graph = tf.Graph()
   with graph.as_default():
     tf.train.get_or_create_global_step()
@@ -54,7 +56,7 @@ def output_dtypes(ops, *types):
 def test_encoder_computes_in_half_precision_around_float32_islands(
     tiny_bert, precision):
   (graph, spec) = train_graph(tiny_bert, precision)
-  compute_dtype = classifier.PRECISIONS[precision][0]
+  compute_dtype = model_fn_lib.PRECISIONS[precision][0]
   encoder = forward_ops(graph, "bert/encoder/")
   assert output_dtypes(encoder, "MatMul", "BatchMatMulV2") == {compute_dtype}
   # The adapters compute in it too.

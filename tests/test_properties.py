@@ -16,10 +16,10 @@ import pytest
 
 from conftest import TINY_VOCAB
 from adapter_bert import bundles
-from adapter_bert import classifier
 from adapter_bert import errors
 from adapter_bert import glue
 from adapter_bert import methods
+from adapter_bert.classifier import features
 import tokenization
 
 # Files are written for each example: no per-call deadline, a bounded count.
@@ -130,7 +130,7 @@ def test_tokenizer_takes_any_text(tiny_tokenizer, text):
 def test_features_of_any_text_keep_their_layout(tiny_tokenizer, text_a, text_b,
                                                 max_seq_length):
   example = glue.InputExample("x", text_a, text_b, label="1")
-  feature = classifier.convert_single_example(
+  feature = features.convert_single_example(
       5, example, ["0", "1"], max_seq_length, tiny_tokenizer)
   vocab = tiny_tokenizer.vocab
   length = sum(feature.input_mask)

@@ -24,7 +24,8 @@ from conftest import write_sst2_task
 from conftest import write_tiny_bert
 from adapter_bert import glue
 from adapter_bert import methods
-import run_classifier
+from adapter_bert.classifier import evaluation
+from adapter_bert.classifier import features
 import tokenization
 
 ADAPTERS = methods.build("adapters", {"adapter_size": 8})
@@ -37,8 +38,8 @@ def test_convert_single_example_layout(tiny_bert):
   tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"], True)
   example = glue.InputExample("x", "the movie was good",
                                         "it was fun", "1")
-  feature = run_classifier.convert_single_example(0, example, ["0", "1"], 12,
-                                                  tokenizer)
+  feature = features.convert_single_example(0, example, ["0", "1"], 12,
+                                            tokenizer)
   tokens = tokenizer.convert_ids_to_tokens(feature.input_ids)
   assert tokens == ["[CLS]", "the", "movie", "was", "good", "[SEP]", "it",
                     "was", "fun", "[SEP]", "[PAD]", "[PAD]"]
@@ -51,14 +52,14 @@ def test_truncation_keeps_max_seq_length(tiny_bert):
   tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"], True)
   long_text = " ".join(["good"] * 30)
   example = glue.InputExample("x", long_text, "bad bad", "0")
-  feature = run_classifier.convert_single_example(0, example, ["0", "1"], 10,
-                                                  tokenizer)
+  feature = features.convert_single_example(0, example, ["0", "1"], 10,
+                                            tokenizer)
   tokens = tokenizer.convert_ids_to_tokens(feature.input_ids)
   # The longer text loses tokens first; the short one survives whole.
   assert tokens == ["[CLS]"] + ["good"] * 5 + ["[SEP]", "bad", "bad", "[SEP]"]
   assert feature.num_truncated == 30 + 2 + 3 - 10
   short = glue.InputExample("y", "good", "bad", "0")
-  assert run_classifier.convert_single_example(
+  assert features.convert_single_example(
       0, short, ["0", "1"], 10, tokenizer).num_truncated == 0
 
 
@@ -77,7 +78,7 @@ def test_truncation_is_reported_and_warned_when_most_lose_text(
        "most examples lose text")):
     caplog.clear()
     with caplog.at_level(logging.INFO):
-      run_classifier.file_based_convert_examples_to_features(
+      features.file_based_convert_examples_to_features(
           examples, ["0", "1"], length, tokenizer,
           str(tmp_path / ("f%d.tf_record" % length)))
     matching = [r for r in caplog.records if fragment in r.getMessage()]
@@ -91,18 +92,18 @@ def test_feature_cache_key_changes_with_everything_that_shapes_features(
   base = dict(input_file=data, vocab_file=tiny_bert["vocab_file"],
               do_lower_case=True, max_seq_length=16, task_name="sst-2",
               label_list=["0", "1"], num_padding=0)
-  key = run_classifier.feature_cache_key(**base)
-  assert run_classifier.feature_cache_key(**base) == key
+  key = features.feature_cache_key(**base)
+  assert features.feature_cache_key(**base) == key
   for (name, value) in [("do_lower_case", False), ("max_seq_length", 32),
                         ("task_name", "cola"), ("num_padding", 3),
                         ("sort_by_length", True)]:
     changed = dict(base, **{name: value})
-    assert run_classifier.feature_cache_key(**changed) != key, name
+    assert features.feature_cache_key(**changed) != key, name
   other_vocab = write_file(str(tmp_path / "vocab.txt"), ["[PAD]", "a"])
-  assert run_classifier.feature_cache_key(
+  assert features.feature_cache_key(
       **dict(base, vocab_file=other_vocab)) != key
   write_file(data, ["sentence\tlabel", "b\t1"])  # same name, new contents
-  assert run_classifier.feature_cache_key(**base) != key
+  assert features.feature_cache_key(**base) != key
 
 
 @pytest.mark.slow
@@ -290,13 +291,13 @@ def test_metrics_count_every_dev_example_once(tmp_path, tiny_bert):
 
 def test_tpu_padding_examples_have_zero_weight(tiny_bert):
   examples = [glue.InputExample(str(i), "good", None, "1") for i in range(13)]
-  padded = run_classifier.pad_for_tpu(examples, 8, use_tpu=True)
+  padded = evaluation.pad_for_tpu(examples, 8, use_tpu=True)
   assert len(padded) == 16 and padded[:13] == examples
   tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"], True)
-  feature = run_classifier.convert_single_example(0, padded[-1], ["0", "1"], 8,
-                                                  tokenizer)
+  feature = features.convert_single_example(0, padded[-1], ["0", "1"], 8,
+                                            tokenizer)
   assert not feature.is_real_example and feature.input_mask == [0] * 8
-  assert len(run_classifier.pad_for_tpu(examples, 8, use_tpu=False)) == 13
+  assert len(evaluation.pad_for_tpu(examples, 8, use_tpu=False)) == 13
 
 
 # The metric names each task's eval_results.txt must hold (GLUE's official).

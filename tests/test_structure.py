@@ -224,6 +224,76 @@ def test_every_setting_is_a_flag_with_the_same_default():
     else:
       assert flags.FLAGS[name].default == getattr(defaults, name), name
   assert set(options) <= set(classifier.Settings.field_names())
-  # ... and the old names stay importable from run_classifier.
-  for name in run_classifier.__all__:
-    assert hasattr(run_classifier, name), name
+
+
+def test_run_classifier_exports_no_library_names():
+  """Google BERT's importers call its run_classifier's functions with BERT's
+  signatures (create_model(..., use_one_hot_embeddings), model_fn_builder,
+  the DataProcessors), which this project does not have: the command line
+  pretends to offer none of them."""
+  assert not hasattr(run_classifier, "__all__")
+  for name in ("create_model", "model_fn_builder", "convert_single_example",
+               "file_based_convert_examples_to_features",
+               "file_based_input_fn_builder", "InputFeatures",
+               "PaddingInputExample", "DataProcessor", "input_fn_builder"):
+    assert not hasattr(run_classifier, name), name
+
+
+# ---------------------------------------------------------------- size
+
+# A library function's limits: lines (its whole body, nested functions
+# included) and parameters (args and keyword-only ones, *args and **kwargs
+# one each; self and cls not counted).
+MAX_FUNCTION_LINES = 80
+MAX_PARAMETERS = 8
+# TODO(lead): create_model keeps Google BERT's eight parameters, with the
+# tuning method in use_one_hot_embeddings' place, plus compute_dtype; it is
+# the tuning-method plumbing the lead owns. Empty this once it takes fewer.
+TEMPORARY_LONG_SIGNATURES = (
+    ("adapter_bert/classifier/model_fn.py", "create_model"),
+    ("adapter_bert/classifier/model_fn.py", "_create_model"),
+)
+
+
+def parameter_count(function):
+  args = function.args
+  names = [a.arg for a in args.posonlyargs + args.args]
+  count = len(names) + len(args.kwonlyargs)
+  count += bool(args.vararg) + bool(args.kwarg)
+  return count - (1 if names and names[0] in ("self", "cls") else 0)
+
+
+def oversized_functions(tree):
+  """[(line, name, lines, parameters)] of the functions over the limits."""
+  found = []
+  for node in ast.walk(tree):
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+      lines = node.end_lineno - node.lineno + 1
+      count = parameter_count(node)
+      if lines > MAX_FUNCTION_LINES or count > MAX_PARAMETERS:
+        found.append((node.lineno, node.name, lines, count))
+  return found
+
+
+@pytest.mark.parametrize("path", LIBRARIES)
+def test_functions_are_short(path):
+  allowed = {name for (where, name) in TEMPORARY_LONG_SIGNATURES
+             if where == path.replace(os.sep, "/")}
+  found = [f for f in oversized_functions(parse(path)) if f[1] not in allowed]
+  assert found == [], (path, found)
+
+
+def test_the_temporary_allow_list_names_real_offenders():
+  """An entry whose function got short (or moved) must leave the list."""
+  for (where, name) in TEMPORARY_LONG_SIGNATURES:
+    names = [f[1] for f in oversized_functions(parse(where))]
+    assert name in names, (where, name)
+
+
+def test_the_check_sees_a_long_function_and_a_long_signature():
+  long_body = "def long(x):\n" + "  x += 1\n" * MAX_FUNCTION_LINES
+  wide = "def wide(self, a, b, c, d, e, f, g, *args, **kwargs):\n  pass\n"
+  fine = "def fine(self, a, b, c, d, e, f, g, h):\n  pass\n"
+  found = oversized_functions(ast.parse(long_body + wide + fine))
+  assert [(name, lines, count) for (_, name, lines, count) in found] == [
+      ("long", MAX_FUNCTION_LINES + 1, 1), ("wide", 2, 9)]

@@ -13,16 +13,21 @@ from conftest import tiny_job_flags
 from conftest import write_sst2_task
 from adapter_bert import classifier
 from adapter_bert import methods
+from adapter_bert.classifier import devices
+from adapter_bert.classifier import inputs
+from adapter_bert.classifier import model_fn as model_fn_lib
 import modeling
 
 
 def tpu_model_fn(tiny_bert):
   config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
   method = methods.build("adapters", {"adapter_size": 8}, num_layers=2)
-  return classifier.model_fn_builder(
-      config, 2, [tiny_bert["init_checkpoint"]], learning_rate=1e-3,
-      num_train_steps=10, num_warmup_steps=1, use_tpu=True, method=method,
-      max_loss=1e4, train_batch_size=8)
+  return model_fn_lib.model_fn_builder(
+      model_fn_lib.Model(config, 2, method), [tiny_bert["init_checkpoint"]],
+      use_tpu=True,
+      training=model_fn_lib.Training(learning_rate=1e-3, num_train_steps=10,
+                                     num_warmup_steps=1, max_loss=1e4,
+                                     batch_size=8))
 
 
 def test_train_spec_builds_for_tpu(tiny_bert):
@@ -90,8 +95,8 @@ def test_tpu_estimator_is_constructed_from_the_flags(tmp_path, tiny_bert):
       master="grpc://127.0.0.1:1", num_tpu_cores=8, iterations_per_loop=50))
   config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
   method = methods.build("adapters", {"adapter_size": 8}, num_layers=2)
-  estimator = classifier.make_estimator(
-      settings, config, 2, method, str(tmp_path / "out"),
+  estimator = devices.make_estimator(
+      settings, model_fn_lib.Model(config, 2, method), str(tmp_path / "out"),
       [tiny_bert["init_checkpoint"]], num_train_steps=10, num_warmup_steps=1)
   assert isinstance(estimator, tf.estimator.tpu.TPUEstimator)
   assert estimator.config.master == "grpc://127.0.0.1:1"
@@ -100,4 +105,4 @@ def test_tpu_estimator_is_constructed_from_the_flags(tmp_path, tiny_bert):
   assert (estimator.config.tpu_config.per_host_input_for_training ==
           tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2)
   # Static shapes on TPU: the automatic padding policy is "static".
-  assert classifier.resolve_padding(settings.padding, True) == "static"
+  assert inputs.resolve_padding(settings.padding, True) == "static"
