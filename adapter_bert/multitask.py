@@ -148,10 +148,10 @@ class MultiTaskPredictor(object):
             tf.get_variable_scope(),
             custom_getter=self._shared_backbone_getter(bundle, task, values)):
           outputs = classifier.create_model(
-              self.bert_config, False, input_ids, input_mask, segment_ids,
-              tf.zeros_like(input_ids[:, 0], dtype=tf.float32),
-              task.num_labels, method,
-              compute_dtype=self.compute_dtype)
+              self.bert_config, False,
+              {"input_ids": input_ids, "input_mask": input_mask,
+               "segment_ids": segment_ids},
+              task.num_labels, method, compute_dtype=self.compute_dtype)
       self._load_values(values)
 
     self.tasks[task.name] = {

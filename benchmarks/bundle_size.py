@@ -69,8 +69,10 @@ def save_model(path, bert_config, hooks, num_labels, with_adam,
   with tf.Graph().as_default():
     input_ids = tf.zeros([1, 8], dtype=tf.int32)
     outputs = classifier.create_model(
-        bert_config, True, input_ids, input_ids, input_ids,
-        tf.zeros([1], dtype=tf.float32), num_labels, hooks)
+        bert_config, True, {"input_ids": input_ids, "input_mask": input_ids,
+                            "segment_ids": input_ids,
+                            "label_ids": tf.zeros([1], dtype=tf.int32)},
+        num_labels, hooks)
     trained = tf.trainable_variables()
     if method:
       trained = method.trained_variables(trained)

@@ -266,8 +266,11 @@ def _save_trained_checkpoint(folder, method, num_labels=2):
   with tf.Graph().as_default():
     input_ids = tf.zeros([2, 8], dtype=tf.int32)
     outputs = model_fn.create_model(
-        _tiny_config(), True, input_ids, tf.ones_like(input_ids), input_ids,
-        tf.zeros([2]), num_labels, method)
+        _tiny_config(), True, {"input_ids": input_ids,
+                               "input_mask": tf.ones_like(input_ids),
+                               "segment_ids": input_ids,
+                               "label_ids": tf.zeros([2], tf.int32)},
+        num_labels, method)
     optimization.create_optimizer(
         outputs["loss"], 1e-3, 10, 1, False,
         method.trained_variables(tf.trainable_variables()))

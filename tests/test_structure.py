@@ -246,15 +246,6 @@ def test_run_classifier_exports_no_library_names():
 # one each; self and cls not counted).
 MAX_FUNCTION_LINES = 80
 MAX_PARAMETERS = 8
-# TODO(lead): create_model keeps Google BERT's eight parameters, with the
-# tuning method in use_one_hot_embeddings' place, plus compute_dtype; it is
-# the tuning-method plumbing the lead owns. Empty this once it takes fewer.
-TEMPORARY_LONG_SIGNATURES = (
-    ("adapter_bert/classifier/model_fn.py", "create_model"),
-    ("adapter_bert/classifier/model_fn.py", "_create_model"),
-)
-
-
 def parameter_count(function):
   args = function.args
   names = [a.arg for a in args.posonlyargs + args.args]
@@ -277,17 +268,7 @@ def oversized_functions(tree):
 
 @pytest.mark.parametrize("path", LIBRARIES)
 def test_functions_are_short(path):
-  allowed = {name for (where, name) in TEMPORARY_LONG_SIGNATURES
-             if where == path.replace(os.sep, "/")}
-  found = [f for f in oversized_functions(parse(path)) if f[1] not in allowed]
-  assert found == [], (path, found)
-
-
-def test_the_temporary_allow_list_names_real_offenders():
-  """An entry whose function got short (or moved) must leave the list."""
-  for (where, name) in TEMPORARY_LONG_SIGNATURES:
-    names = [f[1] for f in oversized_functions(parse(where))]
-    assert name in names, (where, name)
+  assert oversized_functions(parse(path)) == [], path
 
 
 def test_the_check_sees_a_long_function_and_a_long_signature():

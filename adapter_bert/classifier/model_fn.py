@@ -55,15 +55,17 @@ class Training(object):
 # ---------------------------------------------------------------- the model
 
 
-def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
-                 labels, num_labels, method=None, compute_dtype=tf.float32):
+def create_model(bert_config, is_training, features, num_labels, method=None,
+                 compute_dtype=tf.float32):
   """BERT + a linear head on the pooled output.
 
   With num_labels > 1 the head is a softmax classifier with cross-entropy
   loss; with num_labels == 1 (STS-B) it is a regressor with squared error.
 
   Args:
-    labels: float Tensor [batch]: class ids, or target scores.
+    features: the model's inputs, as the input_fn gives them: int32 Tensors
+      "input_ids", "input_mask", "segment_ids" [batch, seq] and "label_ids"
+      [batch] (class ids, or target scores; absent: zeros, for serving).
     method: the `TuningMethod` whose hooks change BERT (its additions, and
       the layers where they are switched off), or None for plain BERT.
     compute_dtype: the encoder's dtype (`modeling.BertModel`); the head,
@@ -76,19 +78,23 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
   """
   with tf.variable_scope(tf.get_variable_scope(),
                          custom_getter=modeling.name_seeded_getter):
-    return _create_model(bert_config, is_training, input_ids, input_mask,
-                         segment_ids, labels, num_labels, method,
-                         compute_dtype)
+    return _create_model(bert_config, is_training, features, num_labels,
+                         method, compute_dtype)
 
 
-def _create_model(bert_config, is_training, input_ids, input_mask,
-                  segment_ids, labels, num_labels, method, compute_dtype):
+def _create_model(bert_config, is_training, features, num_labels, method,
+                  compute_dtype):
+  input_ids = features["input_ids"]
+  labels = features.get("label_ids")
+  if labels is None:
+    labels = tf.zeros_like(input_ids[:, 0], dtype=tf.float32)
+  labels = tf.cast(labels, tf.float32)
   model = modeling.BertModel(
       config=bert_config,
       is_training=is_training,
       input_ids=input_ids,
-      input_mask=input_mask,
-      token_type_ids=segment_ids,
+      input_mask=features["input_mask"],
+      token_type_ids=features["segment_ids"],
       hooks=method,
       pooled_only=True,  # the head reads [CLS] alone
       compute_dtype=compute_dtype)
@@ -130,8 +136,10 @@ def describe_model(bert_config, method, num_labels, max_seq_length):
   """Builds the model once in a scratch graph; returns {name: shape}."""
   with tf.Graph().as_default():
     input_ids = tf.zeros([1, max_seq_length], dtype=tf.int32)
-    create_model(bert_config, False, input_ids, input_ids, input_ids,
-                 tf.zeros([1], dtype=tf.float32), num_labels, method)
+    create_model(bert_config, False, {"input_ids": input_ids,
+                                      "input_mask": input_ids,
+                                      "segment_ids": input_ids},
+                 num_labels, method)
     return collections.OrderedDict(
         (base.variable_name(v), v.shape.as_list())
         for v in tf.global_variables())
@@ -182,10 +190,8 @@ def model_fn_builder(model, init_checkpoints, use_tpu=False, training=None,
 
   def model_fn(features, labels, mode, params, config=None):  # pylint: disable=unused-argument
     is_training = mode == tf.estimator.ModeKeys.TRAIN
-    outputs = create_model(
-        model.bert_config, is_training, features["input_ids"],
-        features["input_mask"], features["segment_ids"],
-        features["label_ids"], model.num_labels, model.method, compute_dtype)
+    outputs = create_model(model.bert_config, is_training, features,
+                           model.num_labels, model.method, compute_dtype)
     all_variables = tf.trainable_variables()
     scaffold_fn = _scaffold_builder(
         checkpoints.checkpoint_assignment_maps(all_variables,
