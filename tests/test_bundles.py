@@ -473,8 +473,10 @@ def _checkpoint_on_backbone(tiny_bert, folder, method, num_labels):
   config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
   with tf.Graph().as_default():
     input_ids = tf.zeros([1, 8], dtype=tf.int32)
-    model_fn.create_model(config, False, input_ids, input_ids, input_ids,
-                          tf.zeros([1]), num_labels, method)
+    model_fn.create_model(config, False, {"input_ids": input_ids,
+                                          "input_mask": input_ids,
+                                          "segment_ids": input_ids},
+                          num_labels, method)
     for (checkpoint, assignment_map) in checkpoints.checkpoint_assignment_maps(
         tf.global_variables(), [tiny_bert["init_checkpoint"]]):
       tf.train.init_from_checkpoint(checkpoint, assignment_map)
