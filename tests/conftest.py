@@ -3,6 +3,7 @@ helper, small tasks in GLUE's formats, and where the real assets live."""
 
 import collections
 import json
+import logging
 import os
 import random
 import re
@@ -264,6 +265,36 @@ def run_classifier_in_process(tiny_bert, data_dir, output_dir, **settings):
       tiny_bert, data_dir, output_dir, **settings).items() if v is not None}
   return classifier.run(classifier.Settings(**values),
                         explicit=frozenset(settings))
+
+
+class _LogLines(logging.Handler):
+  """Keeps the message of every record it sees."""
+
+  def __init__(self):
+    super(_LogLines, self).__init__(logging.INFO)
+    self.lines = []
+
+  def emit(self, record):
+    self.lines.append(record.getMessage())
+
+
+def train_tiny_in_process(tiny_bert, data_dir, output_dir, **settings):
+  """train_tiny in this process (for fixtures, which cannot take caplog):
+  the same dict, its log the messages logged at INFO and above, plus the
+  results classifier.run returned."""
+  root = logging.getLogger()
+  (level, lines) = (root.level, _LogLines())
+  root.setLevel(logging.INFO)
+  root.addHandler(lines)
+  try:
+    results = run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                                        **settings)
+  finally:
+    root.removeHandler(lines)
+    root.setLevel(level)
+  return {"data_dir": data_dir, "output_dir": output_dir,
+          "bundle": os.path.join(output_dir, "adapter_bundle"),
+          "log": "\n".join(lines.lines), "results": results}
 
 
 def read_eval_results(output_dir, name="eval_results.txt"):

@@ -9,13 +9,12 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import assert_input_error
-from conftest import assert_one_line_error
 from conftest import checkpoint_values
 from conftest import read_eval_results
 from conftest import run_classifier_cli
 from conftest import run_classifier_in_process
 from conftest import run_cli
-from conftest import train_tiny
+from conftest import train_tiny_in_process
 from conftest import write_mrpc_task
 from conftest import write_sst2_task
 from conftest import write_tiny_bert
@@ -45,7 +44,7 @@ def trained(tmp_path_factory, tiny_bert):
   runs = {}
   for (task_name, write_task) in (("SST-2", write_sst2_task),
                                   ("MRPC", write_mrpc_task)):
-    runs[task_name] = train_tiny(
+    runs[task_name] = train_tiny_in_process(
         tiny_bert, write_task(str(root / task_name / "data")),
         str(root / task_name / "out"), task_name=task_name, do_predict=True,
         max_seq_length=24, num_train_epochs=2.0)
@@ -384,57 +383,53 @@ def test_multitask_cli_writes_every_task_file(trained, tiny_bert, tmp_path):
         read_lines(os.path.join(run["output_dir"], task_name + ".tsv")))
 
 
-def run_multitask(tiny_bert, bundle_dirs, data_dirs, output_dir, **flags):
-  return run_cli(
-      "scripts/predict_multitask.py",
-      bert_config_file=tiny_bert["bert_config_file"],
-      vocab_file=tiny_bert["vocab_file"],
-      init_checkpoint=tiny_bert["init_checkpoint"],
-      adapter_bundles=",".join(bundle_dirs), data_dirs=",".join(data_dirs),
-      output_dir=output_dir, **flags)
+def run_multitask(tiny_bert, bundle_dirs, data_dirs, output_dir, **options):
+  """What predict_multitask.py runs, in this process."""
+  return multitask.run(
+      multitask.Backbone(tiny_bert["bert_config_file"],
+                         tiny_bert["vocab_file"], tiny_bert["init_checkpoint"]),
+      bundle_dirs, data_dirs, output_dir, **options)
 
 
-@pytest.mark.slow
 def test_multitask_data_dirs_in_the_wrong_order_write_nothing(trained,
                                                               tiny_bert,
                                                               tmp_path):
   output_dir = str(tmp_path / "submission")
   # MRPC's test file read as SST-2 took the id column as text and wrote a
   # garbage SST-2.tsv before failing on the second task.
-  result = run_multitask(
-      tiny_bert, [trained["SST-2"]["bundle"], trained["MRPC"]["bundle"]],
-      [trained["MRPC"]["data_dir"], trained["SST-2"]["data_dir"]], output_dir)
-  assert_one_line_error(
-      result, os.path.join(trained["MRPC"]["data_dir"], "test.tsv") + ":1:",
-      "not 'sentence'", "this is not SST-2's test.tsv",
-      program="predict_multitask.py")
+  assert_input_error(
+      lambda: run_multitask(
+          tiny_bert, [trained["SST-2"]["bundle"], trained["MRPC"]["bundle"]],
+          [trained["MRPC"]["data_dir"], trained["SST-2"]["data_dir"]],
+          output_dir),
+      os.path.join(trained["MRPC"]["data_dir"], "test.tsv") + ":1:",
+      "not 'sentence'", "this is not SST-2's test.tsv")
   assert os.listdir(output_dir) == []
 
 
-@pytest.mark.slow
 def test_multitask_refuses_an_empty_dev_set_and_another_length(trained,
                                                                tiny_bert,
-                                                               tmp_path):
+                                                               tmp_path,
+                                                               capsys):
   empty = str(tmp_path / "empty")
   os.makedirs(empty)
   with open(os.path.join(empty, "dev.tsv"), "w") as f:
     f.write("sentence\tlabel\n")
-  result = run_multitask(tiny_bert, [trained["SST-2"]["bundle"]], [empty],
-                         None, split="dev")
-  assert_one_line_error(result, os.path.join(empty, "dev.tsv"),
-                        "no examples to predict", program="predict_multitask.py")
-  assert "accuracy" not in result.stdout
-  result = run_multitask(tiny_bert, [trained["SST-2"]["bundle"]],
-                         [trained["SST-2"]["data_dir"]], None, split="dev",
-                         max_seq_length=128)
-  assert_one_line_error(result, "--max_seq_length=128",
-                        "trained with max_seq_length=24",
-                        program="predict_multitask.py")
-  result = run_multitask(tiny_bert, [trained["SST-2"]["bundle"]],
-                         [trained["SST-2"]["data_dir"]], None, split="dev",
-                         max_seq_length=24)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert "eval_accuracy = " in result.stdout
+  capsys.readouterr()
+  assert_input_error(
+      lambda: run_multitask(tiny_bert, [trained["SST-2"]["bundle"]], [empty],
+                            None, split="dev"),
+      os.path.join(empty, "dev.tsv"), "no examples to predict")
+  assert "accuracy" not in capsys.readouterr().out
+  assert_input_error(
+      lambda: run_multitask(tiny_bert, [trained["SST-2"]["bundle"]],
+                            [trained["SST-2"]["data_dir"]], None, split="dev",
+                            max_seq_length=128),
+      "--max_seq_length=128", "trained with max_seq_length=24")
+  run_multitask(tiny_bert, [trained["SST-2"]["bundle"]],
+                [trained["SST-2"]["data_dir"]], None, split="dev",
+                max_seq_length=24)
+  assert "eval_accuracy = " in capsys.readouterr().out
 
 
 def test_multitask_writes_every_file_or_none(trained, tiny_bert, tmp_path,

@@ -16,10 +16,8 @@ import tensorflow.compat.v1 as tf
 
 from conftest import REPO_ROOT
 from conftest import assert_input_error
-from conftest import assert_one_line_error
 from conftest import checkpoint_values
 from conftest import read_eval_results
-from conftest import run_classifier_cli
 from conftest import run_classifier_in_process
 from conftest import tiny_bert_config_dict
 from conftest import tiny_job_flags
@@ -148,10 +146,10 @@ def test_compact_checkpoints_need_the_backbone(tmp_path, tiny_bert):
   run_classifier_in_process(tiny_bert, data_dir, output_dir, do_eval=False)
   # A folder from before run manifests: the compact checks alone.
   os.remove(os.path.join(output_dir, run_folder.MANIFEST))
-  result = run_classifier_cli(tiny_bert, data_dir, output_dir, do_train=False,
-                              init_checkpoint="")
-  assert_one_line_error(result, "holds compact checkpoints",
-                        "give --init_checkpoint")
+  assert_input_error(
+      lambda: run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                                        do_train=False, init_checkpoint=""),
+      "holds compact checkpoints", "give --init_checkpoint")
   assert_input_error(
       lambda: run_classifier_in_process(tiny_bert, data_dir, output_dir,
                                         do_train=False, tuning_mode="full"),

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from conftest import assert_one_line_error
+from conftest import assert_input_error
 from conftest import new_session
 from conftest import run_cli
-from conftest import train_tiny
+from conftest import train_tiny_in_process
 from conftest import write_file
 from conftest import write_mrpc_task
 from conftest import write_sst2_task
@@ -185,7 +185,7 @@ def write_stsb_task(data_dir, num_train=24, num_dev=6):
 def tiny_bundles(tmp_path_factory, tiny_bert):
   """Tiny SST-2, MRPC and STS-B bundles, trained once."""
   root = tmp_path_factory.mktemp("export")
-  return {task_name: train_tiny(
+  return {task_name: train_tiny_in_process(
       tiny_bert, write_task(str(root / task_name / "data")),
       str(root / task_name / "out"), task_name=task_name, do_eval=False,
       max_seq_length=24, num_train_epochs=2.0)
@@ -200,6 +200,14 @@ def export_cli(tiny_bert, bundle_dirs, export_dir, **flags):
                  init_checkpoint=tiny_bert["init_checkpoint"],
                  adapter_bundles=",".join(bundle_dirs), export_dir=export_dir,
                  **flags)
+
+
+def export_in_process(tiny_bert, bundle_dirs, export_dir, **options):
+  """What export_savedmodel.py runs, in this process."""
+  return savedmodel.export(tiny_bert["bert_config_file"],
+                           tiny_bert["vocab_file"],
+                           tiny_bert["init_checkpoint"], bundle_dirs,
+                           export_dir, **options)
 
 
 def serve_in_fresh_process(export_dir, requests):
@@ -331,19 +339,20 @@ def test_export_replaces_the_folder_and_refuses_bad_input(tiny_bundles, tiny_ber
   export_dir = str(tmp_path / "model")
   os.makedirs(export_dir)
   write_file(os.path.join(export_dir, "stale.txt"), ["old"])
-  result = export_cli(tiny_bert, [tiny_bundles["SST-2"]["bundle"]], export_dir)
-  assert result.returncode == 0, result.stderr[-3000:]
+  export_in_process(tiny_bert, [tiny_bundles["SST-2"]["bundle"]], export_dir)
   assert sorted(os.listdir(export_dir)) == ["saved_model.pb", "variables"]
   # A bundle folder that is none: one line, and the old export untouched.
   before = variables_bytes(export_dir)
-  result = export_cli(tiny_bert, [tiny_bundles["SST-2"]["bundle"],
-                                  str(tmp_path)], export_dir)
-  assert_one_line_error(result, str(tmp_path), program=PROGRAM)
+  assert_input_error(
+      lambda: export_in_process(tiny_bert, [tiny_bundles["SST-2"]["bundle"],
+                                            str(tmp_path)], export_dir),
+      str(tmp_path))
   assert variables_bytes(export_dir) == before
   assert not [n for n in os.listdir(str(tmp_path)) if ".tmp-" in n]
-  result = export_cli(tiny_bert, [tiny_bundles["SST-2"]["bundle"]], export_dir,
-                      default_task="cola")
-  assert_one_line_error(result, "--default_task=cola", program=PROGRAM)
+  assert_input_error(
+      lambda: export_in_process(tiny_bert, [tiny_bundles["SST-2"]["bundle"]],
+                                export_dir, default_task="cola"),
+      "--default_task=cola")
 
 
 @pytest.mark.slow

@@ -316,23 +316,24 @@ def test_a_run_clears_the_orphans_of_a_killed_run(tmp_path, tiny_bert):
   assert not any(".tmp-" in name for name in os.listdir(str(output_dir)))
 
 
-@pytest.mark.slow
 def test_outputs_that_cannot_be_written_are_refused_before_any_work(
     tmp_path, tiny_bert):
-  from conftest import assert_one_line_error
-  from conftest import run_classifier_cli
+  from conftest import assert_input_error
+  from conftest import run_classifier_in_process
   from conftest import write_sst2_task
   data_dir = write_sst2_task(str(tmp_path / "data"))
   a_file = tmp_path / "a_file"
   a_file.write_text("not a folder")
-  result = run_classifier_cli(tiny_bert, data_dir, str(a_file))
-  assert_one_line_error(result, "--output_dir=%s: it is a file" % a_file)
+  assert_input_error(
+      lambda: run_classifier_in_process(tiny_bert, data_dir, str(a_file)),
+      "--output_dir=%s: it is a file" % a_file)
   bundle = str(a_file / "bundle")
   output_dir = tmp_path / "out"
-  result = run_classifier_cli(tiny_bert, data_dir, str(output_dir),
-                              export_adapter_bundle=bundle)
-  assert_one_line_error(result, "--export_adapter_bundle=%s (its folder %s): "
-                        "it is a file" % (bundle, a_file))
+  assert_input_error(
+      lambda: run_classifier_in_process(tiny_bert, data_dir, str(output_dir),
+                                        export_adapter_bundle=bundle),
+      "--export_adapter_bundle=%s (its folder %s): it is a file" % (bundle,
+                                                                    a_file))
   # Found before training: no feature file, no checkpoint.
   assert not any(name.endswith((".tf_record", ".index")) for name in
                  os.listdir(str(output_dir)))

@@ -6,8 +6,7 @@ import os
 
 import pytest
 
-from conftest import assert_one_line_error
-from conftest import run_cli
+from conftest import assert_input_error
 from adapter_bert import errors
 from adapter_bert import plots
 from adapter_bert import sweeps
@@ -136,15 +135,11 @@ def test_markers_and_size_lines_come_from_the_methods(spec, sizes):
   assert plots.has_sizes(spec) == sizes
 
 
-@pytest.mark.slow
 def test_empty_results_are_a_one_line_error(tmp_path):
   results = write_table(str(tmp_path / "sweep.csv"), [], sweeps.COLUMNS)
-  with pytest.raises(errors.InputError, match="no finished run"):
-    plots.plot_all(results, None, str(tmp_path / "out"))
-  result = run_cli("scripts/plot_results.py", results=results,
-                   output_dir=str(tmp_path / "out"))
-  assert_one_line_error(result, "--results=%s" % results,
-                        program="plot_results.py")
+  assert_input_error(
+      lambda: plots.plot_all(results, None, str(tmp_path / "out")),
+      "--results=%s" % results, "no finished run")
   assert not os.path.exists(str(tmp_path / "out" / "parameters_vs_metric.png"))
 
 

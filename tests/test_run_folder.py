@@ -15,10 +15,8 @@ import tensorflow.compat.v1 as tf
 
 from conftest import REPO_ROOT
 from conftest import assert_input_error
-from conftest import assert_one_line_error
 from conftest import checkpoint_values
 from conftest import read_eval_results
-from conftest import run_classifier_cli
 from conftest import run_classifier_in_process
 from conftest import write_file
 from conftest import write_mrpc_task
@@ -89,17 +87,19 @@ def test_a_rerun_with_other_settings_is_refused(trained_run, tiny_bert,
 
 
 @pytest.mark.slow
-def test_another_task_in_the_folder_is_refused_by_the_command_line(
-    trained_run, tiny_bert, tmp_path):
+def test_another_task_in_the_folder_is_refused(trained_run, tiny_bert,
+                                               tmp_path):
   (_, output_dir, _) = trained_run
   mrpc_dir = write_mrpc_task(str(tmp_path / "mrpc"))
   before = unlocked_listing(output_dir)
   # MRPC has SST-2's two labels: without the manifest the SST-2 model was
   # evaluated on MRPC and exported as an MRPC bundle, exit 0.
   for do_train in (True, False):
-    result = run_classifier_cli(tiny_bert, mrpc_dir, output_dir,
-                                task_name="MRPC", do_train=do_train)
-    assert_one_line_error(result, "task_name SST-2 (now MRPC)")
+    assert_input_error(
+        lambda: run_classifier_in_process(tiny_bert, mrpc_dir, output_dir,
+                                          task_name="MRPC",
+                                          do_train=do_train),
+        "task_name SST-2 (now MRPC)")
   assert unlocked_listing(output_dir) == before
 
 
@@ -174,16 +174,17 @@ def test_a_second_job_in_a_locked_folder_stops_naming_the_first(
       stdout=subprocess.PIPE, text=True)
   try:
     assert holder.stdout.readline().strip() == "locked"
-    result = run_classifier_cli(tiny_bert, data_dir, output_dir)
-    assert_one_line_error(result, "--output_dir=%s is in use by pid %d" % (
-        output_dir, holder.pid), "wait for it")
+    assert_input_error(
+        lambda: run_classifier_in_process(tiny_bert, data_dir, output_dir),
+        "--output_dir=%s is in use by pid %d" % (output_dir, holder.pid),
+        "wait for it")
     assert os.listdir(output_dir) == [run_folder.LOCK]
   finally:
     holder.kill()
     holder.wait()
   # The kernel dropped the dead holder's lock: the folder is free again.
-  result = run_classifier_cli(tiny_bert, data_dir, output_dir)
-  assert result.returncode == 0, result.stderr[-2000:]
+  assert "eval_accuracy" in run_classifier_in_process(tiny_bert, data_dir,
+                                                      output_dir)["dev"]
 
 
 def test_lock_is_released_after_a_job_and_after_an_error(tmp_path):
@@ -199,22 +200,21 @@ def test_lock_is_released_after_a_job_and_after_an_error(tmp_path):
     pass
 
 
-@pytest.mark.slow
 def test_a_truncated_init_checkpoint_is_one_line(tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
   broken = write_tiny_bert(str(tmp_path / "broken_bert"))
   data_file = broken["init_checkpoint"] + ".data-00000-of-00001"
   with open(data_file, "r+b") as f:
     f.truncate(os.path.getsize(data_file) // 2)
-  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
-                              init_checkpoint=broken["init_checkpoint"])
-  assert_one_line_error(result, "--init_checkpoint=%s" %
-                        broken["init_checkpoint"], "its data is cut short")
+  def run():
+    return run_classifier_in_process(
+        tiny_bert, data_dir, str(tmp_path / "out"),
+        init_checkpoint=broken["init_checkpoint"])
+  assert_input_error(run, "--init_checkpoint=%s" % broken["init_checkpoint"],
+                     "its data is cut short")
   assert not os.path.exists(str(tmp_path / "out"))
   os.remove(data_file)
-  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "out"),
-                              init_checkpoint=broken["init_checkpoint"])
-  assert_one_line_error(result, "its data files are missing")
+  assert_input_error(run, "its data files are missing")
 
 
 @pytest.mark.slow
@@ -263,12 +263,14 @@ def test_a_bundle_is_refused_under_another_bert_config(trained_run, tiny_bert,
   config["hidden_act"] = "relu"  # same weights, other numbers
   json.dump(config, open(relu, "w"))
   bundle_dir = os.path.join(output_dir, "adapter_bundle")
-  result = run_classifier_cli(tiny_bert, data_dir, str(tmp_path / "serve"),
-                              do_train=False, adapter_bundle=bundle_dir,
-                              bert_config_file=relu)
-  assert_one_line_error(result, "adapter bundle %s was trained with another "
-                        "BERT config: hidden_act is 'gelu' there but 'relu'"
-                        % bundle_dir)
+  assert_input_error(
+      lambda: run_classifier_in_process(tiny_bert, data_dir,
+                                        str(tmp_path / "serve"),
+                                        do_train=False,
+                                        adapter_bundle=bundle_dir,
+                                        bert_config_file=relu),
+      "adapter bundle %s was trained with another BERT config: hidden_act is "
+      "'gelu' there but 'relu'" % bundle_dir)
 
 
 @pytest.mark.slow
