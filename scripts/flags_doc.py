@@ -11,6 +11,7 @@ line, and a flag a tuning method declares appears as run_classifier.py
 registers it. tests/test_flags_doc.py runs the check.
 """
 
+from concurrent import futures
 import os
 import subprocess
 import sys
@@ -67,22 +68,38 @@ def own_flags(command_line):
   return sorted(rows)
 
 
+def portable(text):
+  """Defaults that are paths of this checkout, written as the checkout's
+  own (`REPO/...`, `REPO/../...`): the page is the same in every clone."""
+  parent = os.path.dirname(REPO_ROOT)
+  return text.replace(REPO_ROOT, "REPO").replace(parent + "/", "REPO/../")
+
+
 def cell(text):
+  text = portable(text)
   return (" ".join(text.split()).replace("|", "\\|").replace("<", "&lt;")
           .replace(">", "&gt;"))
 
 
 def render(command_lines=COMMAND_LINES):
+  """The page: one table per command line (their --helpxml runs side by
+  side: each is a TensorFlow start-up)."""
+  with futures.ThreadPoolExecutor(max_workers=4) as pool:
+    tables = list(pool.map(own_flags, command_lines))
+  return render_tables(command_lines, tables)
+
+
+def render_tables(command_lines, tables):
   lines = ["# Flags", "",
            "Every flag of every command line, generated from their "
            "definitions by `python scripts/flags_doc.py` (a test fails when "
            "this page is stale). A tuning method's flags are declared by the "
            "method (adapter_bert/methods/) and registered by "
            "run_classifier.py.", ""]
-  for command_line in command_lines:
+  for (command_line, table) in zip(command_lines, tables):
     lines += ["## `%s`" % command_line, "",
               "| flag | type | default | meaning |", "|---|---|---|---|"]
-    for (name, kind, default, meaning) in own_flags(command_line):
+    for (name, kind, default, meaning) in table:
       lines.append("| `--%s` | %s | %s | %s |" % (
           name, cell(kind), ("`%s`" % cell(default)) if default else "",
           cell(meaning)))
