@@ -84,6 +84,7 @@ def test_bundle_holds_exactly_the_trained_variables(trained):
   assert "with Adam state" in run["log"]
 
 
+@pytest.mark.slow
 def test_fingerprint_covers_every_frozen_weight(trained, tiny_bert):
   with open(os.path.join(trained["SST-2"]["bundle"], bundles.BUNDLE_JSON)) as f:
     metadata = json.load(f)
@@ -110,6 +111,7 @@ def _as_version_3(bundle_dir, folder, adapter, options):
   return folder
 
 
+@pytest.mark.slow
 def test_a_version_3_bundle_reads_as_the_same_method(trained, tiny_bert,
                                                      tmp_path):
   run = trained["SST-2"]
@@ -182,6 +184,7 @@ def test_eval_from_backbone_and_bundle_equals_training_checkpoint(
   assert not os.path.exists(os.path.join(output_dir, "bundle_model"))
 
 
+@pytest.mark.slow
 def test_bundle_settings_replace_flags(trained, tiny_bert, tmp_path):
   """max_seq_length and adapter size come from the bundle, not the flags."""
   run = trained["MRPC"]
@@ -195,6 +198,7 @@ def test_bundle_settings_replace_flags(trained, tiny_bert, tmp_path):
       run["output_dir"])
 
 
+@pytest.mark.slow
 def test_bundle_on_another_backbone_is_refused(trained, tmp_path):
   other = write_tiny_bert(str(tmp_path / "other"), seed=7)  # same shapes
   run = trained["SST-2"]
@@ -205,6 +209,7 @@ def test_bundle_on_another_backbone_is_refused(trained, tmp_path):
       "trained on another backbone", other["init_checkpoint"])
 
 
+@pytest.mark.slow
 def test_bundle_for_another_task_is_refused(trained, tiny_bert, tmp_path):
   run = trained["SST-2"]
   assert_input_error(
@@ -214,6 +219,7 @@ def test_bundle_for_another_task_is_refused(trained, tiny_bert, tmp_path):
       "was trained for SST-2")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "corrupt_json", "no_json",
                                     "no_variables", "missing"])
 def test_damaged_bundle_is_a_one_line_error(trained, tiny_bert, tmp_path,
@@ -268,6 +274,7 @@ def test_full_mode_bundle_is_refused(trained, tiny_bert, tmp_path):
       "--tuning_mode=full", "whole fine-tuned model")
 
 
+@pytest.mark.slow
 def test_export_from_checkpoint_matches_the_training_export(
     trained, tiny_bert, tmp_path):
   run = trained["MRPC"]
@@ -293,6 +300,7 @@ def multitask_predictor(tiny_bert, bundle_dirs):
   return predictor
 
 
+@pytest.mark.slow
 def test_two_bundles_in_one_process_equal_each_alone(trained, tiny_bert):
   examples = {}
   for (task_name, run) in trained.items():
@@ -315,6 +323,7 @@ def test_two_bundles_in_one_process_equal_each_alone(trained, tiny_bert):
       assert np.array_equal(a["probabilities"], b["probabilities"])
 
 
+@pytest.mark.slow
 def test_served_predictions_equal_run_classifier(trained, tiny_bert):
   """The serving path computes what run_classifier.py computed."""
   run = trained["MRPC"]
@@ -328,6 +337,7 @@ def test_served_predictions_equal_run_classifier(trained, tiny_bert):
                      atol=1e-6)
 
 
+@pytest.mark.slow
 def test_serving_refuses_a_task_twice_and_a_foreign_backbone(
     trained, tiny_bert, tmp_path):
   predictor = multitask_predictor(tiny_bert, [trained["SST-2"]["bundle"]])
@@ -341,6 +351,7 @@ def test_serving_refuses_a_task_twice_and_a_foreign_backbone(
     foreign.add_task(trained["SST-2"]["bundle"])
 
 
+@pytest.mark.slow
 def test_bundle_that_contradicts_its_settings_leaves_the_predictor_usable(
     trained, tiny_bert, tmp_path):
   """A bundle whose json says another adapter size is refused up front."""
@@ -391,6 +402,7 @@ def run_multitask(tiny_bert, bundle_dirs, data_dirs, output_dir, **options):
       bundle_dirs, data_dirs, output_dir, **options)
 
 
+@pytest.mark.slow
 def test_multitask_data_dirs_in_the_wrong_order_write_nothing(trained,
                                                               tiny_bert,
                                                               tmp_path):
@@ -407,6 +419,7 @@ def test_multitask_data_dirs_in_the_wrong_order_write_nothing(trained,
   assert os.listdir(output_dir) == []
 
 
+@pytest.mark.slow
 def test_multitask_refuses_an_empty_dev_set_and_another_length(trained,
                                                                tiny_bert,
                                                                tmp_path,
@@ -432,6 +445,7 @@ def test_multitask_refuses_an_empty_dev_set_and_another_length(trained,
   assert "eval_accuracy = " in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_multitask_writes_every_file_or_none(trained, tiny_bert, tmp_path,
                                              monkeypatch):
   """A failure while writing the second file leaves not even the first."""
@@ -503,6 +517,7 @@ def test_bundle_records_the_xnli_language_and_serves_in_it(tiny_bert,
   assert predictor.tasks["XNLI"]["max_seq_length"] == 24
 
 
+@pytest.mark.slow
 def test_settings_are_immutable_and_a_bundle_replaces_them_before_checks(
     trained, tiny_bert, tmp_path):
   import dataclasses
