@@ -213,13 +213,7 @@ def main(argv):
       name: (FLAGS[name].value if FLAGS[name].present or
              name not in METHOD_FLAGS else None) for name in names})
   explicit = frozenset(name for name in names if FLAGS[name].present)
-  errors.interrupt_on_signals()
-  try:
-    classifier.run(settings, explicit)
-  except errors.InputError as e:
-    errors.exit_with(PROGRAM, e)
-  except KeyboardInterrupt as e:
-    errors.exit_with(PROGRAM, errors.interrupted_message(e))
+  errors.run_program(PROGRAM, lambda: classifier.run(settings, explicit))
 
 
 if __name__ == "__main__":

@@ -103,3 +103,30 @@ def interrupted_message(error):
   return ("stopped by %s; every file already written is complete and nothing "
           "half-written is left; run the same command again to continue" %
           name)
+
+
+def run_program(program, job, also=(), on_signals=True):
+  """Runs a command line's body, so every failure the user can fix ends the
+  same way: `<program>: error: <one line>` on stderr, exit status 1.
+
+  Args:
+    program: the name printed before "error:" (the script's file name).
+    job: a function of no arguments, the command line's work.
+    also: (optional) more exception types that are the user's to fix (for
+      example `OSError` from a path the user named), beyond `InputError`.
+    on_signals: whether SIGTERM (like SIGINT) stops the job with the one line
+      of `interrupted_message` (False for a program with its own handlers).
+
+  Returns:
+    What `job` returns.
+  """
+  if on_signals:
+    interrupt_on_signals()
+  try:
+    return job()
+  except (InputError,) + tuple(also) as e:
+    exit_with(program, e)
+  except KeyboardInterrupt as e:
+    if not on_signals:
+      raise
+    exit_with(program, interrupted_message(e))

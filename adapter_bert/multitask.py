@@ -9,18 +9,10 @@ bundle holds (adapters, LayerNorms, head). Memory therefore grows by a few MB
 per task: the bundle's weights and the graph of one more forward pass
 (measured: ~25 MB per task for MiniLM), not by a BERT.
 
-Example (three GLUE tasks, predictions in the GLUE server's format):
-
-  python scripts/predict_multitask.py \\
-    --bert_config_file=$BERT_DIR/bert_config.json \\
-    --vocab_file=$BERT_DIR/vocab.txt --init_checkpoint=$BERT_DIR/bert_model.ckpt \\
-    --adapter_bundles=mrpc_out/adapter_bundle,sst2_out/adapter_bundle,cola_out/adapter_bundle \\
-    --data_dirs=$GLUE_DIR/MRPC,$GLUE_DIR/SST-2,$GLUE_DIR/CoLA \\
-    --output_dir=/tmp/glue_submission
-
-It predicts each task's test set (or its dev set with --split=dev, printing the
-dev metrics), and prints the bundle sizes, the backbone size and the process
-memory after each task is loaded.
+`run` predicts each task's test set (or its dev set, printing the dev
+metrics), and prints the bundle sizes, the backbone size and the process
+memory after each task is loaded. Its command line, with an example, is
+scripts/predict_multitask.py.
 """
 
 import collections

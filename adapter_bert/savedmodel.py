@@ -19,12 +19,7 @@ stripping as tokenization.py: the token ids are exactly tokenization.py's
 the bundle's max_seq_length exactly as run_classifier.py cuts them. The
 backbone's weights are stored once, whatever the number of tasks.
 
-  python scripts/export_savedmodel.py \\
-      --bert_config_file=$BERT_DIR/bert_config.json \\
-      --vocab_file=$BERT_DIR/vocab.txt \\
-      --init_checkpoint=$BERT_DIR/bert_model.ckpt \\
-      --adapter_bundles=mrpc_out/adapter_bundle,sst2_out/adapter_bundle \\
-      --export_dir=/tmp/served/1
+Its command line, with an example, is scripts/export_savedmodel.py.
 
 A loader must register tensorflow-text's ops first (`import tensorflow_text`
 before `tf.saved_model.load`; TF Serving: a build with the TF Text ops).

@@ -48,10 +48,9 @@ def main(argv):
   for name in ("hf_dir", "output_dir"):
     if not getattr(FLAGS, name):
       errors.exit_with(PROGRAM, "--%s is required" % name)
-  try:
-    summary = hf_checkpoint.convert(FLAGS.hf_dir, FLAGS.output_dir)
-  except (ValueError, OSError) as e:
-    errors.exit_with(PROGRAM, e)
+  summary = errors.run_program(
+      PROGRAM, lambda: hf_checkpoint.convert(FLAGS.hf_dir, FLAGS.output_dir),
+      also=(ValueError, OSError))
   print("Converted %d tensors (%d parameters) from %s" %
         (summary["num_tensors"], summary["num_parameters"], FLAGS.hf_dir))
   print("Skipped on purpose: %s" %

@@ -59,16 +59,10 @@ def define_flags():
 def main(argv):
   del argv
   console.configure_logging(FLAGS.verbose)
-  errors.interrupt_on_signals()
-  try:
-    signatures = savedmodel.export(
-        FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint,
-        FLAGS.adapter_bundles, FLAGS.export_dir, FLAGS.default_task,
-        FLAGS.precision)
-  except errors.InputError as e:
-    errors.exit_with(PROGRAM, e)
-  except KeyboardInterrupt as e:
-    errors.exit_with(PROGRAM, errors.interrupted_message(e))
+  signatures = errors.run_program(PROGRAM, lambda: savedmodel.export(
+      FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint,
+      FLAGS.adapter_bundles, FLAGS.export_dir, FLAGS.default_task,
+      FLAGS.precision))
   print("wrote %s (%s), signatures: %s" % (
       FLAGS.export_dir, fileio.human_bytes(fileio.directory_size(
           FLAGS.export_dir)),

@@ -47,13 +47,13 @@ def define_flags():
 
 def main(argv):
   del argv
-  try:
-    for path in plots.plot_all(FLAGS.results, FLAGS.ablation_results,
-                               FLAGS.output_dir, FLAGS.ablation_metric,
-                               FLAGS.glue_dir):
-      print(path)
-  except (errors.InputError, KeyError, ValueError, OSError) as e:
-    errors.exit_with(PROGRAM, e)
+  paths = errors.run_program(
+      PROGRAM, lambda: plots.plot_all(FLAGS.results, FLAGS.ablation_results,
+                                      FLAGS.output_dir, FLAGS.ablation_metric,
+                                      FLAGS.glue_dir),
+      also=(KeyError, ValueError, OSError))
+  for path in paths:
+    print(path)
 
 
 if __name__ == "__main__":

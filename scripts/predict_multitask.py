@@ -64,17 +64,11 @@ def define_flags():
 def main(argv):
   del argv
   console.configure_logging(FLAGS.verbose)
-  errors.interrupt_on_signals()
-  try:
-    multitask.run(
-        multitask.Backbone(FLAGS.bert_config_file, FLAGS.vocab_file,
-                           FLAGS.init_checkpoint),
-        FLAGS.adapter_bundles, FLAGS.data_dirs, FLAGS.output_dir,
-        FLAGS.split, FLAGS.predict_batch_size, FLAGS.max_seq_length)
-  except errors.InputError as e:
-    errors.exit_with(PROGRAM, e)
-  except KeyboardInterrupt as e:
-    errors.exit_with(PROGRAM, errors.interrupted_message(e))
+  errors.run_program(PROGRAM, lambda: multitask.run(
+      multitask.Backbone(FLAGS.bert_config_file, FLAGS.vocab_file,
+                         FLAGS.init_checkpoint),
+      FLAGS.adapter_bundles, FLAGS.data_dirs, FLAGS.output_dir,
+      FLAGS.split, FLAGS.predict_batch_size, FLAGS.max_seq_length))
 
 
 if __name__ == "__main__":

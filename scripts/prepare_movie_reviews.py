@@ -59,14 +59,15 @@ def define_flags():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Too many command-line arguments: %r" % argv[1:])
-  try:
-    counts = movie_reviews.build_task(FLAGS.source, FLAGS.output_dir,
+
+  def build():
+    try:
+      return movie_reviews.build_task(FLAGS.source, FLAGS.output_dir,
                                       FLAGS.dev_fraction, FLAGS.seed)
-  except errors.InputError as e:
-    errors.exit_with(PROGRAM, e)
-  except OSError as e:
-    errors.exit_with(PROGRAM, "%s: %s" % (FLAGS.output_dir,
-                                          errors.one_line(e)))
+    except OSError as e:  # Writing the output (the source's are InputErrors).
+      raise errors.InputError(errors.one_line(e), where=FLAGS.output_dir)
+
+  counts = errors.run_program(PROGRAM, build)
   for line in movie_reviews.format_summary(counts, FLAGS.output_dir):
     print(line)
   return 0

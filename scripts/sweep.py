@@ -90,8 +90,10 @@ def define_flags():
 
 def main(argv):
   del argv
-  grid = {name: list(FLAGS[name].value) for name in sweeps.GRID_FLAGS}
-  try:
+
+  def job():
+    """Runs the grid (or its ablation, or only the summary) the flags name."""
+    grid = {name: list(FLAGS[name].value) for name in sweeps.GRID_FLAGS}
     if FLAGS.config:
       for (name, values) in sweeps.read_grid_config(FLAGS.config).items():
         if not FLAGS[name].present:
@@ -106,15 +108,16 @@ def main(argv):
     if FLAGS.summarize_only:
       sweeps.write_summary(FLAGS.results, sweeps.read_results(FLAGS.results),
                            command, FLAGS.glue_dir)
-      return
-    if FLAGS.ablation_results:
+    elif FLAGS.ablation_results:
       sweeps.run_ablation(grid, options, FLAGS.results, FLAGS.ablation_results,
                           FLAGS.at_selected, FLAGS.dry_run)
-      return
-    sweeps.run_sweep(grid, options, FLAGS.results, FLAGS.parallel,
-                     FLAGS.dry_run, command, FLAGS.at_selected)
-  except (errors.InputError, ValueError, OSError) as e:
-    errors.exit_with(PROGRAM, e)
+    else:
+      sweeps.run_sweep(grid, options, FLAGS.results, FLAGS.parallel,
+                       FLAGS.dry_run, command, FLAGS.at_selected)
+
+  # The sweep's runs are subprocesses; a signal is theirs to handle.
+  errors.run_program(PROGRAM, job, also=(ValueError, OSError),
+                     on_signals=False)
 
 
 if __name__ == "__main__":
