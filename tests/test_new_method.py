@@ -107,8 +107,8 @@ def test_a_new_method_is_one_file_its_registry_line_and_its_row(
                  '    "adapter_bert.methods.bitfit",\n',
                  '    "adapter_bert.methods.gate",\n')
   add_line_after(os.path.join(copy, MATRIX_FILE),
-                 '    ("bitfit", "bitfit", {}),\n',
-                 '    ("gate", "gate", {}),\n')
+                 '    Row("bitfit", "bitfit", {}),\n',
+                 '    Row("gate", "gate", {}),\n')
   after = tree_contents(copy)
   changed = sorted(p for p in set(before) | set(after)
                    if before.get(p) != after.get(p))

@@ -16,7 +16,7 @@ from conftest import new_session
 from conftest import read_eval_results
 from conftest import run_classifier_in_process
 from conftest import tiny_bert_config_dict
-from conftest import write_file
+from conftest import write_sst2_task
 from conftest import write_tiny_bert
 from adapter_bert import classifier
 from adapter_bert import glue
@@ -44,16 +44,8 @@ def varied_rows(count, seed):
 
 
 def write_varied_sst2_task(data_dir, num_train=96, num_dev=21, num_test=19):
-  write_file(os.path.join(data_dir, "train.tsv"),
-             ["sentence\tlabel"] + ["\t".join(r) for r in
-                                    varied_rows(num_train, 1)])
-  write_file(os.path.join(data_dir, "dev.tsv"),
-             ["sentence\tlabel"] + ["\t".join(r) for r in
-                                    varied_rows(num_dev, 2)])
-  write_file(os.path.join(data_dir, "test.tsv"),
-             ["index\tsentence"] + ["%d\t%s" % (i, r[0]) for (i, r) in
-                                    enumerate(varied_rows(num_test, 3))])
-  return data_dir
+  return write_sst2_task(data_dir, num_train, num_dev, num_test,
+                         rows=varied_rows)
 
 
 def write_features(tiny_bert, path, rows, sort_by_length=False):
