@@ -72,6 +72,11 @@ endef
 export DEMO_QUERY
 
 PYTEST_ARGS ?= -q
+# Test processes (pytest-xdist), each given whole test files, so a file's
+# module fixtures are built once. Most of a tiny model's test time is Python
+# building graphs on one thread: two processes on 2 cores halve the wall time.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv assets demo test test-all throughput sweep figures clean distclean
@@ -159,11 +164,11 @@ demo: venv assets
 
 # The fast tier: tests marked slow or real are deselected (tests/conftest.py).
 test: venv assets
-	ADAPTER_BERT_ASSETS=$(abspath $(ASSETS)) $(VENV_PY) -m pytest $(PYTEST_ARGS)
+	ADAPTER_BERT_ASSETS=$(abspath $(ASSETS)) $(VENV_PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # Everything, with the 30 slowest tests listed at the end.
 test-all: venv assets
-	ADAPTER_BERT_ASSETS=$(abspath $(ASSETS)) $(VENV_PY) -m pytest --run-slow --run-real --durations=30 $(PYTEST_ARGS)
+	ADAPTER_BERT_ASSETS=$(abspath $(ASSETS)) $(VENV_PY) -m pytest $(PYTEST_PARALLEL) --run-slow --run-real --durations=30 $(PYTEST_ARGS)
 
 # GLUE_DIR: the real GLUE data (glue_data layout), ../shared/glue by default.
 GLUE_DIR ?= $(abspath ..)/shared/glue

@@ -338,17 +338,17 @@ def sentiment_rows(count, seed):
   return rows
 
 
-def write_sst2_task(data_dir, num_train=64, num_dev=13, num_test=7):
-  """A small task in SST-2's GLUE format."""
+def write_sst2_task(data_dir, num_train=64, num_dev=13, num_test=7,
+                    rows=sentiment_rows):
+  """A small task in SST-2's GLUE format; `rows(count, seed)` makes the
+  (sentence, label) rows of each split."""
   write_file(os.path.join(data_dir, "train.tsv"),
-             ["sentence\tlabel"] + ["\t".join(r) for r in
-                                    sentiment_rows(num_train, 1)])
+             ["sentence\tlabel"] + ["\t".join(r) for r in rows(num_train, 1)])
   write_file(os.path.join(data_dir, "dev.tsv"),
-             ["sentence\tlabel"] + ["\t".join(r) for r in
-                                    sentiment_rows(num_dev, 2)])
+             ["sentence\tlabel"] + ["\t".join(r) for r in rows(num_dev, 2)])
   write_file(os.path.join(data_dir, "test.tsv"),
              ["index\tsentence"] + ["%d\t%s" % (i, r[0]) for (i, r) in
-                                    enumerate(sentiment_rows(num_test, 3))])
+                                    enumerate(rows(num_test, 3))])
   return data_dir
 
 
@@ -417,4 +417,64 @@ def pytest_collection_modifyitems(config, items):
     (selected if wanted else deselected).append(item)
   if deselected:
     config.hook.pytest_deselected(items=deselected)
-    items[:] = selected
+  items[:] = heaviest_files_first(selected)
+
+
+# A test's weight by its markers, for the order of the files: a `slow` or a
+# `real` test runs a whole job or reads real data (seconds to minutes).
+MARKER_WEIGHTS = {"real": 5, "slow": 5}
+
+# Files of a few tests that take minutes in all (`make test-all` prints the
+# slowest), started before the rest, longest first.
+LONG_FILES = ("test_precision_real.py", "test_export_savedmodel_real.py",
+              "test_sweep.py", "test_compact_checkpoints.py",
+              "test_precision.py", "test_distribute.py",
+              "test_export_savedmodel.py", "test_tokenization.py",
+              "test_new_method.py", "test_flags_doc.py")
+
+
+def heaviest_files_first(items):
+  """The tests, whole files at a time: LONG_FILES first, then the others
+  heaviest first (by their tests' markers), each file's tests in order.
+
+  With test processes (pytest-xdist, `--dist loadfile`) a file goes to the
+  next free process; the heavy files started first keep one long file from
+  running alone at the end (longest-first scheduling). One process: the
+  same tests, in another file order.
+  """
+  weights, by_file = {}, collections.OrderedDict()
+  for item in items:
+    path = item.nodeid.split("::")[0]
+    by_file.setdefault(path, []).append(item)
+    weights[path] = weights.get(path, 0) + 1 + sum(
+        w for (m, w) in MARKER_WEIGHTS.items() if m in item.keywords)
+  def rank(path):
+    name = os.path.basename(path)
+    return ((LONG_FILES.index(name), 0) if name in LONG_FILES else
+            (len(LONG_FILES), -weights[path]))
+  order = sorted(by_file, key=rank)  # stable
+  return [item for path in order for item in by_file[path]]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+  """`--dist loadfile`, its files handed out in collection order (heaviest
+  first, above) instead of xdist's order by number of tests, which would
+  leave a one-test file of minutes for the end."""
+  if config.getoption("dist") != "loadfile":
+    return None
+  from xdist.scheduler import LoadFileScheduling  # pylint: disable=g-import-not-at-top
+
+  class CollectionOrder(LoadFileScheduling):
+
+    def _assign_work_unit(self, node):
+      if not getattr(self, "in_collection_order", False):
+        first = {}
+        for (index, nodeid) in enumerate(self.collection):
+          first.setdefault(self._split_scope(nodeid), index)
+        for scope in sorted(self.workqueue, key=first.get):
+          self.workqueue.move_to_end(scope)
+        self.in_collection_order = True
+      super(CollectionOrder, self)._assign_work_unit(node)
+
+  return CollectionOrder(config, log)

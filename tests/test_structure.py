@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+import conftest
 from conftest import REPO_ROOT
 from conftest import run_cli
 from adapter_bert import classifier
@@ -278,3 +279,11 @@ def test_the_check_sees_a_long_function_and_a_long_signature():
   found = oversized_functions(ast.parse(long_body + wide + fine))
   assert [(name, lines, count) for (_, name, lines, count) in found] == [
       ("long", MAX_FUNCTION_LINES + 1, 1), ("wide", 2, 9)]
+
+
+def test_the_long_files_started_first_are_test_files():
+  # A renamed file would silently fall back to the default order.
+  tests_dir = os.path.join(REPO_ROOT, "tests")
+  missing = [name for name in conftest.LONG_FILES
+             if not os.path.isfile(os.path.join(tests_dir, name))]
+  assert not missing, missing
