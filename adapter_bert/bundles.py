@@ -39,16 +39,18 @@ from adapter_bert import methods
 
 BUNDLE_JSON = "adapter_bundle.json"
 # How a bundle's rows were made into features: serving it again needs the
-# same (`Bundle.settings`).
-FeatureSettings = collections.namedtuple("FeatureSettings",
-                                         ["max_seq_length", "do_lower_case"])
+# same (`Bundle.settings`), and the same vocabulary (its sha256; `check_vocab`).
+FeatureSettings = collections.namedtuple(
+    "FeatureSettings", ["max_seq_length", "do_lower_case", "vocab_sha256"],
+    defaults=(None,))
 VARIABLES_PREFIX = "variables"
 BUNDLE_FORMAT = "adapter-bert-bundle"
 # 2 added the task's language, 3 the tuning method's options, 4 records
 # every option of the method under "options" (3 and older kept the adapters'
-# under "adapter"; the method reads both, see `options_from_record`).
-BUNDLE_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+# under "adapter"; the method reads both, see `options_from_record`), 5 the
+# vocabulary's sha256.
+BUNDLE_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 # Keys every readable adapter_bundle.json has.
 _REQUIRED_KEYS = ("task_name", "tuning_mode", "backbone_fingerprint",
@@ -80,6 +82,8 @@ _FIELD_TYPES = (
      "{variable name: shape}"),
     ("max_seq_length", lambda v: _is_int(v) and v >= 3, "an integer >= 3"),
     ("do_lower_case", lambda v: isinstance(v, bool), "true or false"),
+    ("vocab_sha256", lambda v: v is None or (
+        isinstance(v, str) and len(v) == 64), "null or a sha256"),
     ("bert_config", lambda v: isinstance(v, dict), "a BERT config object"),
     ("adapter", lambda v: v is None or (isinstance(v, dict) and all(
         k in v for k in ("size", "activation", "init_scale", "placement"))),
@@ -267,6 +271,7 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
       "labels": task.get_labels(),
       "max_seq_length": int(feature_settings.max_seq_length),
       "do_lower_case": bool(feature_settings.do_lower_case),
+      "vocab_sha256": feature_settings.vocab_sha256,
       "bert_config": bert_config.to_dict(),
       "global_step": global_step,
       "source_checkpoint": checkpoint_path,
@@ -420,6 +425,35 @@ def check_backbone(bundle, init_checkpoint, fingerprints=None):
         "%s has fingerprint %s..., the bundle expects %s..." %
         (bundle.path, init_checkpoint, fingerprint[:12],
          bundle.metadata["backbone_fingerprint"][:12]))
+
+
+def check_vocab(bundle, vocab_file):
+  """Refuses a --vocab_file other than the one the bundle was trained with:
+  a vocabulary of the same size but other words gives other token ids, and
+  believable wrong predictions.
+
+  Returns:
+    False if the bundle recorded no vocabulary (version 4 and older), so it
+    cannot be checked (the caller warns); True if it matched.
+
+  Raises:
+    ValueError: the vocabulary differs.
+  """
+  recorded = bundle.metadata.get("vocab_sha256")
+  if not recorded:
+    return False
+  try:
+    actual = fileio.file_sha256(vocab_file)
+  except (tf.errors.OpError, OSError) as e:
+    raise ValueError("--vocab_file=%s: cannot read it (%s)" % (
+        vocab_file, errors.one_line(e, 200)))
+  if actual != recorded:
+    raise ValueError(
+        "adapter bundle %s was trained with another vocabulary: "
+        "--vocab_file=%s has sha256 %s..., the bundle expects %s...; give "
+        "the vocab.txt of the backbone it was trained on" % (
+            bundle.path, vocab_file, actual[:12], recorded[:12]))
+  return True
 
 
 # BERT config entries that do not change what a trained model computes at

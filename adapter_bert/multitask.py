@@ -21,6 +21,7 @@ import resource
 import sys
 import time
 
+from absl import logging
 import numpy as np
 import tensorflow.compat.v1 as tf
 
@@ -29,6 +30,7 @@ from adapter_bert import classifier
 from adapter_bert import errors
 from adapter_bert import fileio
 from adapter_bert import glue
+from adapter_bert import output_rules
 from adapter_bert.methods import base
 import modeling
 import tokenization
@@ -114,6 +116,10 @@ class MultiTaskPredictor(object):
     bundles.check_bert_config(bundle, self.bert_config.to_dict(),
                               self.bert_config_file)
     bundles.check_backbone(bundle, self.init_checkpoint, self._fingerprints)
+    if not bundles.check_vocab(bundle, self.vocab_file):
+      logging.warning("adapter bundle %s records no vocabulary (made by an "
+                      "older version): --vocab_file=%s cannot be checked",
+                      bundle_dir, self.vocab_file)
     task = bundle.task()  # in the language it was trained in (XNLI)
     if task.name in self.tasks:
       raise ValueError("adapter bundle %s: task %s is loaded already" %
@@ -333,6 +339,14 @@ def _check_run_arguments(backbone, adapter_bundles, data_dirs, output_dir,
     raise errors.InputError("--predict_batch_size must be positive, got %d" %
                             batch_size)
   if output_dir:
+    output_rules.check_apart(
+        [("output_dir", output_dir)],
+        input_folders=[("adapter_bundles", d) for d in adapter_bundles],
+        input_files=(output_rules.checkpoint_inputs(
+            "init_checkpoint", backbone.init_checkpoint) +
+                     [("vocab_file", backbone.vocab_file),
+                      ("bert_config_file", backbone.bert_config_file)] +
+                     [("data_dirs", d) for d in data_dirs]))
     try:
       fileio.check_writable_folder(output_dir)
     except ValueError as e:

@@ -35,6 +35,7 @@ from adapter_bert import errors
 from adapter_bert import fileio
 from adapter_bert import glue
 from adapter_bert import multitask
+from adapter_bert import output_rules
 import modeling
 import tokenization
 
@@ -228,6 +229,15 @@ def export(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
   if precision not in classifier.PRECISIONS:
     raise errors.InputError("--precision=%s: unknown (known: %s)" % (
         precision, ", ".join(classifier.PRECISIONS)))
+  output_rules.check_export_target(export_dir, output_rules.SAVED_MODEL,
+                                   "export_dir")
+  output_rules.check_apart(
+      [("export_dir", export_dir)],
+      input_folders=[("adapter_bundles", d) for d in adapter_bundles],
+      input_files=(output_rules.checkpoint_inputs("init_checkpoint",
+                                                  init_checkpoint) +
+                   [("vocab_file", vocab_file),
+                    ("bert_config_file", bert_config_file)]))
   try:
     fileio.check_writable_folder(os.path.dirname(export_dir.rstrip("/")) or
                                  ".")
@@ -258,9 +268,9 @@ def export(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
     for (key, name) in tasks.items():
       entry = predictor.tasks[name]
       with tf.name_scope("task_%s/serving" % key):
-        outputs = signature_outputs(entry["task"], entry["outputs"])
+        served = signature_outputs(entry["task"], entry["outputs"])
       signature_map[key] = tf.saved_model.predict_signature_def(
-          inputs=entry["serving_inputs"], outputs=outputs)
+          inputs=entry["serving_inputs"], outputs=served)
   signature_map[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY] = (
       signature_map[default])
 

@@ -13,6 +13,15 @@ import sys
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Under test processes (pytest-xdist), each TensorFlow (this one, and the
+# command lines the tests start) takes its share of the cores for its ops:
+# two processes of two threads each on two cores only switch between them.
+# TensorFlow reads this before it starts its thread pools.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+  os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(
+      1, len(os.sched_getaffinity(0)) //
+      int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 if REPO_ROOT not in sys.path:
   sys.path.insert(0, REPO_ROOT)
 

@@ -19,9 +19,11 @@ from conftest import write_mrpc_task
 from conftest import write_sst2_task
 from conftest import write_tiny_bert
 from adapter_bert import bundles
+from adapter_bert import fileio
 from adapter_bert import glue
 from adapter_bert import methods
 from adapter_bert import multitask
+from adapter_bert import savedmodel
 import adapters
 import modeling
 
@@ -543,3 +545,59 @@ def test_settings_are_immutable_and_a_bundle_replaces_them_before_checks(
                             task_name="MRPC", do_train=False,
                             adapter_bundle=run["bundle"], max_seq_length=0)
   assert read_eval_results(output_dir) == read_eval_results(run["output_dir"])
+
+
+def swapped_vocab(vocab_file, path):
+  """The vocabulary with its last two words swapped: same size, other ids."""
+  words = read_lines(vocab_file)
+  words[-1], words[-2] = words[-2], words[-1]
+  with open(path, "w") as f:
+    f.write("\n".join(words) + "\n")
+  return path
+
+
+@pytest.mark.slow
+def test_a_bundle_on_another_vocab_of_the_same_size_is_refused(
+    trained, tiny_bert, tmp_path):
+  run = trained["SST-2"]
+  vocab = swapped_vocab(tiny_bert["vocab_file"], str(tmp_path / "vocab.txt"))
+  with open(os.path.join(run["bundle"], bundles.BUNDLE_JSON)) as f:
+    assert json.load(f)["vocab_sha256"] == fileio.file_sha256(
+        tiny_bert["vocab_file"])
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, run["data_dir"], str(tmp_path / "eval"), do_train=False,
+          do_eval=True, adapter_bundle=run["bundle"], vocab_file=vocab),
+      "trained with another vocabulary", "--vocab_file=" + vocab)
+  assert not os.path.exists(str(tmp_path / "eval"))
+  config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
+  predictor = multitask.MultiTaskPredictor(
+      config, tiny_bert["init_checkpoint"], vocab)
+  with pytest.raises(ValueError, match="another vocabulary"):
+    predictor.add_task(run["bundle"])
+  assert_input_error(
+      lambda: savedmodel.export(
+          tiny_bert["bert_config_file"], vocab, tiny_bert["init_checkpoint"],
+          [run["bundle"]], str(tmp_path / "served")),
+      "another vocabulary")
+
+
+@pytest.mark.slow
+def test_an_older_bundle_without_a_vocab_record_serves_with_a_warning(
+    trained, tiny_bert, tmp_path, caplog):
+  run = trained["SST-2"]
+  old = str(tmp_path / "old_bundle")
+  shutil.copytree(run["bundle"], old)
+  path = os.path.join(old, bundles.BUNDLE_JSON)
+  with open(path) as f:
+    metadata = json.load(f)
+  del metadata["vocab_sha256"]
+  metadata["version"] = 4
+  with open(path, "w") as f:
+    json.dump(metadata, f)
+  caplog.set_level("WARNING")
+  results = run_classifier_in_process(
+      tiny_bert, run["data_dir"], str(tmp_path / "eval"), do_train=False,
+      do_eval=True, adapter_bundle=old)
+  assert results
+  assert "records no vocabulary" in caplog.text

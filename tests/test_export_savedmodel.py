@@ -336,10 +336,17 @@ def test_backbone_is_stored_once_whatever_the_task_count(exported, tiny_bundles,
 @pytest.mark.slow
 def test_export_replaces_the_folder_and_refuses_bad_input(tiny_bundles, tiny_bert,
                                                           tmp_path):
+  # A folder of other files is never replaced (tests/test_output_rules.py).
+  foreign = str(tmp_path / "mine")
+  write_file(os.path.join(foreign, "stale.txt"), ["old"])
+  assert_input_error(
+      lambda: export_in_process(tiny_bert, [tiny_bundles["SST-2"]["bundle"]],
+                                foreign), "stale.txt", "it is not replaced")
+  assert os.listdir(foreign) == ["stale.txt"]
+  # A previous export is replaced whole.
   export_dir = str(tmp_path / "model")
-  os.makedirs(export_dir)
-  write_file(os.path.join(export_dir, "stale.txt"), ["old"])
   export_in_process(tiny_bert, [tiny_bundles["SST-2"]["bundle"]], export_dir)
+  export_in_process(tiny_bert, [tiny_bundles["MRPC"]["bundle"]], export_dir)
   assert sorted(os.listdir(export_dir)) == ["saved_model.pb", "variables"]
   # A bundle folder that is none: one line, and the old export untouched.
   before = variables_bytes(export_dir)

@@ -317,8 +317,10 @@ def test_exact_trained_names_and_bundle_contents(tmp_path, mode, placement,
   assert metadata["global_step"] == 7
   assert sorted(metadata["backbone_variables"]) == sorted(
       set(all_names) - set(expected))
-  # Version 4: every option of the method, resolved; no "adapter" entry.
-  assert metadata["version"] == bundles.BUNDLE_VERSION == 4
+  # Version 4 on: every option of the method, resolved; no "adapter" entry.
+  # Version 5: the vocabulary's hash (none given here: null).
+  assert metadata["version"] == bundles.BUNDLE_VERSION == 5
+  assert metadata["vocab_sha256"] is None
   assert "adapter" not in metadata
   assert metadata["options"] == method.settings
   assert metadata["options"]["adapter_placement"] == (placement or "none")

@@ -85,7 +85,8 @@ class Job(object):
     s = self.settings
     return checkpoints.export_adapter_bundle(
         checkpoint, self.bundle_dir, self.method, self.task, self.bert_config,
-        bundles.FeatureSettings(s.max_seq_length, s.do_lower_case),
+        bundles.FeatureSettings(s.max_seq_length, s.do_lower_case,
+                                fileio.file_sha256(s.vocab_file)),
         self.model_shapes, s.init_checkpoint)
 
   def estimator(self, weights, **kwargs):
@@ -183,6 +184,8 @@ def checked_job(settings, explicit=()):
   settings_lib.validate_settings(settings)
   s = settings
   bert_config, tokenizer = load_backbone_inputs(s)
+  if bundle:
+    check_bundle_vocab(bundle, s.vocab_file)
   task = glue.get_task(s.task_name, language=s.xnli_language)
   if task.is_pair and s.max_seq_length < 5:
     raise InputError(
@@ -211,12 +214,26 @@ def checked_job(settings, explicit=()):
                     "initialised, frozen BERT.")
   logging.info("%s", model_fn.parameter_summary(model_shapes, method))
   # Every check above writes nothing; the first output comes next.
-  settings_lib.check_output_paths(s)
+  settings_lib.check_output_paths(s, method)
   # Under multi_worker every worker runs this job in the same folder: the
   # chief writes the run's files, the others only train beside it.
   role = devices.worker_role(s.strategy)
   return Job(s, bundle, bert_config, tokenizer, task, method, tuple(ablated),
              padding, model_shapes, role)
+
+
+def check_bundle_vocab(bundle, vocab_file):
+  """Refuses a --vocab_file other than the bundle's; warns if the bundle
+  (version 4 or older) recorded none."""
+  try:
+    checked = bundles.check_vocab(bundle, vocab_file)
+  except ValueError as e:
+    raise InputError(e)
+  if not checked:
+    logging.warning("adapter bundle %s records no vocabulary (made by an "
+                    "older version): --vocab_file=%s cannot be checked; it "
+                    "must be the one it was trained with", bundle.path,
+                    vocab_file)
 
 
 def check_run_folder(folder, manifest, training, what="--output_dir"):

@@ -14,6 +14,7 @@ from adapter_bert import errors
 from adapter_bert import fileio
 from adapter_bert import glue
 from adapter_bert import methods
+from adapter_bert import output_rules
 from adapter_bert.classifier import checkpoints
 from adapter_bert.classifier import devices
 from adapter_bert.classifier import inputs
@@ -276,22 +277,63 @@ def _check_files(s):
     raise InputError("--data_dir=%s: no such directory" % s.data_dir)
 
 
-def check_output_paths(settings):
-  """Every folder the job writes to takes files, before any work: an
+def check_output_paths(settings, method):
+  """Every folder the job writes to takes files, before any work (an
   unwritable --export_adapter_bundle is not found after an hour of
-  training."""
+  training), and no output destroys what the job did not write
+  (adapter_bert.outputs)."""
   s = settings
   folders = [("output_dir", s.output_dir, s.output_dir)]
   if s.export_adapter_bundle:
     folders.append(("export_adapter_bundle", s.export_adapter_bundle,
                     os.path.dirname(s.export_adapter_bundle.rstrip("/")) or
                     "."))
+  _check_apart(s, bundle_target(s, method))
   for (flag, value, folder) in folders:
     try:
       fileio.check_writable_folder(folder)
     except ValueError as e:
       where = "" if folder == value else " (its folder %s)" % folder
       raise InputError("--%s=%s%s: %s" % (flag, value, where, e))
+
+
+def bundle_target(settings, method):
+  """The bundle folder the job writes, or None if it writes none."""
+  s = settings
+  if s.export_from_checkpoint or (s.do_train and (
+      s.export_adapter_bundle or not method.whole_model)):
+    return s.export_adapter_bundle or os.path.join(s.output_dir,
+                                                   "adapter_bundle")
+  return None
+
+
+def _check_apart(s, bundle_dir):
+  """The outputs against the inputs and each other (adapter_bert.outputs)."""
+  flag = "export_adapter_bundle"
+  if bundle_dir:
+    output_rules.check_export_target(bundle_dir, output_rules.ADAPTER_BUNDLE,
+                                     flag)
+    output_rules.check_bundle_beside_run(flag, bundle_dir, s.output_dir)
+  source = s.export_from_checkpoint
+  if source:
+    try:
+      source = bundles.resolve_checkpoint(source)
+    except ValueError as e:
+      raise InputError("--export_from_checkpoint=%s: %s" % (source, e))
+  files = (output_rules.checkpoint_inputs("init_checkpoint",
+                                          s.init_checkpoint) +
+           [("vocab_file", s.vocab_file),
+            ("bert_config_file", s.bert_config_file),
+            ("data_dir", s.data_dir)])
+  output_rules.check_apart(
+      [("output_dir", s.output_dir), (flag, bundle_dir)],
+      input_folders=[("adapter_bundle", s.adapter_bundle)], input_files=files)
+  # The checkpoint exported from may be --output_dir's own (a run folder
+  # holds its checkpoints); the bundle replaces its folder, so not there.
+  output_rules.check_apart(
+      [(flag, bundle_dir)],
+      input_files=output_rules.checkpoint_inputs("export_from_checkpoint",
+                                                 source))
 
 
 # ---------------------------------------------------------------- tuning
