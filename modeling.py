@@ -119,6 +119,21 @@ class BertConfig(object):
     if self.hidden_size % self.num_attention_heads != 0:
       raise ValueError("hidden_size %d is not a multiple of num_attention_heads %d"
                        % (self.hidden_size, self.num_attention_heads))
+    # A dropout rate of 1 or more would drop everything (tf.nn.dropout
+    # raises deep inside graph building); the epsilon and init range must be
+    # positive numbers.
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+      value = getattr(self, key)
+      if (not isinstance(value, (int, float)) or isinstance(value, bool) or
+          not 0.0 <= value < 1.0):
+        raise ValueError("'%s' must be a number in [0, 1), got %r" %
+                         (key, value))
+    for key in ("initializer_range", "layer_norm_eps"):
+      value = getattr(self, key)
+      if (not isinstance(value, (int, float)) or isinstance(value, bool) or
+          not value > 0):
+        raise ValueError("'%s' must be a positive number, got %r" %
+                         (key, value))
     get_activation(self.hidden_act)  # raises on an unknown name
 
   def to_dict(self):

@@ -171,15 +171,28 @@ def non_finite_names(values):
                 not np.all(np.isfinite(value)))
 
 
+class DamagedCheckpoint(ValueError):
+  """A checkpoint whose files cannot be read back (checksum, truncation)."""
+
+
 def check_finite_checkpoint(checkpoint_path, what):
   """Refuses a checkpoint holding NaN or Inf in any float tensor.
 
   Raises:
     ValueError: one line naming `what`, the checkpoint and a tensor.
   """
-  reader = fileio.checkpoint_reader(checkpoint_path)
-  bad = non_finite_names({name: reader.get_tensor(name) for name in
-                          reader.get_variable_to_shape_map()})
+  try:
+    reader = fileio.checkpoint_reader(checkpoint_path)
+    values = {name: reader.get_tensor(name) for name in
+              reader.get_variable_to_shape_map()}
+  except (tf.errors.OpError, ValueError, IndexError) as e:
+    # A flipped bit fails the shard's checksum (DataLossError); a truncated
+    # shard reads short (IndexError).
+    raise DamagedCheckpoint(
+        "%s: checkpoint %s is damaged; delete it (and its line in the "
+        "folder's `checkpoint` file) to go back to the one before (%s)" % (
+            what, checkpoint_path, errors.one_line(e, 120)))
+  bad = non_finite_names(values)
   if bad:
     raise ValueError("%s: checkpoint %s holds NaN or Inf in %d tensors (e.g. "
                      "%s): it is the state of a diverged run" % (

@@ -157,6 +157,25 @@ class Task(object):
     """Examples of the first test split."""
     return self.read_examples(data_dir, self.test[0])
 
+  def check_labelled_data(self, data_dir):
+    """Reads the labels of the folder's dev (else train) file, if it holds
+    one, so that a test file alone is never taken for this task's when it is
+    another's with the same header (RTE's and WNLI's test files differ only
+    in rows; their labels differ).
+
+    Raises:
+      InputError: that file's labels (or header) are not this task's.
+    """
+    for split in self.dev[:1] + (self.train,):
+      if split.label_column is not None and tf.io.gfile.exists(
+          self.path(data_dir, split)):
+        try:
+          self.read_examples(data_dir, split)
+        except InputError as e:
+          raise InputError("%s does not hold %s's data: %s" % (
+              data_dir, self.name, e))
+        return
+
   def read_examples(self, data_dir, split):
     """Reads a split's file into InputExamples.
 
@@ -184,7 +203,19 @@ class Task(object):
       self._check_header(header, split)
       if self.skip_malformed_rows:
         rows = self._drop_malformed(path, rows, len(header[2]))
+      else:
+        self._check_no_extra_fields(rows, len(header[2]))
     return rows
+
+  def _check_no_extra_fields(self, rows, num_columns):
+    """Refuses a row with more fields than its header: a tab inside a text
+    would otherwise silently cut the text at the tab."""
+    for (path, line_number, columns) in rows:
+      if len(columns) > num_columns:
+        raise InputError(
+            "%s:%d: %d tab-separated fields, but the header has %d: a tab "
+            "inside a text would cut it there; replace that tab by a space" %
+            (path, line_number, len(columns), num_columns))
 
   def _check_header(self, header, split):
     """Refuses a file whose header is not this task's: another task's file

@@ -152,7 +152,15 @@ def hf_to_google_config(hf_config):
     _fail("hidden_size %d is not a multiple of num_attention_heads %d" %
           (merged["hidden_size"], merged["num_attention_heads"]))
   merged["hidden_act"] = _HIDDEN_ACT[hf_act]
-  return collections.OrderedDict((key, merged[key]) for key in _GOOGLE_KEYS)
+  config = collections.OrderedDict((key, merged[key]) for key in _GOOGLE_KEYS)
+  # Every value a model needs (a dropout rate in [0, 1), ...), checked now:
+  # not after the conversion, deep inside the first job.
+  import modeling  # pylint: disable=g-import-not-at-top
+  try:
+    modeling.BertConfig.from_dict(config)
+  except ValueError as e:
+    _fail("config.json: %s" % e)
+  return config
 
 
 def _modules(config):

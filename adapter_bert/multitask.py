@@ -304,6 +304,8 @@ def run(backbone, adapter_bundles, data_dirs, output_dir, split="test",
   for (name, data_dir) in zip(predictor.tasks, data_dirs):
     task = predictor.tasks[name]["task"]
     splits = task.test if split == "test" else task.dev
+    if split == "test":  # test files alone cannot tell RTE's from WNLI's
+      task.check_labelled_data(data_dir)
     for (task_split, path, examples) in classifier.read_splits(
         task, data_dir, splits):
       jobs.append((task, task_split, path, examples))

@@ -36,6 +36,8 @@ from adapter_bert import methods
 
 MANIFEST = "run.json"
 LOCK = ".lock"
+# Training time summed over a run's invocations (a resumed run's included).
+TRAINING_TIME = "training_time.json"
 MANIFEST_FORMAT = "adapter-bert-run"
 MANIFEST_VERSION = 1
 # How many differing settings a refusal names (the line stays readable).
@@ -102,6 +104,40 @@ def write_manifest(folder, settings, information=None):
       "settings": settings,
       "information": dict(information or {}),
   })
+
+
+def training_time_path(folder):
+  return os.path.join(folder, TRAINING_TIME)
+
+
+def training_seconds(folder):
+  """Seconds spent training this run, summed over every invocation that
+  trained (a resume counts its own part; one that only evaluates adds
+  nothing), or None if none recorded it."""
+  path = training_time_path(folder)
+  if not tf.io.gfile.exists(path):
+    return None
+  try:
+    seconds = json.loads(fileio.read_text(path)).get("train_seconds")
+  except (ValueError, UnicodeDecodeError, AttributeError):
+    return None
+  return float(seconds) if isinstance(seconds, (int, float)) else None
+
+
+def add_training_seconds(folder, seconds):
+  """Adds one invocation's training time to the folder's record (written
+  atomically); returns the run's total."""
+  total = (training_seconds(folder) or 0.0) + seconds
+  invocations = 1
+  path = training_time_path(folder)
+  if tf.io.gfile.exists(path):
+    try:
+      invocations += int(json.loads(fileio.read_text(path))["invocations"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+      pass
+  fileio.write_json(path, {"train_seconds": round(total, 3),
+                           "invocations": invocations})
+  return total
 
 
 def _describe(value):

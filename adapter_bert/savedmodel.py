@@ -173,8 +173,14 @@ def classifier_inputs(tokens_a, tokens_b, max_seq_length, cls_id, sep_id):
     parts += second
     segments += [tf.ones_like(part) for part in second]
   ids = tf.concat(parts, axis=1)
-  return (ids.to_tensor(0), tf.ones_like(ids).to_tensor(0),
-          tf.concat(segments, axis=1).to_tensor(0))
+  # At least [CLS] [SEP] wide: a request of zero rows would otherwise be
+  # [0, 0], which the attention's reshapes cannot take.
+  width = tf.cast(tf.reduce_max(tf.concat(
+      [ids.row_lengths(), tf.constant([2], tf.int64)], 0)), tf.int32)
+  shape = tf.stack([batch, width])
+  return (ids.to_tensor(0, shape=shape),
+          tf.ones_like(ids).to_tensor(0, shape=shape),
+          tf.concat(segments, axis=1).to_tensor(0, shape=shape))
 
 
 # ---------------------------------------------------------------- export

@@ -43,6 +43,7 @@ from adapter_bert import errors
 from adapter_bert import fileio
 from adapter_bert import glue
 from adapter_bert import methods
+from adapter_bert import run_folder
 
 # Where run_classifier.py is: each run is one of its processes.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,13 +145,33 @@ def read_grid_config(path):
   Raises:
     InputError: a key that is not one of GRID_FLAGS.
   """
-  with open(path) as f:
-    config = json.load(f)
+  where = "--config=%s" % path
+  try:
+    with open(path, encoding="utf-8") as f:
+      config = json.load(f)
+  except (OSError, UnicodeDecodeError) as e:
+    raise errors.InputError("cannot read it (%s)" % errors.one_line(e),
+                            where=where)
+  except ValueError as e:
+    raise errors.InputError("not JSON (%s)" % e, where=where)
+  if not isinstance(config, dict):
+    raise errors.InputError("must be a JSON object {grid flag: [values]}",
+                            where=where)
   unknown = sorted(set(config) - set(GRID_FLAGS))
   if unknown:
-    raise errors.InputError("--config=%s: unknown keys %s" % (
-        path, ", ".join(unknown)))
-  return {name: [str(v) for v in values] for (name, values) in config.items()}
+    raise errors.InputError("unknown keys %s (known: %s)" % (
+        ", ".join(unknown), ", ".join(GRID_FLAGS)), where=where)
+  grid = {}
+  for (name, values) in config.items():
+    # "seeds": "12" would otherwise be the seeds 1 and 2.
+    if not isinstance(values, list) or not values or not all(
+        isinstance(v, (str, int, float)) and not isinstance(v, bool)
+        for v in values):
+      raise errors.InputError(
+          "%r must be a non-empty list of numbers or strings, e.g. %r: [1, "
+          "2, 3]; got %s" % (name, name, json.dumps(values)), where=where)
+    grid[name] = [str(v) for v in values]
+  return grid
 
 
 # ---------------------------------------------------------------- one run
@@ -228,7 +249,11 @@ def execute(run, options):
       "trained_percent": "%.3f" % (100.0 * trained / total),
       "metrics": json.dumps(metric_values, sort_keys=True),
       "primary_metric": primary, "primary_value": metric_values[primary],
-      "train_seconds": "%.1f" % seconds,
+      # The run's own record sums its training over every invocation (a
+      # resume that only evaluates adds nothing); this call's wall time is
+      # the fallback for a run folder without one.
+      "train_seconds": "%.1f" % (run_folder.training_seconds(output_dir) or
+                                 seconds),
       "disk_bytes": folder_bytes(output_dir),
       "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
   })
@@ -239,11 +264,31 @@ def execute(run, options):
 
 
 def read_results(path):
-  """The rows of a CSV table written by this script ([] if none yet)."""
+  """The rows of a CSV table written by this script ([] if none yet).
+
+  Raises:
+    InputError: naming the file and line, for a row cut short or longer
+      than the header (a table cut mid-row by a full disk, or edited).
+  """
   if not os.path.exists(path):
     return []
-  with open(path, newline="") as f:
-    return list(csv.DictReader(f))
+  rows = []
+  try:
+    with open(path, newline="", encoding="utf-8") as f:
+      reader = csv.DictReader(f)
+      for row in reader:
+        if None in row or None in row.values():
+          raise errors.InputError(
+              "%d fields where the header has %d: the table is damaged "
+              "(cut short, or edited); restore it or remove that row" % (
+                  len([v for v in row.values() if v is not None]) +
+                  len(row.get(None, [])), len(reader.fieldnames)),
+              where=path, line=reader.line_num)
+        rows.append(row)
+  except (OSError, UnicodeDecodeError, csv.Error) as e:
+    raise errors.InputError("cannot read it (%s)" % errors.one_line(e),
+                            where=path)
+  return rows
 
 
 def write_results(path, rows, columns=COLUMNS):

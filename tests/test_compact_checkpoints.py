@@ -311,12 +311,19 @@ def test_sigterm_and_sigint_save_then_exit_with_one_line(tmp_path, tiny_bert,
   assert match.group(2) == os.path.join(output_dir, "model.ckpt-%d" % step)
   assert int(checkpoint_values(match.group(2))["global_step"]) == step
   assert not os.path.exists(os.path.join(output_dir, "eval_results.txt"))
+  stopped_part = run_folder.training_seconds(output_dir)
+  assert stopped_part > 0  # the stopped invocation's training counts
 
   result = subprocess.run(command, capture_output=True, text=True,
                           cwd=REPO_ROOT, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Resuming at step %d of 960" % step in result.stderr
   assert read_eval_results(output_dir)["global_step"] == 960
+  # The run's training time is both invocations' (not the last one's).
+  with open(run_folder.training_time_path(output_dir)) as f:
+    record = json.load(f)
+  assert record["invocations"] == 2
+  assert record["train_seconds"] > stopped_part
 
 
 @pytest.mark.slow

@@ -350,3 +350,9 @@ def test_cli_success_prints_summary(tmp_path):
   assert "embeddings.position_ids" in result.stdout
   assert "cls.predictions.bias" in result.stdout
   assert os.path.exists(os.path.join(out_dir, "bert_model.ckpt.index"))
+
+
+def test_a_dropout_rate_of_one_or_more_is_refused_at_conversion(tmp_path):
+  message = _convert_error(tmp_path, config={"hidden_dropout_prob": 1.5})
+  assert "config.json: 'hidden_dropout_prob' must be a number in [0, 1)" in (
+      message)

@@ -279,7 +279,12 @@ def test_saved_model_serves_what_the_python_path_serves(exported, tiny_bundles,
   requests = [(glue.get_task(t).key, text_request(t, dev_examples(tiny_bundles, t)))
               for t in ("SST-2", "MRPC", "STS-B")]
   requests.append(("serving_default", requests[1][1]))
+  # A request of zero rows gets zero rows back, from every signature.
+  requests += [(key, {name: [] for name in inputs})
+               for (key, inputs) in requests]
   answers = serve_in_fresh_process(exported, requests)
+  for answer in answers[4:]:
+    assert answer and all(values == [] for values in answer.values()), answer
   for (task_name, answer) in zip(("SST-2", "MRPC", "STS-B"), answers):
     task = glue.get_task(task_name)
     examples = dev_examples(tiny_bundles, task_name)

@@ -1021,3 +1021,46 @@ def test_only_a_task_with_a_score_range_clips_its_submission():
   assert OpenScoreTask().submission_value(7.25) == "7.250"
   assert OpenScoreTask().submission_value(-1.5) == "-1.500"
   assert glue.get_task("STS-B").submission_value(7.25) == "5.000"
+
+
+def write_nli_folder(folder, labels, with_dev=True):
+  """An RTE/WNLI-layout folder (same headers): dev.tsv with these labels."""
+  os.makedirs(folder)
+  if with_dev:
+    with open(os.path.join(folder, "dev.tsv"), "w") as f:
+      f.write("index\tsentence1\tsentence2\tlabel\n")
+      for (i, label) in enumerate(labels):
+        f.write("%d\tA man sleeps.\tA person rests.\t%s\n" % (i, label))
+  with open(os.path.join(folder, "test.tsv"), "w") as f:
+    f.write("index\tsentence1\tsentence2\n0\tA man sleeps.\tNobody rests.\n")
+  return folder
+
+
+def test_a_test_file_of_another_task_with_the_same_header_is_refused(
+    tmp_path):
+  wnli = write_nli_folder(str(tmp_path / "WNLI"), ["0", "1"])
+  rte = write_nli_folder(str(tmp_path / "RTE"),
+                         ["entailment", "not_entailment"])
+  glue.get_task("WNLI").check_labelled_data(wnli)
+  glue.get_task("RTE").check_labelled_data(rte)
+  with pytest.raises(glue.InputError) as e:
+    glue.get_task("RTE").check_labelled_data(wnli)
+  assert str(e.value).startswith("%s does not hold RTE's data: " % wnli)
+  assert "label '0' is not one of entailment, not_entailment" in str(e.value)
+  with pytest.raises(glue.InputError, match="does not hold WNLI's data"):
+    glue.get_task("WNLI").check_labelled_data(rte)
+  # A folder with the test file alone cannot be told apart: no refusal.
+  alone = write_nli_folder(str(tmp_path / "alone"), [], with_dev=False)
+  glue.get_task("RTE").check_labelled_data(alone)
+
+
+def test_a_tab_inside_a_text_is_refused_not_cut(tmp_path):
+  folder = str(tmp_path / "SST-2")
+  os.makedirs(folder)
+  with open(os.path.join(folder, "train.tsv"), "w") as f:
+    f.write("sentence\tlabel\na fine film\t1\na fine\tfilm\t1\n")
+  with pytest.raises(glue.InputError) as e:
+    glue.get_task("SST-2").get_train_examples(folder)
+  assert str(e.value).startswith(
+      "%s:3: 3 tab-separated fields, but the header has 2" %
+      os.path.join(folder, "train.tsv"))

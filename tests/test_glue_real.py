@@ -146,3 +146,13 @@ def test_real_mrpc_bom_is_not_in_any_text(glue_dir):
   for split in (task.train, task.dev[0]):
     for e in task.read_examples(os.path.join(glue_dir, "MRPC"), split):
       assert u"\ufeff" not in e.text_a + e.text_b + e.label
+
+
+def test_real_rte_and_wnli_folders_swapped_are_refused(glue_dir):
+  for (task_name, other) in (("RTE", "WNLI"), ("WNLI", "RTE")):
+    with pytest.raises(glue.InputError, match="does not hold %s's data" %
+                       task_name):
+      glue.get_task(task_name).check_labelled_data(
+          os.path.join(glue_dir, other))
+    glue.get_task(task_name).check_labelled_data(
+        os.path.join(glue_dir, task_name))

@@ -461,6 +461,14 @@ def _write(tmp_path, name, content):
     ("float_layers.json",
      json.dumps(tiny_bert_config_dict(num_hidden_layers=2.5)),
      "num_hidden_layers"),
+    ("dropout.json",
+     json.dumps(tiny_bert_config_dict(hidden_dropout_prob=1.5)),
+     "'hidden_dropout_prob' must be a number in [0, 1), got 1.5"),
+    ("attention_dropout.json",
+     json.dumps(tiny_bert_config_dict(attention_probs_dropout_prob="0.1")),
+     "'attention_probs_dropout_prob' must be a number in [0, 1)"),
+    ("eps.json", json.dumps(tiny_bert_config_dict(layer_norm_eps=0)),
+     "'layer_norm_eps' must be a positive number"),
 ])
 def test_config_errors_name_the_file(tmp_path, name, content, detail):
   path = (str(tmp_path / name) if content is None

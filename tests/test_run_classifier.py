@@ -448,3 +448,29 @@ def test_a_broken_test_file_is_found_before_training(tmp_path, tiny_bert):
       "this is not SST-2's test.tsv")
   assert not tf.train.latest_checkpoint(output_dir)
   assert not os.path.exists(os.path.join(output_dir, "eval_results.txt"))
+
+
+def test_a_case_flag_that_contradicts_the_vocab_is_warned(caplog):
+  from adapter_bert.classifier import job
+  uncased = ["[PAD]", "[UNK]", "[CLS]", "the", "movie", "ℝ", "##s"]
+  cased = uncased + ["Movie"] + ["w%d" % i for i in range(1000)]
+  caplog.set_level("WARNING")
+  job.warn_on_case_mismatch(uncased, True, "u.txt")
+  job.warn_on_case_mismatch(cased, False, "c.txt")
+  assert not caplog.records
+  job.warn_on_case_mismatch(uncased, False, "u.txt")
+  assert "--vocab_file=u.txt is uncased" in caplog.text
+  assert "capitalised word will be [UNK]" in caplog.text
+  caplog.clear()
+  job.warn_on_case_mismatch(cased, True, "c.txt")
+  assert "--vocab_file=c.txt is cased" in caplog.text
+
+
+@pytest.mark.real
+def test_minilm_vocab_is_uncased(minilm_dir, caplog):
+  from adapter_bert.classifier import job
+  import tokenization
+  vocab = tokenization.load_vocab(os.path.join(minilm_dir, "vocab.txt"))
+  caplog.set_level("WARNING")
+  job.warn_on_case_mismatch(vocab, False, "vocab.txt")
+  assert "is uncased" in caplog.text

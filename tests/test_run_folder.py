@@ -233,6 +233,30 @@ def test_a_truncated_training_checkpoint_is_one_line(trained_run, tiny_bert):
 
 
 @pytest.mark.slow
+def test_a_bit_flipped_training_checkpoint_is_one_line(trained_run, tiny_bert,
+                                                       tmp_path):
+  """Eval, resume and export of a checkpoint whose data fails its checksum."""
+  (data_dir, output_dir, _) = trained_run
+  latest = tf.train.latest_checkpoint(output_dir)
+  data_file = latest + ".data-00000-of-00001"
+  with open(data_file, "r+b") as f:
+    f.seek(os.path.getsize(data_file) // 2)
+    byte = f.read(1)
+    f.seek(-1, os.SEEK_CUR)
+    f.write(bytes([byte[0] ^ 0x10]))
+  jobs = [dict(do_train=True), dict(do_train=False),
+          dict(do_train=False, do_eval=False,
+               export_from_checkpoint=output_dir,
+               export_adapter_bundle=str(tmp_path / "bundle"))]
+  for flags in jobs:
+    assert_input_error(
+        lambda: run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                                          **flags),
+        "checkpoint %s is damaged" % latest, "delete it")
+  assert not os.path.exists(str(tmp_path / "bundle"))
+
+
+@pytest.mark.slow
 def test_a_checkpoint_larger_than_the_config_is_refused_unless_meant(
     tmp_path, tiny_bert):
   data_dir = write_sst2_task(str(tmp_path / "data"))
@@ -317,3 +341,54 @@ def test_a_manifest_from_before_precision_compares_as_float32():
   assert run_folder.differences(recorded, {"precision": "mixed_bfloat16"},
                                 ["precision"]) == [
                                     "precision float32 (now mixed_bfloat16)"]
+
+
+def test_training_time_sums_over_invocations(tmp_path):
+  folder = str(tmp_path)
+  assert run_folder.training_seconds(folder) is None
+  assert run_folder.add_training_seconds(folder, 23.25) == 23.25
+  assert run_folder.add_training_seconds(folder, 4.5) == pytest.approx(27.75)
+  with open(run_folder.training_time_path(folder)) as f:
+    assert json.load(f) == {"train_seconds": 27.75, "invocations": 2}
+  with open(run_folder.training_time_path(folder), "w") as f:
+    f.write("{not json")
+  assert run_folder.training_seconds(folder) is None  # damaged: unknown
+
+
+@pytest.mark.slow
+def test_a_resume_that_only_evaluates_adds_no_training_time(tiny_bert,
+                                                           tmp_path):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  run_classifier_in_process(tiny_bert, data_dir, output_dir, do_train=True,
+                            do_eval=False)
+  first = run_folder.training_seconds(output_dir)
+  assert first > 0
+  run_classifier_in_process(tiny_bert, data_dir, output_dir, do_train=True,
+                            do_eval=True)
+  assert run_folder.training_seconds(output_dir) == first
+
+
+@pytest.mark.slow
+def test_eval_and_export_of_an_unfinished_run_are_warned(trained_run,
+                                                         tiny_bert, tmp_path,
+                                                         caplog):
+  (data_dir, output_dir, _) = trained_run
+  step = int(tf.train.latest_checkpoint(output_dir).rsplit("-", 1)[1])
+  caplog.set_level("WARNING")
+  run_classifier_in_process(tiny_bert, data_dir, output_dir, do_train=False)
+  assert "unfinished run" not in caplog.text  # a finished run: no word
+  # As a run stopped at `step` of a longer plan leaves its folder.
+  manifest = run_folder.read_manifest(output_dir)
+  run_folder.write_manifest(output_dir, manifest["settings"], dict(
+      manifest["information"], num_train_steps=step + 40))
+  run_classifier_in_process(tiny_bert, data_dir, output_dir, do_train=False)
+  assert "training stopped at step %d of %d" % (step, step + 40) in (
+      caplog.text)
+  caplog.clear()
+  run_classifier_in_process(
+      tiny_bert, data_dir, output_dir, do_train=False, do_eval=False,
+      export_from_checkpoint=output_dir,
+      export_adapter_bundle=str(tmp_path / "bundle"))
+  assert "Exporting checkpoint" in caplog.text
+  assert "unfinished run" in caplog.text

@@ -289,3 +289,53 @@ def test_majority_baseline_is_the_most_frequent_training_label(tmp_path):
   expected = sum(1 for label in dev if label == majority) / len(dev)
   baselines = sweeps.majority_baselines(["SST-2", "RTE"], str(tmp_path))
   assert baselines == {"SST-2": pytest.approx(expected)}  # no RTE files
+
+
+def write_config(tmp_path, text):
+  path = str(tmp_path / "grid.json")
+  with open(path, "w") as f:
+    f.write(text)
+  return path
+
+
+def test_a_grid_config_gives_its_lists_as_strings(tmp_path):
+  path = write_config(tmp_path, '{"seeds": [1, 2, 3], "tasks": ["MRPC"]}')
+  assert sweeps.read_grid_config(path) == {"seeds": ["1", "2", "3"],
+                                           "tasks": ["MRPC"]}
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ('{"seeds": 1}', "'seeds' must be a non-empty list"),
+    ('{"seeds": "12"}', 'got "12"'),
+    ('{"seeds": [[1, 2]]}', "got [[1, 2]]"),
+    ('{"seeds": []}', "non-empty list"),
+    ('{"seeds": [true]}', "non-empty list"),
+    ('{"seed": [1]}', "unknown keys seed (known: tasks,"),
+    ('[1, 2]', "must be a JSON object"),
+    ('{"seeds": [1,', "not JSON"),
+])
+def test_a_bad_grid_config_is_one_line_naming_the_file(tmp_path, text,
+                                                       fragment):
+  path = write_config(tmp_path, text)
+  with pytest.raises(errors.InputError) as e:
+    sweeps.read_grid_config(path)
+  message = str(e.value)
+  assert message.startswith("--config=%s: " % path) and "\n" not in message
+  assert fragment in message, message
+
+
+@pytest.mark.parametrize("cut", ["mid-row", "extra field"])
+def test_a_damaged_results_table_is_one_line_naming_file_and_line(tmp_path,
+                                                                  cut):
+  path = str(tmp_path / "sweep.csv")
+  rows = [{k: "1" for k in sweeps.COLUMNS} for _ in range(2)]
+  sweeps.write_results(path, rows)
+  with open(path) as f:
+    text = f.read()
+  text = text[:-8] if cut == "mid-row" else text.rstrip("\n") + ",9\n"
+  with open(path, "w") as f:
+    f.write(text)
+  with pytest.raises(errors.InputError) as e:
+    sweeps.read_results(path)
+  assert str(e.value).startswith("%s:3: " % path), str(e.value)
+  assert "the table is damaged" in str(e.value)

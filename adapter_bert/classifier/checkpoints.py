@@ -181,6 +181,8 @@ def check_latest_checkpoint(folder, what="--output_dir"):
     raise InputError("%s=%s: checkpoint %s: %s" % (what, folder, latest, e))
   try:
     bundles.check_finite_checkpoint(latest, "%s=%s" % (what, folder))
+  except bundles.DamagedCheckpoint as e:
+    raise InputError(e)
   except ValueError as e:
     raise InputError("%s; start again in a new --output_dir" % e)
 

@@ -143,7 +143,27 @@ def load_backbone_inputs(settings):
                      "says vocab_size=%d" % (s.vocab_file, len(tokenizer.vocab),
                                              s.bert_config_file,
                                              bert_config.vocab_size))
+  warn_on_case_mismatch(tokenizer.vocab, s.do_lower_case, s.vocab_file)
   return bert_config, tokenizer
+
+
+def warn_on_case_mismatch(vocab, do_lower_case, vocab_file):
+  """Warns when --do_lower_case contradicts the vocabulary: on an uncased
+  vocab (no token with a capital letter), capitalised words all become
+  [UNK] (14.7% of MRPC dev's tokens for MiniLM)."""
+  # A capital is what lower-casing changes ("ℝ" is upper case with no
+  # lower case: an uncased vocab keeps it).
+  has_capitals = any(
+      token != token.lower() for token in vocab
+      if not (token.startswith("[") and token.endswith("]")))
+  if not do_lower_case and not has_capitals:
+    logging.warning("--do_lower_case=false, but --vocab_file=%s is uncased "
+                    "(no token has a capital letter): every capitalised word "
+                    "will be [UNK]; pass --do_lower_case=true", vocab_file)
+  elif do_lower_case and has_capitals and len(vocab) > 1000:
+    logging.warning("--do_lower_case=true, but --vocab_file=%s is cased: its "
+                    "capitalised tokens are never used; pass "
+                    "--do_lower_case=false for a cased model", vocab_file)
 
 
 def run(settings, explicit=()):
@@ -222,6 +242,21 @@ def checked_job(settings, explicit=()):
              padding, model_shapes, role)
 
 
+def warn_if_unfinished(folder, checkpoint, doing):
+  """Warns when `checkpoint` is short of the steps the run folder's
+  manifest planned (a run stopped, or killed, before its end)."""
+  try:
+    planned = (run_folder.read_manifest(folder) or {}).get(
+        "information", {}).get("num_train_steps")
+    step = int(checkpoint.rsplit("-", 1)[1])
+  except (ValueError, IndexError, AttributeError):
+    return
+  if isinstance(planned, int) and step < planned:
+    logging.warning("%s checkpoint %s of an unfinished run: training stopped "
+                    "at step %d of %d; rerun the training command to finish "
+                    "it", doing.capitalize(), checkpoint, step, planned)
+
+
 def check_bundle_vocab(bundle, vocab_file):
   """Refuses a --vocab_file other than the bundle's; warns if the bundle
   (version 4 or older) recorded none."""
@@ -277,6 +312,8 @@ def run_in_folder(job):
                if s.do_eval else [])
   predict_sets = (evaluation.read_splits(job.task, s.data_dir, job.task.test)
                   if s.do_predict else [])
+  if s.do_predict and not (s.do_train or s.do_eval):
+    job.task.check_labelled_data(s.data_dir)  # else read above already
   log_precision(s)
   if s.do_train and not train(job, weights, feature_cache, manifest):
     return {}  # a worker that is not the chief: the chief writes the rest
@@ -315,6 +352,8 @@ def export_from_checkpoint(job, manifest):
     # The task, method and sizes must be those it was trained with.
     check_run_folder(source, manifest, training=False,
                      what="--export_from_checkpoint")
+    warn_if_unfinished(source, bundles.resolve_checkpoint(
+        s.export_from_checkpoint), "exporting")
   # A compact checkpoint's backbone must be the one it was trained on.
   checkpoints.compact_checkpoints(source, s.init_checkpoint, job.method,
                                   job.model_shapes, will_train=False)
@@ -359,6 +398,8 @@ def model_weights(job, manifest):
   if latest:
     checkpoints.check_latest_checkpoint(s.output_dir)
     check_run_folder(s.output_dir, manifest, training=s.do_train)
+    if not s.do_train:
+      warn_if_unfinished(s.output_dir, latest, "evaluating and predicting")
   compact = checkpoints.compact_checkpoints(
       s.output_dir, s.init_checkpoint, job.method, job.model_shapes,
       s.do_train and job.role.is_chief)
@@ -412,10 +453,12 @@ def train(job, weights, feature_cache, manifest):
         "vocab_file": s.vocab_file,
         "num_train_steps": plan.num_train_steps})
   start = time.time()
-  fit(job, job.estimator(weights, num_train_steps=plan.num_train_steps,
-                         num_warmup_steps=plan.num_warmup_steps),
-      train_input_fn, plan.num_train_steps)
-  logging.info("Training took %.1f s", time.time() - start)
+  try:
+    fit(job, job.estimator(weights, num_train_steps=plan.num_train_steps,
+                           num_warmup_steps=plan.num_warmup_steps),
+        train_input_fn, plan.num_train_steps)
+  finally:  # A stopped run's part counts too: its steps are saved.
+    record_training_time(job, plan, time.time() - start)
   role = job.role
   if not role.is_chief:
     # The Estimator gave this worker a scratch model_dir of its own.
@@ -433,6 +476,24 @@ def train(job, weights, feature_cache, manifest):
                  "bundle written (--export_adapter_bundle writes one)",
                  job.method.name)
   return True
+
+
+def record_training_time(job, plan, seconds):
+  """Logs this invocation's training time and adds it to the run's total
+  (the chief; an invocation that resumed a finished run trained nothing)."""
+  s = job.settings
+  if not job.role.is_chief or plan.start_step >= plan.num_train_steps:
+    logging.info("Training took %.1f s", seconds)
+    return
+  try:
+    total = run_folder.add_training_seconds(s.output_dir, seconds)
+  except (tf.errors.OpError, OSError) as e:  # never hide why training ended
+    logging.warning("could not record the training time in %s (%s)",
+                    run_folder.training_time_path(s.output_dir),
+                    errors.one_line(e))
+    return
+  logging.info("Training took %.1f s (%.1f s in all invocations of this "
+               "run)", seconds, total)
 
 
 def training_plan(job, feature_cache):
