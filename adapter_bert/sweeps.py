@@ -27,15 +27,20 @@ methods that declare them (`TuningMethod.grid_options`).
 """
 
 import collections
+from concurrent import futures
+import contextlib
 import csv
+import ctypes
+import ctypes.util
 import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
-from concurrent import futures
 
 import numpy as np
 
@@ -222,19 +227,76 @@ def folder_bytes(folder):
   return total
 
 
-def execute(run, options):
-  """Runs (or resumes) one run; returns its results row."""
+class Stopped(Exception):
+  """A run stopped (or never started) because the sweep was told to stop."""
+
+
+def _die_with_parent():
+  """In the child, before exec: SIGTERM when the sweep dies, even by SIGKILL
+  (Linux's PR_SET_PDEATHSIG), so no run trains on as an orphan; it saves
+  its step and exits, as on any SIGTERM."""
+  try:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    pass  # not Linux: a killed sweep may leave its running child behind
+
+
+class Children(object):
+  """The sweep's running runs: a signal to the sweep stops them all."""
+
+  def __init__(self):
+    self.lock = threading.Lock()
+    self.processes = set()
+    self.signal_name = None
+
+  def start(self, command, log):
+    with self.lock:
+      if self.signal_name:
+        raise Stopped("not started")
+      process = subprocess.Popen(command, stdout=log,
+                                 stderr=subprocess.STDOUT,
+                                 preexec_fn=_die_with_parent)
+      self.processes.add(process)
+    return process
+
+  def wait(self, process):
+    try:
+      return process.wait()
+    finally:
+      with self.lock:
+        self.processes.discard(process)
+
+  def stop(self, signal_name):
+    """Tells every running run to save and stop (SIGTERM) and starts none."""
+    with self.lock:
+      self.signal_name = self.signal_name or signal_name
+      for process in self.processes:
+        if process.poll() is None:
+          process.send_signal(signal.SIGTERM)
+
+
+def execute(run, options, children=None):
+  """Runs (or resumes) one run; returns its results row.
+
+  Raises:
+    RuntimeError: the run failed.
+    Stopped: the sweep was stopped before or during the run.
+  """
+  children = children or Children()
   output_dir = os.path.join(options["work_dir"], run_id(run))
   os.makedirs(output_dir, exist_ok=True)
   log_path = os.path.join(output_dir, "run_classifier.log")
   start = time.time()
   with open(log_path, "a") as log:
-    result = subprocess.run(run_command(run, output_dir, options),
-                            stdout=log, stderr=subprocess.STDOUT)
+    returncode = children.wait(children.start(
+        run_command(run, output_dir, options), log))
   seconds = time.time() - start
-  if result.returncode != 0:
+  if returncode != 0 and children.signal_name:
+    raise Stopped("stopped")  # it saved its step: a rerun resumes it
+  if returncode != 0:
     raise RuntimeError("%s failed (exit %d); see %s" % (
-        run_id(run), result.returncode, log_path))
+        run_id(run), returncode, log_path))
   with open(log_path) as f:
     found = _PARAMETERS_RE.findall(f.read())
   trained, total = (int(x.replace(",", "")) for x in found[-1])
@@ -710,6 +772,23 @@ def ablation_markdown(table, num_layers):
 # ---------------------------------------------------------------- the job
 
 
+@contextlib.contextmanager
+def _stop_on_signals(children, jobs):
+  """SIGTERM or SIGINT: stop the running runs (they save), start no other."""
+  def handle(number, frame):  # pylint: disable=unused-argument
+    children.stop(signal.Signals(number).name)
+    for job in jobs:
+      job.cancel()  # those not started yet
+
+  previous = {number: signal.signal(number, handle)
+              for number in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield
+  finally:
+    for (number, handler) in previous.items():
+      signal.signal(number, handler)
+
+
 def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
               command="", at_selected=False):
   """Runs every run of `grid` not yet in `results_path`; writes the summary.
@@ -739,23 +818,37 @@ def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
                                                    run_id(run)), options)))
     return rows
   failures = []
+  children = Children()
+  outcomes = collections.Counter()
   with futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-    jobs = {pool.submit(execute, run, options): run for run in pending}
-    for job in futures.as_completed(jobs):
-      try:
-        row = job.result()
-      except RuntimeError as e:
-        failures.append(str(e))
-        print("%s: %s" % (PROGRAM, e), flush=True)
-        continue
-      rows.append(row)
-      # After every run: a killed sweep loses no finished run, and the
-      # summary is always that of the rows so far.
-      write_results(results_path, rows)
-      write_summary(results_path, rows, command, options["glue_dir"])
-      print("%s: %s = %.4f (%s s)" % (row["run_id"], row["primary_metric"],
-                                      row["primary_value"],
-                                      row["train_seconds"]), flush=True)
+    jobs = {pool.submit(execute, run, options, children): run
+            for run in pending}
+    with _stop_on_signals(children, jobs):
+      for job in futures.as_completed(jobs):
+        try:
+          row = job.result()
+        except (Stopped, futures.CancelledError) as e:
+          outcomes[str(e) or "not started"] += 1
+          continue
+        except RuntimeError as e:
+          failures.append(str(e))
+          print("%s: %s" % (PROGRAM, e), flush=True)
+          continue
+        rows.append(row)
+        outcomes["finished"] += 1
+        # After every run: a killed sweep loses no finished run, and the
+        # summary is always that of the rows so far.
+        write_results(results_path, rows)
+        write_summary(results_path, rows, command, options["glue_dir"])
+        print("%s: %s = %.4f (%s s)" % (row["run_id"], row["primary_metric"],
+                                        row["primary_value"],
+                                        row["train_seconds"]), flush=True)
+  if children.signal_name:
+    raise errors.InputError(
+        "stopped by %s: %d runs finished and recorded, %d stopped (each "
+        "saved its step), %d not started; run the same command again to "
+        "continue" % (children.signal_name, outcomes["finished"],
+                      outcomes["stopped"], outcomes["not started"]))
   if rows:
     write_summary(results_path, rows, command, options["glue_dir"])
   if failures:

@@ -2,13 +2,19 @@
 the statistics of its summary."""
 
 import csv
+import glob
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
+from conftest import REPO_ROOT
 from conftest import write_sst2_task
 from adapter_bert import errors
 from adapter_bert import sweeps
@@ -339,3 +345,64 @@ def test_a_damaged_results_table_is_one_line_naming_file_and_line(tmp_path,
     sweeps.read_results(path)
   assert str(e.value).startswith("%s:3: " % path), str(e.value)
   assert "the table is damaged" in str(e.value)
+
+
+def run_classifier_pids(marker):
+  """The live run_classifier.py processes whose command line holds
+  `marker` (zombies, which have no command line, excluded)."""
+  pids = []
+  for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+      with open("/proc/%s/cmdline" % pid, "rb") as f:
+        command = f.read().decode("utf-8", "replace")
+    except OSError:
+      continue
+    if "run_classifier.py" in command and marker in command:
+      pids.append(int(pid))
+  return pids
+
+
+def sweep_command(sweep_inputs, results):
+  flags = dict(sweep_inputs, results=results, tasks="SST-2", methods="head",
+               learning_rates="1e-2", epochs="150", seeds="1,2")
+  return [sys.executable, os.path.join(REPO_ROOT, "scripts", "sweep.py")] + [
+      "--%s=%s" % item for item in sorted(flags.items())]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGKILL])
+def test_a_signal_stops_the_sweep_and_its_run_and_a_rerun_continues(
+    tmp_path, sweep_inputs, signal_number):
+  results = str(tmp_path / "sweep.csv")
+  command = sweep_command(sweep_inputs, results)
+  sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+  work_dir = sweep_inputs["work_dir"]
+  deadline = time.time() + 300
+  # Until the first run trains: its first checkpoint is written.
+  while time.time() < deadline and sweep.poll() is None:
+    if glob.glob(os.path.join(work_dir, "*", "model.ckpt-0.index")):
+      break
+    time.sleep(0.1)
+  assert run_classifier_pids(work_dir), "no run started"
+  sweep.send_signal(signal_number)
+  (_, stderr) = sweep.communicate(timeout=300)
+  if signal_number == signal.SIGKILL:
+    assert sweep.returncode == -signal.SIGKILL
+  else:
+    lines = stderr.strip().splitlines()
+    assert sweep.returncode == 1 and "Traceback" not in stderr, stderr[-3000:]
+    assert lines[-1].startswith("sweep.py: error: stopped by SIGTERM: 0 runs "
+                                "finished and recorded, 1 stopped"), lines[-1]
+  # The run does not train on as an orphan: it saves and stops.
+  while time.time() < deadline and run_classifier_pids(work_dir):
+    time.sleep(0.2)
+  assert not run_classifier_pids(work_dir)
+  assert not sweeps.read_results(results)  # nothing finished, nothing recorded
+
+  again = subprocess.run(command, capture_output=True, text=True,
+                         cwd=REPO_ROOT, timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  rows = sweeps.read_results(results)
+  assert sorted(r["seed"] for r in rows) == ["1", "2"]
+  assert len({r["run_id"] for r in rows}) == 2
