@@ -373,11 +373,14 @@ def read_bundle(bundle_dir):
   except ValueError as e:
     raise ValueError("adapter bundle %s: %s" % (bundle_dir, e))
   if method_class.whole_model:
+    source = metadata.get("source_checkpoint") or ""
     raise ValueError(
         "adapter bundle %s was trained with --tuning_mode=%s: it is a whole "
-        "fine-tuned model, not adapters for a frozen backbone; use its "
-        "source checkpoint %s as --init_checkpoint instead" %
-        (bundle_dir, method_class.name, metadata.get("source_checkpoint")))
+        "fine-tuned model, not adapters for a frozen backbone; evaluate or "
+        "predict with its run folder instead: --output_dir=%s "
+        "--tuning_mode=%s (no --adapter_bundle)" % (
+            bundle_dir, method_class.name,
+            os.path.dirname(source) or "<its run folder>", method_class.name))
   try:
     reader = fileio.checkpoint_reader(prefix)
     values = {name: reader.get_tensor(name) for name in metadata["variables"]}

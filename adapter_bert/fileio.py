@@ -159,6 +159,9 @@ def atomic_directory(path, marker=None):
   parent = os.path.dirname(path.rstrip("/"))
   if parent:
     tf.io.gfile.makedirs(parent)
+  # What a killed writer left beside the target (its temporary folder, or
+  # the old folder it had moved aside) goes first.
+  remove_orphans(parent or ".")
   temp = temporary_name(path)
   tf.io.gfile.makedirs(temp)
   try:

@@ -185,6 +185,10 @@ def plot_init_scale(rows, path):
 def plot_all(results_path, ablation_path, output_dir, ablation_metric=None,
              glue_dir=None):
   """Every picture the files allow; returns the paths written."""
+  try:
+    fileio.check_writable_folder(output_dir)
+  except ValueError as e:
+    raise errors.InputError("--output_dir=%s: %s" % (output_dir, e))
   written = []
   rows = sweeps.read_results(results_path)
   if not rows:

@@ -801,6 +801,13 @@ def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
     the rows of the results table.
   """
   rows = read_results(results_path)
+  if not dry_run:
+    # Before the first run, not after it: the table and summary go there.
+    try:
+      fileio.check_writable_folder(os.path.dirname(results_path) or ".")
+    except ValueError as e:
+      raise errors.InputError("--results=%s: its folder cannot take the "
+                              "table (%s)" % (results_path, e))
   done = {row["run_id"] for row in rows}
   runs = expand_grid(grid)
   if at_selected:

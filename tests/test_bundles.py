@@ -269,11 +269,18 @@ def test_full_mode_bundle_is_refused(trained, tiny_bert, tmp_path):
   assert metadata["tuning_mode"] == "full"
   assert "bert/encoder/layer_0/attention/self/query/kernel" in (
       metadata["variables"])
-  assert_input_error(
+  message = assert_input_error(
       lambda: run_classifier_in_process(
           tiny_bert, run["data_dir"], str(tmp_path / "out"), do_train=False,
           adapter_bundle=bundle),
-      "--tuning_mode=full", "whole fine-tuned model")
+      "--tuning_mode=full", "whole fine-tuned model",
+      "--output_dir=%s --tuning_mode=full" % full_dir)
+  # The advice works as given: the run folder evaluates.
+  assert "--output_dir=%s " % full_dir in message
+  run_classifier_in_process(tiny_bert, run["data_dir"], full_dir,
+                            tuning_mode="full", do_train=False,
+                            max_seq_length=24)
+  assert "eval_accuracy" in read_eval_results(full_dir)
 
 
 @pytest.mark.slow
@@ -410,14 +417,15 @@ def test_multitask_data_dirs_in_the_wrong_order_write_nothing(trained,
                                                               tmp_path):
   output_dir = str(tmp_path / "submission")
   # MRPC's test file read as SST-2 took the id column as text and wrote a
-  # garbage SST-2.tsv before failing on the second task.
+  # garbage SST-2.tsv before failing on the second task. Its labelled dev
+  # file is read first (the RTE/WNLI swap has the same header otherwise).
   assert_input_error(
       lambda: run_multitask(
           tiny_bert, [trained["SST-2"]["bundle"], trained["MRPC"]["bundle"]],
           [trained["MRPC"]["data_dir"], trained["SST-2"]["data_dir"]],
           output_dir),
-      os.path.join(trained["MRPC"]["data_dir"], "test.tsv") + ":1:",
-      "not 'sentence'", "this is not SST-2's test.tsv")
+      os.path.join(trained["MRPC"]["data_dir"], "dev.tsv") + ":1:",
+      "not 'sentence'", "this is not SST-2's dev.tsv")
   assert os.listdir(output_dir) == []
 
 

@@ -345,3 +345,17 @@ def test_check_writable_folder_leaves_no_probe(tmp_path):
   assert os.listdir(folder) == []
   fileio.check_writable_folder("ram://writable/probe")
   assert tf.io.gfile.listdir("ram://writable/probe") == []
+
+
+def test_a_new_export_clears_what_a_killed_export_left_beside_it(tmp_path):
+  import subprocess
+  import sys
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True).stdout.strip()
+  left = tmp_path / (".served.tmp-%s-0123abcd" % dead)
+  left.mkdir()
+  (left / "saved_model.pb").write_text("half")
+  with fileio.atomic_directory(str(tmp_path / "served")) as temp:
+    with open(os.path.join(temp, "saved_model.pb"), "w") as f:
+      f.write("whole")
+  assert sorted(os.listdir(str(tmp_path))) == ["served"]

@@ -156,3 +156,14 @@ def test_ablation_heat_map_holds_the_chosen_metric(tmp_path, saved_figures):
   with pytest.raises(errors.InputError, match="--ablation_metric=eval_mcc"):
     plots.plot_ablation(table, "MRPC-adapters-m64",
                         str(tmp_path / "b.png"), "eval_mcc")
+
+
+def test_an_output_dir_that_is_a_file_is_a_one_line_error(tmp_path):
+  results = write_table(str(tmp_path / "sweep.csv"), sweep_rows(),
+                        sweeps.COLUMNS)
+  plain = tmp_path / "plain"
+  plain.write_text("mine")
+  assert_input_error(
+      lambda: plots.plot_all(results, None, str(plain)),
+      "--output_dir=%s: it is a file, not a folder" % plain)
+  assert plain.read_text() == "mine"

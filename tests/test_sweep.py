@@ -406,3 +406,14 @@ def test_a_signal_stops_the_sweep_and_its_run_and_a_rerun_continues(
   rows = sweeps.read_results(results)
   assert sorted(r["seed"] for r in rows) == ["1", "2"]
   assert len({r["run_id"] for r in rows}) == 2
+
+
+def test_an_unwritable_results_folder_is_refused_before_any_run(tmp_path,
+                                                                sweep_inputs):
+  plain = tmp_path / "results"
+  plain.write_text("not a folder")  # what root cannot write into either
+  with pytest.raises(errors.InputError) as e:
+    sweeps.run_sweep(grid(), sweep_inputs, str(plain / "sweep.csv"))
+  assert str(e.value) == ("--results=%s: its folder cannot take the table "
+                          "(it is a file, not a folder)" % (plain / "sweep.csv"))
+  assert not os.path.exists(sweep_inputs["work_dir"])  # no run started
