@@ -9,6 +9,7 @@ which prints `<program>: error: <message>` and exits 1. Nothing else prints
 errors, so every message has the same shape.
 """
 
+import errno
 import signal
 import sys
 
@@ -124,9 +125,51 @@ def run_program(program, job, also=(), on_signals=True):
     interrupt_on_signals()
   try:
     return job()
-  except (InputError,) + tuple(also) as e:
-    exit_with(program, e)
   except KeyboardInterrupt as e:
     if not on_signals:
       raise
     exit_with(program, interrupted_message(e))
+  except Exception as e:  # pylint: disable=broad-except
+    # A full disk is the user's to fix, at whatever stage TF meets it.
+    message = write_failure(e)
+    if message is not None:
+      exit_with(program, message)
+    if isinstance(e, (InputError,) + tuple(also)):
+      exit_with(program, e)
+    raise
+
+
+# What a write meets on a full disk, over a quota, or past the file-size
+# limit (`ulimit -f`): OSError's errno, or the text TF's errors carry.
+_WRITE_FAILURES = {errno.ENOSPC: "No space left on device",
+                   errno.EDQUOT: "Disk quota exceeded",
+                   errno.EFBIG: "File too large"}
+
+
+def write_failure(error):
+  """The one line for an error a full disk (or quota, or file-size limit)
+  caused, anywhere in its chain of causes; None for any other error."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    path = reason = None
+    if isinstance(error, OSError) and error.errno in _WRITE_FAILURES:
+      (path, reason) = (error.filename, _WRITE_FAILURES[error.errno])
+    else:
+      text = getattr(error, "message", None)
+      text = text if isinstance(text, str) else str(error)
+      for known in _WRITE_FAILURES.values():
+        if known in text:
+          # TF's file errors read "<path>; <reason>".
+          (head, _, _) = text.partition("; " + known)
+          path = head.strip().split()[-1] if head.strip() else None
+          reason = known
+          break
+    if reason:
+      return one_line(
+          "cannot write %s: %s; free space there and run the same command "
+          "again (training resumes from its last checkpoint, and what this "
+          "run left half-written is removed at that start)" % (
+              path or "its output", reason))
+    error = error.__cause__ or error.__context__
+  return None

@@ -15,6 +15,7 @@ import json
 import os
 import posixpath
 import re
+import struct
 import uuid
 
 import tensorflow.compat.v1 as tf
@@ -94,6 +95,62 @@ def remove_orphans(folder):
       remove_quietly(os.path.join(folder, name))
       removed.append(name)
   return removed
+
+
+# TensorFlow's own temporary names, which no pid marks:
+# `file_io.atomic_write_string_to_file` (graph.pbtxt, a checkpoint's .meta)
+# writes `<name>.tmp<32 hex>` and renames it; a checkpoint save writes its
+# shards under `<prefix>_temp/` first, each as `<name>.tempstate<digits>`.
+_TF_TEMPORARY_FILE = re.compile(r"^.+(\.tmp[0-9a-f]{32}|\.tempstate[0-9]+)$")
+_TF_TEMPORARY_FOLDER = re.compile(r"^.+_temp$")
+
+
+def remove_tensorflow_leftovers(folder):
+  """Deletes the temporary files TensorFlow left in `folder` (and its
+  subfolders) when a job died or a disk filled mid-write, and cuts event
+  files back to their last whole record. Only for a folder that no live job
+  writes (one holds its lock); local folders only.
+
+  Returns:
+    the paths removed or cut, relative to `folder`.
+  """
+  if is_url(folder) or not os.path.isdir(folder):
+    return []
+  changed = []
+  for (root, folders, files) in os.walk(folder):
+    for name in list(folders):
+      if _TF_TEMPORARY_FOLDER.match(name):
+        remove_quietly(os.path.join(root, name))
+        folders.remove(name)
+        changed.append(os.path.relpath(os.path.join(root, name), folder))
+    for name in files:
+      path = os.path.join(root, name)
+      if _TF_TEMPORARY_FILE.match(name):
+        remove_quietly(path)
+        changed.append(os.path.relpath(path, folder))
+      elif name.startswith("events.out.tfevents.") and (
+          cut_to_whole_records(path)):
+        changed.append(os.path.relpath(path, folder))
+  return changed
+
+
+def cut_to_whole_records(path):
+  """Cuts a TFRecord file (an event file) after its last whole record, as a
+  write cut short leaves it; returns whether it was cut. Each record is a
+  uint64 length, its 4-byte CRC, the data and the data's 4-byte CRC."""
+  with open(path, "rb") as f:
+    size = os.fstat(f.fileno()).st_size
+    end = 0
+    while end + 12 <= size:
+      f.seek(end)
+      (length,) = struct.unpack("<Q", f.read(8))
+      if end + 16 + length > size:
+        break
+      end += 16 + length
+  if end == size:
+    return False
+  os.truncate(path, end)
+  return True
 
 
 def _process_alive(pid):

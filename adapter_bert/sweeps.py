@@ -32,6 +32,7 @@ import contextlib
 import csv
 import ctypes
 import ctypes.util
+import functools
 import io
 import json
 import os
@@ -49,6 +50,7 @@ from adapter_bert import fileio
 from adapter_bert import glue
 from adapter_bert import methods
 from adapter_bert import run_folder
+from adapter_bert import sweep_records
 
 # Where run_classifier.py is: each run is one of its processes.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,7 +64,8 @@ GRID_FLAGS = ("tasks", "methods", "adapter_sizes", "learning_rates",
 COLUMNS = ("run_id", "task", "method", "adapter_size", "learning_rate",
            "epochs", "init_scale", "seed", "trained_parameters",
            "total_parameters", "trained_percent", "metrics", "primary_metric",
-           "primary_value", "train_seconds", "disk_bytes", "finished_utc")
+           "primary_value", "train_seconds", "disk_bytes", "finished_utc"
+          ) + sweep_records.CONTEXT_COLUMNS
 
 Run = collections.namedtuple(
     "Run", ["task", "method", "adapter_size", "learning_rate", "epochs",
@@ -231,7 +234,7 @@ class Stopped(Exception):
   """A run stopped (or never started) because the sweep was told to stop."""
 
 
-def _die_with_parent():
+def _die_with_parent(parent):
   """In the child, before exec: SIGTERM when the sweep dies, even by SIGKILL
   (Linux's PR_SET_PDEATHSIG), so no run trains on as an orphan; it saves
   its step and exits, as on any SIGTERM."""
@@ -239,7 +242,13 @@ def _die_with_parent():
     libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
   except (OSError, AttributeError):
-    pass  # not Linux: a killed sweep may leave its running child behind
+    return  # not Linux: a killed sweep may leave its running child behind
+  if os.getppid() != parent:
+    os._exit(1)  # the sweep died before the signal was armed  # pylint: disable=protected-access
+
+
+class Busy(Exception):
+  """Another sweep holds the run's claim: it is running that run."""
 
 
 class Children(object):
@@ -250,13 +259,15 @@ class Children(object):
     self.processes = set()
     self.signal_name = None
 
-  def start(self, command, log):
+  def start(self, command, log, pass_fds=()):
     with self.lock:
       if self.signal_name:
         raise Stopped("not started")
       process = subprocess.Popen(command, stdout=log,
                                  stderr=subprocess.STDOUT,
-                                 preexec_fn=_die_with_parent)
+                                 preexec_fn=functools.partial(
+                                     _die_with_parent, os.getpid()),
+                                 pass_fds=pass_fds)
       self.processes.add(process)
     return process
 
@@ -276,27 +287,75 @@ class Children(object):
           process.send_signal(signal.SIGTERM)
 
 
-def execute(run, options, children=None):
-  """Runs (or resumes) one run; returns its results row.
+def folder_of(run, options, context):
+  """The run's folder: its run id and the id of its context."""
+  return sweep_records.run_folder(options["work_dir"], run_id(run),
+                                  context.of(run.task)["context_id"])
+
+
+def execute(run, options, children=None, context=None, wait=False):
+  """Runs (or resumes) one run, unless its folder records it finished.
+
+  Args:
+    wait: where another sweep holds the run's claim, wait for it (then take
+      its record, or run the run if it left none) instead of raising Busy.
+
+  Returns:
+    (its results row, whether this call ran it).
 
   Raises:
+    Busy: another sweep is running it (and not `wait`).
     RuntimeError: the run failed.
     Stopped: the sweep was stopped before or during the run.
   """
   children = children or Children()
-  output_dir = os.path.join(options["work_dir"], run_id(run))
-  os.makedirs(output_dir, exist_ok=True)
-  log_path = os.path.join(output_dir, "run_classifier.log")
-  start = time.time()
-  with open(log_path, "a") as log:
-    returncode = children.wait(children.start(
-        run_command(run, output_dir, options), log))
-  seconds = time.time() - start
-  if returncode != 0 and children.signal_name:
-    raise Stopped("stopped")  # it saved its step: a rerun resumes it
-  if returncode != 0:
-    raise RuntimeError("%s failed (exit %d); see %s" % (
-        run_id(run), returncode, log_path))
+  context = context or sweep_records.Context(options)
+  run_context = context.of(run.task)
+  output_dir = folder_of(run, options, context)
+  row = sweep_records.read_record(output_dir, run_context["context_id"])
+  if row is not None:
+    return (row, False)
+  if wait:
+    claim = sweep_records.wait_for(
+        lambda: sweep_records.try_claim(output_dir),
+        lambda: children.signal_name)
+    if claim is None:
+      raise Stopped("not started")
+  else:
+    claim = sweep_records.try_claim(output_dir)
+    if claim is None:
+      raise Busy(run_id(run))
+  try:
+    # Finished by another sweep while this one waited for the claim.
+    row = sweep_records.read_record(output_dir, run_context["context_id"])
+    if row is not None:
+      return (row, False)
+    command = run_command(run, output_dir, options)
+    log_path = os.path.join(output_dir, "run_classifier.log")
+    with open(log_path, "a") as log:
+      log.write("%s (pid %d) runs: %s\n" % (PROGRAM, os.getpid(),
+                                            " ".join(command)))
+      log.flush()
+      # The run inherits the claim: a sweep killed now keeps its run claimed
+      # until the run has saved its step and exited.
+      returncode = children.wait(children.start(command, log,
+                                                pass_fds=(claim.fileno(),)))
+    if returncode != 0 and children.signal_name:
+      raise Stopped("stopped")  # it saved its step: a rerun resumes it
+    if returncode != 0:
+      raise RuntimeError("%s failed (exit %d); see %s" % (
+          run_id(run), returncode, log_path))
+    row = finished_row(run, output_dir, log_path)
+    row.update(run_context)
+    sweep_records.write_record(output_dir, dict(run._asdict()), run_context,
+                               row, command)
+    return (row, True)
+  finally:
+    claim.release()
+
+
+def finished_row(run, output_dir, log_path):
+  """The results row of a run whose run_classifier.py ended well."""
   with open(log_path) as f:
     found = _PARAMETERS_RE.findall(f.read())
   trained, total = (int(x.replace(",", "")) for x in found[-1])
@@ -311,15 +370,15 @@ def execute(run, options, children=None):
       "trained_percent": "%.3f" % (100.0 * trained / total),
       "metrics": json.dumps(metric_values, sort_keys=True),
       "primary_metric": primary, "primary_value": metric_values[primary],
-      # The run's own record sums its training over every invocation (a
-      # resume that only evaluates adds nothing); this call's wall time is
-      # the fallback for a run folder without one.
+      # The run folder sums its training over every invocation (a resume
+      # that only evaluates adds nothing).
       "train_seconds": "%.1f" % (run_folder.training_seconds(output_dir) or
-                                 seconds),
+                                 0.0),
       "disk_bytes": folder_bytes(output_dir),
       "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
   })
-  return row
+  # As read back from the table: every value a string.
+  return {k: str(v) for (k, v) in row.items()}
 
 
 # ---------------------------------------------------------------- the table
@@ -639,7 +698,7 @@ def write_summary(results_path, rows, command, glue_dir):
 # Columns of the ablation table: one row per (trained run, ablated span).
 ABLATION_COLUMNS = ("run_id", "task", "method", "adapter_size", "seed",
                     "first_layer", "last_layer", "metrics", "primary_metric",
-                    "primary_value")
+                    "primary_value", "context_id")
 
 
 def layer_spans(num_layers):
@@ -653,13 +712,14 @@ def span_name(first, last):
   return str(first) if first == last else "%d-%d" % (first, last)
 
 
-def ablation_row(run, first, last, metric_values):
+def ablation_row(run, first, last, metric_values, context_id):
   primary = glue.get_task(run.task).primary_metric
   return {"run_id": run_id(run), "task": run.task, "method": run.method,
           "adapter_size": run.adapter_size, "seed": run.seed,
           "first_layer": str(first), "last_layer": str(last),
           "metrics": json.dumps(metric_values, sort_keys=True),
-          "primary_metric": primary, "primary_value": metric_values[primary]}
+          "primary_metric": primary, "primary_value": metric_values[primary],
+          "context_id": context_id}
 
 
 def run_ablation(grid, options, results_path, ablation_path,
@@ -674,73 +734,127 @@ def run_ablation(grid, options, results_path, ablation_path,
     the rows of the ablation table.
   """
   rows = read_results(results_path)
-  finished = {row["run_id"]: row for row in rows}
+  context = sweep_records.Context(options)
+  check_table(rows, context, results_path)
+  finished = {(row["run_id"], row["context_id"]) for row in rows}
   runs = expand_grid(grid)
   if at_selected:
     (runs, _) = runs_at_selected(runs, rows)
-  runs = [r for r in runs
-          if adds_switchable_parts(r.method) and run_id(r) in finished]
+  runs = [r for r in runs if adds_switchable_parts(r.method) and (
+      run_id(r), context.of(r.task)["context_id"]) in finished]
   with open(os.path.join(options["bert_dir"], "bert_config.json")) as f:
     num_layers = int(json.load(f)["num_hidden_layers"])
   table = read_results(ablation_path)
-  done = {(r["run_id"], r["first_layer"], r["last_layer"]) for r in table}
+  if any(not r.get("context_id") for r in table):
+    raise errors.InputError(
+        "--ablation_results=%s was written by an older sweep.py, which did "
+        "not record its runs' context; move it aside or give another "
+        "--ablation_results" % ablation_path)
+  done = {(r["run_id"], r["context_id"], r["first_layer"], r["last_layer"])
+          for r in table}
   print("%s: ablation of %d trained runs x %d spans of %d layers into %s" % (
       PROGRAM, len(runs), len(layer_spans(num_layers)), num_layers,
       ablation_path), flush=True)
-  changed = False
-  for run in runs:
-    output_dir = os.path.join(options["work_dir"], run_id(run))
-    pending = [span for span in layer_spans(num_layers) if
-               (run_id(run), str(span[0]), str(span[1])) not in done]
-    if pending and not dry_run and not os.path.exists(
-        os.path.join(output_dir, "checkpoint")):
+  children = Children()
+  evaluated = []
+
+  def record(row):
+    """After every span: a stopped ablation keeps what it evaluated."""
+    evaluated.append(row)
+    table.append(row)
+    write_results(ablation_path, table, ABLATION_COLUMNS)
+    fileio.write_text(summary_path(ablation_path),
+                      ablation_markdown(table, num_layers))
+
+  with _stop_on_signals(children):
+    for run in runs:
+      if children.signal_name:
+        break
+      context_id = context.of(run.task)["context_id"]
+      output_dir = folder_of(run, options, context)
+      pending = [span for span in [("", "")] + layer_spans(num_layers) if
+                 (run_id(run), context_id, str(span[0]), str(span[1]))
+                 not in done]
+      if not pending:
+        continue
+      if dry_run:
+        for (first, last) in pending:
+          if first != "":
+            print(" ".join(run_command(run, output_dir, options,
+                                       do_train="false",
+                                       ablate_adapters=span_name(first,
+                                                                 last))))
+        continue
+      try:
+        _ablate_run(run, pending, output_dir, context_id, options, children,
+                    record)
+      except Stopped:
+        break
+  if children.signal_name:
+    raise errors.InputError(
+        "stopped by %s: %d spans evaluated and recorded; run the same "
+        "command again to continue" % (children.signal_name, len(evaluated)))
+  return table
+
+
+def _ablate_run(run, spans, output_dir, context_id, options, children,
+                record):
+  """Evaluates `spans` ((first, last); ("", "") is every adapter on) of one
+  finished run, under the run's claim, calling `record(row)` for each.
+
+  Raises:
+    Stopped: the sweep was told to stop.
+  """
+  claim = sweep_records.wait_for(lambda: sweep_records.try_claim(output_dir),
+                                 lambda: children.signal_name)
+  if claim is None:
+    raise Stopped("not started")
+  try:
+    if not os.path.exists(os.path.join(output_dir, "checkpoint")):
       # Its row is there but its model is gone (another machine, a cleaned
       # /tmp): train it again; a seed gives the same model.
       print("%s: %s has no checkpoint in %s; training it again" % (
           PROGRAM, run_id(run), output_dir), flush=True)
-      execute(run, options)
-    if (run_id(run), "", "") not in done and not dry_run:
-      # Every adapter on: the dev result of the model that is ablated.
-      results = read_eval_results(os.path.join(output_dir,
-                                               "eval_results.txt"))
-      table.append(ablation_row(run, "", "", {
-          k: v for (k, v) in results.items()
-          if k.startswith("eval_") and k != "eval_loss"}))
-      changed = True
-    for (first, last) in layer_spans(num_layers):
-      if (run_id(run), str(first), str(last)) in done:
-        continue
-      spec = span_name(first, last)
-      command = run_command(run, output_dir, options, do_train="false",
-                            ablate_adapters=spec)
-      if dry_run:
-        print(" ".join(command))
-        continue
-      log_path = os.path.join(output_dir, "ablation.log")
-      with open(log_path, "a") as log:
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
-      if result.returncode != 0:
-        raise errors.InputError("ablation %s of %s failed (exit %d); see %s"
-                                % (spec, run_id(run), result.returncode,
-                                   log_path))
-      results = read_eval_results(os.path.join(
-          output_dir, "eval_results_ablated_%s.txt" % spec))
+      claim.release()
+      claim = None
+      fileio.remove_quietly(os.path.join(output_dir, sweep_records.RECORD))
+      execute(run, options, children, wait=True)
+      claim = sweep_records.wait_for(
+          lambda: sweep_records.try_claim(output_dir),
+          lambda: children.signal_name)
+      if claim is None:
+        raise Stopped("not started")
+    for (first, last) in spans:
+      if first == "":
+        # Every adapter on: the dev result of the model that is ablated.
+        results = read_eval_results(os.path.join(output_dir,
+                                                 "eval_results.txt"))
+      else:
+        spec = span_name(first, last)
+        command = run_command(run, output_dir, options, do_train="false",
+                              ablate_adapters=spec)
+        log_path = os.path.join(output_dir, "ablation.log")
+        with open(log_path, "a") as log:
+          returncode = children.wait(children.start(command, log))
+        if returncode != 0 and children.signal_name:
+          raise Stopped("stopped")
+        if returncode != 0:
+          raise errors.InputError("ablation %s of %s failed (exit %d); see "
+                                  "%s" % (spec, run_id(run), returncode,
+                                          log_path))
+        results = read_eval_results(os.path.join(
+            output_dir, "eval_results_ablated_%s.txt" % spec))
       metric_values = {k: v for (k, v) in results.items()
                        if k.startswith("eval_") and k != "eval_loss"}
-      table.append(ablation_row(run, first, last, metric_values))
-      changed = True
-      write_results(ablation_path, table, ABLATION_COLUMNS)
-      fileio.write_text(summary_path(ablation_path),
-                        ablation_markdown(table, num_layers))
-      print("%s ablated %s: %s = %.4f" % (run_id(run), spec,
-                                          table[-1]["primary_metric"],
-                                          table[-1]["primary_value"]),
-            flush=True)
-  if changed and not dry_run:
-    write_results(ablation_path, table, ABLATION_COLUMNS)
-    fileio.write_text(summary_path(ablation_path),
-                      ablation_markdown(table, num_layers))
-  return table
+      row = ablation_row(run, first, last, metric_values, context_id)
+      record(row)
+      if first != "":
+        print("%s ablated %s: %s = %.4f" % (
+            run_id(run), span_name(first, last), row["primary_metric"],
+            row["primary_value"]), flush=True)
+  finally:
+    if claim is not None:
+      claim.release()
 
 
 def ablation_markdown(table, num_layers):
@@ -773,11 +887,13 @@ def ablation_markdown(table, num_layers):
 
 
 @contextlib.contextmanager
-def _stop_on_signals(children, jobs):
-  """SIGTERM or SIGINT: stop the running runs (they save), start no other."""
+def _stop_on_signals(children, jobs=()):
+  """SIGTERM or SIGINT: stop the running runs (they save), start no other.
+
+  `jobs`: a list of futures, which may grow inside the block."""
   def handle(number, frame):  # pylint: disable=unused-argument
     children.stop(signal.Signals(number).name)
-    for job in jobs:
+    for job in list(jobs):
       job.cancel()  # those not started yet
 
   previous = {number: signal.signal(number, handle)
@@ -789,9 +905,97 @@ def _stop_on_signals(children, jobs):
       signal.signal(number, handler)
 
 
+def check_table(rows, context, results_path):
+  """Refuses a table that holds runs of another context: another backbone,
+  data, sequence length or batch size (a summary must not mix them), or of
+  a sweep.py that did not record them.
+
+  Raises:
+    InputError: naming the table, a run and what differs.
+  """
+  for row in rows:
+    if not row.get("context_id"):
+      raise errors.InputError(
+          "--results=%s was written by an older sweep.py, which did not "
+          "record the backbone, data, sequence length and batch size of its "
+          "runs: its rows cannot be continued; move it aside or give "
+          "another --results" % results_path)
+    try:
+      current = context.of(row["task"])
+    except errors.InputError:
+      # That task's data is not under --glue_dir now: compare the rest.
+      current = dict(context.of_backbone(), data_sha256=row["data_sha256"])
+    found = sweep_records.differences(row, current)
+    if found:
+      raise errors.InputError(
+          "--results=%s holds runs made with other settings (%s: %s): one "
+          "table is one sweep's; give this command another --results" % (
+              results_path, row["run_id"], "; ".join(found)))
+
+
+def record_rows(results_path, new_rows, command, glue_dir):
+  """Merges `new_rows` into the table and rewrites its summary, as one step
+  among every sweep writing that table. Returns the table's rows."""
+  with sweep_records.table_lock(results_path):
+    rows = sweep_records.merge_rows(read_results(results_path), new_rows)
+    write_results(results_path, rows)
+    write_summary(results_path, rows, command, glue_dir)
+  return rows
+
+
+def _run_pending(pending, options, context, parallel, children,
+                 results_path, command):
+  """Runs `pending` on `parallel` threads, recording each finished run in the
+  table: first the runs no other sweep holds, then (waiting for their
+  claims) those it does.
+
+  Returns:
+    (Counter of outcomes, the failures' messages).
+  """
+  failures = []
+  outcomes = collections.Counter()
+  jobs = []
+  with futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+    with _stop_on_signals(children, jobs):
+      for wait in (False, True):
+        batch = {pool.submit(execute, run, options, children, context,
+                             wait): run for run in pending}
+        jobs.extend(batch)
+        pending = []
+        for job in futures.as_completed(batch):
+          try:
+            (row, here) = job.result()
+          except Busy:
+            pending.append(batch[job])
+            continue
+          except (Stopped, futures.CancelledError) as e:
+            outcomes[str(e) or "not started"] += 1
+            continue
+          except RuntimeError as e:
+            failures.append(str(e))
+            print("%s: %s" % (PROGRAM, e), flush=True)
+            continue
+          outcomes["finished" if here else "by another sweep"] += 1
+          # After every run: a killed sweep loses no finished run, and the
+          # summary is always that of the rows so far.
+          record_rows(results_path, [row], command, options["glue_dir"])
+          print("%s: %s = %.4f (%s s%s)" % (
+              row["run_id"], row["primary_metric"],
+              float(row["primary_value"]), row["train_seconds"],
+              "" if here else ", run by another sweep"), flush=True)
+        if pending and not children.signal_name:
+          print("%s: %d runs are being run by another sweep; waiting for "
+                "their records" % (PROGRAM, len(pending)), flush=True)
+  return (outcomes, failures)
+
+
 def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
               command="", at_selected=False):
-  """Runs every run of `grid` not yet in `results_path`; writes the summary.
+  """Runs every run of `grid` that no run folder records as finished; the
+  results table and its summary are derived from those records.
+
+  Several sweeps may share one --work_dir and --results: each run is run by
+  the sweep that claims it, and the others take its record.
 
   Args:
     at_selected: run the grid's seeds at each cell's selected setting only
@@ -801,6 +1005,11 @@ def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
     the rows of the results table.
   """
   rows = read_results(results_path)
+  context = sweep_records.Context(options)
+  runs = expand_grid(grid)
+  for task in sorted({r.task for r in runs}):
+    context.of(task)  # a missing backbone or data file: before any run
+  check_table(rows, context, results_path)
   if not dry_run:
     # Before the first run, not after it: the table and summary go there.
     try:
@@ -808,58 +1017,33 @@ def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
     except ValueError as e:
       raise errors.InputError("--results=%s: its folder cannot take the "
                               "table (%s)" % (results_path, e))
-  done = {row["run_id"] for row in rows}
-  runs = expand_grid(grid)
+  done = {(row["run_id"], row["context_id"]) for row in rows}
   if at_selected:
     (runs, left_out) = runs_at_selected(runs, rows)
     for cell in left_out:
       print("%s: %s has no finished run to select a setting from; left out"
             % (PROGRAM, "/".join(c for c in cell if c)), flush=True)
-  pending = [r for r in runs if run_id(r) not in done]
+  pending = [r for r in runs if (run_id(r), context.of(r.task)["context_id"])
+             not in done]
   print("%s: %d runs in the grid, %d of them finished, %d to run (%d rows "
         "in %s)" % (PROGRAM, len(runs), len(runs) - len(pending),
                     len(pending), len(rows), results_path), flush=True)
   if dry_run:
     for run in pending:
-      print(" ".join(run_command(run, os.path.join(options["work_dir"],
-                                                   run_id(run)), options)))
+      print(" ".join(run_command(run, folder_of(run, options, context),
+                                 options)))
     return rows
-  failures = []
   children = Children()
-  outcomes = collections.Counter()
-  with futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-    jobs = {pool.submit(execute, run, options, children): run
-            for run in pending}
-    with _stop_on_signals(children, jobs):
-      for job in futures.as_completed(jobs):
-        try:
-          row = job.result()
-        except (Stopped, futures.CancelledError) as e:
-          outcomes[str(e) or "not started"] += 1
-          continue
-        except RuntimeError as e:
-          failures.append(str(e))
-          print("%s: %s" % (PROGRAM, e), flush=True)
-          continue
-        rows.append(row)
-        outcomes["finished"] += 1
-        # After every run: a killed sweep loses no finished run, and the
-        # summary is always that of the rows so far.
-        write_results(results_path, rows)
-        write_summary(results_path, rows, command, options["glue_dir"])
-        print("%s: %s = %.4f (%s s)" % (row["run_id"], row["primary_metric"],
-                                        row["primary_value"],
-                                        row["train_seconds"]), flush=True)
+  (outcomes, failures) = _run_pending(pending, options, context, parallel,
+                                      children, results_path, command)
   if children.signal_name:
     raise errors.InputError(
         "stopped by %s: %d runs finished and recorded, %d stopped (each "
         "saved its step), %d not started; run the same command again to "
-        "continue" % (children.signal_name, outcomes["finished"],
-                      outcomes["stopped"], outcomes["not started"]))
-  if rows:
-    write_summary(results_path, rows, command, options["glue_dir"])
+        "continue" % (children.signal_name, outcomes["finished"] +
+                      outcomes["by another sweep"], outcomes["stopped"],
+                      outcomes["not started"]))
   if failures:
     raise errors.InputError("%d runs failed, e.g. %s" % (len(failures),
                                                          failures[0]))
-  return rows
-
+  return read_results(results_path)

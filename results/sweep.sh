@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The issue-9 sweep on real GLUE data (MRPC, RTE) with the real all-MiniLM-L6-v2
-# weights, every phase in order. Resumable: scripts/sweep.py skips every run (and every
-# ablated span) that already has a row, so running this again continues where it
+# weights, every phase in order. Resumable: scripts/sweep.py skips every run that its folder
+# records as finished (and every ablated span that has a row), so running this again continues where it
 # stopped. From the repository root, after `make venv assets`:
 #
 #   bash results/sweep.sh

@@ -14,7 +14,23 @@ values, optionally with options: "top_layers:2" is --tuning_mode=top_layers
 """
 
 import os
+import signal
 import sys
+
+
+def _stop_at_once(number, frame):  # pylint: disable=unused-argument
+  """SIGINT or SIGTERM outside the runs (while Python, TensorFlow or the
+  grid's hashes load): no traceback. What finished is in its folder."""
+  sys.stderr.write("sweep.py: error: stopped by %s; what finished is "
+                   "recorded; run the same command again to continue\n" %
+                   signal.Signals(number).name)
+  os._exit(1)  # pylint: disable=protected-access
+
+
+# First: a Ctrl-C while imports run must not print their traceback. While
+# runs run, adapter_bert.sweeps has its own handlers (they stop the runs).
+signal.signal(signal.SIGINT, _stop_at_once)
+signal.signal(signal.SIGTERM, _stop_at_once)
 
 # `python scripts/<name>.py` puts scripts/ on sys.path, not the repository
 # root that holds adapter_bert/ and modeling.py: add it.

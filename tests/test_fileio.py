@@ -8,7 +8,12 @@ disk, which the end-to-end test watches.
 """
 
 import builtins
+import contextlib
 import os
+import resource
+import signal
+import subprocess
+import sys
 import tempfile
 import uuid
 
@@ -16,8 +21,11 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from conftest import REPO_ROOT
+from conftest import assert_one_line_error
 from conftest import read_eval_results
 from conftest import run_classifier_in_process
+from conftest import tiny_job_flags
 from conftest import write_sst2_task
 from adapter_bert import bundles
 from adapter_bert import fileio
@@ -359,3 +367,97 @@ def test_a_new_export_clears_what_a_killed_export_left_beside_it(tmp_path):
     with open(os.path.join(temp, "saved_model.pb"), "w") as f:
       f.write("whole")
   assert sorted(os.listdir(str(tmp_path))) == ["served"]
+
+
+# ---------------------------------------------------------------- full disk
+
+
+@contextlib.contextmanager
+def small_disk(folder, size_bytes):
+  """A folder that takes `size_bytes`: a tmpfs of that size where this
+  process may mount one (root, as on this project's machines); elsewhere
+  the file-size limit of the job's process (`ulimit -f`), which fails a
+  write the same way at the first file that outgrows it. Yields the
+  `preexec_fn` for the job's process (None with tmpfs) and a function that
+  frees the space."""
+  os.makedirs(folder)
+  mounted = subprocess.run(
+      ["mount", "-t", "tmpfs", "-o", "size=%d" % size_bytes, "tmpfs",
+       folder], capture_output=True).returncode == 0
+  def limit_file_size():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size_bytes, size_bytes))
+  def free_space():
+    if mounted:
+      subprocess.run(["mount", "-o", "remount,size=200m", folder],
+                     check=True)
+  try:
+    yield (None if mounted else limit_file_size, free_space)
+  finally:
+    if mounted:
+      subprocess.run(["umount", folder], capture_output=True)
+
+
+def tiny_job_command(tiny_bert, data_dir, output_dir, **flags):
+  args = tiny_job_flags(tiny_bert, data_dir, output_dir, **flags)
+  return [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py")] + [
+      "--%s=%s" % item for item in sorted(args.items())]
+
+
+def leftovers(folder):
+  """Every temporary name under `folder`: ours and TensorFlow's."""
+  found = []
+  for (root, folders, files) in os.walk(folder):
+    for name in folders + files:
+      if ".tmp" in name or "tempstate" in name or name.endswith("_temp"):
+        found.append(os.path.join(root, name))
+  return found
+
+
+# Sizes at which the tiny job's disk fills while it writes: the graph, a
+# checkpoint's shards, its .meta, the bundle, the predictions (measured on
+# tmpfs; the whole job writes about 7.5 MB).
+@pytest.mark.slow
+@pytest.mark.parametrize("size_kb", [1024, 4200, 6000, 7440, 7480])
+def test_a_full_disk_is_one_line_and_the_rerun_removes_its_leftovers(
+    tmp_path, tiny_bert, size_kb):
+  data_dir = write_sst2_task(str(tmp_path / "data"), num_train=64, num_dev=9)
+  disk = str(tmp_path / "disk")
+  with small_disk(disk, size_kb * 1024) as (preexec, free_space):
+    command = tiny_job_command(
+        tiny_bert, data_dir, os.path.join(disk, "run"), do_predict=True,
+        export_adapter_bundle=os.path.join(disk, "bundle"))
+    full = subprocess.run(command, capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=600, preexec_fn=preexec)
+    assert_one_line_error(full, "cannot write ", "free space there and run "
+                          "the same command again")
+    assert ("No space left on device" in full.stderr or
+            "File too large" in full.stderr)
+    free_space()
+    again = subprocess.run(command, capture_output=True, text=True,
+                           cwd=REPO_ROOT, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert leftovers(disk) == []
+    assert os.path.exists(os.path.join(disk, "run", "SST-2.tsv"))
+    assert os.path.exists(os.path.join(disk, "bundle", "adapter_bundle.json"))
+
+
+def test_an_event_file_cut_mid_record_is_cut_back_to_whole_records(tmp_path):
+  folder = str(tmp_path / "run")
+  os.makedirs(folder)
+  name = "events.out.tfevents.1796418193.host"
+  path = os.path.join(folder, name)
+  # An event file is a TFRecord file of Event protos; any records will do.
+  with tf.io.TFRecordWriter(path) as writer:
+    for step in range(5):
+      writer.write(b"event %d" % step * (step + 1))
+  whole = open(path, "rb").read()
+  with open(path, "ab") as f:
+    f.write(whole[-30:-7])  # part of a record, as a full disk leaves it
+  os.makedirs(os.path.join(folder, "model.ckpt-3_temp"))
+  open(os.path.join(folder, "graph.pbtxt.tmp" + "0" * 32), "w").close()
+  removed = fileio.remove_tensorflow_leftovers(folder)
+  assert sorted(removed) == sorted([name, "model.ckpt-3_temp",
+                                    "graph.pbtxt.tmp" + "0" * 32])
+  assert open(path, "rb").read() == whole
+  assert fileio.remove_tensorflow_leftovers(folder) == []

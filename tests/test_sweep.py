@@ -5,6 +5,8 @@ import csv
 import glob
 import json
 import os
+import random
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +19,7 @@ import pytest
 from conftest import REPO_ROOT
 from conftest import write_sst2_task
 from adapter_bert import errors
+from adapter_bert import sweep_records
 from adapter_bert import sweeps
 
 
@@ -87,18 +90,30 @@ def test_sweep_runs_each_run_once_and_resumes(tmp_path, sweep_inputs):
   assert sweeps.run_sweep(grid(), sweep_inputs, results) == table
   assert os.path.getmtime(results) == modified
 
-  # A run whose row is missing (killed before it was written) runs again
-  # from its directory: its checkpoint is there, so it only evaluates, and
-  # gives the same numbers.
-  lost = table[1]
-  with open(results, "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=sweeps.COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows([r for r in table if r is not lost])
-  again = sweeps.run_sweep(grid(), sweep_inputs, results)
-  redone = [r for r in again if r["run_id"] == lost["run_id"]]
-  assert len(again) == 4 and len(redone) == 1
-  assert redone[0]["metrics"] == lost["metrics"]
+  # The table is derived from the runs' folders: a row lost from it (a
+  # table restored from an old copy) comes back from its folder's record,
+  # without running; a run whose record is lost too (killed between its end
+  # and its record) runs again from its folder: its checkpoint is there, so
+  # it only evaluates, and gives the same numbers.
+  for lose_record in (False, True):
+    lost = table[1]
+    with open(results, "w", newline="") as f:
+      writer = csv.DictWriter(f, fieldnames=sweeps.COLUMNS,
+                              lineterminator="\n")
+      writer.writeheader()
+      writer.writerows([r for r in table if r is not lost])
+    folder = sweeps.folder_of(sweeps.expand_grid(grid())[1], sweep_inputs,
+                              sweep_records.Context(sweep_inputs))
+    log = open(os.path.join(folder, "run_classifier.log")).read()
+    if lose_record:
+      os.remove(os.path.join(folder, sweep_records.RECORD))
+    again = sweeps.run_sweep(grid(), sweep_inputs, results)
+    redone = [r for r in again if r["run_id"] == lost["run_id"]]
+    assert len(again) == 4 and len(redone) == 1
+    assert redone[0]["metrics"] == lost["metrics"]
+    ran = open(os.path.join(folder, "run_classifier.log")).read() != log
+    assert ran == lose_record
+    assert float(redone[0]["train_seconds"]) == float(lost["train_seconds"])
 
 
 def hand_made_rows():
@@ -237,8 +252,8 @@ def test_ablation_evaluates_every_span_once(tmp_path, sweep_inputs):
   assert "| 0 | " in text and "| 1 | " in text
   # Switching off every adapter is the pre-trained path plus the trained
   # head and LayerNorms; it is evaluated like any other span.
-  folder = os.path.join(sweep_inputs["work_dir"],
-                        sweeps.run_id(sweeps.expand_grid(small)[0]))
+  folder = sweeps.folder_of(sweeps.expand_grid(small)[0], sweep_inputs,
+                            sweep_records.Context(sweep_inputs))
   assert os.path.exists(os.path.join(folder,
                                      "eval_results_ablated_0-1.txt"))
   # Again: nothing is evaluated.
@@ -362,9 +377,10 @@ def run_classifier_pids(marker):
   return pids
 
 
-def sweep_command(sweep_inputs, results):
+def sweep_command(sweep_inputs, results, **changes):
   flags = dict(sweep_inputs, results=results, tasks="SST-2", methods="head",
                learning_rates="1e-2", epochs="150", seeds="1,2")
+  flags.update(changes)
   return [sys.executable, os.path.join(REPO_ROOT, "scripts", "sweep.py")] + [
       "--%s=%s" % item for item in sorted(flags.items())]
 
@@ -417,3 +433,187 @@ def test_an_unwritable_results_folder_is_refused_before_any_run(tmp_path,
   assert str(e.value) == ("--results=%s: its folder cannot take the table "
                           "(it is a file, not a folder)" % (plain / "sweep.csv"))
   assert not os.path.exists(sweep_inputs["work_dir"])  # no run started
+
+
+def finished_row(context, **changes):
+  """A table row of a finished run in `context`, made by hand."""
+  run = sweeps.expand_grid(grid(methods=["head"], seeds=["1"]))[0]
+  row = dict(run._asdict(), run_id=sweeps.run_id(run),
+             trained_parameters="66", total_parameters="1000",
+             trained_percent="6.600", metrics='{"eval_accuracy": 0.5}',
+             primary_metric="eval_accuracy", primary_value="0.5",
+             train_seconds="1.0", disk_bytes="1", finished_utc="")
+  row.update(context.of(run.task))
+  row.update(changes)
+  return row
+
+
+@pytest.mark.parametrize("change", ["max_seq_length", "train_batch_size",
+                                    "eval_batch_size", "bert_dir",
+                                    "glue_dir"])
+def test_a_changed_command_never_inherits_a_finished_grid(tmp_path,
+                                                         sweep_inputs,
+                                                         change):
+  results = str(tmp_path / "sweep.csv")
+  sweeps.write_results(results, [finished_row(
+      sweep_records.Context(sweep_inputs))])
+  changed = dict(sweep_inputs)
+  if change.endswith(("_length", "_size")):
+    changed[change] = 2 * sweep_inputs[change]
+    expected = "%s %s (now %s)" % (change, sweep_inputs[change],
+                                   changed[change])
+  elif change == "bert_dir":
+    changed[change] = str(tmp_path / "other_bert")
+    shutil.copytree(sweep_inputs["bert_dir"], changed[change])
+    config = os.path.join(changed[change], "bert_config.json")
+    with open(config) as f:
+      values = dict(json.load(f), hidden_dropout_prob=0.2)
+    with open(config, "w") as f:
+      json.dump(values, f)
+    expected = "backbone_sha256 "
+  else:
+    changed[change] = str(tmp_path / "other_glue")
+    shutil.copytree(sweep_inputs["glue_dir"], changed[change])
+    with open(os.path.join(changed[change], "SST-2", "dev.tsv"), "a") as f:
+      f.write("one more good film .\t1\n")
+    expected = "data_sha256 "
+  # The same grid run by the changed command is other runs, in other folders.
+  run = sweeps.expand_grid(grid())[0]
+  assert sweeps.folder_of(run, changed, sweep_records.Context(changed)) != (
+      sweeps.folder_of(run, sweep_inputs, sweep_records.Context(sweep_inputs)))
+  # Its table cannot be the old one: the summary would mix them.
+  with pytest.raises(errors.InputError) as e:
+    sweeps.run_sweep(grid(methods=["head"], seeds=["1"]), changed, results)
+  message = str(e.value)
+  assert message.startswith(
+      "--results=%s holds runs made with other settings "
+      "(SST-2-head-lr1e-2-ep0.5-seed1: " % results), message
+  assert expected in message and message.endswith(
+      "one table is one sweep's; give this command another --results")
+  assert not os.path.exists(changed["work_dir"])  # nothing ran
+
+
+def test_a_table_of_an_older_sweep_is_refused_not_continued(tmp_path,
+                                                           sweep_inputs):
+  results = str(tmp_path / "sweep.csv")
+  row = finished_row(sweep_records.Context(sweep_inputs))
+  sweeps.write_results(results, [row], columns=[
+      c for c in sweeps.COLUMNS if c not in sweep_records.CONTEXT_COLUMNS])
+  with pytest.raises(errors.InputError, match="written by an older sweep.py"):
+    sweeps.run_sweep(grid(), sweep_inputs, results)
+  assert not os.path.exists(sweep_inputs["work_dir"])
+
+
+def test_a_run_is_one_row_however_often_a_table_lists_it(sweep_inputs):
+  context = sweep_records.Context(sweep_inputs)
+  row = finished_row(context)
+  newer = dict(row, primary_value="0.75")
+  other = finished_row(context, run_id="another")
+  merged = sweep_records.merge_rows([row, other, row], [newer])
+  assert merged == [newer, other]
+
+
+def read_log(folder):
+  with open(os.path.join(folder, "run_classifier.log")) as f:
+    return f.read()
+
+
+def runners(sweep_inputs):
+  """{run folder: pids of the sweeps that started its run_classifier.py}."""
+  found = {}
+  for folder in glob.glob(os.path.join(sweep_inputs["work_dir"], "*")):
+    found[folder] = [int(pid) for pid in
+                     re.findall(r"^sweep.py \(pid (\d+)\) runs:",
+                                read_log(folder), re.M)]
+  return found
+
+
+@pytest.mark.slow
+def test_two_sweeps_12_s_apart_on_one_work_folder_run_each_run_once(
+    tmp_path, sweep_inputs):
+  results = str(tmp_path / "sweep.csv")
+  command = sweep_command(sweep_inputs, results, epochs="1",
+                          learning_rates="1e-2,1e-3", seeds="1,2,3")
+  first = subprocess.Popen(command, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+  time.sleep(12)
+  second = subprocess.Popen(command, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+  outputs = [p.communicate(timeout=600) for p in (first, second)]
+  for (process, (_, stderr)) in zip((first, second), outputs):
+    assert process.returncode == 0, stderr[-3000:]
+  rows = sweeps.read_results(results)
+  assert len(rows) == 6 and len({r["run_id"] for r in rows}) == 6
+  started = runners(sweep_inputs)
+  assert len(started) == 6
+  assert all(len(pids) == 1 for pids in started.values()), started
+  # Both did some of the work, and the table holds all of it.
+  assert {pids[0] for pids in started.values()} == {first.pid, second.pid}
+  summary = open(str(tmp_path / "sweep.md")).read()
+  assert "6 finished runs." in summary
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_at_20_random_points_records_each_run_once(
+    tmp_path, sweep_inputs):
+  """SIGINT to its process group (Ctrl-C), SIGTERM or SIGKILL at a random
+  moment, then the same command again, 20 times: every run is recorded once,
+  with the metrics of a sweep that nobody stopped."""
+  flags = dict(methods="head,adapters", adapter_sizes="4", epochs="1",
+               seeds="1,2")
+  reference = str(tmp_path / "reference.csv")
+  subprocess.run(sweep_command(dict(sweep_inputs,
+                                    work_dir=str(tmp_path / "reference")),
+                               reference, **flags),
+                 check=True, capture_output=True, cwd=REPO_ROOT, timeout=600)
+  expected = {r["run_id"]: json.loads(r["metrics"])
+              for r in sweeps.read_results(reference)}
+  assert len(expected) == 4
+  rng = random.Random(20261204)
+  kills = []
+  round_number = 0
+
+  def check_round(inputs, results):
+    rows = sweeps.read_results(results)
+    assert sorted(r["run_id"] for r in rows) == sorted(expected), kills
+    for row in rows:
+      assert json.loads(row["metrics"]) == expected[row["run_id"]], kills
+
+  inputs = dict(sweep_inputs, work_dir=str(tmp_path / "round0"))
+  results = str(tmp_path / "round0.csv")
+  while len(kills) < 20:
+    command = sweep_command(inputs, results, **flags)
+    sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True,
+                             cwd=REPO_ROOT, start_new_session=True)
+    delay = rng.uniform(0.2, 10.0)
+    signal_number = rng.choice([signal.SIGINT, signal.SIGTERM,
+                                signal.SIGKILL])
+    try:
+      sweep.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+      if signal_number == signal.SIGINT:
+        os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C does
+      else:
+        sweep.send_signal(signal_number)
+      kills.append("%s at %.1f s" % (signal_number.name, delay))
+    (_, stderr) = sweep.communicate(timeout=300)
+    assert "Traceback" not in stderr, (kills, stderr[-3000:])
+    if sweep.returncode == 0:  # the grid is done: check it, start another
+      check_round(inputs, results)
+      round_number += 1
+      inputs = dict(sweep_inputs,
+                    work_dir=str(tmp_path / ("round%d" % round_number)))
+      results = str(tmp_path / ("round%d.csv" % round_number))
+    elif sweep.returncode != -signal.SIGKILL:
+      assert sweep.returncode == 1 and stderr.strip().splitlines()[-1]\
+          .startswith("sweep.py: error: stopped by "), (kills, stderr)
+  again = subprocess.run(sweep_command(inputs, results, **flags),
+                         capture_output=True, text=True, cwd=REPO_ROOT,
+                         timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  check_round(inputs, results)
+  deadline = time.time() + 120
+  while time.time() < deadline and run_classifier_pids(str(tmp_path)):
+    time.sleep(0.2)
+  assert not run_classifier_pids(str(tmp_path)), "an orphan trains on"

@@ -301,7 +301,7 @@ def run_in_folder(job):
     export_from_checkpoint(job, manifest)
     if not s.runs_model:
       return {}
-  prepare_output_dir(s.output_dir)
+  prepare_output_dir(s.output_dir, job.role.is_chief)
   feature_cache = features.FeatureCache(s.output_dir, job.task, job.tokenizer,
                                         s.vocab_file, s.do_lower_case,
                                         s.max_seq_length)
@@ -360,13 +360,18 @@ def export_from_checkpoint(job, manifest):
   job.export_bundle(s.export_from_checkpoint)
 
 
-def prepare_output_dir(output_dir):
-  """Creates --output_dir and removes what killed runs left there."""
+def prepare_output_dir(output_dir, is_chief=True):
+  """Creates --output_dir and removes what killed runs left there: our own
+  temporary files, and (by the chief, which holds the folder's lock while
+  no other job writes there) TensorFlow's, with event files cut back to
+  their last whole record."""
   tf.io.gfile.makedirs(output_dir)
   orphans = fileio.remove_orphans(output_dir)
+  if is_chief:
+    orphans += fileio.remove_tensorflow_leftovers(output_dir)
   if orphans:
-    logging.info("Removed %d temporary files of killed runs from %s: %s",
-                 len(orphans), output_dir, ", ".join(orphans))
+    logging.info("Removed or repaired %d files that killed runs left in %s: "
+                 "%s", len(orphans), output_dir, ", ".join(orphans))
 
 
 def model_weights(job, manifest):
