@@ -195,6 +195,8 @@ class BertModel(object):
     if not is_training:
       config.hidden_dropout_prob = 0.0
       config.attention_probs_dropout_prob = 0.0
+    if hooks is not None:
+      hooks = hooks.for_model(is_training)
 
     input_shape = get_shape_list(input_ids, expected_rank=2)
     batch_size, seq_length = input_shape[0], input_shape[1]
@@ -284,6 +286,12 @@ class GraphHooks(object):
   beside the BERT variables they change. Every tensor is in the compute
   dtype (float32, or bfloat16/float16 under mixed precision) unless noted.
   """
+
+  def for_model(self, is_training):
+    """The hooks for one model build: a copy, which a method whose additions
+    differ in training (LoRA's dropout) tells which it is."""
+    del is_training  # Unused here.
+    return copy.copy(self)
 
   def projection(self, layer, name, inputs, project):
     """A dense projection: returns its output before any activation.

@@ -93,11 +93,15 @@ class MultiTaskPredictor(object):
     self._fingerprints = {}
     self._tokenizers = {}
 
-  def add_task(self, bundle_dir, build_inputs=None):
+  def add_task(self, bundle_dir, build_inputs=None, merge=False):
     """Loads a bundle onto the shared backbone.
 
     Args:
       bundle_dir: the task's adapter bundle.
+      merge: fold a mergeable method (LoRA, IA3) into the weights it changes:
+        the task then runs plain BERT, with its own copy of those weights
+        and the shared rest (no added computation, more memory per task).
+        A method that cannot merge serves as it is.
       build_inputs: (optional) function(task, settings) -> (model_inputs,
         serving_inputs), called inside the shared graph: model_inputs are
         the (input_ids, input_mask, segment_ids) int32 Tensors [batch, width]
@@ -112,14 +116,7 @@ class MultiTaskPredictor(object):
       ValueError: the bundle is unreadable, for another backbone, a full
         model, or for a task already loaded.
     """
-    bundle = bundles.read_bundle(bundle_dir)
-    bundles.check_bert_config(bundle, self.bert_config.to_dict(),
-                              self.bert_config_file)
-    bundles.check_backbone(bundle, self.init_checkpoint, self._fingerprints)
-    if not bundles.check_vocab(bundle, self.vocab_file):
-      logging.warning("adapter bundle %s records no vocabulary (made by an "
-                      "older version): --vocab_file=%s cannot be checked",
-                      bundle_dir, self.vocab_file)
+    bundle = self._checked_bundle(bundle_dir)
     task = bundle.task()  # in the language it was trained in (XNLI)
     if task.name in self.tasks:
       raise ValueError("adapter bundle %s: task %s is loaded already" %
@@ -130,6 +127,11 @@ class MultiTaskPredictor(object):
     # Everything is checked before the shared graph is touched: a graph cannot
     # drop what a half-built task would leave in it.
     self._check_shapes(bundle, task, method, max_seq_length)
+    own_values = bundle.values
+    merge = merge and method.mergeable
+    if merge:
+      reader = fileio.checkpoint_reader(self.init_checkpoint)
+      own_values = method.merge(bundle.values, reader.get_tensor)
 
     with self.graph.as_default():
       values = {}
@@ -144,12 +146,14 @@ class MultiTaskPredictor(object):
         (input_ids, input_mask, segment_ids) = inputs
         with tf.variable_scope(
             tf.get_variable_scope(),
-            custom_getter=self._shared_backbone_getter(bundle, task, values)):
+            custom_getter=self._shared_backbone_getter(own_values, task,
+                                                       values)):
           outputs = classifier.create_model(
               self.bert_config, False,
               {"input_ids": input_ids, "input_mask": input_mask,
                "segment_ids": segment_ids},
-              task.num_labels, method, compute_dtype=self.compute_dtype)
+              task.num_labels, None if merge else method,
+              compute_dtype=self.compute_dtype)
       self._load_values(values)
 
     self.tasks[task.name] = {
@@ -161,23 +165,38 @@ class MultiTaskPredictor(object):
                     if k in outputs},
         "max_seq_length": max_seq_length,
         "do_lower_case": settings["do_lower_case"],
+        "merged": bool(merge),
     }
     return task.name
 
-  def _shared_backbone_getter(self, bundle, task, values):
+  def _checked_bundle(self, bundle_dir):
+    """The bundle, checked against this backbone: config, weights, vocab."""
+    bundle = bundles.read_bundle(bundle_dir)
+    bundles.check_bert_config(bundle, self.bert_config.to_dict(),
+                              self.bert_config_file)
+    bundles.check_backbone(bundle, self.init_checkpoint, self._fingerprints)
+    if not bundles.check_vocab(bundle, self.vocab_file):
+      logging.warning("adapter bundle %s records no vocabulary (made by an "
+                      "older version): --vocab_file=%s cannot be checked",
+                      bundle_dir, self.vocab_file)
+    return bundle
+
+  def _shared_backbone_getter(self, own_values, task, values):
     """A custom getter: task-local variables (`tasks/<TASK>/...`) for what
-    the bundle holds, else the backbone's, made once and shared.
+    the task holds itself, else the backbone's, made once and shared.
 
     Args:
-      values: {variable: value} it fills for `_load_values`: the bundle's
+      own_values: {name: value} of the task's own variables (its bundle's,
+        or its merged weights).
+      values: {variable: value} it fills for `_load_values`: the task's
         value, or None for a new backbone variable (read from the backbone
         checkpoint).
     """
 
     def getter_fn(getter, name, *args, **kwargs):
-      if name in bundle.values:
+      if name in own_values:
         variable = getter("tasks/%s/%s" % (task.key, name), *args, **kwargs)
-        values[variable] = bundle.values[name]
+        values[variable] = own_values[name]
       elif name in self._backbone:
         return self._backbone[name]
       else:
@@ -275,7 +294,7 @@ Backbone = collections.namedtuple(
 
 
 def run(backbone, adapter_bundles, data_dirs, output_dir, split="test",
-        batch_size=8, max_seq_length=None):
+        batch_size=8, max_seq_length=None, merge=False):
   """Loads every bundle on one backbone, predicts each task, prints figures.
 
   Every task's data is read (and checked to be that task's) before anything
@@ -291,6 +310,7 @@ def run(backbone, adapter_bundles, data_dirs, output_dir, split="test",
     batch_size: examples per session run.
     max_seq_length: (optional) the length the caller expects; every bundle
       must have been trained with it (a bundle's own length is always used).
+    merge: serve mergeable methods (LoRA, IA3) merged (`add_task`).
 
   Raises:
     InputError: any user error, as one line.
@@ -298,7 +318,7 @@ def run(backbone, adapter_bundles, data_dirs, output_dir, split="test",
   _check_run_arguments(backbone, adapter_bundles, data_dirs, output_dir,
                        split, batch_size)
   (predictor, memory) = _load_tasks(backbone, adapter_bundles, batch_size,
-                                    max_seq_length)
+                                    max_seq_length, merge)
   # Every task's files, read and checked before the first prediction.
   jobs = []
   for (name, data_dir) in zip(predictor.tasks, data_dirs):
@@ -356,7 +376,8 @@ def _check_run_arguments(backbone, adapter_bundles, data_dirs, output_dir,
     fileio.remove_orphans(output_dir)  # of a killed earlier run
 
 
-def _load_tasks(backbone, adapter_bundles, batch_size, max_seq_length):
+def _load_tasks(backbone, adapter_bundles, batch_size, max_seq_length,
+                merge=False):
   """The predictor with every bundle loaded.
 
   Returns:
@@ -370,7 +391,7 @@ def _load_tasks(backbone, adapter_bundles, batch_size, max_seq_length):
                                    backbone.bert_config_file)
     memory = [resident_memory_bytes()]
     for bundle_dir in adapter_bundles:
-      name = predictor.add_task(bundle_dir)
+      name = predictor.add_task(bundle_dir, merge=merge)
       trained_length = predictor.tasks[name]["max_seq_length"]
       if max_seq_length is not None and max_seq_length != trained_length:
         raise ValueError(

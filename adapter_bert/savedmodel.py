@@ -219,8 +219,13 @@ def signature_outputs(task, outputs):
 
 
 def export(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
-           export_dir, default_task=None, precision="float32"):
+           export_dir, default_task=None, precision="float32", merge=False):
   """Writes the SavedModel; returns {signature name: task name}.
+
+  Args:
+    merge: fold each mergeable bundle (LoRA, IA3) into its own copy of the
+      weights it changes (`MultiTaskPredictor.add_task`); others serve as
+      they are.
 
   Raises:
     errors.InputError: any user error, as one line, before anything is
@@ -256,7 +261,7 @@ def export(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
         compute_dtype=classifier.PRECISIONS[precision][0])
     build_inputs = text_inputs_builder(vocab_file)
     for bundle_dir in adapter_bundles:
-      predictor.add_task(bundle_dir, build_inputs=build_inputs)
+      predictor.add_task(bundle_dir, build_inputs=build_inputs, merge=merge)
   except ValueError as e:
     raise errors.InputError(e)
 

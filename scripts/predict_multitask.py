@@ -58,6 +58,9 @@ def define_flags():
                        "Optional: the max_seq_length every bundle must have "
                        "been trained with (each bundle always uses its own; "
                        "a bundle of another length is refused).")
+  flags.DEFINE_bool("merge", False,
+                    "Serve each bundle of a mergeable method (lora, ia3) "
+                    "folded into its own copy of the weights it changes.")
   flags.DEFINE_bool(console.VERBOSE_FLAG, False, console.VERBOSE_HELP)
 
 
@@ -68,7 +71,8 @@ def main(argv):
       multitask.Backbone(FLAGS.bert_config_file, FLAGS.vocab_file,
                          FLAGS.init_checkpoint),
       FLAGS.adapter_bundles, FLAGS.data_dirs, FLAGS.output_dir,
-      FLAGS.split, FLAGS.predict_batch_size, FLAGS.max_seq_length))
+      FLAGS.split, FLAGS.predict_batch_size, FLAGS.max_seq_length,
+      FLAGS.merge))
 
 
 if __name__ == "__main__":

@@ -375,18 +375,19 @@ def test_a_new_export_clears_what_a_killed_export_left_beside_it(tmp_path):
 @contextlib.contextmanager
 def small_disk(folder, size_bytes):
   """A folder that takes `size_bytes`: a tmpfs of that size where this
-  process may mount one (root, as on this project's machines); elsewhere
-  the file-size limit of the job's process (`ulimit -f`), which fails a
-  write the same way at the first file that outgrows it. Yields the
-  `preexec_fn` for the job's process (None with tmpfs) and a function that
-  frees the space."""
+  process may mount one (root, as on this project's machines). Elsewhere,
+  the job's process gets a file-size limit of 1 MB (`ulimit -f`), which fails
+  a write the same way (EFBIG) at the first file that outgrows it, the graph:
+  one stage instead of each. Yields the `preexec_fn` for the job's process
+  (None with tmpfs) and a function that frees the space."""
   os.makedirs(folder)
   mounted = subprocess.run(
       ["mount", "-t", "tmpfs", "-o", "size=%d" % size_bytes, "tmpfs",
        folder], capture_output=True).returncode == 0
   def limit_file_size():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size_bytes, size_bytes))
+    limit = min(size_bytes, 1 << 20)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
   def free_space():
     if mounted:
       subprocess.run(["mount", "-o", "remount,size=200m", folder],

@@ -57,6 +57,11 @@ MATRIX = [
     Row("layernorm", "layernorm", {}, whole_job=False),
     Row("top_layers", "top_layers", {"tune_top_layers": 1}, whole_job=False),
     Row("bitfit", "bitfit", {}),
+    Row("lora", "lora", {"lora_rank": 2, "lora_alpha": 4.0}),
+    Row("lora-all-dropout", "lora",
+        {"lora_rank": 3, "lora_targets": "query,key,value,attention_output,"
+         "intermediate,output", "lora_dropout": 0.1}, whole_job=False),
+    Row("ia3", "ia3", {}),
 ]
 ROWS = [pytest.param(row.name, row.options, id=row.id) for row in MATRIX]
 
@@ -290,6 +295,30 @@ def test_bundle_serves_what_training_predicted(tiny_bert, tmp_path, name,
   savedmodel.export(tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
                     tiny_bert["init_checkpoint"], [bundle], export_dir)
   (answer,) = serve_in_fresh_process(export_dir, [
+      ("sst2", {"text_a": [e.text_a for e in examples]})])
+  np.testing.assert_allclose(answer["probabilities"], trained, atol=1e-5)
+
+  if not methods.get(name).mergeable:
+    return
+  # Merged into plain BERT: the same probabilities, and none of the
+  # method's variables left in the graph.
+  merged = multitask.MultiTaskPredictor(
+      modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"]),
+      tiny_bert["init_checkpoint"], tiny_bert["vocab_file"], 8,
+      tiny_bert["bert_config_file"])
+  merged.add_task(bundle, merge=True)
+  np.testing.assert_allclose(
+      [r["probabilities"] for r in merged.predict(task, examples)], trained,
+      atol=1e-5)
+  method = methods.build(name, options)
+  with merged.graph.as_default():
+    names = [base.variable_name(v) for v in tf.global_variables()]
+  assert not [n for n in names if method.adds(n)]
+  merged_dir = str(tmp_path / "saved_model_merged")
+  savedmodel.export(tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
+                    tiny_bert["init_checkpoint"], [bundle], merged_dir,
+                    merge=True)
+  (answer,) = serve_in_fresh_process(merged_dir, [
       ("sst2", {"text_a": [e.text_a for e in examples]})])
   np.testing.assert_allclose(answer["probabilities"], trained, atol=1e-5)
 

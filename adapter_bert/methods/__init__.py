@@ -17,6 +17,8 @@ docs/contributing.md.
 | `layernorm` | every LayerNorm + head | frozen |
 | `top_layers` | the top `--tune_top_layers` encoder layers + pooler + head | trains |
 | `bitfit` | every bias (LayerNorm betas too) + head (Ben Zaken et al. 2021) | bias only |
+| `lora` | low-rank updates of the query and value projections + head (Hu et al. 2022) | frozen |
+| `ia3` | vectors rescaling keys, values and FFN activations + head (Liu et al. 2022) | frozen |
 """
 
 import collections
@@ -30,6 +32,8 @@ METHOD_MODULES = (
     "adapter_bert.methods.layernorm",
     "adapter_bert.methods.top_layers",
     "adapter_bert.methods.bitfit",
+    "adapter_bert.methods.lora",
+    "adapter_bert.methods.ia3",
 )
 
 _registry = None

@@ -227,6 +227,8 @@ class TuningMethod(modeling.GraphHooks):
     spec_option: the option a numeric suffix sets ("top_layers:2").
     grid_options: {sweep axis: option}: the sweep's axes that apply to it.
     marker: its matplotlib marker in the result pictures.
+    mergeable: its additions fold into the frozen weights (`merge`): served
+      merged, the model is plain BERT with some weights of its own.
   """
 
   name = None
@@ -240,6 +242,7 @@ class TuningMethod(modeling.GraphHooks):
   spec_option = None
   grid_options = {}
   marker = "x"
+  mergeable = False
 
   def __init__(self, options, num_layers):
     """Use `create`, which checks the options first."""
@@ -329,6 +332,25 @@ class TuningMethod(modeling.GraphHooks):
     if not any(self.trains(n) for n in names):
       raise ValueError("--tuning_mode=%s trains no variable of this model" %
                        self.name)
+
+  def merge(self, values, backbone):
+    """The task's own weights with the method folded into the backbone
+    (mergeable methods override this).
+
+    Args:
+      values: {variable name: numpy array}: a bundle's trained variables.
+      backbone: function(name) -> numpy array of a frozen variable.
+
+    Returns:
+      {name: array}: what plain BERT needs beside the shared backbone to
+      compute what the method computes.
+
+    Raises:
+      ValueError: the method cannot be merged.
+    """
+    del values, backbone
+    raise ValueError("--tuning_mode=%s cannot be merged into the backbone; "
+                     "serve it unmerged" % self.name)
 
   # -------------------------------------------------- ablation
 

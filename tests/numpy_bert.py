@@ -1,0 +1,119 @@
+"""An independent NumPy forward pass of BERT in Google's checkpoint layout,
+with each tuning method's change written from its paper's formula (not from
+the project's code): the reference the method tests compare the graph with.
+
+Float64 throughout; `values` maps checkpoint variable names to arrays.
+"""
+
+import math
+
+import numpy as np
+
+
+def gelu_tanh(x):
+  """Google BERT's `gelu` (the tanh approximation)."""
+  return 0.5 * x * (1.0 + np.tanh(
+      math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def layer_norm(x, gamma, beta, eps=1e-12):
+  mean = x.mean(axis=-1, keepdims=True)
+  var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+  return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def softmax(x):
+  e = np.exp(x - x.max(axis=-1, keepdims=True))
+  return e / e.sum(axis=-1, keepdims=True)
+
+
+class Plain(object):
+  """No method: BERT as pre-trained."""
+
+  def projection(self, values, layer, name, scope, x, project):
+    del values, layer, name, scope
+    return project(x)
+
+  def keys_values(self, values, layer, keys, values_, mask):
+    del values, layer
+    return keys, values_, mask
+
+
+class Lora(Plain):
+  """Hu et al. (2022), eq. 3: h = x W + b + (alpha / r) x A B."""
+
+  def __init__(self, targets, scale):
+    self.targets, self.scale = targets, scale
+
+  def projection(self, values, layer, name, scope, x, project):
+    out = project(x)
+    if name in self.targets:
+      out = out + self.scale * (x @ values[scope + "/lora/A"] @
+                                values[scope + "/lora/B"])
+    return out
+
+
+class Ia3(Plain):
+  """Liu et al. (2022), section 3.3: l_k * k, l_v * v, (l_ff * gelu(x W1)) W2."""
+
+  def projection(self, values, layer, name, scope, x, project):
+    if name in ("key", "value"):
+      return project(x) * values[scope + "/ia3/scale"]
+    if name == "output":
+      return project(x * values[scope + "/ia3/scale"])
+    return project(x)
+
+
+def forward(values, config, input_ids, input_mask, method=None):
+  """The pooled output [batch, hidden] of BERT with `method`'s change.
+
+  Args:
+    values: {checkpoint name: array}.
+    config: a dict of bert_config.json.
+    input_ids, input_mask: int arrays [batch, seq] (segment 0 everywhere).
+    method: one of the classes above (None: Plain).
+  """
+  method = method or Plain()
+  v = {k: np.asarray(a, np.float64) for (k, a) in values.items()}
+  eps = config.get("layer_norm_eps", 1e-12)
+  batch, length = input_ids.shape
+  hidden = config["hidden_size"]
+  heads = config["num_attention_heads"]
+  size = hidden // heads
+
+  def dense(x, scope, layer=None, name=None):
+    def project(t):
+      return t @ v[scope + "/kernel"] + v[scope + "/bias"]
+    if layer is None:
+      return project(x)
+    return method.projection(v, layer, name, scope, x, project)
+
+  e = "bert/embeddings/"
+  x = (v[e + "word_embeddings"][input_ids] +
+       v[e + "position_embeddings"][:length][None] +
+       v[e + "token_type_embeddings"][np.zeros_like(input_ids)])
+  x = layer_norm(x, v[e + "LayerNorm/gamma"], v[e + "LayerNorm/beta"], eps)
+  mask = input_mask.astype(np.float64)[:, None, :]  # [batch, 1, keys]
+  for i in range(config["num_hidden_layers"]):
+    p = "bert/encoder/layer_%d/" % i
+
+    def split(t):
+      return t.reshape(batch, -1, heads, size).transpose(0, 2, 1, 3)
+
+    q = split(dense(x, p + "attention/self/query", i, "query"))
+    k = split(dense(x, p + "attention/self/key", i, "key"))
+    val = split(dense(x, p + "attention/self/value", i, "value"))
+    (k, val, layer_mask) = method.keys_values(v, i, k, val, mask)
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(size)
+    scores = scores + (1.0 - layer_mask[:, None]) * -10000.0
+    context = (softmax(scores) @ val).transpose(0, 2, 1, 3).reshape(
+        batch, length, hidden)
+    attended = dense(context, p + "attention/output/dense", i,
+                     "attention_output")
+    x = layer_norm(attended + x, v[p + "attention/output/LayerNorm/gamma"],
+                   v[p + "attention/output/LayerNorm/beta"], eps)
+    inner = gelu_tanh(dense(x, p + "intermediate/dense", i, "intermediate"))
+    out = dense(inner, p + "output/dense", i, "output")
+    x = layer_norm(out + x, v[p + "output/LayerNorm/gamma"],
+                   v[p + "output/LayerNorm/beta"], eps)
+  return np.tanh(dense(x[:, 0], "bert/pooler/dense"))
