@@ -38,6 +38,10 @@ class Plain(object):
     del values, layer
     return keys, values_, mask
 
+  def sublayer(self, values, layer, name, scope, inputs, outputs):
+    del values, layer, name, scope, inputs
+    return outputs
+
 
 class Lora(Plain):
   """Hu et al. (2022), eq. 3: h = x W + b + (alpha / r) x A B."""
@@ -62,6 +66,64 @@ class Ia3(Plain):
     if name == "output":
       return project(x * values[scope + "/ia3/scale"])
     return project(x)
+
+
+class Prefix(Plain):
+  """Li and Liang (2021): per layer, trained keys P_k and values P_v [p,
+  hidden] before the projected ones; every query may attend to them."""
+
+  def keys_values(self, values, layer, keys, values_, mask):
+    scope = "bert/encoder/layer_%d/attention/self/prefix/" % layer
+    (batch, heads, _, size) = keys.shape
+
+    def rows(prefix):
+      heads_first = prefix.reshape(1, -1, heads, size).transpose(0, 2, 1, 3)
+      return np.broadcast_to(heads_first, (batch,) + heads_first.shape[1:])
+
+    length = values[scope + "keys"].shape[0]
+    return (np.concatenate([rows(values[scope + "keys"]), keys], axis=2),
+            np.concatenate([rows(values[scope + "values"]), values_], axis=2),
+            np.concatenate([np.ones((batch, mask.shape[1], length)), mask],
+                           axis=2))
+
+
+class ParallelAdapter(Plain):
+  """He et al. (2022), eq. 6: h = sublayer(x) + s * f(x W_down) W_up, the
+  bottleneck read from the sub-layer's input."""
+
+  def __init__(self, sublayers, scale, activation):
+    self.sublayers, self.scale, self.activation = sublayers, scale, activation
+
+  def sublayer(self, values, layer, name, scope, inputs, outputs):
+    if name not in self.sublayers:
+      return outputs
+    w = lambda n: values[scope + "/parallel_adapter/" + n]
+    hidden = self.activation(inputs @ w("weights1") + w("biases1"))
+    return outputs + self.scale * (hidden @ w("weights2") + w("biases2"))
+
+
+class Composed(Plain):
+  """Several of the above, each applied where it applies."""
+
+  def __init__(self, *parts):
+    self.parts = parts
+
+  def projection(self, values, layer, name, scope, x, project):
+    for part in self.parts:
+      project = (lambda t, part=part, inner=project:
+                 part.projection(values, layer, name, scope, t, inner))
+    return project(x)
+
+  def keys_values(self, values, layer, keys, values_, mask):
+    for part in self.parts:
+      (keys, values_, mask) = part.keys_values(values, layer, keys, values_,
+                                               mask)
+    return keys, values_, mask
+
+  def sublayer(self, values, layer, name, scope, inputs, outputs):
+    for part in self.parts:
+      outputs = part.sublayer(values, layer, name, scope, inputs, outputs)
+    return outputs
 
 
 def forward(values, config, input_ids, input_mask, method=None):
@@ -110,10 +172,13 @@ def forward(values, config, input_ids, input_mask, method=None):
         batch, length, hidden)
     attended = dense(context, p + "attention/output/dense", i,
                      "attention_output")
+    attended = method.sublayer(v, i, "attention", p + "attention/output", x,
+                               attended)
     x = layer_norm(attended + x, v[p + "attention/output/LayerNorm/gamma"],
                    v[p + "attention/output/LayerNorm/beta"], eps)
     inner = gelu_tanh(dense(x, p + "intermediate/dense", i, "intermediate"))
     out = dense(inner, p + "output/dense", i, "output")
+    out = method.sublayer(v, i, "ffn", p + "output", x, out)
     x = layer_norm(out + x, v[p + "output/LayerNorm/gamma"],
                    v[p + "output/LayerNorm/beta"], eps)
   return np.tanh(dense(x[:, 0], "bert/pooler/dense"))

@@ -320,7 +320,7 @@ def test_a_run_clears_the_orphans_of_a_killed_run(tmp_path, tiny_bert):
   result = run_classifier_cli(tiny_bert, write_sst2_task(str(tmp_path / "d")),
                               str(output_dir))
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "Removed 1 temporary files of killed runs" in result.stderr
+  assert "Removed or repaired 1 files that killed runs left in" in result.stderr
   assert not any(".tmp-" in name for name in os.listdir(str(output_dir)))
 
 

@@ -19,12 +19,30 @@ BATCH, SEQ = 3, 9
 
 ALL_PROJECTIONS = ",".join(modeling.PROJECTIONS)
 
+# The last components of every added variable: the names the docs give.
+ADDED_NAMES = ("/lora/A", "/lora/B", "/ia3/scale", "/prefix/keys",
+               "/prefix/values") + tuple(
+                   "/%s/%s" % (scope, n) for scope in ("adapters",
+                                                      "parallel_adapter")
+                   for n in ("weights1", "biases1", "weights2", "biases2"))
+
 CASES = {
     "lora": ({"lora_rank": 3, "lora_alpha": 6.0},
              lambda: numpy_bert.Lora(("query", "value"), 2.0)),
     "lora-all": ({"lora_rank": 2, "lora_targets": ALL_PROJECTIONS},
                  lambda: numpy_bert.Lora(modeling.PROJECTIONS, 4.0)),
     "ia3": ({}, numpy_bert.Ia3),
+    "prefix": ({"prefix_length": 4}, numpy_bert.Prefix),
+    "parallel_adapters": (
+        {"adapter_size": 5, "adapter_placement": "both"},
+        lambda: numpy_bert.ParallelAdapter(("attention", "ffn"), 4.0,
+                                           lambda x: np.maximum(x, 0.0))),
+    "pfeiffer": ({"adapter_size": 5}, None),
+    "mam": ({"prefix_length": 3, "adapter_size": 5},
+            lambda: numpy_bert.Composed(
+                numpy_bert.Prefix(),
+                numpy_bert.ParallelAdapter(("ffn",), 4.0,
+                                           lambda x: np.maximum(x, 0.0)))),
 }
 
 
@@ -37,7 +55,7 @@ def inputs(vocab_size):
   return ids, mask
 
 
-def graph_pooled(tiny_bert, method, values=None, seed=11):
+def graph_pooled(tiny_bert, method, values=None, seed=11, extra_padding=0):
   """The graph's pooled output with `method`; its added variables set to
   random values (seeded) unless `values` gives every variable.
 
@@ -47,6 +65,9 @@ def graph_pooled(tiny_bert, method, values=None, seed=11):
   with open(tiny_bert["bert_config_file"]) as f:
     config = modeling.BertConfig.from_dict(json.load(f))
   (ids, mask) = inputs(config.vocab_size)
+  # More padding on the right: the rows' tokens and mask as they were.
+  ids = np.pad(ids, [(0, 0), (0, extra_padding)])
+  mask = np.pad(mask, [(0, 0), (0, extra_padding)])
   with tf.Graph().as_default():
     model = modeling.BertModel(config, False, tf.constant(ids),
                                input_mask=tf.constant(mask), hooks=method)
@@ -65,13 +86,34 @@ def graph_pooled(tiny_bert, method, values=None, seed=11):
           shape = variable.shape.as_list()
           variable.load((1.0 if name.endswith("/ia3/scale") else 0.0) +
                         rng.normal(0, 0.3, shape), session)
+          assert name.endswith(ADDED_NAMES), name
       return session.run(model.get_pooled_output()), session.run(variables)
+
+
+class SerialAdapter(numpy_bert.Plain):
+  """Houlsby et al. (2019): h + f(h W_down + b) W_up + b' on the sub-layer's
+  output h (Pfeiffer's placement: after the FFN only, ReLU)."""
+
+  def sublayer(self, values, layer, name, scope, inputs, outputs):
+    if name != "ffn":
+      return outputs
+    w = lambda n: values[scope + "/adapters/" + n]
+    hidden = np.maximum(outputs @ w("weights1") + w("biases1"), 0.0)
+    return outputs + hidden @ w("weights2") + w("biases2")
+
+
+CASES["pfeiffer"] = (CASES["pfeiffer"][0], SerialAdapter)
+
+
+def method_of(case):
+  name = case if case in methods.names() else case.split("-")[0]
+  return methods.build(name, CASES[case][0], num_layers=2)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_method_equals_its_numpy_reference(tiny_bert, case):
   (options, reference) = CASES[case]
-  method = methods.build(case.split("-")[0], options, num_layers=2)
+  method = method_of(case)
   (pooled, values) = graph_pooled(tiny_bert, method)
   (plain, _) = graph_pooled(tiny_bert, None)
   with open(tiny_bert["bert_config_file"]) as f:
@@ -86,8 +128,7 @@ def test_method_equals_its_numpy_reference(tiny_bert, case):
 
 @pytest.mark.parametrize("case", ["lora", "lora-all", "ia3"])
 def test_merged_weights_give_the_same_model_as_plain_bert(tiny_bert, case):
-  (options, _) = CASES[case]
-  method = methods.build(case.split("-")[0], options, num_layers=2)
+  method = method_of(case)
   (pooled, values) = graph_pooled(tiny_bert, method)
   own = method.merge({n: a for (n, a) in values.items() if method.adds(n)},
                      values.__getitem__)
@@ -107,3 +148,15 @@ def test_merge_leaves_switched_off_layers_as_pretrained(tiny_bert):
   name = "bert/encoder/layer_%d/attention/self/query/kernel"
   assert name % 1 not in merged
   assert np.abs(merged[name % 0] - values[name % 0]).max() > 1e-3
+
+
+@pytest.mark.parametrize("case", ["prefix", "mam", "lora", "parallel_adapters"])
+def test_outputs_do_not_depend_on_the_padding(tiny_bert, case):
+  """As the static, batch and bucket padding policies pad one row to other
+  widths: prefixed keys must leave every padded key masked."""
+  method = method_of(case)
+  (narrow, values) = graph_pooled(tiny_bert, method)
+  for extra in (1, 7):
+    (wide, _) = graph_pooled(tiny_bert, method, values=values,
+                             extra_padding=extra)
+    np.testing.assert_allclose(wide, narrow, atol=1e-5)

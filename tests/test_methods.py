@@ -62,6 +62,15 @@ MATRIX = [
         {"lora_rank": 3, "lora_targets": "query,key,value,attention_output,"
          "intermediate,output", "lora_dropout": 0.1}, whole_job=False),
     Row("ia3", "ia3", {}),
+    Row("prefix", "prefix", {"prefix_length": 3}),
+    Row("parallel_adapters", "parallel_adapters", {"adapter_size": 4}),
+    Row("parallel_adapters-both", "parallel_adapters",
+        # gelu: with ReLU, a 3-wide bottleneck on the 4 [CLS] rows the last
+        # layer computes can be dead for all of them (no gradient at all).
+        {"adapter_size": 3, "adapter_placement": "both", "adapter_scale": 1.0,
+         "adapter_activation": "gelu"}, whole_job=False),
+    Row("pfeiffer", "pfeiffer", {"adapter_size": 4}),
+    Row("mam", "mam", {"prefix_length": 2, "adapter_size": 4}),
 ]
 ROWS = [pytest.param(row.name, row.options, id=row.id) for row in MATRIX]
 

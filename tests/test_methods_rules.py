@@ -179,7 +179,8 @@ def _backbone_groups(config_dict):
 
 def test_registry_holds_every_method_once():
   assert methods.names() == ["adapters", "full", "head", "layernorm",
-                             "top_layers", "bitfit", "lora", "ia3"]
+                             "top_layers", "bitfit", "lora", "ia3", "prefix",
+                             "parallel_adapters", "pfeiffer", "mam"]
   assert list(methods.registry()) == methods.names()
   for (name, cls) in methods.registry().items():
     assert cls.name == name and cls.description

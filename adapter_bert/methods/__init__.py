@@ -19,6 +19,10 @@ docs/contributing.md.
 | `bitfit` | every bias (LayerNorm betas too) + head (Ben Zaken et al. 2021) | bias only |
 | `lora` | low-rank updates of the query and value projections + head (Hu et al. 2022) | frozen |
 | `ia3` | vectors rescaling keys, values and FFN activations + head (Liu et al. 2022) | frozen |
+| `prefix` | key and value prefixes in every layer + head (Li and Liang 2021) | frozen |
+| `parallel_adapters` | scaled parallel adapters beside the FFN + head (He et al. 2022) | frozen |
+| `pfeiffer` | one adapter after each FFN + head (Pfeiffer et al. 2021) | frozen |
+| `mam` | prefixes + scaled parallel adapters + head (He et al. 2022) | frozen |
 """
 
 import collections
@@ -34,6 +38,10 @@ METHOD_MODULES = (
     "adapter_bert.methods.bitfit",
     "adapter_bert.methods.lora",
     "adapter_bert.methods.ia3",
+    "adapter_bert.methods.prefix",
+    "adapter_bert.methods.parallel_adapters",
+    "adapter_bert.methods.pfeiffer",
+    "adapter_bert.methods.mam",
 )
 
 _registry = None

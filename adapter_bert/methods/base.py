@@ -403,6 +403,93 @@ class TuningMethod(modeling.GraphHooks):
     return " ".join([self.name] + shown)
 
 
+# ---------------------------------------------------------------- composing
+
+
+def member_options(members):
+  """The options of methods composed into one, each flag once (the first
+  member's, where two take it)."""
+  options = collections.OrderedDict()
+  for member in members:
+    for option in member.options:
+      options.setdefault(option.name, option)
+  return tuple(options.values())
+
+
+class ComposedMethod(TuningMethod):
+  """Several methods as one (He et al. 2022's MAM: prefix tuning + parallel
+  adapters): each member adds its parts under its own scope; what trains is
+  what any member trains.
+
+  A subclass sets `members` (method classes) and `options =
+  member_options(members)`; every member gets the settings of its own
+  options.
+  """
+
+  members = ()
+
+  def __init__(self, options, num_layers):
+    super(ComposedMethod, self).__init__(options, num_layers)
+    self.parts = [member.create({o.name: options.get(o.name)
+                                 for o in member.options}, num_layers)
+                  for member in self.members]
+
+  @property
+  def group(self):
+    return " + ".join(part.group for part in self.parts if part.group)
+
+  def adds(self, name):
+    return any(part.adds(name) for part in self.parts)
+
+  @property
+  def adds_anything(self):
+    return any(part.adds_anything for part in self.parts)
+
+  def trains(self, name):
+    return any(part.trains(name) for part in self.parts)
+
+  def trained_parameters(self, config, num_labels):
+    # Each part counts the head (and the pooler, if trained) once.
+    shared = head_parameters(config, num_labels)
+    if self.settings.get("train_pooler"):
+      shared += pooler_parameters(config)
+    return sum(part.trained_parameters(config, num_labels)
+               for part in self.parts) - (len(self.parts) - 1) * shared
+
+  def effective_settings(self):
+    settings = dict(self.settings)
+    for part in self.parts:
+      settings.update(part.effective_settings())
+    return settings
+
+  def with_layers_off(self, layers):
+    method = super(ComposedMethod, self).with_layers_off(layers)
+    method.parts = [part.with_layers_off(layers) for part in self.parts]
+    return method
+
+  def for_model(self, is_training):
+    method = copy.copy(self)
+    method.parts = [part.for_model(is_training) for part in self.parts]
+    return method
+
+  def projection(self, layer, name, inputs, project):
+    for part in self.parts:
+      project = (lambda x, part=part, inner=project:
+                 part.projection(layer, name, x, inner))
+    return project(inputs)
+
+  def keys_values(self, layer, keys, values, attention_mask):
+    for part in self.parts:
+      (keys, values, attention_mask) = part.keys_values(
+          layer, keys, values, attention_mask)
+    return (keys, values, attention_mask)
+
+  def sublayer_output(self, layer, name, inputs, outputs):
+    for part in self.parts:
+      outputs = part.sublayer_output(layer, name, inputs, outputs)
+    return outputs
+
+
 # ---------------------------------------------------------------- groups
 
 # Where each parameter of BERT lives, for the parameter log; a method's own
