@@ -121,7 +121,6 @@ CMD=("$PYTHON" "$REPO/run_classifier.py"
   --eval_batch_size=64
   --learning_rate=3e-4
   --num_train_epochs=3
-  --adapter_size=64
   --output_dir="$OUT"
   "$@")
 
@@ -166,7 +165,7 @@ last_loss=$(sed -n "s/.*${STEP}: loss = \([-0-9.naif]*\),.*/step \1: \3/p" "$LOG
 
 echo "== results"
 echo "task:              $TASK"
-echo "tuning mode:       $(flag_value tuning_mode adapters), adapter_placement=$(flag_value adapter_placement both), adapter_size=$(flag_value adapter_size 64), learning_rate=$(flag_value learning_rate 5e-5)"
+echo "tuning mode:       $(flag_value tuning_mode adapters), adapter_placement=$(flag_value adapter_placement both), adapter_size=$(flag_value adapter_size "method's default"), learning_rate=$(flag_value learning_rate 3e-4)"
 echo "parameters:        ${params:-n/a (no 'Parameters:' line in the log)}"
 echo "train steps:       ${steps:-n/a}"
 echo "throughput:        $rate_summary"
