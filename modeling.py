@@ -220,7 +220,8 @@ class BertModel(object):
             max_position_embeddings=config.max_position_embeddings,
             initializer_range=config.initializer_range,
             dropout_prob=config.hidden_dropout_prob,
-            layer_norm_eps=config.layer_norm_eps)
+            layer_norm_eps=config.layer_norm_eps,
+            position_offset=hooks.position_offset() if hooks else 0)
         self.embedding_output = tf.cast(self.embedding_output, compute_dtype)
 
       with tf.variable_scope("encoder"):
@@ -292,6 +293,11 @@ class GraphHooks(object):
     differ in training (LoRA's dropout) tells which it is."""
     del is_training  # Unused here.
     return copy.copy(self)
+
+  def position_offset(self):
+    """The position of the first token (0): prefix tuning as PEFT builds it
+    puts the tokens after its p prefix positions."""
+    return 0
 
   def projection(self, layer, name, inputs, project):
     """A dense projection: returns its output before any activation.
@@ -596,7 +602,8 @@ def embedding_lookup(input_ids, vocab_size, embedding_size=128,
 
 def embedding_postprocessor(input_tensor, token_type_ids, token_type_vocab_size,
                             max_position_embeddings, initializer_range,
-                            dropout_prob, layer_norm_eps=1e-12):
+                            dropout_prob, layer_norm_eps=1e-12,
+                            position_offset=0):
   """Adds segment and position embeddings, then LayerNorm and dropout.
 
   Args:
@@ -607,6 +614,8 @@ def embedding_postprocessor(input_tensor, token_type_ids, token_type_vocab_size,
     initializer_range: stddev of the tables' initializer.
     dropout_prob: dropout rate on the result.
     layer_norm_eps: LayerNorm epsilon.
+    position_offset: the first token's position (0; a tuning method may
+      place tokens after positions of its own, as prefix tuning in PEFT).
 
   Returns:
     float Tensor [batch, seq, hidden].
@@ -629,12 +638,15 @@ def embedding_postprocessor(input_tensor, token_type_ids, token_type_vocab_size,
       name="position_embeddings",
       shape=[max_position_embeddings, width],
       initializer=create_initializer(initializer_range))
-  if isinstance(seq_length, int) and seq_length > max_position_embeddings:
-    raise ValueError("sequence length %d is above max_position_embeddings %d" %
-                     (seq_length, max_position_embeddings))
+  if (isinstance(seq_length, int) and
+      seq_length + position_offset > max_position_embeddings):
+    raise ValueError("sequence length %d%s is above max_position_embeddings %d"
+                     % (seq_length, " + %d positions of the tuning method" %
+                        position_offset if position_offset else "",
+                        max_position_embeddings))
   # [seq, hidden], broadcast over the batch.
-  position_embeddings = tf.slice(full_position_embeddings, [0, 0],
-                                 [seq_length, -1])
+  position_embeddings = tf.slice(full_position_embeddings,
+                                 [position_offset, 0], [seq_length, -1])
   output += tf.expand_dims(position_embeddings, 0)
 
   return layer_norm_and_dropout(output, dropout_prob, layer_norm_eps)

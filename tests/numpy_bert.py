@@ -30,6 +30,8 @@ def softmax(x):
 class Plain(object):
   """No method: BERT as pre-trained."""
 
+  position_offset = 0
+
   def projection(self, values, layer, name, scope, x, project):
     del values, layer, name, scope
     return project(x)
@@ -70,7 +72,11 @@ class Ia3(Plain):
 
 class Prefix(Plain):
   """Li and Liang (2021): per layer, trained keys P_k and values P_v [p,
-  hidden] before the projected ones; every query may attend to them."""
+  hidden] before the projected ones; every query may attend to them. With
+  `length`, the tokens' positions start after the prefix (PEFT's BERT)."""
+
+  def __init__(self, length=0):
+    self.position_offset = length
 
   def keys_values(self, values, layer, keys, values_, mask):
     scope = "bert/encoder/layer_%d/attention/self/prefix/" % layer
@@ -107,6 +113,7 @@ class Composed(Plain):
 
   def __init__(self, *parts):
     self.parts = parts
+    self.position_offset = sum(p.position_offset for p in parts)
 
   def projection(self, values, layer, name, scope, x, project):
     for part in self.parts:
@@ -152,7 +159,7 @@ def forward(values, config, input_ids, input_mask, method=None):
 
   e = "bert/embeddings/"
   x = (v[e + "word_embeddings"][input_ids] +
-       v[e + "position_embeddings"][:length][None] +
+       v[e + "position_embeddings"][method.position_offset:][:length][None] +
        v[e + "token_type_embeddings"][np.zeros_like(input_ids)])
   x = layer_norm(x, v[e + "LayerNorm/gamma"], v[e + "LayerNorm/beta"], eps)
   mask = input_mask.astype(np.float64)[:, None, :]  # [batch, 1, keys]

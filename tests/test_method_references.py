@@ -32,7 +32,9 @@ CASES = {
     "lora-all": ({"lora_rank": 2, "lora_targets": ALL_PROJECTIONS},
                  lambda: numpy_bert.Lora(modeling.PROJECTIONS, 4.0)),
     "ia3": ({}, numpy_bert.Ia3),
-    "prefix": ({"prefix_length": 4}, numpy_bert.Prefix),
+    "prefix": ({"prefix_length": 4}, lambda: numpy_bert.Prefix(4)),
+    "prefix-unshifted": ({"prefix_length": 4, "prefix_shifts_positions": False},
+                         numpy_bert.Prefix),
     "parallel_adapters": (
         {"adapter_size": 5, "adapter_placement": "both"},
         lambda: numpy_bert.ParallelAdapter(("attention", "ffn"), 4.0,
@@ -40,7 +42,7 @@ CASES = {
     "pfeiffer": ({"adapter_size": 5}, None),
     "mam": ({"prefix_length": 3, "adapter_size": 5},
             lambda: numpy_bert.Composed(
-                numpy_bert.Prefix(),
+                numpy_bert.Prefix(3),
                 numpy_bert.ParallelAdapter(("ffn",), 4.0,
                                            lambda x: np.maximum(x, 0.0)))),
 }

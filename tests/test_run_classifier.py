@@ -241,6 +241,14 @@ def test_max_seq_length_above_positions_is_refused(tmp_path, tiny_bert):
       lambda: run_classifier_in_process(
           tiny_bert, data_dir, str(tmp_path / "out"), max_seq_length=129),
       "--max_seq_length=129", "max_position_embeddings=128")
+  # Prefix tuning puts its p positions before the tokens (as PEFT does).
+  assert_input_error(
+      lambda: run_classifier_in_process(
+          tiny_bert, data_dir, str(tmp_path / "out"), max_seq_length=120,
+          tuning_mode="prefix", prefix_length=10, adapter_size=None),
+      "--max_seq_length=120 + the 10 positions --tuning_mode=prefix",
+      "max_position_embeddings=128")
+  assert not os.path.exists(str(tmp_path / "out"))
 
 
 def test_unknown_task_is_refused(tmp_path, tiny_bert):

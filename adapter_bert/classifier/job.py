@@ -216,6 +216,15 @@ def checked_job(settings, explicit=()):
   ablated = settings_lib.ablated_layers(s, method,
                                         bert_config.num_hidden_layers)
   method = method.with_layers_off(ablated)
+  if s.max_seq_length + method.position_offset() > (
+      bert_config.max_position_embeddings):
+    raise InputError(
+        "--max_seq_length=%d + the %d positions --tuning_mode=%s puts before "
+        "the tokens is above max_position_embeddings=%d of "
+        "--bert_config_file=%s" % (s.max_seq_length, method.position_offset(),
+                                   method.name,
+                                   bert_config.max_position_embeddings,
+                                   s.bert_config_file))
   padding = inputs.resolve_padding(s.padding, s.use_tpu)
   logging.info("Padding: %s (--padding=%s)", padding, s.padding)
 

@@ -472,6 +472,9 @@ class ComposedMethod(TuningMethod):
     method.parts = [part.for_model(is_training) for part in self.parts]
     return method
 
+  def position_offset(self):
+    return sum(part.position_offset() for part in self.parts)
+
   def projection(self, layer, name, inputs, project):
     for part in self.parts:
       project = (lambda x, part=part, inner=project:

@@ -9,7 +9,10 @@ position), and the attention mask is extended with ones for them: every
 token attends to the prefix, no padded key is attended to, whatever the
 padding policy. Variables: `bert/encoder/layer_0/attention/self/prefix/keys`
 and `.../prefix/values`, each [p, hidden], drawn from N(0, 1) as PEFT draws
-its prefix embedding.
+its prefix embedding. As in HF PEFT (where BERT counts the prefix as past
+tokens), the tokens' position embeddings start at p
+(`--prefix_shifts_positions`), so --max_seq_length + p must fit in
+max_position_embeddings.
 
 Trained: the prefixes and the head; every pre-trained weight stays frozen.
 """
@@ -23,6 +26,10 @@ SCOPE = "prefix"
 PREFIX_LENGTH = base.Option(
     "prefix_length", int, 20,
     "prefix: trained keys and values prepended in every layer (p).")
+PREFIX_SHIFTS_POSITIONS = base.Option(
+    "prefix_shifts_positions", bool, True,
+    "prefix: the tokens take positions p, p + 1, ... after the prefix, as "
+    "HF PEFT's prefix tuning of BERT does (default); false: 0, 1, ...")
 
 
 def prepend(prefix, tensor):
@@ -42,7 +49,7 @@ class PrefixMethod(base.TuningMethod):
   name = "prefix"
   description = ("trained key and value prefixes in every layer's attention "
                  "+ classifier head train")
-  options = (PREFIX_LENGTH, base.TRAIN_POOLER)
+  options = (PREFIX_LENGTH, PREFIX_SHIFTS_POSITIONS, base.TRAIN_POOLER)
   scope = SCOPE
   group = "prefixes"
   spec_option = "prefix_length"
@@ -52,6 +59,15 @@ class PrefixMethod(base.TuningMethod):
     if self["prefix_length"] <= 0:
       raise ValueError("--prefix_length must be a positive integer, got %r" %
                        self["prefix_length"])
+
+  def position_offset(self):
+    # With every layer's prefix switched off (the ablation), the model is the
+    # pre-trained one: positions from 0.
+    all_off = self.num_layers and all(not self.is_on(layer)
+                                      for layer in range(self.num_layers))
+    if all_off or not self["prefix_shifts_positions"]:
+      return 0
+    return self["prefix_length"]
 
   def keys_values(self, layer, keys, values, attention_mask):
     width = int(keys.shape[1]) * int(keys.shape[3])
