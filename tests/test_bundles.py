@@ -609,3 +609,40 @@ def test_an_older_bundle_without_a_vocab_record_serves_with_a_warning(
       do_eval=True, adapter_bundle=old)
   assert results
   assert "records no vocabulary" in caplog.text
+
+
+@pytest.mark.slow
+def test_bundles_of_different_methods_share_one_backbone(trained, tiny_bert,
+                                                         tmp_path):
+  """Adapters for SST-2 and LoRA for MRPC (merged, then kept apart) on one
+  backbone: each task predicts what it predicts alone."""
+  mrpc = trained["MRPC"]
+  lora = train_tiny_in_process(
+      tiny_bert, mrpc["data_dir"], str(tmp_path / "lora"), task_name="MRPC",
+      tuning_mode="lora", adapter_size=None, lora_rank=2, max_seq_length=24,
+      num_train_epochs=2.0)
+  examples = {name: glue.get_task(name).read_examples(
+      trained[name]["data_dir"], glue.get_task(name).dev[0])
+              for name in ("SST-2", "MRPC")}
+  for merge in (False, True):
+    config = modeling.BertConfig.from_json_file(tiny_bert["bert_config_file"])
+    both = multitask.MultiTaskPredictor(
+        config, tiny_bert["init_checkpoint"], tiny_bert["vocab_file"],
+        batch_size=4)
+    both.add_task(trained["SST-2"]["bundle"], merge=merge)
+    both.add_task(lora["bundle"], merge=merge)
+    assert both.tasks["MRPC"]["merged"] == merge
+    assert not both.tasks["SST-2"]["merged"]  # adapters cannot merge
+    names = [v.op.name for v in both.graph.get_collection(
+        tf.GraphKeys.GLOBAL_VARIABLES)]
+    query = "bert/encoder/layer_0/attention/self/query/kernel"
+    # Merged, MRPC holds its own query kernel; the backbone's stays shared.
+    assert len([n for n in names if n.endswith(query)]) == 1 + merge
+    for (name, bundle) in (("SST-2", trained["SST-2"]["bundle"]),
+                           ("MRPC", lora["bundle"])):
+      alone = multitask_predictor(tiny_bert, [bundle])
+      together = both.predict(name, examples[name])
+      single = alone.predict(name, examples[name])
+      np.testing.assert_allclose([r["probabilities"] for r in together],
+                                 [r["probabilities"] for r in single],
+                                 atol=1e-6)
