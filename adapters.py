@@ -72,29 +72,45 @@ def feedforward_adapter(input_tensor, size, activation_fn, init_scale=1e-3):
     float32 Tensor [tokens, hidden].
   """
   with tf.variable_scope(SCOPE):
-    hidden_size = input_tensor.shape[-1]
-    initializer = tf.truncated_normal_initializer(stddev=init_scale)
-    # Biases are [1, width], as in the 2019 release, so its checkpoints load.
-    down_kernel = tf.get_variable("weights1", [hidden_size, size],
-                                  initializer=initializer)
-    down_bias = tf.get_variable("biases1", [1, size],
-                                initializer=tf.zeros_initializer())
-    up_kernel = tf.get_variable("weights2", [size, hidden_size],
-                                initializer=initializer)
-    up_bias = tf.get_variable("biases2", [1, hidden_size],
-                              initializer=tf.zeros_initializer())
-
-    (down_kernel, down_bias, up_kernel, up_bias) = [
-        tf.cast(weight, input_tensor.dtype)
-        for weight in (down_kernel, down_bias, up_kernel, up_bias)]
-    bottleneck = tf.matmul(input_tensor, down_kernel) + down_bias  # [tokens, m]
-    if activation_fn is not None:
-      bottleneck = activation_fn(bottleneck)
-    delta = tf.matmul(bottleneck, up_kernel) + up_bias  # [tokens, hidden]
+    delta = bottleneck_delta(input_tensor, size, activation_fn, init_scale)
     # The skip connection in float32: near identity at the start, the delta
     # is ~1e-3 of the input, below bfloat16's resolution (1/256); summed in
     # the compute dtype it would be rounded away (see modeling.add_and_norm).
     return tf.cast(input_tensor, tf.float32) + tf.cast(delta, tf.float32)
+
+
+def bottleneck_delta(input_tensor, size, activation_fn, init_scale):
+  """act(x W_down + b_down) W_up + b_up, its variables made in the current
+  scope (`weights1`, `biases1`, `weights2`, `biases2`): the bottleneck of a
+  serial adapter and of a parallel one.
+
+  Args:
+    input_tensor: float Tensor [tokens, hidden].
+    size: bottleneck width m.
+    activation_fn: the nonlinearity, or None for the identity.
+    init_scale: stddev of the weights' truncated-normal initializer.
+
+  Returns:
+    Tensor [tokens, hidden] in the input's dtype.
+  """
+  hidden_size = input_tensor.shape[-1]
+  initializer = tf.truncated_normal_initializer(stddev=init_scale)
+  # Biases are [1, width], as in the 2019 release, so its checkpoints load.
+  down_kernel = tf.get_variable("weights1", [hidden_size, size],
+                                initializer=initializer)
+  down_bias = tf.get_variable("biases1", [1, size],
+                              initializer=tf.zeros_initializer())
+  up_kernel = tf.get_variable("weights2", [size, hidden_size],
+                              initializer=initializer)
+  up_bias = tf.get_variable("biases2", [1, hidden_size],
+                            initializer=tf.zeros_initializer())
+  (down_kernel, down_bias, up_kernel, up_bias) = [
+      tf.cast(weight, input_tensor.dtype)
+      for weight in (down_kernel, down_bias, up_kernel, up_bias)]
+  bottleneck = tf.matmul(input_tensor, down_kernel) + down_bias  # [tokens, m]
+  if activation_fn is not None:
+    bottleneck = activation_fn(bottleneck)
+  return tf.matmul(bottleneck, up_kernel) + up_bias  # [tokens, hidden]
 
 
 def adapter_parameters(config, size, placement):

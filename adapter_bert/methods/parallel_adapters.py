@@ -49,23 +49,7 @@ def parallel_adapter(inputs, outputs, size, activation_fn, init_scale, scale):
     outputs: its output [tokens, hidden].
   """
   with tf.variable_scope(SCOPE):
-    hidden_size = inputs.shape[-1]
-    initializer = tf.truncated_normal_initializer(stddev=init_scale)
-    down_kernel = tf.get_variable("weights1", [hidden_size, size],
-                                  initializer=initializer)
-    down_bias = tf.get_variable("biases1", [1, size],
-                                initializer=tf.zeros_initializer())
-    up_kernel = tf.get_variable("weights2", [size, hidden_size],
-                                initializer=initializer)
-    up_bias = tf.get_variable("biases2", [1, hidden_size],
-                              initializer=tf.zeros_initializer())
-    (down_kernel, down_bias, up_kernel, up_bias) = [
-        tf.cast(w, inputs.dtype)
-        for w in (down_kernel, down_bias, up_kernel, up_bias)]
-    bottleneck = tf.matmul(inputs, down_kernel) + down_bias  # [tokens, m]
-    if activation_fn is not None:
-      bottleneck = activation_fn(bottleneck)
-    delta = tf.matmul(bottleneck, up_kernel) + up_bias  # [tokens, hidden]
+    delta = adapters.bottleneck_delta(inputs, size, activation_fn, init_scale)
     return tf.cast(outputs, tf.float32) + scale * tf.cast(delta, tf.float32)
 
 
