@@ -221,6 +221,23 @@ def backbone_fingerprint(reader, names):
   return hasher.hexdigest()
 
 
+def _trained_values(reader, checkpoint_path, method, trained):
+  """{name: array} of the `trained` variables; one-line ValueError if one is
+  missing or not finite."""
+  missing = [n for n in trained if not reader.has_tensor(n)]
+  if missing:
+    raise ValueError("checkpoint %s lacks %d variables trained in tuning mode "
+                     "%r, e.g. %s" % (checkpoint_path, len(missing),
+                                      method.name, missing[0]))
+  values = {name: reader.get_tensor(name) for name in trained}
+  bad = non_finite_names(values)
+  if bad:
+    raise ValueError("checkpoint %s holds NaN or Inf in %d trained variables "
+                     "(e.g. %s): a diverged run is not exported" % (
+                         checkpoint_path, len(bad), bad[0]))
+  return values
+
+
 def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
                   feature_settings, model_variables=None,
                   backbone_checkpoint=None):
@@ -253,17 +270,7 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
   if not trained:
     raise ValueError("checkpoint %s holds no variable trained in tuning mode "
                      "%r" % (checkpoint_path, method.name))
-  missing = [n for n in trained if not reader.has_tensor(n)]
-  if missing:
-    raise ValueError("checkpoint %s lacks %d variables trained in tuning mode "
-                     "%r, e.g. %s" % (checkpoint_path, len(missing),
-                                      method.name, missing[0]))
-  values = {name: reader.get_tensor(name) for name in trained}
-  bad = non_finite_names(values)
-  if bad:
-    raise ValueError("checkpoint %s holds NaN or Inf in %d trained variables "
-                     "(e.g. %s): a diverged run is not exported" % (
-                         checkpoint_path, len(bad), bad[0]))
+  values = _trained_values(reader, checkpoint_path, method, trained)
   backbone_reader = reader
   if not all(reader.has_tensor(n) for n in frozen):
     # A compact training checkpoint: the frozen weights are the backbone's.
@@ -274,8 +281,11 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
     backbone_reader = fileio.checkpoint_reader(backbone_checkpoint)
   global_step = (int(reader.get_tensor("global_step"))
                  if reader.has_tensor("global_step") else 0)
+  (stored_method, values) = method.stored(values)
 
-  metadata = method.to_dict()
+  metadata = stored_method.to_dict()
+  if stored_method.to_dict() != method.to_dict():
+    metadata["trained_as"] = method.to_dict()
   metadata.update({
       "format": BUNDLE_FORMAT,
       "version": BUNDLE_VERSION,
@@ -290,7 +300,8 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
       "source_checkpoint": checkpoint_path,
       "backbone_fingerprint": backbone_fingerprint(backbone_reader, frozen),
       "backbone_variables": frozen,
-      "variables": {name: list(values[name].shape) for name in trained},
+      "variables": {name: list(value.shape)
+                    for (name, value) in sorted(values.items())},
       "num_parameters": int(sum(v.size for v in values.values())),
   })
   with fileio.atomic_directory(bundle_dir, marker=BUNDLE_JSON) as temp_dir:

@@ -93,6 +93,26 @@ class Prefix(Plain):
                            axis=2))
 
 
+class PrefixMlp(Prefix):
+  """Li and Liang (2021), section 4.3: every layer's prefixes from one MLP,
+  P = tanh(E W1 + b1) W2 + b2 [p, L * 2 * hidden]; layer l's keys are
+  column block 2l, its values 2l + 1 (PEFT's `PrefixEncoder` layout)."""
+
+  def keys_values(self, values, layer, keys, values_, mask):
+    mlp = "bert/encoder/prefix/"
+    hidden = np.tanh(values[mlp + "embedding"] @ values[mlp + "dense/kernel"]
+                     + values[mlp + "dense/bias"])
+    output = hidden @ values[mlp + "dense_1/kernel"] + values[
+        mlp + "dense_1/bias"]
+    width = keys.shape[1] * keys.shape[3]
+    block = lambda b: output[:, b * width:(b + 1) * width]
+    scope = "bert/encoder/layer_%d/attention/self/prefix/" % layer
+    plain = dict(values, **{scope + "keys": block(2 * layer),
+                            scope + "values": block(2 * layer + 1)})
+    return super(PrefixMlp, self).keys_values(plain, layer, keys, values_,
+                                              mask)
+
+
 class ParallelAdapter(Plain):
   """He et al. (2022), eq. 6: h = sublayer(x) + s * f(x W_down) W_up, the
   bottleneck read from the sub-layer's input."""

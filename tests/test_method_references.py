@@ -21,7 +21,9 @@ ALL_PROJECTIONS = ",".join(modeling.PROJECTIONS)
 
 # The last components of every added variable: the names the docs give.
 ADDED_NAMES = ("/lora/A", "/lora/B", "/ia3/scale", "/prefix/keys",
-               "/prefix/values") + tuple(
+               "/prefix/values", "/prefix/embedding", "/prefix/dense/kernel",
+               "/prefix/dense/bias", "/prefix/dense_1/kernel",
+               "/prefix/dense_1/bias") + tuple(
                    "/%s/%s" % (scope, n) for scope in ("adapters",
                                                       "parallel_adapter")
                    for n in ("weights1", "biases1", "weights2", "biases2"))
@@ -33,6 +35,8 @@ CASES = {
                  lambda: numpy_bert.Lora(modeling.PROJECTIONS, 4.0)),
     "ia3": ({}, numpy_bert.Ia3),
     "prefix": ({"prefix_length": 4}, lambda: numpy_bert.Prefix(4)),
+    "prefix-mlp": ({"prefix_length": 4, "prefix_projection": 6},
+                   lambda: numpy_bert.PrefixMlp(4)),
     "prefix-unshifted": ({"prefix_length": 4, "prefix_shifts_positions": False},
                          numpy_bert.Prefix),
     "parallel_adapters": (
@@ -152,7 +156,8 @@ def test_merge_leaves_switched_off_layers_as_pretrained(tiny_bert):
   assert np.abs(merged[name % 0] - values[name % 0]).max() > 1e-3
 
 
-@pytest.mark.parametrize("case", ["prefix", "mam", "lora", "parallel_adapters"])
+@pytest.mark.parametrize("case", ["prefix", "prefix-mlp", "mam", "lora",
+                                  "parallel_adapters"])
 def test_outputs_do_not_depend_on_the_padding(tiny_bert, case):
   """As the static, batch and bucket padding policies pad one row to other
   widths: prefixed keys must leave every padded key masked."""
@@ -162,3 +167,23 @@ def test_outputs_do_not_depend_on_the_padding(tiny_bert, case):
     (wide, _) = graph_pooled(tiny_bert, method, values=values,
                              extra_padding=extra)
     np.testing.assert_allclose(wide, narrow, atol=1e-5)
+
+
+def test_prefixes_trained_through_the_mlp_are_stored_plain(tiny_bert):
+  """The bundle form of an MLP-trained prefix is a plain prefix method whose
+  prefixes give the same model."""
+  method = method_of("prefix-mlp")
+  (pooled, values) = graph_pooled(tiny_bert, method)
+  trained = {n: a for (n, a) in values.items() if method.trains(n)}
+  (stored_method, stored) = method.stored(trained)
+  assert stored_method.name == "prefix"
+  assert stored_method["prefix_projection"] == 0
+  assert not [n for n in stored if "/prefix/dense" in n or
+              n.endswith("/prefix/embedding")]
+  assert sorted(n for n in stored if stored_method.adds(n)) == sorted(
+      "bert/encoder/layer_%d/attention/self/prefix/%s" % (layer, kind)
+      for layer in range(2) for kind in ("keys", "values"))
+  plain = {n: a for (n, a) in values.items() if not method.adds(n)}
+  plain.update(stored)
+  (served, _) = graph_pooled(tiny_bert, stored_method, values=plain)
+  np.testing.assert_allclose(served, pooled, atol=1e-5)

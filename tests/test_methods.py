@@ -62,7 +62,10 @@ MATRIX = [
         {"lora_rank": 3, "lora_targets": "query,key,value,attention_output,"
          "intermediate,output", "lora_dropout": 0.1}, whole_job=False),
     Row("ia3", "ia3", {}),
-    Row("prefix", "prefix", {"prefix_length": 3}),
+    # MAM's whole job trains plain prefixes; this one's, prefixes trained
+    # through the MLP and stored plain.
+    Row("prefix", "prefix", {"prefix_length": 3}, whole_job=False),
+    Row("prefix-mlp", "prefix", {"prefix_length": 3, "prefix_projection": 5}),
     Row("parallel_adapters", "parallel_adapters", {"adapter_size": 4}),
     Row("parallel_adapters-both", "parallel_adapters",
         # gelu: with ReLU, a 3-wide bottleneck on the 4 [CLS] rows the last
@@ -155,6 +158,7 @@ def test_unknown_method_names_the_known_ones():
     ("adapters", ("adapters", {})),
     ("adapters:noln", ("adapters", {"train_layernorm": False})),
     ("top_layers:2", ("top_layers", {"tune_top_layers": 2})),
+    ("prefix:mlp", ("prefix", {"prefix_projection": 512})),
 ])
 def test_sweep_spellings_come_from_the_methods(spec, expected):
   assert methods.parse_spec(spec) == expected

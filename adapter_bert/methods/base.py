@@ -352,6 +352,22 @@ class TuningMethod(modeling.GraphHooks):
     raise ValueError("--tuning_mode=%s cannot be merged into the backbone; "
                      "serve it unmerged" % self.name)
 
+  def stored(self, values):
+    """What a bundle stores of the trained `values` ({name: array}).
+
+    Returns:
+      (the method the bundle records, {name: array}): by default this
+      method and the values themselves; prefix tuning trained through its
+      MLP stores the plain prefixes the MLP computes, as a plain prefix
+      method.
+    """
+    return (self, values)
+
+  def replace(self, **changes):
+    """A copy with some settings changed (checked as `create` checks)."""
+    method = type(self).create(dict(self.settings, **changes), self.num_layers)
+    return method.with_layers_off(self.layers_off) if self.layers_off else method
+
   # -------------------------------------------------- ablation
 
   @property
@@ -461,6 +477,13 @@ class ComposedMethod(TuningMethod):
     for part in self.parts:
       settings.update(part.effective_settings())
     return settings
+
+  def stored(self, values):
+    settings = dict(self.settings)
+    for part in self.parts:
+      (stored_part, values) = part.stored(values)
+      settings.update(stored_part.settings)
+    return (self.replace(**settings), values)
 
   def with_layers_off(self, layers):
     method = super(ComposedMethod, self).with_layers_off(layers)

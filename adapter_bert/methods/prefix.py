@@ -14,9 +14,23 @@ tokens), the tokens' position embeddings start at p
 (`--prefix_shifts_positions`), so --max_seq_length + p must fit in
 max_position_embeddings.
 
-Trained: the prefixes and the head; every pre-trained weight stays frozen.
+With `--prefix_projection=m` the prefixes are trained as Li and Liang
+train them (their section 4.3: optimising the prefixes directly is
+unstable): one small MLP shared by all layers maps a [p, hidden] embedding
+to every layer's keys and values, P = tanh(E W1 + b1) W2 + b2, [p, L * 2 *
+hidden], layer l's keys in column block 2l and its values in 2l + 1, as HF
+PEFT's `PrefixEncoder` with `prefix_projection`. Its variables are
+`bert/encoder/prefix/embedding`, `.../prefix/dense/kernel|bias` and
+`.../prefix/dense_1/kernel|bias`. The bundle stores the plain prefixes the
+MLP computes (as PEFT saves them), so it serves as a plain prefix bundle.
+
+Trained: the prefixes (or their MLP) and the head; every pre-trained weight
+stays frozen.
 """
 
+import re
+
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 from adapter_bert.methods import base
@@ -30,6 +44,71 @@ PREFIX_SHIFTS_POSITIONS = base.Option(
     "prefix_shifts_positions", bool, True,
     "prefix: the tokens take positions p, p + 1, ... after the prefix, as "
     "HF PEFT's prefix tuning of BERT does (default); false: 0, 1, ...")
+PREFIX_PROJECTION = base.Option(
+    "prefix_projection", int, 0,
+    "prefix: train the prefixes through Li and Liang's reparameterisation, "
+    "a tanh MLP of this hidden width shared by all layers (the bundle stores "
+    "the plain prefixes it computes); 0: train them directly (default).")
+
+# The MLP's variables under `<encoder scope>/prefix/` (PEFT's PrefixEncoder:
+# embedding, transform.0, transform.2).
+EMBEDDING, HIDDEN, OUTPUT = "embedding", "dense", "dense_1"
+
+
+def _uniform(fan_in):
+  # PyTorch's nn.Linear initialisation, which PEFT's prefix MLP uses.
+  bound = 1.0 / np.sqrt(fan_in)
+  return tf.random_uniform_initializer(-bound, bound)
+
+
+def projected_prefixes(layer, num_layers, length, width, hidden_size):
+  """Layer `layer`'s (keys, values), each [p, width], from the shared MLP.
+
+  Runs inside the layer's attention scope; the MLP's variables live once
+  under the encoder's scope (`bert/encoder/prefix/`), reused by every layer.
+  """
+  encoder = re.sub(r"/layer_\d+/.*$", "", tf.get_variable_scope().name)
+  scope = tf.VariableScope(tf.AUTO_REUSE, name=encoder + "/" + SCOPE)
+  with tf.variable_scope(scope):
+    embedding = tf.get_variable(
+        EMBEDDING, [length, width],
+        initializer=tf.random_normal_initializer(stddev=1.0))
+    with tf.variable_scope(HIDDEN):
+      kernel1 = tf.get_variable("kernel", [width, hidden_size],
+                                initializer=_uniform(width))
+      bias1 = tf.get_variable("bias", [hidden_size],
+                              initializer=_uniform(width))
+    with tf.variable_scope(OUTPUT):
+      kernel2 = tf.get_variable("kernel", [hidden_size,
+                                           num_layers * 2 * width],
+                                initializer=_uniform(hidden_size))
+      bias2 = tf.get_variable("bias", [num_layers * 2 * width],
+                              initializer=_uniform(hidden_size))
+  hidden = tf.tanh(tf.matmul(embedding, kernel1) + bias1)
+  columns = lambda block: slice(block * width, (block + 1) * width)
+  (keys, values) = (columns(2 * layer), columns(2 * layer + 1))
+  return (tf.matmul(hidden, kernel2[:, keys]) + bias2[keys],
+          tf.matmul(hidden, kernel2[:, values]) + bias2[values])
+
+
+def plain_prefixes(mlp, num_layers):
+  """The MLP's output as every layer's plain prefixes (NumPy).
+
+  Args:
+    mlp: {name under the MLP's scope ("embedding", "dense/kernel", ...):
+      array}.
+    num_layers: L.
+
+  Returns:
+    [(keys, values)] per layer, each [p, width] float32.
+  """
+  hidden = np.tanh(mlp[EMBEDDING] @ mlp[HIDDEN + "/kernel"] +
+                   mlp[HIDDEN + "/bias"])
+  output = hidden @ mlp[OUTPUT + "/kernel"] + mlp[OUTPUT + "/bias"]
+  width = mlp[EMBEDDING].shape[1]
+  blocks = np.split(output.astype(np.float32), 2 * num_layers, axis=1)
+  assert blocks[0].shape[1] == width, (blocks[0].shape, width)
+  return [(blocks[2 * l], blocks[2 * l + 1]) for l in range(num_layers)]
 
 
 def prepend(prefix, tensor):
@@ -49,16 +128,22 @@ class PrefixMethod(base.TuningMethod):
   name = "prefix"
   description = ("trained key and value prefixes in every layer's attention "
                  "+ classifier head train")
-  options = (PREFIX_LENGTH, PREFIX_SHIFTS_POSITIONS, base.TRAIN_POOLER)
+  options = (PREFIX_LENGTH, PREFIX_SHIFTS_POSITIONS, PREFIX_PROJECTION,
+             base.TRAIN_POOLER)
   scope = SCOPE
   group = "prefixes"
   spec_option = "prefix_length"
+  # The paper's recipe: the MLP of Li and Liang's table-to-text runs (512).
+  variants = {"mlp": {"prefix_projection": 512}}
   marker = ">"
 
   def validate(self):
     if self["prefix_length"] <= 0:
       raise ValueError("--prefix_length must be a positive integer, got %r" %
                        self["prefix_length"])
+    if self["prefix_projection"] < 0:
+      raise ValueError("--prefix_projection must be 0 (off) or the MLP's "
+                       "hidden width, got %r" % self["prefix_projection"])
 
   def position_offset(self):
     # With every layer's prefix switched off (the ablation), the model is the
@@ -72,12 +157,19 @@ class PrefixMethod(base.TuningMethod):
   def keys_values(self, layer, keys, values, attention_mask):
     width = int(keys.shape[1]) * int(keys.shape[3])
     length = self["prefix_length"]
-    with tf.variable_scope(SCOPE):
-      initializer = tf.random_normal_initializer(stddev=1.0)
-      prefix_keys = tf.get_variable("keys", [length, width],
-                                    initializer=initializer)
-      prefix_values = tf.get_variable("values", [length, width],
+    if self["prefix_projection"]:
+      if not self.num_layers:
+        raise ValueError("--prefix_projection needs the number of layers; "
+                         "build the method with num_layers")
+      (prefix_keys, prefix_values) = projected_prefixes(
+          layer, self.num_layers, length, width, self["prefix_projection"])
+    else:
+      with tf.variable_scope(SCOPE):
+        initializer = tf.random_normal_initializer(stddev=1.0)
+        prefix_keys = tf.get_variable("keys", [length, width],
                                       initializer=initializer)
+        prefix_values = tf.get_variable("values", [length, width],
+                                        initializer=initializer)
     if not self.is_on(layer):
       return (keys, values, attention_mask)
     if attention_mask is None:
@@ -92,9 +184,36 @@ class PrefixMethod(base.TuningMethod):
   def trains(self, name):
     return self.adds(name) or base.is_head(name) or self.trains_pooler(name)
 
+  def stored(self, values):
+    """Trained through the MLP: the plain prefixes it computes, recorded as
+    a plain prefix bundle (as PEFT saves `prompt_embeddings`)."""
+    if not self["prefix_projection"]:
+      return (self, values)
+    # The MLP lies under the encoder's prefix scope, outside every layer.
+    mlp_names = [n for n in values
+                 if base.in_scope(n, SCOPE) and base.encoder_layer(n) is None]
+    if not mlp_names:
+      raise ValueError("--prefix_projection=%d: no prefix MLP among the "
+                       "trained variables" % self["prefix_projection"])
+    encoder = mlp_names[0].split("/%s/" % SCOPE)[0]
+    mlp = {n.split("/%s/" % SCOPE, 1)[1]: values[n] for n in mlp_names}
+    stored = {n: a for (n, a) in values.items() if n not in mlp_names}
+    for (layer, (keys, values_)) in enumerate(plain_prefixes(
+        mlp, self.num_layers)):
+      scope = "%s/layer_%d/attention/self/%s/" % (encoder, layer, SCOPE)
+      stored[scope + "keys"] = keys
+      stored[scope + "values"] = values_
+    return (self.replace(prefix_projection=0), stored)
+
   def trained_parameters(self, config, num_labels):
-    count = (config.num_hidden_layers * 2 * self["prefix_length"] *
-             config.hidden_size + base.head_parameters(config, num_labels))
+    (p, h, m) = (self["prefix_length"], config.hidden_size,
+                 self["prefix_projection"])
+    if m:
+      outputs = config.num_hidden_layers * 2 * h
+      count = p * h + (h * m + m) + (m * outputs + outputs)
+    else:
+      count = config.num_hidden_layers * 2 * p * h
+    count += base.head_parameters(config, num_labels)
     if self["train_pooler"]:
       count += base.pooler_parameters(config)
     return count
