@@ -352,6 +352,30 @@ class TuningMethod(modeling.GraphHooks):
     raise ValueError("--tuning_mode=%s cannot be merged into the backbone; "
                      "serve it unmerged" % self.name)
 
+  def merged_projections(self, values, suffix, fold):
+    """The part of `merge` that LoRA and IA3 share.
+
+    Args:
+      values: {name: array}: a bundle's trained variables.
+      suffix: what ends the name of the method's variable on a projection
+        ("/lora/A"): what comes before it is the projection's scope.
+      fold: function(projection scope, name) -> {name: array}: the
+        projection's merged kernel (and bias).
+
+    Returns:
+      {name: array}: the variables the method does not add (the head) and
+      each projection's folded weights; a switched-off layer keeps its own.
+    """
+    merged = {n: v for (n, v) in values.items() if not self.adds(n)}
+    for name in values:
+      if not name.endswith(suffix):
+        continue
+      layer = encoder_layer(name)
+      if layer is not None and not self.is_on(layer):
+        continue
+      merged.update(fold(name[:-len(suffix)], name))
+    return merged
+
   def stored(self, values):
     """What a bundle stores of the trained `values` ({name: array}).
 

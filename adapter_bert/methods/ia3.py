@@ -87,26 +87,21 @@ class Ia3Method(base.TuningMethod):
       {name: array}: the head and every rescaled kernel and bias. A
       switched-off layer keeps its own.
     """
-    merged = {n: v for (n, v) in values.items() if not self.adds(n)}
-    suffix = "/%s/scale" % SCOPE
-    for name in values:
-      if not name.endswith(suffix):
-        continue
-      layer = base.encoder_layer(name)
-      if layer is not None and not self.is_on(layer):
-        continue
-      prefix = name[:-len(suffix)]
+    def fold(projection, name):
       scale = values[name].astype(np.float64)
-      kernel = backbone(prefix + "/kernel")
-      if prefix.endswith(tuple("/self/%s" % p for p in SCALED_OUTPUTS)):
-        bias = backbone(prefix + "/bias")
-        merged[prefix + "/kernel"] = (kernel * scale[None, :]).astype(
-            kernel.dtype)
-        merged[prefix + "/bias"] = (bias * scale).astype(bias.dtype)
-      else:
-        merged[prefix + "/kernel"] = (kernel * scale[:, None]).astype(
-            kernel.dtype)
-    return merged
+      kernel = backbone(projection + "/kernel")
+      if not projection.endswith(tuple("/self/%s" % p
+                                       for p in SCALED_OUTPUTS)):
+        # The FFN output projection: its input is scaled, so its rows.
+        return {projection + "/kernel": (kernel * scale[:, None]).astype(
+            kernel.dtype)}
+      # Keys and values: the output is scaled, so the columns and the bias.
+      bias = backbone(projection + "/bias")
+      return {projection + "/kernel": (kernel * scale[None, :]).astype(
+                  kernel.dtype),
+              projection + "/bias": (bias * scale).astype(bias.dtype)}
+
+    return self.merged_projections(values, "/%s/scale" % SCOPE, fold)
 
 
 METHOD = Ia3Method

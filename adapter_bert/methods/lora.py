@@ -151,21 +151,16 @@ class LoraMethod(base.TuningMethod):
       adapted kernel W + (alpha / r) A B; plain BERT on these computes what
       the method computes. A switched-off layer keeps its kernel.
     """
-    merged = {n: v for (n, v) in values.items() if not self.adds(n)}
-    suffix = "/%s/A" % SCOPE
-    for name in values:
-      if not name.endswith(suffix):
-        continue
-      layer = base.encoder_layer(name)
-      if layer is not None and not self.is_on(layer):
-        continue
-      prefix = name[:-len(suffix)]
+    def fold(projection, name):
       update = np.matmul(values[name].astype(np.float64),
-                         values[prefix + "/%s/B" % SCOPE].astype(np.float64))
-      kernel = backbone(prefix + "/kernel")
-      merged[prefix + "/kernel"] = (kernel.astype(np.float64) +
-                                    self.scale * update).astype(kernel.dtype)
-    return merged
+                         values[projection + "/%s/B" % SCOPE].astype(
+                             np.float64))
+      kernel = backbone(projection + "/kernel")
+      return {projection + "/kernel": (kernel.astype(np.float64) +
+                                       self.scale * update).astype(
+                                           kernel.dtype)}
+
+    return self.merged_projections(values, "/%s/A" % SCOPE, fold)
 
 
 METHOD = LoraMethod
