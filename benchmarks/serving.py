@@ -7,8 +7,12 @@ few steps on real GLUE rows: speed does not depend on how well they learned):
   - requests/s and latency p50/p95 at batch 1 and batch 32, with a SavedModel
     holding one task and one holding three (requests then go round-robin to
     the three signatures);
-  - the latency cost of adapters at batch 1: the same backbone exported with
-    a head-only bundle (no adapter in the graph) against the adapter bundle;
+  - the latency cost of each method (--methods; mergeable ones also merged)
+    at batch 1 and 32 against the same backbone exported with a head-only
+    bundle (nothing added to the graph), all models in one process, one
+    call to each per round in a shuffled order, with a 95% interval from
+    resampling the rounds; a second copy of the head-only model shows the
+    noise (its cost should be 0%);
   - size on disk of each SavedModel and the serving process's peak memory.
 
 Requests are real dev rows (MRPC pairs, SST-2 and RTE), tokenized inside the
@@ -30,6 +34,14 @@ from absl import app
 from absl import flags
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# `python benchmarks/<name>.py` puts benchmarks/ on sys.path, not the
+# repository root.
+sys.path.insert(0, REPO_ROOT)
+
+# Before TensorFlow loads (the method registry imports it): its start-up
+# noise is hidden.
+from adapter_bert import console  # pylint: disable=g-import-not-at-top,wrong-import-position
+console.quiet_tensorflow_startup()
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("bert_dir",
@@ -43,9 +55,14 @@ flags.DEFINE_integer("calls", 200, "Timed calls at batch 1 (batch 32: /8).")
 flags.DEFINE_integer("warmup", 10, "Untimed first calls.")
 flags.DEFINE_string("work_dir", None, "Scratch folder (default: a temp dir).")
 flags.DEFINE_string("json_out", None, "Also write the figures here as JSON.")
+flags.DEFINE_string("methods", "all",
+                    "Methods whose latency cost is measured against the same "
+                    "backbone without them (mergeable ones merged too): a "
+                    "comma-separated list, all (every method that adds to "
+                    "the graph) or empty (none).")
 
 OPTION_FLAGS = ("bert_dir", "glue_dir", "calls", "warmup", "work_dir",
-                "json_out")
+                "json_out", "methods")
 # task: the dev file's text columns
 TASKS = {"MRPC": [3, 4], "SST-2": [0], "RTE": [1, 2]}
 TRAIN_ROWS = 64
@@ -82,9 +99,9 @@ print("RESULT " + json.dumps(results))
 """
 
 
-# The adapters' latency cost: both models in one process, calls alternating,
-# so that whatever else slows the machine slows both alike (separate sittings
-# differed by more than the cost itself here).
+# The methods' latency costs: every model in one process, one call to each
+# per round in a shuffled order, so that whatever else slows the machine
+# slows all alike (separate sittings differed by more than the costs here).
 PAIRED_CODE = r"""
 import json, sys, time
 import numpy as np
@@ -95,16 +112,15 @@ import tensorflow_text  # the tokenizer's ops
 functions = [tf.saved_model.load(d).signatures[signature] for d in dirs]
 requests = [{k: tf.constant(v[i:i + batch]) for (k, v) in inputs.items()}
             for i in range(0, 32, batch)]
-times = [[] for _ in dirs]
+times = np.zeros([calls, len(dirs)])
+order = np.random.RandomState(0)
 for i in range(warmup + calls):
-  for (j, function) in enumerate(functions):
+  for j in order.permutation(len(functions)):
     start = time.perf_counter()
-    function(**requests[i % len(requests)])
+    functions[j](**requests[i % len(requests)])
     if i >= warmup:
-      times[j].append(time.perf_counter() - start)
-print("RESULT " + json.dumps([{"p50_ms": 1000 * np.percentile(t, 50),
-                               "p95_ms": 1000 * np.percentile(t, 95),
-                               "mean_ms": 1000 * np.mean(t)} for t in times]))
+      times[i - warmup, j] = time.perf_counter() - start
+print("RESULT " + json.dumps(times.tolist()))
 """
 
 
@@ -155,12 +171,14 @@ def backbone_flags(opts):
                                               "bert_model.ckpt")]
 
 
-def export(opts, work_dir, name, bundles):
+def export(opts, work_dir, name, bundles, merge=False):
   export_dir = os.path.join(work_dir, "saved_models", name)
-  run([sys.executable,
-       os.path.join(REPO_ROOT, "scripts", "export_savedmodel.py"),
-       "--adapter_bundles=" + ",".join(bundles),
-       "--export_dir=" + export_dir] + backbone_flags(opts))
+  if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
+    run([sys.executable,
+         os.path.join(REPO_ROOT, "scripts", "export_savedmodel.py"),
+         "--adapter_bundles=" + ",".join(bundles),
+         "--export_dir=" + export_dir, "--merge=%s" % str(merge).lower()] +
+        backbone_flags(opts))
   return export_dir
 
 
@@ -191,24 +209,119 @@ def serve(opts, export_dir, tasks):
   return json.loads(line[0][len("RESULT "):])
 
 
-def compared_methods():
-  """(the project's own method, the registry's first; a method that puts
-  nothing in the graph and is not a whole model: the same backbone without
-  additions)."""
+def compared_methods(names):
+  """The methods whose latency cost is measured, and the baseline.
+
+  Args:
+    names: comma-separated methods, or "all": every registered method that
+      adds to the graph and is not a whole model.
+
+  Returns:
+    (the project's own method, the registry's first; [(name, mergeable)];
+    a method that puts nothing in the graph and is not a whole model: the
+    same backbone without additions).
+  """
   # Imported here: the registry loads TensorFlow, which only the timed
   # children need otherwise.
   from adapter_bert import methods  # pylint: disable=g-import-not-at-top
-  plain = [name for (name, cls) in methods.registry().items()
-           if cls.scope is None and not cls.whole_model]
-  return (methods.names()[0], plain[0])
+  registry = methods.registry()
+  # What a method adds with its default options (a composed method: what
+  # its members add).
+  adds = {name: any(c.scope is not None
+                    for c in (cls,) + tuple(getattr(cls, "members", ())))
+          for (name, cls) in registry.items()}
+  plain = [name for (name, cls) in registry.items()
+           if not adds[name] and not cls.whole_model]
+  if names == "all":
+    chosen = [name for (name, cls) in registry.items()
+              if adds[name] and not cls.whole_model]
+  else:
+    chosen = [name for name in names.split(",") if name]
+    for name in chosen:
+      cls = methods.get(name)  # unknown: one line naming the known ones
+      if cls.whole_model:
+        raise ValueError("--methods=%s: a whole model, not served on the "
+                         "shared backbone" % name)
+  return (methods.names()[0],
+          [(name, registry[name].mergeable) for name in chosen], plain[0])
+
+
+def cost_figures(times, labels, baseline=0, resamples=2000):
+  """p50 latency of each model and its cost against the baseline, with a
+  95% interval from resampling the rounds.
+
+  Args:
+    times: [rounds, models] seconds, one call to each model per round.
+    labels: the models' names.
+
+  Returns:
+    {label: {"p50_ms", "p95_ms", "mean_ms", "cost_percent", "cost_low",
+    "cost_high"}}.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  times = np.asarray(times)
+  rng = np.random.RandomState(1)
+  picks = rng.randint(0, len(times), size=[resamples, len(times)])
+  medians = np.median(times[picks], axis=1)  # [resamples, models]
+  costs = 100 * (medians / medians[:, baseline:baseline + 1] - 1)
+  p50 = np.median(times, axis=0)
+  figures = {}
+  for (j, label) in enumerate(labels):
+    figures[label] = {
+        "p50_ms": 1000 * p50[j],
+        "p95_ms": 1000 * np.percentile(times[:, j], 95),
+        "mean_ms": 1000 * times[:, j].mean(),
+        "cost_percent": 100 * (p50[j] / p50[baseline] - 1),
+        "cost_low": np.percentile(costs[:, j], 2.5),
+        "cost_high": np.percentile(costs[:, j], 97.5)}
+  return figures
+
+
+def method_costs(opts, work_dir, plain_dir, chosen, plain_method):
+  """Each method's latency cost against the same backbone without it, at
+  batch 1 and 32, all models in one process (see PAIRED_CODE). A second
+  copy of the baseline measures the noise: its 'cost' should be 0%."""
+  models = [("no additions (head-only bundle)", plain_dir),
+            ("no additions, second copy (noise)",
+             export(opts, work_dir, "plain-copy",
+                    [train_bundle(opts, work_dir, "MRPC", plain_method)]))]
+  for (name, mergeable) in chosen:
+    bundle = train_bundle(opts, work_dir, "MRPC", name)
+    models.append((name, export(opts, work_dir, "method-" + name, [bundle])))
+    if mergeable:
+      models.append((name + ", merged", export(
+          opts, work_dir, "method-%s-merged" % name, [bundle], merge=True)))
+  (signature, inputs) = requests_for(opts, ["MRPC"])[0]
+  figures = {}
+  for batch in (1, 32):
+    calls = opts.calls if batch == 1 else max(opts.calls // 8, 10)
+    result = run([sys.executable, "-c", PAIRED_CODE] +
+                 [d for (_, d) in models],
+                 input=json.dumps([signature, inputs, batch, calls,
+                                   opts.warmup]))
+    line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
+    costs = cost_figures(json.loads(line[0][len("RESULT "):]),
+                         [label for (label, _) in models])
+    figures["method_costs_batch%d" % batch] = costs
+    print("latency cost at batch %d (MRPC, %d rounds, one call to each model "
+          "per round in one process, 95%% interval from the rounds):" % (
+              batch, calls))
+    for (label, r) in costs.items():
+      print("  %-36s p50 %7.1f ms  p95 %7.1f ms  cost %+6.1f%% [%+.1f%%, "
+            "%+.1f%%]" % (label, r["p50_ms"], r["p95_ms"], r["cost_percent"],
+                          r["cost_low"], r["cost_high"]))
+  return figures
 
 
 def main(argv):
   del argv
   opts = collections.namedtuple("Options", OPTION_FLAGS)(
       *[FLAGS[name].value for name in OPTION_FLAGS])
+  try:
+    (main_method, chosen, plain_method) = compared_methods(opts.methods)
+  except ValueError as e:
+    raise SystemExit("serving.py: %s" % e)
   work_dir = opts.work_dir or tempfile.mkdtemp(prefix="serving-")
-  (main_method, plain_method) = compared_methods()
   adapters = [train_bundle(opts, work_dir, task, main_method)
               for task in TASKS]
   head = train_bundle(opts, work_dir, "MRPC", plain_method)
@@ -231,25 +344,10 @@ def main(argv):
                               r["examples_per_s"], r["p50_ms"], r["p95_ms"]))
     print("%-38s on disk %.1f MB, serving process peak RSS %.0f MB" % (
         name, figures[name]["size_mb"], figures[name]["peak_rss_mb"]))
-  (signature, inputs) = requests_for(opts, ["MRPC"])[0]
-  for batch in (1, 32):
-    plan = [signature, inputs, batch, opts.calls if batch == 1 else
-            max(opts.calls // 8, 10), opts.warmup]
-    result = run([sys.executable, "-c", PAIRED_CODE,
-                  models["adapters, 1 task (MRPC)"][0],
-                  models["no adapters (head-only bundle), MRPC"][0]],
-                 input=json.dumps(plan))
-    line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
-    (adapted, plain) = json.loads(line[0][len("RESULT "):])
-    figures["adapter_cost_batch%d" % batch] = {"with_adapters": adapted,
-                                                "no_adapters": plain}
-    print("adapter latency cost at batch %d (MRPC, calls alternating in one "
-          "process): p50 %.1f ms against %.1f ms without adapters (%+.1f%%), "
-          "mean %.1f against %.1f ms (%+.1f%%)" % (
-              batch, adapted["p50_ms"], plain["p50_ms"],
-              100 * (adapted["p50_ms"] / plain["p50_ms"] - 1),
-              adapted["mean_ms"], plain["mean_ms"],
-              100 * (adapted["mean_ms"] / plain["mean_ms"] - 1)))
+  if chosen:
+    figures.update(method_costs(
+        opts, work_dir, models["no adapters (head-only bundle), MRPC"][0],
+        chosen, plain_method))
   if opts.json_out:
     with open(opts.json_out, "w") as f:
       json.dump(figures, f, indent=1)
