@@ -89,6 +89,7 @@ class MultiTaskPredictor(object):
     self.session = tf.Session(graph=self.graph)
     self.tasks = collections.OrderedDict()
     self._backbone = {}
+    self._task_variables = {}
     self._backbone_shapes = None
     self._fingerprints = {}
     self._tokenizers = {}
@@ -133,9 +134,46 @@ class MultiTaskPredictor(object):
       reader = fileio.checkpoint_reader(self.init_checkpoint)
       own_values = method.merge(bundle.values, reader.get_tensor)
 
+    entry = {
+        "task": task,
+        "bundle": bundle,
+        "method": None if merge else method,
+        "own_values": own_values,
+        "max_seq_length": max_seq_length,
+        "do_lower_case": settings["do_lower_case"],
+        "merged": bool(merge),
+    }
+    (entry["inputs"], entry["serving_inputs"], entry["outputs"]) = (
+        self._build_task_model(entry, build_inputs, settings))
+    self.tasks[task.name] = entry
+    return task.name
+
+  def add_inputs(self, task_name, build_inputs, name):
+    """One more way into a loaded task's model (token ids beside raw text):
+    the same variables, another copy of its graph.
+
+    Args:
+      task_name: a loaded task.
+      build_inputs: as `add_task`'s (None: int32 token-id placeholders).
+      name: where the entry keeps it: entry["extra_inputs"][name] =
+        (serving_inputs, outputs).
+    """
+    entry = self.tasks[glue.get_task(task_name).name]
+    settings = entry["bundle"].settings()
+    (_, serving_inputs, outputs) = self._build_task_model(
+        entry, build_inputs, settings, scope_suffix="_" + name)
+    entry.setdefault("extra_inputs", {})[name] = (serving_inputs, outputs)
+
+  def _build_task_model(self, entry, build_inputs, settings, scope_suffix=""):
+    """A task's model in the shared graph: (inputs, serving_inputs, outputs).
+
+    Its own variables are made once (`tasks/<TASK>/...`) and reused by every
+    later copy of its model; new backbone variables are loaded here.
+    """
+    task = entry["task"]
     with self.graph.as_default():
       values = {}
-      with tf.name_scope("task_%s" % task.key):
+      with tf.name_scope("task_%s%s" % (task.key, scope_suffix)):
         if build_inputs is None:
           # [batch, width]: each batch is as wide as its longest row needs.
           inputs = tuple(tf.placeholder(tf.int32, [None, None], name=name)
@@ -146,28 +184,18 @@ class MultiTaskPredictor(object):
         (input_ids, input_mask, segment_ids) = inputs
         with tf.variable_scope(
             tf.get_variable_scope(),
-            custom_getter=self._shared_backbone_getter(own_values, task,
-                                                       values)):
+            custom_getter=self._shared_backbone_getter(entry["own_values"],
+                                                       task, values)):
           outputs = classifier.create_model(
               self.bert_config, False,
               {"input_ids": input_ids, "input_mask": input_mask,
                "segment_ids": segment_ids},
-              task.num_labels, None if merge else method,
+              task.num_labels, entry["method"],
               compute_dtype=self.compute_dtype)
       self._load_values(values)
-
-    self.tasks[task.name] = {
-        "task": task,
-        "bundle": bundle,
-        "inputs": inputs,
-        "serving_inputs": serving_inputs,
-        "outputs": {k: outputs[k] for k in ("predictions", "probabilities")
-                    if k in outputs},
-        "max_seq_length": max_seq_length,
-        "do_lower_case": settings["do_lower_case"],
-        "merged": bool(merge),
-    }
-    return task.name
+    return (inputs, serving_inputs,
+            {k: outputs[k] for k in ("predictions", "probabilities")
+             if k in outputs})
 
   def _checked_bundle(self, bundle_dir):
     """The bundle, checked against this backbone: config, weights, vocab."""
@@ -195,8 +223,12 @@ class MultiTaskPredictor(object):
 
     def getter_fn(getter, name, *args, **kwargs):
       if name in own_values:
-        variable = getter("tasks/%s/%s" % (task.key, name), *args, **kwargs)
-        values[variable] = own_values[name]
+        own_name = "tasks/%s/%s" % (task.key, name)
+        if own_name not in self._task_variables:
+          variable = getter(own_name, *args, **kwargs)
+          self._task_variables[own_name] = variable
+          values[variable] = own_values[name]
+        return self._task_variables[own_name]
       elif name in self._backbone:
         return self._backbone[name]
       else:

@@ -218,50 +218,56 @@ def signature_outputs(task, outputs):
           "probabilities": outputs["probabilities"]}
 
 
-def export(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
-           export_dir, default_task=None, precision="float32", merge=False):
+# What the signatures take: raw text (tokenized in the graph by TF Text),
+# token ids (tokenized by the client; no TF Text op in the graph), or both.
+SIGNATURE_INPUTS = ("text", "token_ids", "both")
+# A token-id signature's name: the task's, with this suffix.
+TOKEN_IDS_SUFFIX = "_ids"
+
+
+def export(backbone, adapter_bundles, export_dir, default_task=None,
+           precision="float32", merge=False, signature_inputs="text"):
   """Writes the SavedModel; returns {signature name: task name}.
 
   Args:
+    backbone: `multitask.Backbone` (bert_config_file, vocab_file,
+      init_checkpoint) every bundle goes on.
+    adapter_bundles: the bundle folders, one per task.
+    export_dir: the SavedModel folder (replaced if it exists).
+    default_task: the task of `serving_default` (default: the first).
+    precision: the encoder's arithmetic, one of classifier.PRECISIONS.
     merge: fold each mergeable bundle (LoRA, IA3) into its own copy of the
       weights it changes (`MultiTaskPredictor.add_task`); others serve as
       they are.
+    signature_inputs: one of SIGNATURE_INPUTS. "token_ids" and "both" add a
+      signature `<task>_ids` per task taking `input_ids`, `input_mask` and
+      `segment_ids` (int32 [batch, width], laid out as run_classifier.py
+      lays out a row); "token_ids" has no text signature and so no TF Text
+      op, for a server built without TF Text.
 
   Raises:
     errors.InputError: any user error, as one line, before anything is
       written.
   """
-  required = {"bert_config_file": bert_config_file, "vocab_file": vocab_file,
-              "init_checkpoint": init_checkpoint,
-              "adapter_bundles": adapter_bundles, "export_dir": export_dir}
-  for (name, value) in required.items():
-    if not value:
-      raise errors.InputError("--%s is required" % name)
-  if precision not in classifier.PRECISIONS:
-    raise errors.InputError("--precision=%s: unknown (known: %s)" % (
-        precision, ", ".join(classifier.PRECISIONS)))
-  output_rules.check_export_target(export_dir, output_rules.SAVED_MODEL,
-                                   "export_dir")
-  output_rules.check_apart(
-      [("export_dir", export_dir)],
-      input_folders=[("adapter_bundles", d) for d in adapter_bundles],
-      input_files=(output_rules.checkpoint_inputs("init_checkpoint",
-                                                  init_checkpoint) +
-                   [("vocab_file", vocab_file),
-                    ("bert_config_file", bert_config_file)]))
+  _check_export_arguments(backbone, adapter_bundles, export_dir, precision,
+                          signature_inputs)
+  text = signature_inputs != "token_ids"
   try:
     fileio.check_writable_folder(os.path.dirname(export_dir.rstrip("/")) or
                                  ".")
-    bert_config = modeling.BertConfig.from_json_file(bert_config_file)
-    tokenization.FullTokenizer(vocab_file).check_special_tokens()
-    fileio.check_checkpoint_data(init_checkpoint)
+    bert_config = modeling.BertConfig.from_json_file(backbone.bert_config_file)
+    tokenization.FullTokenizer(backbone.vocab_file).check_special_tokens()
+    fileio.check_checkpoint_data(backbone.init_checkpoint)
     predictor = multitask.MultiTaskPredictor(
-        bert_config, init_checkpoint, vocab_file,
-        bert_config_file=bert_config_file,
+        bert_config, backbone.init_checkpoint, backbone.vocab_file,
+        bert_config_file=backbone.bert_config_file,
         compute_dtype=classifier.PRECISIONS[precision][0])
-    build_inputs = text_inputs_builder(vocab_file)
+    build_inputs = text_inputs_builder(backbone.vocab_file) if text else None
     for bundle_dir in adapter_bundles:
-      predictor.add_task(bundle_dir, build_inputs=build_inputs, merge=merge)
+      name = predictor.add_task(bundle_dir, build_inputs=build_inputs,
+                                merge=merge)
+      if signature_inputs == "both":
+        predictor.add_inputs(name, None, "token_ids")
   except ValueError as e:
     raise errors.InputError(e)
 
@@ -274,17 +280,51 @@ def export(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
     raise errors.InputError("--default_task=%s: no bundle of that task "
                             "(given: %s)" % (default_task,
                                              ", ".join(predictor.tasks)))
-  signature_map = {}
-  with predictor.graph.as_default():
-    for (key, name) in tasks.items():
-      entry = predictor.tasks[name]
-      with tf.name_scope("task_%s/serving" % key):
-        served = signature_outputs(entry["task"], entry["outputs"])
-      signature_map[key] = tf.saved_model.predict_signature_def(
-          inputs=entry["serving_inputs"], outputs=served)
+  signature_map = task_signatures(predictor, tasks, text)
   signature_map[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY] = (
-      signature_map[default])
+      signature_map[default if text else default + TOKEN_IDS_SUFFIX])
 
+  write_saved_model(predictor, signature_map, export_dir)
+  names = {}
+  for (key, name) in tasks.items():
+    if text:
+      names[key] = name
+    if signature_inputs != "text":
+      names[key + TOKEN_IDS_SUFFIX] = name
+  names[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY] = tasks[default]
+  return names
+
+
+def _check_export_arguments(backbone, adapter_bundles, export_dir, precision,
+                            signature_inputs):
+  """One-line InputErrors for what `export` is given, before any work."""
+  required = {"bert_config_file": backbone.bert_config_file,
+              "vocab_file": backbone.vocab_file,
+              "init_checkpoint": backbone.init_checkpoint,
+              "adapter_bundles": adapter_bundles, "export_dir": export_dir}
+  for (name, value) in required.items():
+    if not value:
+      raise errors.InputError("--%s is required" % name)
+  if signature_inputs not in SIGNATURE_INPUTS:
+    raise errors.InputError("--signature_inputs=%s: unknown (known: %s)" % (
+        signature_inputs, ", ".join(SIGNATURE_INPUTS)))
+  if precision not in classifier.PRECISIONS:
+    raise errors.InputError("--precision=%s: unknown (known: %s)" % (
+        precision, ", ".join(classifier.PRECISIONS)))
+  output_rules.check_export_target(export_dir, output_rules.SAVED_MODEL,
+                                   "export_dir")
+  output_rules.check_apart(
+      [("export_dir", export_dir)],
+      input_folders=[("adapter_bundles", d) for d in adapter_bundles],
+      input_files=(output_rules.checkpoint_inputs(
+          "init_checkpoint", backbone.init_checkpoint) +
+                   [("vocab_file", backbone.vocab_file),
+                    ("bert_config_file", backbone.bert_config_file)]))
+
+
+def write_saved_model(predictor, signature_map, export_dir):
+  """The predictor's graph and variables with `signature_map`, written
+  atomically to `export_dir`."""
   with fileio.atomic_directory(export_dir, marker="saved_model.pb") as temp:
     # The Builder wants a folder that does not exist yet.
     fileio.remove_quietly(temp)
@@ -294,6 +334,42 @@ def export(bert_config_file, vocab_file, init_checkpoint, adapter_bundles,
           predictor.session, [tf.saved_model.SERVING],
           signature_def_map=signature_map, strip_default_attrs=True)
       builder.save()
-  tasks[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY] = tasks[default]
-  return tasks
+
+
+def task_signatures(predictor, tasks, text):
+  """{signature name: SignatureDef}: each task's text signature (if `text`)
+  and token-id signature (if it has one)."""
+  signature_map = {}
+  with predictor.graph.as_default():
+    for (key, name) in tasks.items():
+      entry = predictor.tasks[name]
+      ways = []
+      if text:
+        ways.append((key, entry["serving_inputs"], entry["outputs"]))
+      else:
+        ways.append((key + TOKEN_IDS_SUFFIX, entry["serving_inputs"],
+                     entry["outputs"]))
+      if "token_ids" in entry.get("extra_inputs", {}):
+        ways.append((key + TOKEN_IDS_SUFFIX,) +
+                    entry["extra_inputs"]["token_ids"])
+      for (signature, serving_inputs, outputs) in ways:
+        with tf.name_scope("%s/serving" % signature):
+          served = signature_outputs(entry["task"], outputs)
+        signature_map[signature] = tf.saved_model.predict_signature_def(
+            inputs=serving_inputs, outputs=served)
+  return signature_map
+
+
+def op_types(export_dir):
+  """Every op type in a SavedModel's graphs and their function library."""
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  saved = saved_model_pb2.SavedModel()
+  saved.ParseFromString(fileio.read_bytes(
+      os.path.join(export_dir, "saved_model.pb")))
+  found = set()
+  for graph in saved.meta_graphs:
+    found.update(node.op for node in graph.graph_def.node)
+    for function in graph.graph_def.library.function:
+      found.update(node.op for node in function.node_def)
+  return found
 

@@ -31,6 +31,7 @@ from absl import flags
 from adapter_bert import classifier
 from adapter_bert import errors
 from adapter_bert import fileio
+from adapter_bert import multitask
 from adapter_bert import savedmodel
 import common_flags
 
@@ -58,16 +59,23 @@ def define_flags():
                     "its own copy of the weights it changes: no added "
                     "latency, more memory per task. Other bundles serve as "
                     "they are.")
+  flags.DEFINE_enum("signature_inputs", "text", list(savedmodel.SIGNATURE_INPUTS),
+                    "What the signatures take: text (raw strings, tokenized "
+                    "in the graph; needs TF Text's ops where it is served), "
+                    "token_ids (one `<task>_ids` signature per task taking "
+                    "input_ids, input_mask, segment_ids, tokenized by the "
+                    "client; no TF Text op) or both.")
   flags.DEFINE_bool(console.VERBOSE_FLAG, False, console.VERBOSE_HELP)
 
 
 def main(argv):
   del argv
   console.configure_logging(FLAGS.verbose)
+  backbone = multitask.Backbone(FLAGS.bert_config_file, FLAGS.vocab_file,
+                                FLAGS.init_checkpoint)
   signatures = errors.run_program(PROGRAM, lambda: savedmodel.export(
-      FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint,
-      FLAGS.adapter_bundles, FLAGS.export_dir, FLAGS.default_task,
-      FLAGS.precision, FLAGS.merge))
+      backbone, FLAGS.adapter_bundles, FLAGS.export_dir, FLAGS.default_task,
+      FLAGS.precision, FLAGS.merge, FLAGS.signature_inputs))
   print("wrote %s (%s), signatures: %s" % (
       FLAGS.export_dir, fileio.human_bytes(fileio.directory_size(
           FLAGS.export_dir)),

@@ -584,8 +584,9 @@ def test_a_bundle_on_another_vocab_of_the_same_size_is_refused(
   with pytest.raises(ValueError, match="another vocabulary"):
     predictor.add_task(run["bundle"])
   assert_input_error(
-      lambda: savedmodel.export(
-          tiny_bert["bert_config_file"], vocab, tiny_bert["init_checkpoint"],
+      lambda: savedmodel.export(multitask.Backbone(
+          tiny_bert["bert_config_file"], vocab,
+          tiny_bert["init_checkpoint"]),
           [run["bundle"]], str(tmp_path / "served")),
       "another vocabulary")
 

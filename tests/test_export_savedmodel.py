@@ -204,9 +204,9 @@ def export_cli(tiny_bert, bundle_dirs, export_dir, **flags):
 
 def export_in_process(tiny_bert, bundle_dirs, export_dir, **options):
   """What export_savedmodel.py runs, in this process."""
-  return savedmodel.export(tiny_bert["bert_config_file"],
-                           tiny_bert["vocab_file"],
-                           tiny_bert["init_checkpoint"], bundle_dirs,
+  return savedmodel.export(multitask.Backbone(
+      tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
+      tiny_bert["init_checkpoint"]), bundle_dirs,
                            export_dir, **options)
 
 
@@ -378,9 +378,9 @@ def test_export_to_another_file_system(tiny_bundles, tiny_bert, tmp_path):
   answers = []
   for export_dir in (str(tmp_path / "local"),
                      "ram://export_%s/model" % uuid.uuid4().hex[:8]):
-    savedmodel.export(
-        tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
-        tiny_bert["init_checkpoint"], [tiny_bundles["MRPC"]["bundle"]],
+    savedmodel.export(multitask.Backbone(
+      tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
+      tiny_bert["init_checkpoint"]), [tiny_bundles["MRPC"]["bundle"]],
         export_dir)
     assert tf.io.gfile.exists(os.path.join(export_dir, "saved_model.pb"))
     assert not [n for n in tf.io.gfile.listdir(os.path.dirname(export_dir))
@@ -400,9 +400,9 @@ def test_bfloat16_export_computes_in_bfloat16_with_the_same_weights(
   probabilities = {}
   for precision in ("float32", "mixed_bfloat16"):
     export_dir = str(tmp_path / precision)
-    savedmodel.export(
-        tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
-        tiny_bert["init_checkpoint"], [tiny_bundles["MRPC"]["bundle"]],
+    savedmodel.export(multitask.Backbone(
+      tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
+      tiny_bert["init_checkpoint"]), [tiny_bundles["MRPC"]["bundle"]],
         export_dir, precision=precision)
     model = tf.compat.v2.saved_model.load(export_dir)
     probabilities[precision] = model.signatures["mrpc"](
@@ -417,3 +417,145 @@ def test_bfloat16_export_computes_in_bfloat16_with_the_same_weights(
         str(tmp_path / "float32"))  # float32 weights either way
   np.testing.assert_allclose(probabilities["mixed_bfloat16"],
                              probabilities["float32"], atol=2e-2)
+
+
+# ---------------------------------------------------------------- TF Serving
+
+TF_TEXT_OPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+                           "tf_serving", "tf_text_ops.tsv")
+
+
+def tf_text_ops():
+  """{op: whether tensorflow-text 2.12.1 has it}, for every op the installed
+  tensorflow-text registers (tests/data/tf_serving/make_tf_text_ops.py)."""
+  with open(TF_TEXT_OPS) as f:
+    rows = [line.rstrip("\n").split("\t") for line in f
+            if not line.startswith("#")]
+  return {op: flag == "yes" for (op, flag) in rows}
+
+
+def registered_ops():
+  from tensorflow.core.framework import op_def_pb2
+  from tensorflow.python.client import pywrap_tf_session
+  ops = op_def_pb2.OpList()
+  ops.ParseFromString(pywrap_tf_session.TF_GetBuffer(
+      pywrap_tf_session.TF_GetAllOpList()))
+  return {op.name for op in ops.op}
+
+
+def ops_stock_tf_serving_lacks(ops):
+  """The ops of `ops` outside core TensorFlow and tensorflow-text 2.12.1,
+  the op library stock tensorflow_model_server 2.14-2.19 links."""
+  text = tf_text_ops()
+  core = registered_ops() - set(text)
+  return sorted(op for op in ops if op not in core and not text.get(op))
+
+
+def test_the_tf_text_table_is_this_tf_texts_and_knows_the_trimmers():
+  import tensorflow_text
+  text = tf_text_ops()
+  with open(TF_TEXT_OPS) as f:
+    assert "(installed: %s)" % tensorflow_text.__version__ in f.readline()
+  assert set(text) <= registered_ops()
+  # tensorflow/serving#2267: the trimmers came after 2.12.1.
+  assert not text["TFText>RoundRobinTrim"]
+  assert text["FastWordpieceTokenizeWithOffsets"]
+  assert ops_stock_tf_serving_lacks({"MatMul", "TFText>RoundRobinTrim",
+                                     "NoSuchOp"}) == ["NoSuchOp",
+                                                      "TFText>RoundRobinTrim"]
+
+
+@pytest.mark.slow
+def test_every_op_of_the_export_is_in_stock_tf_serving(exported):
+  ops = savedmodel.op_types(exported)
+  assert "FastWordpieceTokenizeWithOffsets" in ops  # the list is the graph's
+  assert ops_stock_tf_serving_lacks(ops) == []
+
+
+def id_rows(vocab_file, bundle_dir, examples):
+  """tokenization.py's rows, as a client without TF Text makes them
+  (docs/serving.md): [CLS] a [SEP] (b [SEP]), padded to max_seq_length."""
+  bundle = bundles.read_bundle(bundle_dir)
+  settings = bundle.settings()
+  tokenizer = tokenization.FullTokenizer(vocab_file,
+                                         settings["do_lower_case"])
+  rows = [features.convert_single_example(i, e, bundle.task().get_labels(),
+                                          settings["max_seq_length"],
+                                          tokenizer)
+          for (i, e) in enumerate(examples)]
+  return {"input_ids": [r.input_ids for r in rows],
+          "input_mask": [r.input_mask for r in rows],
+          "segment_ids": [r.segment_ids for r in rows]}
+
+
+SERVE_IDS_CODE = """
+import json, sys
+import tensorflow as tf
+if sys.argv[2] == "with_tf_text":
+  import tensorflow_text
+model = tf.saved_model.load(sys.argv[1])
+answers = []
+for (signature, inputs) in json.loads(sys.stdin.read()):
+  outputs = model.signatures[signature](
+      **{k: tf.constant(v, tf.int32) for (k, v) in inputs.items()})
+  answers.append({k: [x.decode() if isinstance(x, bytes) else x
+                      for x in v.numpy().tolist()]
+                  for (k, v) in outputs.items()})
+print("ANSWERS " + json.dumps(answers))
+"""
+
+
+def serve_ids_in_fresh_process(export_dir, requests, with_tf_text=False):
+  """As serve_in_fresh_process, int32 inputs; without tensorflow_text
+  imported unless `with_tf_text` (a server built without TF Text)."""
+  result = subprocess.run(
+      [sys.executable, "-c", SERVE_IDS_CODE, export_dir,
+       "with_tf_text" if with_tf_text else "without"],
+      input=json.dumps(requests), capture_output=True, text=True,
+      timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  line = [l for l in result.stdout.splitlines() if l.startswith("ANSWERS ")]
+  return json.loads(line[0][len("ANSWERS "):])
+
+
+def assert_same_answers(answers, expected, atol=1e-6):
+  for (answer, wanted) in zip(answers, expected):
+    assert sorted(answer) == sorted(wanted)
+    for key in ("probabilities", "scores"):
+      if key in wanted:
+        np.testing.assert_allclose(answer[key], wanted[key], atol=atol)
+    assert answer.get("labels") == wanted.get("labels")
+
+
+@pytest.mark.slow
+def test_token_id_signatures_serve_without_tf_text(exported, tiny_bundles,
+                                                   tiny_bert, tmp_path):
+  tasks = ("SST-2", "MRPC", "STS-B")
+  export_dir = str(tmp_path / "ids")
+  names = export_in_process(tiny_bert, [tiny_bundles[t]["bundle"]
+                                        for t in tasks],
+                            export_dir, signature_inputs="token_ids")
+  assert sorted(names) == ["mrpc_ids", "serving_default", "sst2_ids",
+                           "stsb_ids"]
+  ops = savedmodel.op_types(export_dir)
+  assert not ops & set(tf_text_ops()), sorted(ops & set(tf_text_ops()))
+  requests = [(glue.get_task(t).key + "_ids",
+               id_rows(tiny_bert["vocab_file"], tiny_bundles[t]["bundle"],
+                       dev_examples(tiny_bundles, t))) for t in tasks]
+  by_text = serve_in_fresh_process(exported, [
+      (glue.get_task(t).key, text_request(t, dev_examples(tiny_bundles, t)))
+      for t in tasks])
+  assert_same_answers(serve_ids_in_fresh_process(export_dir, requests),
+                      by_text)
+
+  # Both ways into one model: the same answers from each.
+  both = str(tmp_path / "both")
+  names = export_in_process(tiny_bert, [tiny_bundles["MRPC"]["bundle"]], both,
+                            signature_inputs="both")
+  assert sorted(names) == ["mrpc", "mrpc_ids", "serving_default"]
+  assert_same_answers(serve_ids_in_fresh_process(both, requests[1:2],
+                                                 with_tf_text=True),
+                      by_text[1:2])
+  assert_same_answers(serve_in_fresh_process(both, [
+      ("mrpc", text_request("MRPC", dev_examples(tiny_bundles, "MRPC")))]),
+                      by_text[1:2])

@@ -305,8 +305,9 @@ def test_bundle_serves_what_training_predicted(tiny_bert, tmp_path, name,
                              atol=1e-5)
 
   export_dir = str(tmp_path / "saved_model")
-  savedmodel.export(tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
-                    tiny_bert["init_checkpoint"], [bundle], export_dir)
+  savedmodel.export(multitask.Backbone(
+      tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
+      tiny_bert["init_checkpoint"]), [bundle], export_dir)
   (answer,) = serve_in_fresh_process(export_dir, [
       ("sst2", {"text_a": [e.text_a for e in examples]})])
   np.testing.assert_allclose(answer["probabilities"], trained, atol=1e-5)
@@ -328,8 +329,9 @@ def test_bundle_serves_what_training_predicted(tiny_bert, tmp_path, name,
     names = [base.variable_name(v) for v in tf.global_variables()]
   assert not [n for n in names if method.adds(n)]
   merged_dir = str(tmp_path / "saved_model_merged")
-  savedmodel.export(tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
-                    tiny_bert["init_checkpoint"], [bundle], merged_dir,
+  savedmodel.export(multitask.Backbone(
+      tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
+      tiny_bert["init_checkpoint"]), [bundle], merged_dir,
                     merge=True)
   (answer,) = serve_in_fresh_process(merged_dir, [
       ("sst2", {"text_a": [e.text_a for e in examples]})])

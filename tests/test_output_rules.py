@@ -18,6 +18,7 @@ from conftest import train_tiny_in_process
 from conftest import write_sst2_task
 from adapter_bert import errors
 from adapter_bert import output_rules
+from adapter_bert import multitask
 from adapter_bert import savedmodel
 
 BUNDLE = output_rules.ADAPTER_BUNDLE
@@ -186,9 +187,9 @@ def trained(tiny_bert, tmp_path_factory):
 
 
 def export(tiny_bert, bundle, export_dir):
-  return savedmodel.export(tiny_bert["bert_config_file"],
-                           tiny_bert["vocab_file"],
-                           tiny_bert["init_checkpoint"], [bundle], export_dir)
+  return savedmodel.export(multitask.Backbone(
+      tiny_bert["bert_config_file"], tiny_bert["vocab_file"],
+      tiny_bert["init_checkpoint"]), [bundle], export_dir)
 
 
 def test_savedmodel_export_over_a_run_folder_keeps_every_file(tiny_bert,
