@@ -136,6 +136,23 @@ def main(argv):
                      on_signals=False)
 
 
+def _exit_before_finalization(code):
+  """Ends the process without Python's finalization. Finalization restores
+  the default SIGTERM and SIGINT handlers, so a signal arriving while a
+  finished sweep shuts down would kill it silently (-15, nothing on stderr)
+  although its table is complete; a signal now is simply not acted on."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)  # pylint: disable=protected-access
+
+
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  try:
+    app.run(main)
+  except SystemExit as exit_request:
+    code = exit_request.code
+    if code is not None and not isinstance(code, int):
+      sys.stderr.write("%s\n" % code)
+      code = 1
+    _exit_before_finalization(code or 0)

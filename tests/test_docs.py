@@ -27,8 +27,10 @@ def read(path):
 
 
 def links(text):
-  """Relative link targets of a Markdown text (no URLs, no anchors only)."""
-  targets = re.findall(r"\]\(([^)\s]+)\)", text)
+  """Relative link targets of a Markdown text (no URLs, no anchors only),
+  outside fenced code blocks, where `a[i](x)` is code, not a link."""
+  prose = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+  targets = re.findall(r"\]\(([^)\s]+)\)", prose)
   return [t for t in targets if not re.match(r"^[a-z]+:", t) and
           not t.startswith("#")]
 
