@@ -18,6 +18,7 @@ checkpoints load here.
 Trained: the adapters, every LayerNorm (`--train_layernorm`) and the head.
 """
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 from adapter_bert.methods import base
@@ -120,6 +121,160 @@ def adapter_parameters(config, size, placement):
           per_adapter)
 
 
+# ---------------------------------------------------------------- AdapterHub
+
+# AdapterHub's (`adapters` 1.x) bottleneck configuration of a Houlsby adapter
+# (its DoubleSeqBnConfig), every entry as its save_adapter writes it: the
+# adapter after the sub-layer's dropout, its own residual, then the
+# pre-trained residual add and LayerNorm, as here.
+ADAPTERHUB_BOTTLENECK = {
+    "adapter_residual_before_ln": False, "cross_adapter": False,
+    "dropout": 0.0, "factorized_phm_W": True, "factorized_phm_rule": False,
+    "hypercomplex_nonlinearity": "glorot-uniform", "init_weights": "bert",
+    "init_weights_seed": None, "inv_adapter": None,
+    "inv_adapter_reduction_factor": None, "is_parallel": False,
+    "learn_phm": True, "leave_out": [], "ln_after": False, "ln_before": False,
+    "mh_adapter": True, "non_linearity": "gelu_new",
+    "original_ln_after": True, "original_ln_before": False,
+    "output_adapter": True, "phm_bias": True, "phm_c_init": "normal",
+    "phm_dim": 4, "phm_init_range": 0.0001, "phm_layer": False,
+    "phm_rank": 1, "reduction_factor": 16, "residual_before_ln": True,
+    "scaling": 1.0, "shared_W_phm": False, "shared_phm_rule": True,
+    "stochastic_depth": 0.0, "use_gating": False,
+}
+# The entries that change the computation, and the only value this project
+# computes (the others: placement, width, activation, scale, are read).
+_ADAPTERHUB_FIXED = ("original_ln_before", "original_ln_after",
+                     "residual_before_ln", "ln_before", "ln_after",
+                     "adapter_residual_before_ln", "use_gating", "phm_layer",
+                     "inv_adapter", "leave_out", "stochastic_depth")
+# Our activation -> AdapterHub's (transformers' names: "gelu" is exact there).
+_ADAPTERHUB_ACTIVATIONS = {"gelu": "gelu_new", "gelu_exact": "gelu",
+                           "relu": "relu", "tanh": "tanh", "swish": "swish",
+                           "linear": "linear"}
+# The Hugging Face module whose `adapters` follow each sub-layer.
+_ADAPTERHUB_MODULES = {"attention": "attention.output", "ffn": "output"}
+# Where the folder's adapter name goes in a tensor's path.
+ADAPTER_NAME = "<adapter>"
+# Our variable -> AdapterHub's parameter, and whether torch transposes it.
+_ADAPTERHUB_PARAMETERS = (("weights1", "adapter_down.0.weight", True),
+                          ("biases1", "adapter_down.0.bias", False),
+                          ("weights2", "adapter_up.weight", True),
+                          ("biases2", "adapter_up.bias", False))
+
+
+def adapterhub_names(config, scope, sublayers):
+  """[(our variable, AdapterHub's parameter path, transposed)] of every
+  adapter after `sublayers`; the path holds ADAPTER_NAME."""
+  names = []
+  for layer in range(config.num_hidden_layers):
+    for sublayer in sublayers:
+      module = _ADAPTERHUB_MODULES[sublayer]
+      ours = "bert/encoder/layer_%d/%s/%s/" % (layer, module.replace(".", "/"),
+                                               scope)
+      theirs = "encoder.layer.%d.%s.adapters.%s." % (layer, module,
+                                                     ADAPTER_NAME)
+      for (variable, parameter, transposed) in _ADAPTERHUB_PARAMETERS:
+        names.append((ours + variable, theirs + parameter, transposed))
+  return names
+
+
+def to_adapterhub(method, values, config, changes):
+  """A bottleneck method's settings and tensors as AdapterHub holds them.
+
+  Args:
+    method: the method (an `AdapterLayers`).
+    values: {name: array}: its variables.
+    config: the backbone's `modeling.BertConfig`.
+    changes: configuration entries of its own (a parallel adapter's).
+
+  Returns:
+    (config entries, {module path with ADAPTER_NAME: array}).
+  """
+  if method.layers_off:
+    raise ValueError("adapters switched off in layers %s: export the model "
+                     "without the ablation" %
+                     base.format_layer_list(method.layers_off))
+  (hidden, size) = (config.hidden_size, method["adapter_size"])
+  factor = hidden // size if hidden % size == 0 else hidden / size
+  if int(hidden // factor) != size:
+    raise ValueError("--adapter_size=%d: AdapterHub's reduction_factor "
+                     "cannot give it on hidden size %d" % (size, hidden))
+  settings = dict(ADAPTERHUB_BOTTLENECK, **changes)
+  settings.update({
+      "mh_adapter": method.adapts("attention"),
+      "output_adapter": method.adapts("ffn"),
+      "reduction_factor": factor,
+      "non_linearity": _ADAPTERHUB_ACTIVATIONS[method["adapter_activation"]]})
+  sublayers = [s for s in _ADAPTERHUB_MODULES if method.adapts(s)]
+  tensors = {theirs: values[ours].T if transposed else
+             values[ours].reshape(-1)
+             for (ours, theirs, transposed) in adapterhub_names(
+                 config, method.scope, sublayers)}
+  return (settings, tensors)
+
+
+def from_adapterhub(settings, tensors, config, scope, scaled):
+  """The inverse of `to_adapterhub`.
+
+  Args:
+    settings: the adapter's AdapterHub configuration.
+    tensors: {module path with ADAPTER_NAME: array}.
+    config: the backbone's `modeling.BertConfig`.
+    scope: the method's variable scope.
+    scaled: whether the method has a scale (`adapter_scale`); a serial
+      adapter's must be 1.
+
+  Returns:
+    (options, {name: array}).
+  """
+  for key in _ADAPTERHUB_FIXED:
+    if settings.get(key, ADAPTERHUB_BOTTLENECK[key]) != (
+        ADAPTERHUB_BOTTLENECK[key]):
+      reason = (" (AdapterHub's seq_bn, its Pfeiffer adapter, applies the "
+                "pre-trained LayerNorm before the adapter too; this project's "
+                "adapters, pfeiffer included, sit before the residual add and "
+                "LayerNorm, as Houlsby's)" if key == "original_ln_before"
+                else "")
+      raise ValueError("AdapterHub adapter with %s=%r: not representable "
+                       "here%s" % (key, settings[key], reason))
+  activations = {v: k for (k, v) in _ADAPTERHUB_ACTIVATIONS.items()}
+  activation = settings.get("non_linearity")
+  if activation not in activations:
+    raise ValueError("AdapterHub adapter with non_linearity=%r: known are %s"
+                     % (activation, ", ".join(sorted(activations))))
+  factor = settings.get("reduction_factor")
+  if not isinstance(factor, (int, float)) or isinstance(factor, bool):
+    raise ValueError("AdapterHub adapter with reduction_factor=%r: one "
+                     "width for every layer only" % (factor,))
+  scale = settings.get("scaling", 1.0)
+  if not isinstance(scale, (int, float)) or (not scaled and scale != 1.0):
+    raise ValueError("AdapterHub adapter with scaling=%r: not representable "
+                     "here" % (scale,))
+  sublayers = [s for (s, key) in (("attention", "mh_adapter"),
+                                  ("ffn", "output_adapter"))
+               if settings.get(key)]
+  options = {"adapter_size": int(config.hidden_size // factor),
+             "adapter_activation": activations[activation],
+             "adapter_placement": {2: "both", 0: "none"}.get(
+                 len(sublayers), sublayers[0] if sublayers else "none")}
+  if scaled:
+    options["adapter_scale"] = float(scale)
+  names = adapterhub_names(config, scope, sublayers)
+  unknown = sorted(set(tensors) - {theirs for (_, theirs, _) in names})
+  if unknown:
+    raise ValueError("AdapterHub adapter holds %s, which its configuration "
+                     "does not describe" % unknown[0])
+  values = {}
+  for (ours, theirs, transposed) in names:
+    if theirs not in tensors:
+      raise ValueError("AdapterHub adapter lacks %s" % theirs)
+    value = tensors[theirs]
+    values[ours] = (value.T if transposed else value.reshape(1, -1)).astype(
+        np.float32)
+  return (options, values)
+
+
 class AdapterLayers(object):
   """The adapters' graph part, for any method that carries adapters.
 
@@ -176,6 +331,31 @@ class AdapterLayers(object):
       return 0
     return adapter_parameters(config, self["adapter_size"],
                               self["adapter_placement"])
+
+  # -------------------------------------------------- AdapterHub
+
+  adapterhub_architecture = "bottleneck"
+  parallel = False  # a parallel adapter reads the sub-layer's input
+
+  def adapterhub_changes(self):
+    """Its own entries of AdapterHub's bottleneck configuration."""
+    return {}
+
+  def to_library(self, values, config):
+    return to_adapterhub(self, values, config, self.adapterhub_changes())
+
+  @classmethod
+  def handles_library(cls, settings):
+    return bool(settings.get("is_parallel")) == cls.parallel
+
+  @classmethod
+  def from_library(cls, settings, tensors, config):
+    (options, values) = from_adapterhub(settings, tensors, config, cls.scope,
+                                        cls.parallel)
+    if cls.option(TRAIN_LAYERNORM.name) is not None:
+      # AdapterHub's LayerNorms are the backbone's (a patch says otherwise).
+      options[TRAIN_LAYERNORM.name] = False
+    return (options, values)
 
   @classmethod
   def options_from_record(cls, record):

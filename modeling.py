@@ -274,6 +274,15 @@ def pooler(sequence_output, config):
 # The dense projections of a layer, as `GraphHooks.projection` names them.
 PROJECTIONS = ("query", "key", "value", "attention_output", "intermediate",
                "output")
+# Each projection's variable scope inside `bert/encoder/layer_<i>/`.
+PROJECTION_SCOPES = {
+    "query": "attention/self/query",
+    "key": "attention/self/key",
+    "value": "attention/self/value",
+    "attention_output": "attention/output/dense",
+    "intermediate": "intermediate/dense",
+    "output": "output/dense",
+}
 # The sub-layers of a layer, as `GraphHooks.sublayer_output` names them.
 SUBLAYERS = ("attention", "ffn")
 

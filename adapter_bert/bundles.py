@@ -36,6 +36,7 @@ from adapter_bert import errors
 from adapter_bert import fileio
 from adapter_bert import glue
 from adapter_bert import methods
+import modeling
 
 BUNDLE_JSON = "adapter_bundle.json"
 # How a bundle's rows were made into features: serving it again needs the
@@ -43,6 +44,9 @@ BUNDLE_JSON = "adapter_bundle.json"
 FeatureSettings = collections.namedtuple(
     "FeatureSettings", ["max_seq_length", "do_lower_case", "vocab_sha256"],
     defaults=(None,))
+# What a bundle says of its task and model beside its weights.
+Description = collections.namedtuple(
+    "Description", ["task", "bert_config", "feature_settings"])
 VARIABLES_PREFIX = "variables"
 BUNDLE_FORMAT = "adapter-bert-bundle"
 # 2 added the task's language, 3 the tuning method's options, 4 records
@@ -141,6 +145,10 @@ class Bundle(object):
     """The `TuningMethod` it was trained with, with its settings."""
     return methods.from_dict(self.metadata, num_layers=self.metadata.get(
         "bert_config", {}).get("num_hidden_layers"))
+
+  def bert_config(self):
+    """The `modeling.BertConfig` of the backbone it was trained on."""
+    return modeling.BertConfig.from_dict(self.metadata["bert_config"])
 
   def settings(self):
     """The run settings it was trained with, by run_classifier flag name.
@@ -281,11 +289,66 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
     backbone_reader = fileio.checkpoint_reader(backbone_checkpoint)
   global_step = (int(reader.get_tensor("global_step"))
                  if reader.has_tensor("global_step") else 0)
+  return _write_bundle(bundle_dir, method, values, frozen, backbone_reader,
+                       Description(task, bert_config, feature_settings),
+                       {"global_step": global_step,
+                        "source_checkpoint": checkpoint_path})
+
+
+def write_bundle_of_values(bundle_dir, method, values, model_shapes,
+                           backbone_checkpoint, description, source):
+  """Writes a bundle of weights made elsewhere (another library's adapter,
+  converted), atomically, checked like a trained one.
+
+  Args:
+    bundle_dir: the bundle folder to write.
+    method: the `TuningMethod` the values are of.
+    values: {name: array}: exactly the variables the method trains.
+    model_shapes: {name: shape} of the model it describes
+      (`classifier.describe_model`).
+    backbone_checkpoint: the frozen weights the values go on.
+    description: a `Description`: the task, the backbone's
+      `modeling.BertConfig`, the `FeatureSettings`.
+    source: what the values came from, recorded as "source".
+
+  Raises:
+    ValueError: a value the model does not have, does not train, or of
+      another shape; a trained variable without a value; NaN or Inf.
+  """
+  trained = method.bundle_variables(list(model_shapes))
+  for (name, value) in sorted(values.items()):
+    if name not in model_shapes or name not in trained:
+      raise ValueError("%s is no variable that --tuning_mode=%s trains" %
+                       (name, method.label()))
+    if list(value.shape) != list(model_shapes[name]):
+      raise ValueError("%s has shape %s, the model needs %s" %
+                       (name, list(value.shape), list(model_shapes[name])))
+  missing = [n for n in trained if n not in values]
+  if missing:
+    raise ValueError("no value for %d trained variables, e.g. %s" %
+                     (len(missing), missing[0]))
+  bad = non_finite_names(values)
+  if bad:
+    raise ValueError("NaN or Inf in %d variables (e.g. %s)" % (len(bad),
+                                                                bad[0]))
+  values = {n: np.asarray(v, np.float32) for (n, v) in values.items()}
+  frozen = [n for n in model_shapes if n not in values]
+  return _write_bundle(bundle_dir, method, values, frozen,
+                       fileio.checkpoint_reader(backbone_checkpoint),
+                       description, {"global_step": 0, "source": source})
+
+
+def _write_bundle(bundle_dir, method, values, frozen, backbone_reader,
+                  description, origin):
+  """The bundle's files, atomically: `values` and their metadata, `origin`
+  ({key: value}) saying where they came from."""
   (stored_method, values) = method.stored(values)
+  (task, bert_config, feature_settings) = description
 
   metadata = stored_method.to_dict()
   if stored_method.to_dict() != method.to_dict():
     metadata["trained_as"] = method.to_dict()
+  metadata.update(origin)
   metadata.update({
       "format": BUNDLE_FORMAT,
       "version": BUNDLE_VERSION,
@@ -296,8 +359,6 @@ def export_bundle(checkpoint_path, bundle_dir, method, task, bert_config,
       "do_lower_case": bool(feature_settings.do_lower_case),
       "vocab_sha256": feature_settings.vocab_sha256,
       "bert_config": bert_config.to_dict(),
-      "global_step": global_step,
-      "source_checkpoint": checkpoint_path,
       "backbone_fingerprint": backbone_fingerprint(backbone_reader, frozen),
       "backbone_variables": frozen,
       "variables": {name: list(value.shape)

@@ -24,6 +24,7 @@ Usage:
 import collections
 import json
 import os
+import re
 
 import numpy as np
 import safetensors
@@ -260,6 +261,23 @@ def expected_shapes(config):
       shapes[google + "/gamma"] = dims
       shapes[google + "/beta"] = dims
   return shapes
+
+
+def hf_module_path(scope):
+  """A Google variable scope as the Hugging Face BertModel's module path:
+  `bert/encoder/layer_3/attention/self/query` ->
+  `encoder.layer.3.attention.self.query` (the two layouts name modules
+  alike)."""
+  if not scope.startswith("bert/"):
+    raise ValueError("%s is not a scope of BERT" % scope)
+  return re.sub(r"layer_(\d+)", r"layer.\1", scope[len("bert/"):]).replace(
+      "/", ".")
+
+
+def google_scope(path):
+  """The inverse of `hf_module_path`."""
+  return "bert/" + re.sub(r"layer\.(\d+)", r"layer_\1", path).replace(
+      ".", "/")
 
 
 def _is_skipped(name):

@@ -39,6 +39,16 @@ SAVED_MODEL = ExportKind(
     "a SavedModel", "saved_model.pb",
     re.compile(r"^(saved_model\.pb|saved_model\.pbtxt|fingerprint\.pb|"
                r"variables|assets|assets\.extra)$"))
+ADAPTERHUB_FOLDER = ExportKind(
+    "an AdapterHub adapter folder", "adapter_config.json",
+    re.compile(r"^(adapter_config\.json|pytorch_adapter\.bin|"
+               r"adapter\.safetensors|head_config\.json|"
+               r"pytorch_model_head\.bin|model_head\.safetensors|"
+               r"backbone_patch\.safetensors)$"))
+PEFT_FOLDER = ExportKind(
+    "a PEFT adapter folder", "adapter_config.json",
+    re.compile(r"^(adapter_config\.json|adapter_model\.(safetensors|bin)|"
+               r"README\.md)$"))
 
 # How many names an error lists.
 LISTED_NAMES = 4

@@ -38,7 +38,8 @@ DOC = os.path.join(REPO_ROOT, "docs", "flags.md")
 # The command lines, in the order the page lists them.
 COMMAND_LINES = ("run_classifier.py", "scripts/predict_multitask.py",
                  "scripts/export_savedmodel.py", "scripts/sweep.py",
-                 "scripts/plot_results.py", "scripts/convert_hf_checkpoint.py",
+                 "scripts/plot_results.py", "scripts/convert_bundle.py",
+                 "scripts/convert_hf_checkpoint.py",
                  "scripts/prepare_movie_reviews.py")
 
 

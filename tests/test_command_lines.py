@@ -18,6 +18,9 @@ NOISE = ("cuda_dnn.cc", "cuda_fft.cc", "cuda_blas.cc", "cudart_stub.cc",
 # program: (arguments, fragments of its one error line)
 BAD_INPUTS = {
     "run_classifier.py": ((), ("--bert_config_file is required",)),
+    "scripts/convert_bundle.py": (
+        ("--to=peft", "--bundle=/nonexistent", "--output_dir=/tmp/unused_out",
+         "--base_model=x"), ("/nonexistent: no such folder",)),
     "scripts/convert_hf_checkpoint.py": (
         ("--hf_dir=/nonexistent", "--output_dir=/tmp/unused"),
         ("--hf_dir /nonexistent is not a folder",)),

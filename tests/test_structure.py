@@ -17,6 +17,7 @@ import run_classifier
 
 # Files with a command line (flags read in `main()`, a `__main__` block).
 COMMAND_LINES = ("run_classifier.py",
+                 os.path.join("scripts", "convert_bundle.py"),
                  os.path.join("scripts", "convert_hf_checkpoint.py"),
                  os.path.join("scripts", "export_savedmodel.py"),
                  os.path.join("scripts", "plot_results.py"),

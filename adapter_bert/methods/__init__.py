@@ -165,3 +165,20 @@ def parse_spec(spec):
   known = sorted(cls.variants) + (["N"] if cls.spec_option else [])
   raise ValueError("method %r: unknown option %r for %s (known: %s)" %
                    (spec, suffix, name, ", ".join(known) or "none"))
+
+
+def for_library(attribute, value, settings):
+  """The first registered method whose class attribute `attribute`
+  ("peft_type", "adapterhub_architecture") is `value` and which handles the
+  library's configuration `settings`.
+
+  Raises:
+    ValueError: no method holds it; the message lists those that do.
+  """
+  for cls in registry().values():
+    if getattr(cls, attribute) == value and cls.handles_library(settings):
+      return cls
+  known = sorted({getattr(c, attribute) for c in registry().values()
+                  if getattr(c, attribute)})
+  raise ValueError("%s %r has no tuning method here (known: %s)" %
+                   (attribute, value, ", ".join(known)))

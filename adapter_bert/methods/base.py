@@ -72,6 +72,14 @@ def encoder_layer(name):
   return int(match.group(1)) if match else None
 
 
+def layer_module(path):
+  """(layer index, module path inside the layer) of a Hugging Face module
+  path "encoder.layer.3.attention.self.query.lora_A.weight", or (None, path)
+  outside the encoder's layers."""
+  match = re.match(r"^encoder\.layer\.(\d+)\.(.*)$", path)
+  return (int(match.group(1)), match.group(2)) if match else (None, path)
+
+
 def count_parameters(variables):
   """Total number of scalars in a list of variables."""
   return sum(v.shape.num_elements() for v in variables)
@@ -386,6 +394,54 @@ class TuningMethod(modeling.GraphHooks):
       method.
     """
     return (self, values)
+
+  # -------------------------------------------------- other libraries
+
+  # PEFT's `peft_type` of this method ("LORA"), if PEFT has it; AdapterHub's
+  # config `architecture` ("bottleneck"), if AdapterHub has it. The folders'
+  # formats are adapter_bert/peft_folders.py's and adapterhub.py's; a method
+  # only says how its own variables are named and configured there.
+  peft_type = None
+  adapterhub_architecture = None
+
+  def to_library(self, values, config):
+    """The method's added variables as another library holds them.
+
+    Args:
+      values: {name: array}: a bundle's variables this method adds.
+      config: the backbone's `modeling.BertConfig`.
+
+    Returns:
+      (settings, tensors): the library's configuration entries of the method
+      (a dict), and {Hugging Face module path of BertModel (no "bert."),
+      plus the library's parameter name: array in PyTorch's layout}.
+
+    Raises:
+      ValueError: the library cannot hold these settings (one line, why).
+    """
+    del values, config
+    raise ValueError("--tuning_mode=%s has no counterpart in another "
+                     "library" % self.name)
+
+  @classmethod
+  def handles_library(cls, settings):
+    """Whether the library's configuration `settings` of this method's
+    `peft_type` or `adapterhub_architecture` is this method's (a parallel
+    bottleneck is not a serial one's)."""
+    del settings
+    return True
+
+  @classmethod
+  def from_library(cls, settings, tensors, config):
+    """The inverse of `to_library`: (options, {variable name: array}).
+
+    Raises:
+      ValueError: what the library saved is not representable here (one
+        line naming the setting or tensor).
+    """
+    del settings, tensors, config
+    raise ValueError("--tuning_mode=%s imports from no other library" %
+                     cls.name)
 
   def replace(self, **changes):
     """A copy with some settings changed (checked as `create` checks)."""

@@ -23,7 +23,9 @@ same outputs.
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from adapter_bert import hf_checkpoint
 from adapter_bert.methods import base
+import modeling
 
 SCOPE = "ia3"
 
@@ -103,5 +105,61 @@ class Ia3Method(base.TuningMethod):
 
     return self.merged_projections(values, "/%s/scale" % SCOPE, fold)
 
+
+  # -------------------------------------------------- PEFT
+
+  peft_type = "IA3"
+
+  def to_library(self, values, config):
+    """PEFT's IA3Config entries and its `ia3_l` vectors: [out, 1] on the
+    key and value projections, [1, in] on each FFN output projection (a
+    feed-forward module: its input is scaled)."""
+    del config
+    if self.layers_off:
+      raise ValueError("IA3 switched off in layers %s has no PEFT form" %
+                       base.format_layer_list(self.layers_off))
+    settings = {"target_modules": _PEFT_TARGETS,
+                "feedforward_modules": _PEFT_FEEDFORWARD,
+                "fan_in_fan_out": False}
+    tensors = {}
+    for (name, value) in values.items():
+      if name.endswith("/%s/scale" % SCOPE):
+        scope = name[:-len("/%s/scale" % SCOPE)]
+        shape = ((1, -1) if scope.endswith(
+            "/" + modeling.PROJECTION_SCOPES["output"]) else (-1, 1))
+        tensors[hf_checkpoint.hf_module_path(scope) + ".ia3_l"] = (
+            value.reshape(shape))
+    return (settings, tensors)
+
+  @classmethod
+  def from_library(cls, settings, tensors, config):
+    """A PEFT IA3 adapter on the paper's places: keys and values rescaled,
+    the FFN output projection's input rescaled, in every layer."""
+    del settings  # What the vectors are on decides; the tensors say it.
+    expected = {}
+    for layer in range(config.num_hidden_layers):
+      for projection in SCALED_OUTPUTS + SCALED_INPUTS:
+        scope = "bert/encoder/layer_%d/%s" % (
+            layer, modeling.PROJECTION_SCOPES[projection])
+        expected[hf_checkpoint.hf_module_path(scope) + ".ia3_l"] = scope
+    unknown = sorted(set(tensors) - set(expected))
+    if unknown:
+      raise ValueError(
+          "PEFT IA3 on %s: this project's IA3 is the paper's (keys, values "
+          "and the FFN output projection's input)" % unknown[0])
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+      raise ValueError("PEFT IA3 lacks %s: this project's IA3 rescales "
+                       "keys, values and FFN activations in every layer" %
+                       missing[0])
+    values = {"%s/%s/scale" % (scope, SCOPE): tensors[path].reshape(-1)
+              for (path, scope) in expected.items()}
+    return ({}, values)
+
+
+# PEFT's regexes for the paper's places (its default for BERT would rescale
+# the attention output projection's input too).
+_PEFT_TARGETS = r".*\.layer\.\d+\.(attention\.self\.(key|value)|output\.dense)$"
+_PEFT_FEEDFORWARD = r".*\.layer\.\d+\.output\.dense$"
 
 METHOD = Ia3Method

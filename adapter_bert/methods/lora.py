@@ -23,10 +23,12 @@ tasks' A and B share one backbone.
 """
 
 import math
+import re
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from adapter_bert import hf_checkpoint
 from adapter_bert.methods import base
 import modeling
 
@@ -161,6 +163,74 @@ class LoraMethod(base.TuningMethod):
                                            kernel.dtype)}
 
     return self.merged_projections(values, "/%s/A" % SCOPE, fold)
+
+
+  # -------------------------------------------------- PEFT
+
+  peft_type = "LORA"
+
+  def to_library(self, values, config):
+    """PEFT's LoraConfig entries and its `lora_A`/`lora_B` weights ([r, in]
+    and [out, r], torch's Linear layout), on the same projections."""
+    del config
+    if self.layers_off:
+      raise ValueError("LoRA switched off in layers %s has no PEFT form" %
+                       base.format_layer_list(self.layers_off))
+    # A regex PEFT matches against the whole module path: exactly ours
+    # ("output.dense" alone would also match the attention's).
+    modules = "|".join(re.escape(modeling.PROJECTION_SCOPES[t]).replace(
+        "/", r"\.") for t in self.targets)
+    settings = {"r": self["lora_rank"], "lora_alpha": self["lora_alpha"],
+                "lora_dropout": self["lora_dropout"],
+                "target_modules": r".*\.layer\.\d+\.(%s)$" % modules,
+                "bias": "none", "fan_in_fan_out": False,
+                "use_rslora": False, "use_dora": False}
+    tensors = {}
+    for (name, value) in values.items():
+      match = re.match(r"^(.*)/%s/(A|B)$" % SCOPE, name)
+      if match:
+        path = hf_checkpoint.hf_module_path(match.group(1))
+        tensors["%s.lora_%s.weight" % (path, match.group(2))] = value.T
+    return (settings, tensors)
+
+  @classmethod
+  def from_library(cls, settings, tensors, config):
+    """A PEFT LoRA adapter of encoder projections: the same rank, alpha and
+    targets in every layer, scale alpha / r, no bias."""
+    for (key, plain) in (("use_rslora", False), ("use_dora", False),
+                         ("bias", "none"), ("fan_in_fan_out", False),
+                         ("layers_to_transform", None), ("rank_pattern", {}),
+                         ("alpha_pattern", {})):
+      if settings.get(key) not in (None, plain):
+        raise ValueError("PEFT LoRA with %s=%r: this project's LoRA has "
+                         "%r only" % (key, settings[key], plain))
+    scopes = {scope: name for (name, scope) in
+              modeling.PROJECTION_SCOPES.items()}
+    values, targets = {}, {}
+    for (path, value) in tensors.items():
+      (layer, module) = base.layer_module(path)
+      match = re.match(r"^(.*)\.lora_(A|B)\.weight$", module)
+      projection = scopes.get(match.group(1).replace(".", "/")) if (
+          match) else None
+      if layer is None or projection is None:
+        raise ValueError("PEFT LoRA on %s: this project's LoRA adapts the "
+                         "encoder layers' projections only" % path)
+      targets.setdefault(layer, set()).add(projection)
+      scope = "bert/encoder/layer_%d/%s" % (layer,
+                                            modeling.PROJECTION_SCOPES[
+                                                projection])
+      values["%s/%s/%s" % (scope, SCOPE, match.group(2))] = value.T
+    chosen = targets.get(0, set())
+    if (sorted(targets) != list(range(config.num_hidden_layers)) or
+        any(t != chosen for t in targets.values())):
+      raise ValueError("PEFT LoRA on different projections in different "
+                       "layers: this project's LoRA adapts the same ones in "
+                       "every layer")
+    options = {"lora_rank": int(settings["r"]),
+               "lora_alpha": float(settings["lora_alpha"]),
+               "lora_dropout": float(settings.get("lora_dropout") or 0.0),
+               "lora_targets": ",".join(t for t in TARGETS if t in chosen)}
+    return (options, values)
 
 
 METHOD = LoraMethod

@@ -73,6 +73,13 @@ class ParallelAdaptersMethod(adapters.AdapterLayers, base.TuningMethod):
       raise ValueError("--adapter_scale must be a finite number, got %r" %
                        self["adapter_scale"])
 
+  parallel = True
+
+  def adapterhub_changes(self):
+    # AdapterHub's ParBnConfig: the same bottleneck beside the sub-layer.
+    return {"is_parallel": True, "init_weights": "mam_adapter",
+            "scaling": self["adapter_scale"]}
+
   def sublayer_output(self, layer, name, inputs, outputs):
     if not self.adapts(name):
       return outputs

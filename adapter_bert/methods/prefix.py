@@ -218,5 +218,61 @@ class PrefixMethod(base.TuningMethod):
       count += base.pooler_parameters(config)
     return count
 
+  # -------------------------------------------------- PEFT
+
+  peft_type = "PREFIX_TUNING"
+
+  def to_library(self, values, config):
+    """PEFT's PrefixTuningConfig entries and its `prompt_embeddings`
+    [p, layers * 2 * hidden]: layer l's keys in column block 2l, its
+    values in 2l + 1 (PEFT's `get_prompt`)."""
+    if self["prefix_projection"]:
+      raise ValueError("prefix tuning through its MLP is exported from its "
+                       "bundle, which stores the plain prefixes")
+    if not self["prefix_shifts_positions"]:
+      raise ValueError("--prefix_shifts_positions=false has no PEFT form: "
+                       "PEFT's BERT places the tokens after the prefix")
+    if self.layers_off:
+      raise ValueError("prefixes switched off in layers %s have no PEFT "
+                       "form" % base.format_layer_list(self.layers_off))
+    blocks = []
+    for layer in range(config.num_hidden_layers):
+      scope = "bert/encoder/layer_%d/attention/self/%s/" % (layer, SCOPE)
+      blocks += [values[scope + "keys"], values[scope + "values"]]
+    settings = {"num_virtual_tokens": self["prefix_length"],
+                "token_dim": config.hidden_size,
+                "num_layers": config.num_hidden_layers,
+                "num_attention_heads": config.num_attention_heads,
+                "num_transformer_submodules": 1,
+                "encoder_hidden_size": config.hidden_size,
+                "prefix_projection": False}
+    return (settings, {_PEFT_EMBEDDING: np.concatenate(blocks, axis=1)})
+
+  @classmethod
+  def from_library(cls, settings, tensors, config):
+    """A PEFT prefix of BERT: its saved `prompt_embeddings` are the plain
+    prefixes (with `prefix_projection`, PEFT saves what its MLP computes)."""
+    if sorted(tensors) != [_PEFT_EMBEDDING]:
+      raise ValueError("PEFT prefix tuning with tensors %s: expected %s "
+                       "only" % (sorted(tensors), _PEFT_EMBEDDING))
+    embedding = tensors[_PEFT_EMBEDDING]
+    (layers, hidden) = (config.num_hidden_layers, config.hidden_size)
+    if (settings.get("num_transformer_submodules", 1) != 1 or
+        embedding.ndim != 2 or embedding.shape[1] != layers * 2 * hidden):
+      raise ValueError("PEFT prefix tuning of shape %s: this backbone needs "
+                       "[p, %d] (%d layers x keys and values x %d)" % (
+                           list(embedding.shape), layers * 2 * hidden,
+                           layers, hidden))
+    blocks = np.split(embedding.astype(np.float32), 2 * layers, axis=1)
+    values = {}
+    for layer in range(layers):
+      scope = "bert/encoder/layer_%d/attention/self/%s/" % (layer, SCOPE)
+      values[scope + "keys"] = blocks[2 * layer]
+      values[scope + "values"] = blocks[2 * layer + 1]
+    return ({"prefix_length": int(embedding.shape[0]),
+             "prefix_shifts_positions": True}, values)
+
+
+_PEFT_EMBEDDING = "prompt_embeddings"
 
 METHOD = PrefixMethod
