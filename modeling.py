@@ -221,7 +221,7 @@ class BertModel(object):
             initializer_range=config.initializer_range,
             dropout_prob=config.hidden_dropout_prob,
             layer_norm_eps=config.layer_norm_eps,
-            position_offset=hooks.position_offset() if hooks else 0)
+            hooks=hooks)
         self.embedding_output = tf.cast(self.embedding_output, compute_dtype)
 
       with tf.variable_scope("encoder"):
@@ -341,6 +341,17 @@ class GraphHooks(object):
     """
     del layer  # Unused here.
     return (keys, values, attention_mask)
+
+  def layer_norm(self, normalized, scale_and_shift):
+    """A LayerNorm's scale and shift.
+
+    Args:
+      normalized: float32 Tensor [..., hidden] of zero mean, unit variance.
+      scale_and_shift: x -> x * gamma + beta with the LayerNorm's variables,
+        made (or found) in its scope when called. Several tasks' rows in one
+        batch each take their own (adapter_bert/routing.py).
+    """
+    return scale_and_shift(normalized)
 
   def sublayer_output(self, layer, name, inputs, outputs):
     """A sub-layer's output after its dropout, before add & LayerNorm.
@@ -488,24 +499,35 @@ def dropout_seed():
                    tf.cast(global_step, tf.int64)])
 
 
-def layer_norm(input_tensor, epsilon=1e-12, name="LayerNorm"):
+def layer_norm(input_tensor, epsilon=1e-12, name="LayerNorm", hooks=None):
   """LayerNorm over the last axis, with Google BERT's `LayerNorm/{beta,gamma}`.
 
   Computed in float32 whatever the input's dtype, and returned in the input's
   dtype: in bfloat16 (8 bits of mantissa) the variance of a wide activation
-  loses most of its digits, and 1e-12 is below float16's range.
+  loses most of its digits, and 1e-12 is below float16's range. `hooks` may
+  change its scale and shift (`GraphHooks.layer_norm`).
   """
   with tf.variable_scope(name):
     width = input_tensor.shape[-1]
-    beta = tf.get_variable("beta", [width], initializer=tf.zeros_initializer())
-    gamma = tf.get_variable("gamma", [width], initializer=tf.ones_initializer())
+
+    def scale_and_shift(normalized):
+      beta = tf.get_variable("beta", [width],
+                             initializer=tf.zeros_initializer())
+      gamma = tf.get_variable("gamma", [width],
+                              initializer=tf.ones_initializer())
+      return normalized * gamma + beta
+
     values = tf.cast(input_tensor, tf.float32)
     mean, variance = tf.nn.moments(values, axes=[-1], keepdims=True)
     normalized = (values - mean) * tf.math.rsqrt(variance + epsilon)
-    return tf.cast(normalized * gamma + beta, input_tensor.dtype)
+    if hooks is None:
+      output = scale_and_shift(normalized)
+    else:
+      output = hooks.layer_norm(normalized, scale_and_shift)
+    return tf.cast(output, input_tensor.dtype)
 
 
-def add_and_norm(sublayer_output, residual, epsilon=1e-12):
+def add_and_norm(sublayer_output, residual, epsilon=1e-12, hooks=None):
   """LayerNorm(sublayer_output + residual), the sum taken in float32.
 
   Under mixed precision the sum of an adapter's near-identity output and the
@@ -514,7 +536,7 @@ def add_and_norm(sublayer_output, residual, epsilon=1e-12):
   its input would vanish there. Returns the residual's dtype.
   """
   total = tf.cast(sublayer_output, tf.float32) + tf.cast(residual, tf.float32)
-  return tf.cast(layer_norm(total, epsilon), residual.dtype)
+  return tf.cast(layer_norm(total, epsilon, hooks=hooks), residual.dtype)
 
 
 def layer_norm_and_dropout(input_tensor, dropout_prob, epsilon=1e-12):
@@ -611,8 +633,7 @@ def embedding_lookup(input_ids, vocab_size, embedding_size=128,
 
 def embedding_postprocessor(input_tensor, token_type_ids, token_type_vocab_size,
                             max_position_embeddings, initializer_range,
-                            dropout_prob, layer_norm_eps=1e-12,
-                            position_offset=0):
+                            dropout_prob, layer_norm_eps=1e-12, hooks=None):
   """Adds segment and position embeddings, then LayerNorm and dropout.
 
   Args:
@@ -623,14 +644,17 @@ def embedding_postprocessor(input_tensor, token_type_ids, token_type_vocab_size,
     initializer_range: stddev of the tables' initializer.
     dropout_prob: dropout rate on the result.
     layer_norm_eps: LayerNorm epsilon.
-    position_offset: the first token's position (0; a tuning method may
-      place tokens after positions of its own, as prefix tuning in PEFT).
+    hooks: (optional) `GraphHooks`: the first token's position
+      (`position_offset`: 0, or after a tuning method's own positions, as
+      prefix tuning in PEFT; an int32 Tensor [batch] of each row's where rows
+      differ) and the LayerNorm (`layer_norm`).
 
   Returns:
     float Tensor [batch, seq, hidden].
   """
   input_shape = get_shape_list(input_tensor, expected_rank=3)
   batch_size, seq_length, width = input_shape[0], input_shape[1], input_shape[2]
+  position_offset = hooks.position_offset() if hooks is not None else 0
 
   token_type_table = tf.get_variable(
       name="token_type_embeddings",
@@ -647,18 +671,27 @@ def embedding_postprocessor(input_tensor, token_type_ids, token_type_vocab_size,
       name="position_embeddings",
       shape=[max_position_embeddings, width],
       initializer=create_initializer(initializer_range))
-  if (isinstance(seq_length, int) and
-      seq_length + position_offset > max_position_embeddings):
-    raise ValueError("sequence length %d%s is above max_position_embeddings %d"
-                     % (seq_length, " + %d positions of the tuning method" %
-                        position_offset if position_offset else "",
-                        max_position_embeddings))
-  # [seq, hidden], broadcast over the batch.
-  position_embeddings = tf.slice(full_position_embeddings,
-                                 [position_offset, 0], [seq_length, -1])
-  output += tf.expand_dims(position_embeddings, 0)
+  if isinstance(position_offset, tf.Tensor):
+    # Each row's own offset (rows of several tasks in one batch; see
+    # adapter_bert/routing.py): [batch, seq, hidden].
+    positions = (tf.expand_dims(position_offset, 1) +
+                 tf.expand_dims(tf.range(seq_length), 0))
+    output += tf.gather(full_position_embeddings, positions)
+  else:
+    if (isinstance(seq_length, int) and
+        seq_length + position_offset > max_position_embeddings):
+      raise ValueError(
+          "sequence length %d%s is above max_position_embeddings %d" % (
+              seq_length, " + %d positions of the tuning method" %
+              position_offset if position_offset else "",
+              max_position_embeddings))
+    # [seq, hidden], broadcast over the batch.
+    position_embeddings = tf.slice(full_position_embeddings,
+                                   [position_offset, 0], [seq_length, -1])
+    output += tf.expand_dims(position_embeddings, 0)
 
-  return layer_norm_and_dropout(output, dropout_prob, layer_norm_eps)
+  return dropout(layer_norm(output, layer_norm_eps, hooks=hooks),
+                 dropout_prob)
 
 
 def create_attention_mask_from_input_mask(from_tensor, to_mask):
@@ -816,7 +849,7 @@ def transformer_layer(query_input, layer_input, attention_mask, config, shape,
     """Dropout, the method's hook, then add & LayerNorm."""
     outputs = dropout(outputs, config.hidden_dropout_prob)
     outputs = hooks.sublayer_output(layer, name, inputs, outputs)
-    return add_and_norm(outputs, inputs, config.layer_norm_eps)
+    return add_and_norm(outputs, inputs, config.layer_norm_eps, hooks)
 
   with tf.variable_scope("attention"):
     with tf.variable_scope("self"):

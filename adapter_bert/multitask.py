@@ -16,6 +16,7 @@ scripts/predict_multitask.py.
 """
 
 import collections
+import contextlib
 import os
 import resource
 import sys
@@ -31,6 +32,7 @@ from adapter_bert import errors
 from adapter_bert import fileio
 from adapter_bert import glue
 from adapter_bert import output_rules
+from adapter_bert import routing
 from adapter_bert.methods import base
 import modeling
 import tokenization
@@ -163,6 +165,102 @@ class MultiTaskPredictor(object):
     (_, serving_inputs, outputs) = self._build_task_model(
         entry, build_inputs, settings, scope_suffix="_" + name)
     entry.setdefault("extra_inputs", {})[name] = (serving_inputs, outputs)
+
+  def add_mixed(self, build_inputs=None):
+    """One model for batches whose rows belong to any loaded task: the
+    backbone computes once, each row takes its task's method, LayerNorms and
+    head (adapter_bert/routing.py). Call after the last `add_task`.
+
+    Args:
+      build_inputs: (optional) function(tasks, settings) -> (row_task,
+        model_inputs, serving_inputs), called inside the shared graph, given
+        the `glue.Task`s and their bundles' settings by task index:
+        row_task is an int32 Tensor [batch], model_inputs and
+        serving_inputs are as `add_task`'s. Default: a string placeholder
+        `task` (its key, "mrpc", or GLUE name) and the three token-id
+        placeholders.
+
+    Returns:
+      (serving_inputs, outputs): outputs as `routing.routed_outputs`.
+
+    Raises:
+      ValueError: a bundle trains backbone weights beyond its LayerNorms
+        (the pooler, biases, whole layers), which rows cannot each take.
+    """
+    entries = list(self.tasks.values())
+    for entry in entries:
+      _check_routable(entry["bundle"])
+    tasks = [entry["task"] for entry in entries]
+    current = [None]  # the task whose variables the getter hands out
+
+    @contextlib.contextmanager
+    def enter_task(index):
+      (previous, current[0]) = (current[0], index)
+      try:
+        yield
+      finally:
+        current[0] = previous
+
+    with self.graph.as_default():
+      values = {}
+      with tf.name_scope("mixed"):
+        if build_inputs is None:
+          build_inputs = _token_id_inputs
+        (row_task, inputs, serving_inputs) = build_inputs(
+            tasks, [entry["bundle"].settings() for entry in entries])
+        with tf.variable_scope(
+            tf.get_variable_scope(),
+            custom_getter=self._routed_getter(entries, current, values)):
+          hooks = routing.RoutedHooks(
+              [entry["bundle"].tuning_method() for entry in entries],
+              row_task, enter_task, routes_layer_norms=any(
+                  base.is_layer_norm(n) for entry in entries
+                  for n in entry["bundle"].values))
+          logits = self._routed_logits(inputs, hooks, tasks, enter_task)
+          outputs = routing.routed_outputs(logits, tasks, row_task)
+      self._load_values(values)
+    return (serving_inputs, outputs)
+
+  def _routed_logits(self, inputs, hooks, tasks, enter_task):
+    """Every task's head on the routed model's pooled output."""
+    (input_ids, input_mask, segment_ids) = inputs
+    model = modeling.BertModel(self.bert_config, False, input_ids,
+                               input_mask=input_mask,
+                               token_type_ids=segment_ids, hooks=hooks,
+                               pooled_only=True,
+                               compute_dtype=self.compute_dtype)
+    pooled = tf.cast(model.get_pooled_output(), tf.float32)
+    logits = []
+    for (index, task) in enumerate(tasks):
+      with enter_task(index):
+        weights = tf.get_variable(base.HEAD_VARIABLES[0], [
+            task.num_labels, self.bert_config.hidden_size])
+        bias = tf.get_variable(base.HEAD_VARIABLES[1], [task.num_labels])
+      logits.append(tf.nn.bias_add(tf.matmul(pooled, weights,
+                                             transpose_b=True), bias))
+    return logits
+
+  def _routed_getter(self, entries, current, values):
+    """The mixed model's getter: inside `enter_task(i)`, task i's own
+    variables (its bundle's, unmerged); elsewhere the shared backbone."""
+
+    def getter_fn(getter, name, *args, **kwargs):
+      index = current[0]
+      if index is not None and name in entries[index]["bundle"].values:
+        entry = entries[index]
+        own_name = "tasks/%s/%s" % (entry["task"].key, name)
+        if own_name not in self._task_variables:
+          variable = getter(own_name, *args, **kwargs)
+          self._task_variables[own_name] = variable
+          values[variable] = entry["bundle"].values[name]
+        return self._task_variables[own_name]
+      if name not in self._backbone:
+        variable = getter(name, *args, **kwargs)
+        self._backbone[name] = variable
+        values[variable] = None
+      return self._backbone[name]
+
+    return getter_fn
 
   def _build_task_model(self, entry, build_inputs, settings, scope_suffix=""):
     """A task's model in the shared graph: (inputs, serving_inputs, outputs).
@@ -317,6 +415,30 @@ class MultiTaskPredictor(object):
 
   def backbone_parameters(self):
     return sum(v.shape.num_elements() for v in self._backbone.values())
+
+
+def _check_routable(bundle):
+  """Refuses a bundle whose rows cannot share a batch with other tasks'."""
+  method = bundle.tuning_method()
+  others = sorted(n for n in bundle.values if not (
+      method.adds(n) or base.is_head(n) or base.is_layer_norm(n)))
+  if others:
+    raise ValueError(
+        "adapter bundle %s (--tuning_mode=%s) trains backbone weights beyond "
+        "its LayerNorms (e.g. %s): its rows cannot share a mixed batch; "
+        "serve it by its own signature" % (bundle.path, method.label(),
+                                           others[0]))
+
+
+def _token_id_inputs(tasks, settings):
+  """The mixed model's default inputs: a task name and token ids per row."""
+  del settings
+  names = tf.placeholder(tf.string, [None], name="task")
+  inputs = tuple(tf.placeholder(tf.int32, [None, None], name=name)
+                 for name in FEATURE_NAMES)
+  row_task = routing.task_indices(names, [(t.key, t.name) for t in tasks])
+  serving = dict(zip(FEATURE_NAMES, inputs), task=names)
+  return (row_task, inputs, serving)
 
 
 # The backbone every bundle goes on: its bert_config.json, vocab.txt and

@@ -1,0 +1,128 @@
+"""One batch, many tasks: rows of seven tasks (Houlsby adapters with and
+without their own LayerNorms, parallel adapters, LoRA, IA3, prefix tuning,
+a regression head) through one routed forward pass give each task's own
+outputs (`MultiTaskPredictor.add_mixed`); the weights are the real
+AdapterHub's and PEFT's golden files (tests/data/interop)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import assert_input_error
+from adapter_bert import bundles
+from adapter_bert import conversion
+from adapter_bert import glue
+from adapter_bert import library_folders
+from adapter_bert import methods
+from adapter_bert import multitask
+import modeling
+import test_interop_golden as golden
+from test_interop_golden import tiny_backbone  # pylint: disable=unused-import
+
+# task: (golden case it takes the method's weights from, its library)
+TASKS = {"MRPC": "houlsby", "RTE": "parallel", "QNLI": "lora",
+         "WNLI": "ia3", "SST-2": "prefix"}
+
+
+def build_bundles(backbone, folder):
+  """The golden imports as bundles of different tasks, plus adapters with
+  their own LayerNorms (CoLA) and a LoRA regressor (STS-B)."""
+  paths = {}
+  for (task, case) in TASKS.items():
+    paths[task] = os.path.join(folder, task)
+    conversion.import_folder(golden.CASES[case][0],
+                             os.path.join(golden.DATA, case), backbone, task,
+                             16, True, paths[task])
+  config = modeling.BertConfig.from_json_file(backbone.bert_config_file)
+  rng = np.random.RandomState(3)
+  for (task, source, options, head) in (
+      ("CoLA", "MRPC", {"adapter_size": 8, "train_layernorm": True}, 2),
+      ("STS-B", "QNLI", {"lora_rank": 4, "lora_alpha": 8.0}, 1)):
+    base_bundle = bundles.read_bundle(paths[source])
+    method = methods.build(base_bundle.tuning_mode, dict(
+        base_bundle.tuning_method().settings, **options),
+                           config.num_hidden_layers)
+    values = {n: v for (n, v) in base_bundle.values.items()
+              if method.adds(n)}
+    values["output_weights"] = rng.normal(size=(head, 32)).astype(np.float32)
+    values["output_bias"] = rng.normal(size=(head,)).astype(np.float32)
+    shapes = library_folders.classifier.describe_model(
+        config, method, head, 16)
+    for name in shapes:
+      if "LayerNorm" in name and method.trains(name):
+        values[name] = (1.0 if name.endswith("gamma") else 0.0) + rng.normal(
+            scale=0.3, size=shapes[name]).astype(np.float32)
+    paths[task] = os.path.join(folder, task)
+    bundles.write_bundle_of_values(
+        paths[task], method, values, shapes, backbone.init_checkpoint,
+        bundles.Description(glue.get_task(task), config,
+                            bundles.FeatureSettings(16, True)), "test")
+  return paths
+
+
+def predictor_of(backbone, paths):
+  config = modeling.BertConfig.from_json_file(backbone.bert_config_file)
+  predictor = multitask.MultiTaskPredictor(config, backbone.init_checkpoint,
+                                           backbone.vocab_file)
+  for path in paths.values():
+    predictor.add_task(path)
+  return predictor
+
+
+def test_a_mixed_batch_gives_each_row_its_task_s_outputs(tiny_backbone,
+                                                          tmp_path):
+  paths = build_bundles(tiny_backbone, str(tmp_path))
+  predictor = predictor_of(tiny_backbone, paths)
+  (serving, outputs) = predictor.add_mixed()
+  reference = dict(np.load(os.path.join(golden.DATA, "lora.npz")))
+  (ids, mask, segments) = (reference["input_ids"], reference["attention_mask"],
+                           reference["token_type_ids"])
+  rng = np.random.RandomState(0)
+  names = list(paths)
+  order = rng.randint(0, len(names), size=24)
+  rows = rng.randint(0, len(ids), size=24)
+  feed = {serving["task"]: [names[i] for i in order],
+          serving["input_ids"]: ids[rows], serving["input_mask"]: mask[rows],
+          serving["segment_ids"]: segments[rows]}
+  mixed = predictor.session.run(outputs, feed)
+  for (index, name) in enumerate(names):
+    entry = predictor.tasks[glue.get_task(name).name]
+    alone = predictor.session.run(entry["outputs"], dict(zip(
+        entry["inputs"], (ids, mask, segments))))
+    for (row, source) in zip(np.flatnonzero(order == index),
+                             rows[order == index]):
+      if entry["task"].num_labels == 1:
+        np.testing.assert_allclose(mixed["scores"][row],
+                                   alone["predictions"][source], atol=1e-5)
+        assert mixed["labels"][row] == b""
+      else:
+        width = entry["task"].num_labels
+        np.testing.assert_allclose(mixed["probabilities"][row][:width],
+                                   alone["probabilities"][source], atol=1e-5)
+        label = entry["task"].get_labels()[alone["predictions"][source]]
+        assert mixed["labels"][row].decode() == str(label)
+        assert np.isnan(mixed["scores"][row])
+
+
+def test_a_bundle_training_the_pooler_cannot_share_a_batch(tiny_backbone,
+                                                           tmp_path):
+  paths = build_bundles(tiny_backbone, str(tmp_path))
+  bundle = bundles.read_bundle(paths["QNLI"])
+  config = modeling.BertConfig.from_json_file(
+      tiny_backbone.bert_config_file)
+  method = methods.build("lora", dict(bundle.tuning_method().settings,
+                                      train_pooler=True), 2)
+  shapes = library_folders.classifier.describe_model(config, method, 2, 16)
+  values = dict(bundle.values)
+  values["bert/pooler/dense/kernel"] = np.eye(32, dtype=np.float32)
+  values["bert/pooler/dense/bias"] = np.zeros(32, np.float32)
+  pooled = str(tmp_path / "pooled")
+  bundles.write_bundle_of_values(
+      pooled, method, values, shapes, tiny_backbone.init_checkpoint,
+      bundles.Description(glue.get_task("QQP"),
+                          config, bundles.FeatureSettings(16, True)), "test")
+  predictor = predictor_of(tiny_backbone, {"MRPC": paths["MRPC"],
+                                           "QQP": pooled})
+  with pytest.raises(ValueError, match="beyond its LayerNorms.*pooler"):
+    predictor.add_mixed()
