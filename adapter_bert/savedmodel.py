@@ -36,6 +36,7 @@ from adapter_bert import fileio
 from adapter_bert import glue
 from adapter_bert import multitask
 from adapter_bert import output_rules
+from adapter_bert import routing
 import modeling
 import tokenization
 
@@ -111,7 +112,8 @@ def kept_lengths(len_a, len_b, max_seq_length):
   Args:
     len_a, len_b: int32 Tensors [batch]; len_b is 0 for a row without a
       second text (which then counts as a single text).
-    max_seq_length: the row length.
+    max_seq_length: the row length: an int, or an int32 Tensor [batch] of
+      each row's (rows of several tasks).
 
   Returns:
     (kept_a, kept_b), int32 Tensors [batch].
@@ -120,14 +122,13 @@ def kept_lengths(len_a, len_b, max_seq_length):
   budget = max_seq_length - 3
   shorter = tf.minimum(len_a, len_b)
   both_cut = tf.logical_and(len_a + len_b > budget, budget - shorter < shorter)
-  half_up = (budget + 1) // 2
+  half_up = (budget + 1) // 2 + tf.zeros_like(len_a)  # [batch]
   pair_a = tf.where(len_a + len_b <= budget, len_a,
-                    tf.where(both_cut, tf.fill(tf.shape(len_a), half_up),
+                    tf.where(both_cut, half_up,
                              tf.where(len_a <= len_b, len_a,
                                       budget - len_b)))
   pair_b = tf.where(len_a + len_b <= budget, len_b,
-                    tf.where(both_cut,
-                             tf.fill(tf.shape(len_b), budget - half_up),
+                    tf.where(both_cut, budget - half_up,
                              tf.where(len_a <= len_b, budget - len_a,
                                       len_b)))
   has_b = len_b > 0
@@ -146,7 +147,7 @@ def classifier_inputs(tokens_a, tokens_b, max_seq_length, cls_id, sep_id):
     tokens_a: int32 RaggedTensor [batch, (tokens)].
     tokens_b: (optional) int32 RaggedTensor [batch, (tokens)]; a row with no
       token is laid out as a single text, as run_classifier.py does.
-    max_seq_length: the longest row.
+    max_seq_length: the longest row (an int, or each row's: int32 [batch]).
     cls_id, sep_id: the ids of [CLS] and [SEP].
 
   Returns:
@@ -209,6 +210,34 @@ def text_inputs_builder(vocab_file):
   return build_inputs
 
 
+def mixed_text_inputs_builder(vocab_file):
+  """`MultiTaskPredictor.add_mixed`'s `build_inputs`: a task name and raw
+  text per row, each row laid out with its task's max_seq_length (a
+  single-sentence task's row ignores its text_b)."""
+
+  def build_inputs(tasks, settings):
+    casings = {s["do_lower_case"] for s in settings}
+    if len(casings) != 1:
+      raise ValueError("the bundles disagree on do_lower_case: a mixed batch "
+                       "is tokenized once; export without --mixed_signature")
+    tokenizer = InGraphTokenizer(vocab_file, casings.pop())
+    serving = {name: tf.placeholder(tf.string, [None], name=name)
+               for name in ("task", "text_a", "text_b")}
+    row_task = routing.task_indices(serving["task"],
+                                    [(t.key, t.name) for t in tasks])
+    is_pair = tf.gather(tf.constant([t.is_pair for t in tasks]), row_task)
+    text_b = tf.where(is_pair, serving["text_b"],
+                      tf.fill(tf.shape(serving["text_b"]), ""))
+    lengths = tf.gather(tf.constant([s["max_seq_length"] for s in settings],
+                                    tf.int32), row_task)
+    inputs = classifier_inputs(tokenizer.tokenize(serving["text_a"]),
+                               tokenizer.tokenize(text_b), lengths,
+                               tokenizer.cls_id, tokenizer.sep_id)
+    return (row_task, inputs, serving)
+
+  return build_inputs
+
+
 def signature_outputs(task, outputs):
   """A task's signature outputs from its model outputs."""
   if task.num_labels == 1:
@@ -226,7 +255,8 @@ TOKEN_IDS_SUFFIX = "_ids"
 
 
 def export(backbone, adapter_bundles, export_dir, default_task=None,
-           precision="float32", merge=False, signature_inputs="text"):
+           precision="float32", merge=False, signature_inputs="text",
+           mixed=False):
   """Writes the SavedModel; returns {signature name: task name}.
 
   Args:
@@ -244,6 +274,10 @@ def export(backbone, adapter_bundles, export_dir, default_task=None,
       `segment_ids` (int32 [batch, width], laid out as run_classifier.py
       lays out a row); "token_ids" has no text signature and so no TF Text
       op, for a server built without TF Text.
+    mixed: also a signature for batches whose rows belong to any of the
+      tasks (`mixed`: task, text_a, text_b; `mixed_ids`: task and token
+      ids, as signature_inputs says): one forward pass, each row through
+      its task's method and head (`MultiTaskPredictor.add_mixed`).
 
   Raises:
     errors.InputError: any user error, as one line, before anything is
@@ -268,6 +302,8 @@ def export(backbone, adapter_bundles, export_dir, default_task=None,
                                 merge=merge)
       if signature_inputs == "both":
         predictor.add_inputs(name, None, "token_ids")
+    mixed_map = (_mixed_signatures(predictor, signature_inputs,
+                                   backbone.vocab_file) if mixed else {})
   except ValueError as e:
     raise errors.InputError(e)
 
@@ -281,6 +317,7 @@ def export(backbone, adapter_bundles, export_dir, default_task=None,
                             "(given: %s)" % (default_task,
                                              ", ".join(predictor.tasks)))
   signature_map = task_signatures(predictor, tasks, text)
+  signature_map.update(mixed_map)
   signature_map[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY] = (
       signature_map[default if text else default + TOKEN_IDS_SUFFIX])
 
@@ -292,7 +329,31 @@ def export(backbone, adapter_bundles, export_dir, default_task=None,
     if signature_inputs != "text":
       names[key + TOKEN_IDS_SUFFIX] = name
   names[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY] = tasks[default]
+  for name in mixed_map:
+    names[name] = "+".join(predictor.tasks)
   return names
+
+
+# The signature of batches that mix the tasks.
+MIXED_SIGNATURE = "mixed"
+
+
+def _mixed_signatures(predictor, signature_inputs, vocab_file):
+  """{name: SignatureDef} of the mixed signatures: `mixed` (task, text_a,
+  text_b) unless token ids only, `mixed_ids` (task and token ids) unless
+  text only."""
+  ways = []
+  if signature_inputs != "token_ids":
+    ways.append((MIXED_SIGNATURE, mixed_text_inputs_builder(vocab_file)))
+  if signature_inputs != "text":
+    ways.append((MIXED_SIGNATURE + TOKEN_IDS_SUFFIX, None))
+  signatures = {}
+  for (name, build_inputs) in ways:
+    (serving_inputs, outputs) = predictor.add_mixed(build_inputs)
+    with predictor.graph.as_default():
+      signatures[name] = tf.saved_model.predict_signature_def(
+          inputs=serving_inputs, outputs=outputs)
+  return signatures
 
 
 def _check_export_arguments(backbone, adapter_bundles, export_dir, precision,

@@ -65,6 +65,13 @@ def define_flags():
                     "token_ids (one `<task>_ids` signature per task taking "
                     "input_ids, input_mask, segment_ids, tokenized by the "
                     "client; no TF Text op) or both.")
+  flags.DEFINE_bool("mixed_signature", False,
+                    "Also a signature `mixed` (task, text_a, text_b per row; "
+                    "with token_ids: `mixed_ids`) for batches that mix the "
+                    "tasks: one forward pass through the shared backbone, "
+                    "each row with its task's method and head; outputs "
+                    "labels, probabilities (zero-padded to the most labels) "
+                    "and scores (regression; NaN for other rows).")
   flags.DEFINE_bool(console.VERBOSE_FLAG, False, console.VERBOSE_HELP)
 
 
@@ -75,7 +82,8 @@ def main(argv):
                                 FLAGS.init_checkpoint)
   signatures = errors.run_program(PROGRAM, lambda: savedmodel.export(
       backbone, FLAGS.adapter_bundles, FLAGS.export_dir, FLAGS.default_task,
-      FLAGS.precision, FLAGS.merge, FLAGS.signature_inputs))
+      FLAGS.precision, FLAGS.merge, FLAGS.signature_inputs,
+      FLAGS.mixed_signature))
   print("wrote %s (%s), signatures: %s" % (
       FLAGS.export_dir, fileio.human_bytes(fileio.directory_size(
           FLAGS.export_dir)),

@@ -126,3 +126,55 @@ def test_a_bundle_training_the_pooler_cannot_share_a_batch(tiny_backbone,
                                            "QQP": pooled})
   with pytest.raises(ValueError, match="beyond its LayerNorms.*pooler"):
     predictor.add_mixed()
+
+
+def test_the_saved_model_s_mixed_signature_equals_the_per_task_ones(
+    tiny_backbone, tmp_path):
+  """Raw text of seven tasks in one request, served from a fresh process:
+  each row as its task's own signature answers it; a row of a
+  single-sentence task ignores its text_b."""
+  from test_export_savedmodel import serve_in_fresh_process  # pylint: disable=g-import-not-at-top
+  from adapter_bert import savedmodel  # pylint: disable=g-import-not-at-top
+  paths = build_bundles(tiny_backbone, str(tmp_path / "bundles"))
+  export_dir = str(tmp_path / "saved")
+  names = savedmodel.export(tiny_backbone, list(paths.values()), export_dir,
+                            mixed=True)
+  assert names[savedmodel.MIXED_SIGNATURE] == "+".join(paths)
+  rng = np.random.RandomState(1)
+  words = ["w%02d" % i for i in range(59)]
+
+  def text(count):
+    return " ".join(rng.choice(words, count))
+
+  rows = [(glue.get_task(t), text(rng.randint(1, 12)), text(rng.randint(0, 9)))
+          for t in rng.choice(list(paths), 20)]
+  requests = [("mixed", {"task": [t.key for (t, _, _) in rows],
+                         "text_a": [a for (_, a, _) in rows],
+                         "text_b": [b for (_, _, b) in rows]})]
+  for (task, a, b) in rows:
+    requests.append((task.key, dict({"text_a": [a]},
+                                    **({"text_b": [b]} if task.is_pair
+                                       else {}))))
+  answers = serve_in_fresh_process(export_dir, requests)
+  mixed = answers[0]
+  for (row, ((task, _, _), alone)) in enumerate(zip(rows, answers[1:])):
+    if task.num_labels == 1:
+      np.testing.assert_allclose(mixed["scores"][row], alone["scores"][0],
+                                 atol=1e-5)
+    else:
+      np.testing.assert_allclose(
+          mixed["probabilities"][row][:task.num_labels],
+          alone["probabilities"][0], atol=1e-5)
+      assert mixed["labels"][row] == alone["labels"][0]
+
+
+def test_an_unknown_task_in_a_mixed_request_fails_naming_the_known_ones(
+    tiny_backbone, tmp_path):
+  paths = build_bundles(tiny_backbone, str(tmp_path))
+  predictor = predictor_of(tiny_backbone, {"MRPC": paths["MRPC"]})
+  (serving, outputs) = predictor.add_mixed()
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  with pytest.raises(tf.errors.InvalidArgumentError, match="known: mrpc"):
+    predictor.session.run(outputs, {
+        serving["task"]: ["mprc"], serving["input_ids"]: [[2, 3]],
+        serving["input_mask"]: [[1, 1]], serving["segment_ids"]: [[0, 0]]})
