@@ -13,7 +13,12 @@ few steps on real GLUE rows: speed does not depend on how well they learned):
     call to each per round in a shuffled order, with a 95% interval from
     resampling the rounds; a second copy of the head-only model shows the
     noise (its cost should be 0%);
-  - size on disk of each SavedModel and the serving process's peak memory.
+  - size on disk of each SavedModel and the serving process's peak memory;
+  - a stream of requests of 32 rows whose tasks mix 2, 3 and 7 tasks
+    (--mixed_tasks), served by one SavedModel two ways, alternating in one
+    process: one call of its `mixed` signature per request, or one call per
+    task present (each task's rows to its own signature, as a server with
+    per-task signatures must).
 
 Requests are real dev rows (MRPC pairs, SST-2 and RTE), tokenized inside the
 graph. Each SavedModel is served in a fresh process that loads it with
@@ -61,10 +66,20 @@ flags.DEFINE_string("methods", "all",
                     "comma-separated list, all (every method that adds to "
                     "the graph) or empty (none).")
 
+flags.DEFINE_list("mixed_tasks", ["2", "3", "7"],
+                  "Numbers of tasks mixed in the stream of the mixed "
+                  "signature's measurement (at most 7; empty: none).")
+
 OPTION_FLAGS = ("bert_dir", "glue_dir", "calls", "warmup", "work_dir",
-                "json_out", "methods")
+                "json_out", "methods", "mixed_tasks")
 # task: the dev file's text columns
 TASKS = {"MRPC": [3, 4], "SST-2": [0], "RTE": [1, 2]}
+# Every task with real rows here, for the mixed stream, in the order they
+# join it: (dev text columns, whether the dev file has a header).
+MIXED_TASKS = collections.OrderedDict([
+    ("MRPC", ([3, 4], True)), ("SST-2", ([0], True)), ("RTE", ([1, 2], True)),
+    ("CoLA", ([3], False)), ("STS-B", ([7, 8], True)),
+    ("WNLI", ([1, 2], True)), ("QNLI", ([1, 2], True))])
 TRAIN_ROWS = 64
 
 SERVE_CODE = r"""
@@ -123,6 +138,60 @@ for i in range(warmup + calls):
 print("RESULT " + json.dumps(times.tolist()))
 """
 
+# A stream of mixed requests served by the `mixed` signature and by the
+# per-task signatures, alternating in one process; the first request's
+# answers of both ways are compared.
+MIXED_CODE = r"""
+import json, sys, time
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # the tokenizer's ops
+(export_dir, (stream, calls, warmup)) = (sys.argv[1],
+                                         json.loads(sys.stdin.read()))
+model = tf.saved_model.load(export_dir)
+mixed = model.signatures["mixed"]
+
+def per_task(rows):
+  calls = []
+  for key in sorted({r[0] for r in rows}):
+    mine = [r for r in rows if r[0] == key]
+    inputs = {"text_a": tf.constant([r[1] for r in mine])}
+    if mine[0][3]:
+      inputs["text_b"] = tf.constant([r[2] for r in mine])
+    calls.append(([rows.index(r) for r in mine], model.signatures[key],
+                  inputs))
+  return calls
+
+prepared = [({"task": tf.constant([r[0] for r in rows]),
+              "text_a": tf.constant([r[1] for r in rows]),
+              "text_b": tf.constant([r[2] for r in rows])}, per_task(rows))
+            for rows in stream]
+(inputs, split) = prepared[0]
+together = mixed(**inputs)
+difference = 0.0
+for (positions, function, part) in split:
+  alone = function(**part)
+  for (name, value) in alone.items():
+    if name in ("probabilities", "scores"):
+      got = together[name].numpy()[positions]
+      got = got[:, :value.shape[1]] if got.ndim == 2 else got
+      difference = max(difference, float(np.abs(got - value.numpy()).max()))
+times = np.zeros([calls, 2])
+for i in range(warmup + calls):
+  (inputs, split) = prepared[i % len(prepared)]
+  for way in ((0, 1) if i % 2 == 0 else (1, 0)):
+    start = time.perf_counter()
+    if way == 0:
+      mixed(**inputs)
+    else:
+      for (_, function, part) in split:
+        function(**part)
+    if i >= warmup:
+      times[i - warmup, way] = time.perf_counter() - start
+print("RESULT " + json.dumps({"times": times.tolist(),
+                              "difference": difference}))
+"""
+
 
 def read_rows(path, columns, count=None, header=True):
   with open(path, encoding="utf-8") as f:
@@ -146,8 +215,10 @@ def train_bundle(opts, work_dir, task, tuning_mode):
   data_dir = os.path.join(work_dir, "data", task)
   if not os.path.exists(data_dir):
     os.makedirs(data_dir)
-    with open(os.path.join(opts.glue_dir, task, "train.tsv"),
-              encoding="utf-8") as f:
+    source = os.path.join(opts.glue_dir, task, "train.tsv")
+    if not os.path.exists(source):  # QNLI here: dev rows (speed only)
+      source = os.path.join(opts.glue_dir, task, "dev.tsv")
+    with open(source, encoding="utf-8") as f:
       lines = f.read().split("\n")[:TRAIN_ROWS + 1]
     with open(os.path.join(data_dir, "train.tsv"), "w", encoding="utf-8") as f:
       f.write("\n".join(lines) + "\n")
@@ -171,15 +242,68 @@ def backbone_flags(opts):
                                               "bert_model.ckpt")]
 
 
-def export(opts, work_dir, name, bundles, merge=False):
+def export(opts, work_dir, name, bundles, merge=False, mixed=False):
   export_dir = os.path.join(work_dir, "saved_models", name)
   if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
     run([sys.executable,
          os.path.join(REPO_ROOT, "scripts", "export_savedmodel.py"),
          "--adapter_bundles=" + ",".join(bundles),
-         "--export_dir=" + export_dir, "--merge=%s" % str(merge).lower()] +
+         "--export_dir=" + export_dir, "--merge=%s" % str(merge).lower(),
+         "--mixed_signature=%s" % str(mixed).lower()] +
         backbone_flags(opts))
   return export_dir
+
+
+def mixed_stream(opts, tasks, batch, count=16, seed=0):
+  """`count` requests of `batch` real dev rows, each row's task drawn at
+  random among `tasks`: [[task key, text_a, text_b, is pair]]."""
+  import random  # pylint: disable=g-import-not-at-top
+  rows = {}
+  for task in tasks:
+    (columns, header) = MIXED_TASKS[task]
+    rows[task] = read_rows(os.path.join(opts.glue_dir, task, "dev.tsv"),
+                           columns, count=64, header=header)
+  rng = random.Random(seed)
+  stream = []
+  for _ in range(count):
+    request = []
+    for _ in range(batch):
+      task = rng.choice(tasks)
+      row = rng.choice(rows[task])
+      request.append([task.lower().replace("-", ""), row[0],
+                      row[1] if len(row) == 2 else "", len(row) == 2])
+    stream.append(request)
+  return stream
+
+
+def mixed_costs(opts, work_dir, main_method):
+  """The mixed signature against per-task calls on mixed streams."""
+  figures = {}
+  for count in [int(c) for c in opts.mixed_tasks if c]:
+    tasks = list(MIXED_TASKS)[:count]
+    export_dir = export(opts, work_dir, "mixed-%d" % count, [
+        train_bundle(opts, work_dir, t, main_method) for t in tasks],
+                        mixed=True)
+    for batch in (1, 32):
+      calls = opts.calls if batch == 1 else max(opts.calls // 8, 10)
+      result = run([sys.executable, "-c", MIXED_CODE, export_dir],
+                   input=json.dumps([mixed_stream(opts, tasks, batch), calls,
+                                     opts.warmup]))
+      line = [l for l in result.stdout.splitlines()
+              if l.startswith("RESULT ")]
+      answer = json.loads(line[0][len("RESULT "):])
+      costs = cost_figures(answer["times"], ["mixed", "per-task"])
+      figures["mixed_%d_batch%d" % (count, batch)] = dict(
+          costs, difference=answer["difference"])
+      (m, p) = (costs["mixed"], costs["per-task"])
+      print("%d tasks mixed, batch %-2d (%d requests): mixed signature "
+            "%6.1f requests/s (p50 %6.1f ms, p95 %6.1f ms); per-task calls "
+            "%6.1f requests/s (p50 %6.1f ms, p95 %6.1f ms): %.2fx; outputs "
+            "within %.1e" % (
+                count, batch, calls, 1000 / m["mean_ms"], m["p50_ms"],
+                m["p95_ms"], 1000 / p["mean_ms"], p["p50_ms"], p["p95_ms"],
+                p["mean_ms"] / m["mean_ms"], answer["difference"]))
+  return figures
 
 
 def size_mb(folder):
@@ -344,6 +468,7 @@ def main(argv):
                               r["examples_per_s"], r["p50_ms"], r["p95_ms"]))
     print("%-38s on disk %.1f MB, serving process peak RSS %.0f MB" % (
         name, figures[name]["size_mb"], figures[name]["peak_rss_mb"]))
+  figures.update(mixed_costs(opts, work_dir, main_method))
   if chosen:
     figures.update(method_costs(
         opts, work_dir, models["no adapters (head-only bundle), MRPC"][0],

@@ -38,7 +38,16 @@ def load_adapterhub(folder, model_dir):
     if os.path.exists(patch):
       shutil.copy(patch, target)
 
-  return model, resave
+  def without_method(run):
+    # The head stays (it is not the method), the adapter is switched off.
+    model.set_active_adapters(None)
+    model.active_head = name
+    try:
+      return run(model)
+    finally:
+      model.set_active_adapters(name)
+
+  return model, resave, without_method
 
 
 def load_peft(folder, model_dir):
@@ -46,7 +55,16 @@ def load_peft(folder, model_dir):
   base = transformers.BertForSequenceClassification.from_pretrained(
       model_dir, num_labels=2)
   model = peft.PeftModel.from_pretrained(base, folder)
-  return model, model.save_pretrained
+
+  def without_method(run):
+    if model.peft_config["default"].is_prompt_learning:
+      # PEFT's disable_adapter fails for a prompt method on this model
+      # class; its base model runs without the prefix, with the classifier.
+      return run(model.base_model)
+    with model.disable_adapter():  # the classifier stays the trained one
+      return run(model)
+
+  return model, model.save_pretrained, without_method
 
 
 def main():
@@ -61,18 +79,22 @@ def main():
   args = parser.parse_args()
   torch.manual_seed(0)
   load = load_adapterhub if args.library == "adapterhub" else load_peft
-  (model, resave) = load(args.folder, args.model)
+  (model, resave, without_method) = load(args.folder, args.model)
   model.eval()
   rows = np.load(args.rows)
-  logits = []
-  with torch.no_grad():
-    for start in range(0, len(rows["input_ids"]), 32):
-      batch = {k: torch.tensor(rows[k][start:start + 32].astype(np.int64))
-               for k in ("input_ids", "attention_mask", "token_type_ids")}
-      output = model(**batch)
-      logits.append((output.logits if hasattr(output, "logits")
-                     else output[0]).numpy())
-  np.savez(args.out, logits=np.concatenate(logits))
+
+  def logits(forward=model):
+    out = []
+    with torch.no_grad():
+      for start in range(0, len(rows["input_ids"]), 32):
+        batch = {k: torch.tensor(rows[k][start:start + 32].astype(np.int64))
+                 for k in ("input_ids", "attention_mask", "token_type_ids")}
+        output = forward(**batch)
+        out.append((output.logits if hasattr(output, "logits")
+                    else output[0]).numpy())
+    return np.concatenate(out)
+
+  np.savez(args.out, logits=logits(), without_method=without_method(logits))
   shutil.rmtree(args.resave, ignore_errors=True)
   resave(args.resave)
   print("peer", args.library, args.folder, "->", args.out, args.resave)
