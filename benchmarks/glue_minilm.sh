@@ -165,7 +165,9 @@ last_loss=$(sed -n "s/.*${STEP}: loss = \([-0-9.naif]*\),.*/step \1: \3/p" "$LOG
 
 echo "== results"
 echo "task:              $TASK"
-echo "tuning mode:       $(flag_value tuning_mode adapters), adapter_placement=$(flag_value adapter_placement both), adapter_size=$(flag_value adapter_size "method's default"), learning_rate=$(flag_value learning_rate 3e-4)"
+# The method's own options are its defaults unless given: they are in the
+# flags after TASK (and the parameter line below says what trained).
+echo "tuning mode:       $(flag_value tuning_mode adapters), learning_rate=$(flag_value learning_rate 3e-4); flags given: ${*:-none}"
 echo "parameters:        ${params:-n/a (no 'Parameters:' line in the log)}"
 echo "train steps:       ${steps:-n/a}"
 echo "throughput:        $rate_summary"

@@ -2,6 +2,8 @@
 movie-review sentences and the real GLUE dev files."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,8 +13,10 @@ from conftest import read_eval_results
 from conftest import run_cli
 from test_export_savedmodel import assert_same_ids
 from test_export_savedmodel import assert_same_rows
+from test_export_savedmodel import ops_stock_tf_serving_lacks
 from test_export_savedmodel import serve_in_fresh_process
 from adapter_bert import glue
+from adapter_bert import savedmodel
 
 pytestmark = pytest.mark.real
 
@@ -116,11 +120,30 @@ def test_saved_model_predicts_what_run_classifier_predicts_on_real_rows(
     bundle_dirs.append(bundle_dir)
   export_dir = str(tmp_path / "saved_model")
   result = run_cli("scripts/export_savedmodel.py", adapter_bundles=",".join(
-      bundle_dirs), export_dir=export_dir, **flags)
+      bundle_dirs), export_dir=export_dir, mixed_signature="true", **flags)
   assert result.returncode == 0, result.stderr[-3000:]
-  answers = serve_in_fresh_process(export_dir, requests)
-  for (answer, want) in zip(answers, expected):
+  # Every row of every task in one request, alternating tasks.
+  mixed = {"task": [], "text_a": [], "text_b": []}
+  for row in range(SERVED_ROWS):
+    for (key, inputs) in requests:
+      mixed["task"].append(key)
+      mixed["text_a"].append(inputs["text_a"][row])
+      mixed["text_b"].append(inputs.get("text_b", [""] * SERVED_ROWS)[row])
+  answers = serve_in_fresh_process(export_dir,
+                                   requests + [("mixed", mixed)])
+  for (index, (answer, want)) in enumerate(zip(answers, expected)):
     assert len(answer["probabilities"]) == len(want) == SERVED_ROWS
     np.testing.assert_allclose(answer["probabilities"], want, atol=1e-5)
     # The trained heads are not at chance everywhere: a real comparison.
     assert np.ptp(np.array(want)[:, 0]) > 1e-3
+    rows = answers[-1]["probabilities"][index::len(requests)]
+    np.testing.assert_allclose(np.array(rows)[:, :len(want[0])], want,
+                               atol=1e-5)
+  # What stock TF Serving links runs every op of it, the mixed signature's
+  # included; and saved_model_cli lists that signature.
+  assert ops_stock_tf_serving_lacks(savedmodel.op_types(export_dir)) == []
+  shown = subprocess.run(
+      [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli",
+       "show", "--dir", export_dir, "--tag_set", "serve"],
+      capture_output=True, text=True, timeout=300)
+  assert 'SignatureDef key: "mixed"' in shown.stdout, shown.stderr[-2000:]

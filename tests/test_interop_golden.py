@@ -221,3 +221,35 @@ def test_torch_files_round_trip_what_torch_writes():
   assert list(again) == list(real)
   for (name, value) in real.items():
     np.testing.assert_array_equal(again[name], value)
+
+
+def test_trained_layer_norms_go_to_adapterhub_only_as_a_patch(tiny_backbone,
+                                                              tmp_path):
+  """An adapters bundle with its own LayerNorms: refused without
+  --backbone_patch, exported with it, and imported back whole."""
+  import test_mixed_batch  # pylint: disable=g-import-not-at-top
+  paths = test_mixed_batch.build_bundles(tiny_backbone, str(tmp_path / "b"))
+  bundle = bundles.read_bundle(paths["CoLA"])  # adapters + LayerNorms
+  assert bundle.tuning_method()["train_layernorm"]
+  out = str(tmp_path / "out")
+  assert_input_error(lambda: conversion.export(
+      "adapterhub", paths["CoLA"], out, "tiny"), "--backbone_patch",
+                     "LayerNorm", "adapters:noln")
+  assert not os.path.exists(out)
+  files = conversion.export("adapterhub", paths["CoLA"], out, "tiny",
+                            backbone_patch=True)
+  assert adapterhub.PATCH_NAME in files
+  patch = library_folders.read_tensors(out, (adapterhub.PATCH_NAME,))
+  assert "bert.encoder.layer.1.output.LayerNorm.weight" in patch
+  assert len(patch) == 2 * (1 + 2 * 2)  # gamma, beta: embeddings + 2 a layer
+  conversion.import_folder("adapterhub", out, tiny_backbone, "CoLA", 16, True,
+                           str(tmp_path / "again"))
+  again = bundles.read_bundle(str(tmp_path / "again"))
+  assert again.tuning_method().settings == bundle.tuning_method().settings
+  assert sorted(again.values) == sorted(bundle.values)
+  for (name, value) in bundle.values.items():
+    np.testing.assert_array_equal(again.values[name], value, err_msg=name)
+  # The wrong library for a method: one line naming the right one.
+  assert_input_error(lambda: conversion.export(
+      "peft", paths["CoLA"], str(tmp_path / "p"), "tiny"),
+                     "no PEFT form", "--to=adapterhub")

@@ -128,6 +128,7 @@ def test_a_bundle_training_the_pooler_cannot_share_a_batch(tiny_backbone,
     predictor.add_mixed()
 
 
+@pytest.mark.slow
 def test_the_saved_model_s_mixed_signature_equals_the_per_task_ones(
     tiny_backbone, tmp_path):
   """Raw text of seven tasks in one request, served from a fresh process:
