@@ -195,6 +195,15 @@ def test_refusals_name_what_cannot_be_represented(tiny_backbone, tmp_path):
   assert_input_error(lambda: conversion.import_folder(
       "adapterhub", folder, backbone, "MRPC", 16, True, str(tmp_path / "b3")),
                      "layers=1, use_pooler=True")
+  # Another AdapterHub architecture (its LoRA): no method here holds it.
+  folder = copy_case("houlsby", tmp_path / "architecture")
+  config_path = os.path.join(folder, "adapter_config.json")
+  config = json.load(open(config_path))
+  config["config"]["architecture"] = "lora"
+  json.dump(config, open(config_path, "w"))
+  assert_input_error(lambda: conversion.import_folder(
+      "adapterhub", folder, backbone, "MRPC", 16, True, str(tmp_path / "b6")),
+                     "'lora'", "known: bottleneck")
   # A damaged weights file.
   folder = copy_case("houlsby", tmp_path / "damaged")
   with open(os.path.join(folder, "pytorch_adapter.bin"), "r+b") as f:
@@ -207,7 +216,7 @@ def test_refusals_name_what_cannot_be_represented(tiny_backbone, tmp_path):
       "peft", os.path.join(DATA, "lora"), backbone, "MNLI", 16, True,
       str(tmp_path / "b5")), "head has 2 outputs", "MNLI has 3 labels")
   assert not any(os.path.exists(str(tmp_path / b))
-                 for b in ("b1", "b2", "b3", "b4", "b5"))
+                 for b in ("b1", "b2", "b3", "b4", "b5", "b6"))
 
 
 def test_torch_files_round_trip_what_torch_writes():

@@ -105,6 +105,38 @@ def test_a_mixed_batch_gives_each_row_its_task_s_outputs(tiny_backbone,
         assert np.isnan(mixed["scores"][row])
 
 
+def test_merged_tasks_take_their_unmerged_method_in_a_mixed_batch(
+    tiny_backbone, tmp_path):
+  """Served merged (LoRA, IA3 folded into their own kernels), the tasks'
+  rows in a mixed batch still equal their own models: the routed model runs
+  their methods on the shared backbone."""
+  paths = build_bundles(tiny_backbone, str(tmp_path))
+  chosen = {t: paths[t] for t in ("QNLI", "WNLI", "MRPC")}  # lora, ia3, ...
+  config = modeling.BertConfig.from_json_file(tiny_backbone.bert_config_file)
+  predictor = multitask.MultiTaskPredictor(
+      config, tiny_backbone.init_checkpoint, tiny_backbone.vocab_file)
+  for path in chosen.values():
+    predictor.add_task(path, merge=True)
+  assert [e["merged"] for e in predictor.tasks.values()] == [True, True,
+                                                             False]
+  (serving, outputs) = predictor.add_mixed()
+  reference = dict(np.load(os.path.join(golden.DATA, "lora.npz")))
+  names = list(chosen) * 2
+  rows = [0, 1, 2, 3, 2, 1]
+  mixed = predictor.session.run(outputs["probabilities"], {
+      serving["task"]: names,
+      serving["input_ids"]: reference["input_ids"][rows],
+      serving["input_mask"]: reference["attention_mask"][rows],
+      serving["segment_ids"]: reference["token_type_ids"][rows]})
+  for (row, (name, source)) in enumerate(zip(names, rows)):
+    entry = predictor.tasks[glue.get_task(name).name]
+    alone = predictor.session.run(entry["outputs"]["probabilities"], dict(
+        zip(entry["inputs"], (reference["input_ids"][source:source + 1],
+                              reference["attention_mask"][source:source + 1],
+                              reference["token_type_ids"][source:source + 1]))))
+    np.testing.assert_allclose(mixed[row][:2], alone[0], atol=1e-5)
+
+
 def test_a_bundle_training_the_pooler_cannot_share_a_batch(tiny_backbone,
                                                            tmp_path):
   paths = build_bundles(tiny_backbone, str(tmp_path))

@@ -413,8 +413,9 @@ class TuningMethod(modeling.GraphHooks):
 
     Returns:
       (settings, tensors): the library's configuration entries of the method
-      (a dict), and {Hugging Face module path of BertModel (no "bert."),
-      plus the library's parameter name: array in PyTorch's layout}.
+      (a dict), and {Hugging Face module path of BertModel (no "bert.")
+      plus the library's parameter name, or a name of the library's own
+      (PEFT's "prompt_embeddings"): array in PyTorch's layout}.
 
     Raises:
       ValueError: the library cannot hold these settings (one line, why).
