@@ -50,6 +50,14 @@ ADAPTER_OPTIONS = (
                 choices=PLACEMENTS),
 )
 
+ADAPTER_LN_BEFORE = base.Option(
+    "adapter_ln_before", bool, False,
+    "Each adapter reads LayerNorm(sub-layer output + residual), through the "
+    "sub-layer's own LayerNorm, and adds its result to the sub-layer's "
+    "output before the residual add and that LayerNorm again (AdapterHub's "
+    "original_ln_before: its Pfeiffer/seq_bn order); default false: it "
+    "reads the sub-layer's output (Houlsby's).")
+
 TRAIN_LAYERNORM = base.Option(
     "train_layernorm", bool, True,
     "tuning_mode=adapters: whether the LayerNorms train too (default true; "
@@ -144,7 +152,7 @@ ADAPTERHUB_BOTTLENECK = {
 }
 # The entries that change the computation, and the only value this project
 # computes (the others: placement, width, activation, scale, are read).
-_ADAPTERHUB_FIXED = ("original_ln_before", "original_ln_after",
+_ADAPTERHUB_FIXED = ("original_ln_after",
                      "residual_before_ln", "ln_before", "ln_after",
                      "adapter_residual_before_ln", "use_gating", "phm_layer",
                      "inv_adapter", "leave_out", "stochastic_depth")
@@ -202,6 +210,8 @@ def to_adapterhub(method, values, config, changes):
                      "cannot give it on hidden size %d" % (size, hidden))
   settings = dict(ADAPTERHUB_BOTTLENECK, **changes)
   settings.update({
+      "original_ln_before": bool(
+          method.settings.get(ADAPTER_LN_BEFORE.name)),
       "mh_adapter": method.adapts("attention"),
       "output_adapter": method.adapts("ffn"),
       "reduction_factor": factor,
@@ -231,13 +241,12 @@ def from_adapterhub(settings, tensors, config, scope, scaled):
   for key in _ADAPTERHUB_FIXED:
     if settings.get(key, ADAPTERHUB_BOTTLENECK[key]) != (
         ADAPTERHUB_BOTTLENECK[key]):
-      reason = (" (AdapterHub's seq_bn, its Pfeiffer adapter, applies the "
-                "pre-trained LayerNorm before the adapter too; this project's "
-                "adapters, pfeiffer included, sit before the residual add and "
-                "LayerNorm, as Houlsby's)" if key == "original_ln_before"
-                else "")
       raise ValueError("AdapterHub adapter with %s=%r: not representable "
-                       "here%s" % (key, settings[key], reason))
+                       "here" % (key, settings[key]))
+  ln_before = bool(settings.get("original_ln_before"))
+  if ln_before and scaled:
+    raise ValueError("AdapterHub parallel adapter with original_ln_before="
+                     "True: not representable here")
   activations = {v: k for (k, v) in _ADAPTERHUB_ACTIVATIONS.items()}
   activation = settings.get("non_linearity")
   if activation not in activations:
@@ -260,6 +269,8 @@ def from_adapterhub(settings, tensors, config, scope, scaled):
                  len(sublayers), sublayers[0] if sublayers else "none")}
   if scaled:
     options["adapter_scale"] = float(scale)
+  if ln_before:
+    options[ADAPTER_LN_BEFORE.name] = True
   names = adapterhub_names(config, scope, sublayers)
   unknown = sorted(set(tensors) - {theirs for (_, theirs, _) in names})
   if unknown:
@@ -307,13 +318,23 @@ class AdapterLayers(object):
   def sublayer_output(self, layer, name, inputs, outputs):
     """An adapter after the sub-layer (built even in a switched-off layer,
     so checkpoints load; there the pre-trained path passes unchanged)."""
-    del inputs  # A serial adapter reads the sub-layer's output only.
     if not self.adapts(name):
       return outputs
-    adapted = feedforward_adapter(
-        outputs, self["adapter_size"],
-        modeling.get_activation(self["adapter_activation"]),
-        self["adapter_init_scale"])
+    activation = modeling.get_activation(self["adapter_activation"])
+    if self.settings.get(ADAPTER_LN_BEFORE.name):
+      # h + A(LayerNorm(h + x)): the sub-layer's own LayerNorm (its
+      # variables, reused), as AdapterHub's original_ln_before.
+      normalized = modeling.layer_norm(
+          tf.cast(outputs, tf.float32) + tf.cast(inputs, tf.float32),
+          self.layer_norm_epsilon)
+      with tf.variable_scope(SCOPE):
+        delta = bottleneck_delta(tf.cast(normalized, outputs.dtype),
+                                 self["adapter_size"], activation,
+                                 self["adapter_init_scale"])
+      adapted = tf.cast(outputs, tf.float32) + tf.cast(delta, tf.float32)
+    else:
+      adapted = feedforward_adapter(outputs, self["adapter_size"], activation,
+                                    self["adapter_init_scale"])
     return adapted if self.is_on(layer) else outputs
 
   def effective_settings(self):
@@ -324,6 +345,11 @@ class AdapterLayers(object):
       for option in ADAPTER_OPTIONS:
         if option.name != "adapter_placement":
           settings[option.name] = None
+    if ADAPTER_LN_BEFORE.name in settings and not settings[
+        ADAPTER_LN_BEFORE.name]:
+      # Houlsby's order, the only one before the option existed: manifests
+      # written then (without it) compare equal.
+      settings[ADAPTER_LN_BEFORE.name] = None
     return settings
 
   def added_parameters(self, config):
@@ -384,7 +410,8 @@ class AdaptersMethod(AdapterLayers, base.TuningMethod):
   name = "adapters"
   description = ("adapters + every LayerNorm + classifier head train; the "
                  "pre-trained weights stay frozen")
-  options = ADAPTER_OPTIONS + (TRAIN_LAYERNORM, base.TRAIN_POOLER)
+  options = ADAPTER_OPTIONS + (ADAPTER_LN_BEFORE, TRAIN_LAYERNORM,
+                                base.TRAIN_POOLER)
   variants = {"noln": {"train_layernorm": False}}
   grid_options = {"adapter_sizes": "adapter_size",
                   "init_scales": "adapter_init_scale"}

@@ -197,6 +197,7 @@ class BertModel(object):
       config.attention_probs_dropout_prob = 0.0
     if hooks is not None:
       hooks = hooks.for_model(is_training)
+      hooks.layer_norm_epsilon = config.layer_norm_eps
 
     input_shape = get_shape_list(input_ids, expected_rank=2)
     batch_size, seq_length = input_shape[0], input_shape[1]
@@ -296,6 +297,10 @@ class GraphHooks(object):
   beside the BERT variables they change. Every tensor is in the compute
   dtype (float32, or bfloat16/float16 under mixed precision) unless noted.
   """
+
+  # The model's LayerNorm epsilon, set by BertModel on the hooks it uses,
+  # for a method that applies one of the model's LayerNorms itself.
+  layer_norm_epsilon = 1e-12
 
   def for_model(self, is_training):
     """The hooks for one model build: a copy, which a method whose additions
@@ -505,9 +510,11 @@ def layer_norm(input_tensor, epsilon=1e-12, name="LayerNorm", hooks=None):
   Computed in float32 whatever the input's dtype, and returned in the input's
   dtype: in bfloat16 (8 bits of mantissa) the variance of a wide activation
   loses most of its digits, and 1e-12 is below float16's range. `hooks` may
-  change its scale and shift (`GraphHooks.layer_norm`).
+  change its scale and shift (`GraphHooks.layer_norm`). A second call in the
+  same scope uses the same variables (an adapter in AdapterHub's Pfeiffer
+  order reads the sub-layer's own LayerNorm).
   """
-  with tf.variable_scope(name):
+  with tf.variable_scope(name, reuse=tf.AUTO_REUSE):
     width = input_tensor.shape[-1]
 
     def scale_and_shift(normalized):

@@ -52,6 +52,17 @@ class RoutedHooks(modeling.GraphHooks):
                       for m in self.methods]
     return routed
 
+  @property
+  def layer_norm_epsilon(self):
+    return modeling.GraphHooks.layer_norm_epsilon
+
+  @layer_norm_epsilon.setter
+  def layer_norm_epsilon(self, value):
+    # Each task's method applies the model's LayerNorms with it too.
+    for method in self.methods:
+      if method is not None:
+        method.layer_norm_epsilon = value
+
   def position_offset(self):
     """One offset, or each row's (a [batch] Tensor) where tasks differ."""
     offsets = [m.position_offset() if m is not None else 0

@@ -154,7 +154,8 @@ def test_adapter_options_defaults_and_to_dict():
       "tuning_mode": "adapters",
       "options": {"adapter_size": 64, "adapter_activation": "gelu",
                   "adapter_init_scale": 1e-3, "adapter_placement": "both",
-                  "train_layernorm": True, "train_pooler": False}}
+                  "adapter_ln_before": False, "train_layernorm": True,
+                  "train_pooler": False}}
   zero = adapters.AdaptersMethod.create({"adapter_init_scale": 0})
   assert zero["adapter_init_scale"] == 0.0
   assert isinstance(zero["adapter_init_scale"], float)
@@ -163,7 +164,8 @@ def test_adapter_options_defaults_and_to_dict():
        "adapter_placement": "ffn"}).to_dict()["options"] == {
            "adapter_size": 8, "adapter_activation": "relu",
            "adapter_init_scale": 1e-3, "adapter_placement": "ffn",
-           "train_layernorm": True, "train_pooler": False}
+           "adapter_ln_before": False, "train_layernorm": True,
+           "train_pooler": False}
 
 
 @pytest.mark.parametrize("placement,attention,ffn", [
@@ -209,3 +211,19 @@ def test_count_parameters_of_bert_and_head():
   assert base.count_parameters(variables) == (
       embeddings + LAYERS * layer + pooler + head)
   assert base.count_parameters([]) == 0
+
+
+def test_a_manifest_made_before_adapter_ln_before_resumes():
+  """Houlsby's order records the option as None, as manifests made before
+  it existed have it (absent): such a run resumes; the other order
+  differs."""
+  from adapter_bert import methods  # pylint: disable=g-import-not-at-top
+  from adapter_bert import run_folder  # pylint: disable=g-import-not-at-top
+  now = methods.settings_record(adapters.AdaptersMethod.create())
+  before = {k: v for (k, v) in now.items() if k != "adapter_ln_before"}
+  keys = list(now)
+  assert run_folder.differences(before, now, keys) == []
+  other = methods.settings_record(adapters.AdaptersMethod.create(
+      {"adapter_ln_before": True}))
+  assert run_folder.differences(before, other, keys) == [
+      "adapter_ln_before None (now True)"]

@@ -33,6 +33,9 @@ CASES = {
     "houlsby_noln_gelu": ("adapterhub", "adapters",
                           {"adapter_size": 4,
                            "adapter_activation": "gelu_exact"}),
+    "pfeiffer": ("adapterhub", "adapters",
+                 {"adapter_size": 8, "adapter_placement": "ffn",
+                  "adapter_activation": "relu", "adapter_ln_before": True}),
     "parallel": ("adapterhub", "parallel_adapters",
                  {"adapter_size": 8, "adapter_scale": 4.0,
                   "adapter_placement": "ffn", "adapter_activation": "relu"}),
@@ -148,14 +151,6 @@ def test_an_export_equals_what_the_library_saved(case, tiny_backbone,
         assert theirs_config.get(key) == value, (name, key)
 
 
-def test_adapterhub_s_own_pfeiffer_order_is_refused_with_the_reason(
-    tiny_backbone, tmp_path):
-  assert_input_error(lambda: import_case("pfeiffer", tiny_backbone,
-                                         str(tmp_path / "b"), "adapterhub"),
-                     "original_ln_before=True", "Pfeiffer")
-  assert not os.path.exists(str(tmp_path / "b"))
-
-
 def copy_case(case, tmp_path):
   folder = str(tmp_path / case)
   shutil.copytree(os.path.join(DATA, case), folder)
@@ -195,6 +190,15 @@ def test_refusals_name_what_cannot_be_represented(tiny_backbone, tmp_path):
   assert_input_error(lambda: conversion.import_folder(
       "adapterhub", folder, backbone, "MRPC", 16, True, str(tmp_path / "b3")),
                      "layers=1, use_pooler=True")
+  # A parallel adapter reading the LayerNorm's output: no method here.
+  folder = copy_case("parallel", tmp_path / "parallel_ln")
+  config_path = os.path.join(folder, "adapter_config.json")
+  config = json.load(open(config_path))
+  config["config"]["original_ln_before"] = True
+  json.dump(config, open(config_path, "w"))
+  assert_input_error(lambda: conversion.import_folder(
+      "adapterhub", folder, backbone, "MRPC", 16, True, str(tmp_path / "b7")),
+                     "original_ln_before=True")
   # Another AdapterHub architecture (its LoRA): no method here holds it.
   folder = copy_case("houlsby", tmp_path / "architecture")
   config_path = os.path.join(folder, "adapter_config.json")

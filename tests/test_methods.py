@@ -73,6 +73,9 @@ MATRIX = [
         {"adapter_size": 3, "adapter_placement": "both", "adapter_scale": 1.0,
          "adapter_activation": "gelu"}, whole_job=False),
     Row("pfeiffer", "pfeiffer", {"adapter_size": 4}),
+    Row("adapters-ln-before", "adapters",
+        {"adapter_size": 4, "adapter_placement": "ffn",
+         "adapter_ln_before": True}, whole_job=False),
     Row("mam", "mam", {"prefix_length": 2, "adapter_size": 4}),
 ]
 ROWS = [pytest.param(row.name, row.options, id=row.id) for row in MATRIX]

@@ -576,6 +576,15 @@ class ComposedMethod(TuningMethod):
     method.parts = [part.for_model(is_training) for part in self.parts]
     return method
 
+  @property
+  def layer_norm_epsilon(self):
+    return self.parts[0].layer_norm_epsilon
+
+  @layer_norm_epsilon.setter
+  def layer_norm_epsilon(self, value):
+    for part in self.parts:
+      part.layer_norm_epsilon = value
+
   def position_offset(self):
     return sum(part.position_offset() for part in self.parts)
 
