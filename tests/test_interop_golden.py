@@ -151,76 +151,76 @@ def test_an_export_equals_what_the_library_saved(case, tiny_backbone,
         assert theirs_config.get(key) == value, (name, key)
 
 
-def copy_case(case, tmp_path):
-  folder = str(tmp_path / case)
-  shutil.copytree(os.path.join(DATA, case), folder)
-  return folder
+def set_entry(folder, file_name, path, value):
+  """Sets one entry of a folder's JSON file: path is its keys, outermost
+  first."""
+  file_path = os.path.join(folder, file_name)
+  with open(file_path) as f:
+    document = json.load(f)
+  inner = document
+  for key in path[:-1]:
+    inner = inner[key]
+  inner[path[-1]] = value
+  with open(file_path, "w") as f:
+    json.dump(document, f)
 
 
-def test_refusals_name_what_cannot_be_represented(tiny_backbone, tmp_path):
-  backbone = tiny_backbone
-  # LoRA on the pooler: PEFT allows it, this project's LoRA does not.
-  folder = copy_case("lora", tmp_path)
+def add_pooler_lora(folder):
+  """LoRA on the pooler too: PEFT allows it, this project's LoRA not."""
   path = os.path.join(folder, "adapter_model.safetensors")
   tensors = library_folders.read_tensors(folder, (os.path.basename(path),))
   tensors["base_model.model.bert.pooler.dense.lora_A.weight"] = np.zeros(
       (4, 32), np.float32)
   with open(path, "wb") as f:
     f.write(library_folders.safetensors_bytes(tensors))
-  assert_input_error(lambda: conversion.import_folder(
-      "peft", folder, backbone, "MRPC", 16, True, str(tmp_path / "b1")),
-                     "pooler.dense", "encoder layers' projections")
-  # DoRA, another task type, a 2-layer AdapterHub head.
-  for (case, key, value, fragment) in (
-      ("lora", "use_dora", True, "use_dora=True"),
-      ("ia3", "task_type", "CAUSAL_LM", "SEQ_CLS")):
-    folder = copy_case(case, tmp_path / key)
-    config_path = os.path.join(folder, "adapter_config.json")
-    config = json.load(open(config_path))
-    config[key] = value
-    json.dump(config, open(config_path, "w"))
-    assert_input_error(lambda: conversion.import_folder(
-        "peft", folder, backbone, "MRPC", 16, True, str(tmp_path / "b2")),
-                       fragment)
-  folder = copy_case("houlsby", tmp_path / "head")
-  head_path = os.path.join(folder, "head_config.json")
-  head = json.load(open(head_path))
-  head["config"]["layers"] = 2
-  json.dump(head, open(head_path, "w"))
-  assert_input_error(lambda: conversion.import_folder(
-      "adapterhub", folder, backbone, "MRPC", 16, True, str(tmp_path / "b3")),
-                     "layers=1, use_pooler=True")
-  # A parallel adapter reading the LayerNorm's output: no method here.
-  folder = copy_case("parallel", tmp_path / "parallel_ln")
-  config_path = os.path.join(folder, "adapter_config.json")
-  config = json.load(open(config_path))
-  config["config"]["original_ln_before"] = True
-  json.dump(config, open(config_path, "w"))
-  assert_input_error(lambda: conversion.import_folder(
-      "adapterhub", folder, backbone, "MRPC", 16, True, str(tmp_path / "b7")),
-                     "original_ln_before=True")
-  # Another AdapterHub architecture (its LoRA): no method here holds it.
-  folder = copy_case("houlsby", tmp_path / "architecture")
-  config_path = os.path.join(folder, "adapter_config.json")
-  config = json.load(open(config_path))
-  config["config"]["architecture"] = "lora"
-  json.dump(config, open(config_path, "w"))
-  assert_input_error(lambda: conversion.import_folder(
-      "adapterhub", folder, backbone, "MRPC", 16, True, str(tmp_path / "b6")),
-                     "'lora'", "known: bottleneck")
-  # A damaged weights file.
-  folder = copy_case("houlsby", tmp_path / "damaged")
+
+
+def truncate_weights(folder):
   with open(os.path.join(folder, "pytorch_adapter.bin"), "r+b") as f:
     f.truncate(100)
+
+
+# (case, how the folder is changed, fragments of the one-line refusal)
+REFUSED = {
+    "lora on the pooler": ("lora", add_pooler_lora,
+                           ("pooler.dense", "encoder layers' projections")),
+    "dora": ("lora", lambda f: set_entry(f, "adapter_config.json",
+                                         ["use_dora"], True),
+             ("use_dora=True",)),
+    "another task type": ("ia3", lambda f: set_entry(
+        f, "adapter_config.json", ["task_type"], "CAUSAL_LM"), ("SEQ_CLS",)),
+    "a 2-layer head": ("houlsby", lambda f: set_entry(
+        f, "head_config.json", ["config", "layers"], 2),
+                       ("layers=1, use_pooler=True",)),
+    "a parallel adapter after the LayerNorm": (
+        "parallel", lambda f: set_entry(f, "adapter_config.json",
+                                        ["config", "original_ln_before"],
+                                        True), ("original_ln_before=True",)),
+    "another architecture": ("houlsby", lambda f: set_entry(
+        f, "adapter_config.json", ["config", "architecture"], "lora"),
+                             ("'lora'", "known: bottleneck")),
+    "damaged weights": ("houlsby", truncate_weights,
+                        ("pytorch_adapter.bin",)),
+}
+
+
+@pytest.mark.parametrize("refusal", sorted(REFUSED))
+def test_what_cannot_be_represented_is_refused_in_one_line(
+    refusal, tiny_backbone, tmp_path):
+  (case, change, fragments) = REFUSED[refusal]
+  folder = str(tmp_path / case)
+  shutil.copytree(os.path.join(DATA, case), folder)
+  change(folder)
   assert_input_error(lambda: conversion.import_folder(
-      "adapterhub", folder, backbone, "MRPC", 16, True, str(tmp_path / "b4")),
-                     "pytorch_adapter.bin")
-  # The wrong task: 3 labels against a 2-label head.
+      CASES[case][0], folder, tiny_backbone, "MRPC", 16, True,
+      str(tmp_path / "bundle")), *fragments)
+  assert not os.path.exists(str(tmp_path / "bundle"))
+
+
+def test_a_head_of_another_task_is_refused(tiny_backbone, tmp_path):
   assert_input_error(lambda: conversion.import_folder(
-      "peft", os.path.join(DATA, "lora"), backbone, "MNLI", 16, True,
-      str(tmp_path / "b5")), "head has 2 outputs", "MNLI has 3 labels")
-  assert not any(os.path.exists(str(tmp_path / b))
-                 for b in ("b1", "b2", "b3", "b4", "b5", "b6"))
+      "peft", os.path.join(DATA, "lora"), tiny_backbone, "MNLI", 16, True,
+      str(tmp_path / "bundle")), "head has 2 outputs", "MNLI has 3 labels")
 
 
 def test_torch_files_round_trip_what_torch_writes():
