@@ -70,8 +70,16 @@ flags.DEFINE_list("mixed_tasks", ["2", "3", "7"],
                   "Numbers of tasks mixed in the stream of the mixed "
                   "signature's measurement (at most 7; empty: none).")
 
+flags.DEFINE_string("peer_python", None,
+                    "The PyTorch peer's python (../shared/peer/setup.sh: "
+                    "/tmp/peer/bin/python): also time AdapterHub's Houlsby "
+                    "model on raw SST-2 dev text (adapterhub_serve.py) right "
+                    "after this project's SavedModel on the same rows.")
+
 OPTION_FLAGS = ("bert_dir", "glue_dir", "calls", "warmup", "work_dir",
-                "json_out", "methods", "mixed_tasks")
+                "json_out", "methods", "mixed_tasks", "peer_python")
+PEER_SCRIPT = os.path.join(os.path.dirname(REPO_ROOT), "shared", "peer",
+                           "adapterhub_serve.py")
 # task: the dev file's text columns
 TASKS = {"MRPC": [3, 4], "SST-2": [0], "RTE": [1, 2]}
 # Every task with real rows here, for the mixed stream, in the order they
@@ -190,6 +198,34 @@ for i in range(warmup + calls):
       times[i - warmup, way] = time.perf_counter() - start
 print("RESULT " + json.dumps({"times": times.tolist(),
                               "difference": difference}))
+"""
+
+# The peer's request order: request i is rows[(i * batch) % (n - batch):]
+# [:batch] of the whole dev set (adapterhub_serve.py), so both serve the
+# same rows.
+PEER_ROWS_CODE = r"""
+import json, sys, time
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # the tokenizer's ops
+(export_dir, (rows, batches, calls, warmup)) = (sys.argv[1],
+                                                json.loads(sys.stdin.read()))
+serve = tf.saved_model.load(export_dir).signatures["sst2"]
+results = {}
+for batch in batches:
+  times = []
+  for i in range(warmup + calls):
+    start = (i * batch) % max(1, len(rows) - batch)
+    texts = tf.constant(rows[start:start + batch])
+    began = time.perf_counter()
+    serve(text_a=texts)
+    if i >= warmup:
+      times.append(time.perf_counter() - began)
+  times = np.array(times)
+  results["batch%d" % batch] = {"requests_per_s": calls / times.sum(),
+                                "p50_ms": 1000 * np.percentile(times, 50),
+                                "p95_ms": 1000 * np.percentile(times, 95)}
+print("RESULT " + json.dumps(results))
 """
 
 
@@ -437,6 +473,34 @@ def method_costs(opts, work_dir, plain_dir, chosen, plain_method):
   return figures
 
 
+def beside_the_peer(opts, work_dir, main_method):
+  """This project's SavedModel and AdapterHub's eager PyTorch model, each
+  with a Houlsby adapter (m = 64 on MiniLM) and its head, on the same raw
+  SST-2 dev sentences, one right after the other."""
+  export_dir = export(opts, work_dir, "sst2", [
+      train_bundle(opts, work_dir, "SST-2", main_method)])
+  rows = [r[0] for r in read_rows(os.path.join(opts.glue_dir, "SST-2",
+                                               "dev.tsv"), [0])]
+  result = run([sys.executable, "-c", PEER_ROWS_CODE, export_dir],
+               input=json.dumps([rows, [1, 32], opts.calls, opts.warmup]))
+  ours = json.loads([l for l in result.stdout.splitlines()
+                     if l.startswith("RESULT ")][0][len("RESULT "):])
+  result = run([opts.peer_python, PEER_SCRIPT, "--task=sst-2",
+                "--data_dir=" + os.path.join(opts.glue_dir, "SST-2"),
+                "--batch_sizes=1,32", "--calls=%d" % opts.calls,
+                "--warmup=%d" % opts.warmup, "--threads=2"], cwd="/tmp")
+  theirs = json.loads(result.stdout.strip().splitlines()[-1])
+  for batch in (1, 32):
+    (o, t) = (ours["batch%d" % batch], theirs["batch%d_adapters" % batch])
+    print("SST-2 dev, raw text, batch %-2d (%d calls): this SavedModel p50 "
+          "%6.1f ms (%6.1f requests/s); AdapterHub %s eager p50 %6.1f ms "
+          "(%6.1f requests/s): %.2fx its p50" % (
+              batch, opts.calls, o["p50_ms"], o["requests_per_s"],
+              theirs["torch"], t["p50_ms"], t["requests_per_s"],
+              o["p50_ms"] / t["p50_ms"]))
+  return {"peer_ours": ours, "peer_adapterhub": theirs}
+
+
 def main(argv):
   del argv
   opts = collections.namedtuple("Options", OPTION_FLAGS)(
@@ -469,6 +533,8 @@ def main(argv):
     print("%-38s on disk %.1f MB, serving process peak RSS %.0f MB" % (
         name, figures[name]["size_mb"], figures[name]["peak_rss_mb"]))
   figures.update(mixed_costs(opts, work_dir, main_method))
+  if opts.peer_python:
+    figures.update(beside_the_peer(opts, work_dir, main_method))
   if chosen:
     figures.update(method_costs(
         opts, work_dir, models["no adapters (head-only bundle), MRPC"][0],
