@@ -265,8 +265,8 @@ def from_adapterhub(settings, tensors, config, scope, scaled):
                if settings.get(key)]
   options = {"adapter_size": int(config.hidden_size // factor),
              "adapter_activation": activations[activation],
-             "adapter_placement": {2: "both", 0: "none"}.get(
-                 len(sublayers), sublayers[0] if sublayers else "none")}
+             "adapter_placement": ("both" if len(sublayers) == 2 else
+                                   sublayers[0] if sublayers else "none")}
   if scaled:
     options["adapter_scale"] = float(scale)
   if ln_before:

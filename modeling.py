@@ -546,10 +546,6 @@ def add_and_norm(sublayer_output, residual, epsilon=1e-12, hooks=None):
   return tf.cast(layer_norm(total, epsilon, hooks=hooks), residual.dtype)
 
 
-def layer_norm_and_dropout(input_tensor, dropout_prob, epsilon=1e-12):
-  return dropout(layer_norm(input_tensor, epsilon), dropout_prob)
-
-
 def name_seeded_getter(getter, name, *args, **kwargs):
   """A variable-scope custom getter: unseeded truncated-normal initializers
   get a seed from the variable's name.

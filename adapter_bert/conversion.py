@@ -65,11 +65,8 @@ def export(library, bundle_dir, output_dir, base_model, backbone_patch=False):
                            input_folders=[("bundle", bundle_dir)])
   try:
     bundle = bundles.read_bundle(bundle_dir)
-    kwargs = {"backbone_patch": backbone_patch} if (
-        entry.module is adapterhub) else {}
-    if backbone_patch and entry.module is not adapterhub:
-      raise ValueError("--backbone_patch is AdapterHub's (--to=adapterhub)")
-    files = entry.module.export(bundle, output_dir, base_model, **kwargs)
+    files = entry.module.export(bundle, output_dir, base_model,
+                                backbone_patch)
   except ValueError as e:
     raise errors.InputError(str(e))
   return {name: len(data) for (name, data) in files.items()}

@@ -274,12 +274,6 @@ def hf_module_path(scope):
       "/", ".")
 
 
-def google_scope(path):
-  """The inverse of `hf_module_path`."""
-  return "bert/" + re.sub(r"layer\.(\d+)", r"layer_\1", path).replace(
-      ".", "/")
-
-
 def _is_skipped(name):
   """True for HF tensors that are deliberately not part of the Google layout."""
   # position_ids is a constant buffer (0..max_len-1), not a weight; `cls.*`

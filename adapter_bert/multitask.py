@@ -242,23 +242,18 @@ class MultiTaskPredictor(object):
 
   def _routed_getter(self, entries, current, values):
     """The mixed model's getter: inside `enter_task(i)`, task i's own
-    variables (its bundle's, unmerged); elsewhere the shared backbone."""
+    variables (its bundle's, unmerged); elsewhere the shared backbone. Each
+    is `_shared_backbone_getter`'s, so the per-task models' variables are
+    reused."""
+    getters = [self._shared_backbone_getter(entry["bundle"].values,
+                                            entry["task"], values)
+               for entry in entries]
+    backbone_only = self._shared_backbone_getter({}, None, values)
 
     def getter_fn(getter, name, *args, **kwargs):
       index = current[0]
-      if index is not None and name in entries[index]["bundle"].values:
-        entry = entries[index]
-        own_name = "tasks/%s/%s" % (entry["task"].key, name)
-        if own_name not in self._task_variables:
-          variable = getter(own_name, *args, **kwargs)
-          self._task_variables[own_name] = variable
-          values[variable] = entry["bundle"].values[name]
-        return self._task_variables[own_name]
-      if name not in self._backbone:
-        variable = getter(name, *args, **kwargs)
-        self._backbone[name] = variable
-        values[variable] = None
-      return self._backbone[name]
+      chosen = backbone_only if index is None else getters[index]
+      return chosen(getter, name, *args, **kwargs)
 
     return getter_fn
 

@@ -38,7 +38,7 @@ _HEAD = re.compile(r"^base_model\.(?:model\.)?classifier\."
                    r"(?:modules_to_save\.[^.]+\.)?(weight|bias)$")
 
 
-def export(bundle, output_dir, base_model):
+def export(bundle, output_dir, base_model, backbone_patch=False):
   """Writes a bundle as a PEFT folder, atomically.
 
   Args:
@@ -46,6 +46,8 @@ def export(bundle, output_dir, base_model):
     output_dir: the folder to write.
     base_model: the Hugging Face model it goes on (recorded as
       base_model_name_or_path).
+    backbone_patch: must be false: PEFT folders carry no backbone patch
+      (that is AdapterHub's export).
 
   Returns:
     the files written, {name: bytes}.
@@ -54,6 +56,8 @@ def export(bundle, output_dir, base_model):
     FolderError: the bundle's method has no PEFT form, or it trains backbone
       weights PEFT keeps frozen.
   """
+  if backbone_patch:
+    raise FolderError("--backbone_patch is AdapterHub's (--to=adapterhub)")
   (method, own, head, backbone) = library_folders.split_bundle(bundle)
   if method.peft_type is None:
     raise FolderError(

@@ -41,6 +41,7 @@ class RoutedHooks(modeling.GraphHooks):
   """
 
   def __init__(self, methods, row_task, enter_task, routes_layer_norms):
+    self._layer_norm_epsilon = modeling.GraphHooks.layer_norm_epsilon
     self.methods = list(methods)
     self.row_task = row_task
     self.enter_task = enter_task
@@ -54,11 +55,12 @@ class RoutedHooks(modeling.GraphHooks):
 
   @property
   def layer_norm_epsilon(self):
-    return modeling.GraphHooks.layer_norm_epsilon
+    return self._layer_norm_epsilon
 
   @layer_norm_epsilon.setter
   def layer_norm_epsilon(self, value):
     # Each task's method applies the model's LayerNorms with it too.
+    self._layer_norm_epsilon = value
     for method in self.methods:
       if method is not None:
         method.layer_norm_epsilon = value
@@ -78,17 +80,23 @@ class RoutedHooks(modeling.GraphHooks):
     per_row = tf.shape(tensor)[0] // tf.maximum(batch, 1)
     return tf.repeat(self.row_task, per_row)
 
-  def _route(self, tasks, tensors, apply):
-    """apply(task index, *its rows of `tensors`) for every task, stitched
-    back into the rows' order."""
+  def _partition(self, tasks, tensors):
+    """(each task's rows of each of `tensors`: [task][tensor], the rows'
+    positions per task, for `tf.dynamic_stitch`)."""
     count = len(self.methods)
     parts = [tf.dynamic_partition(t, tasks, count) for t in tensors]
     positions = tf.dynamic_partition(tf.range(tf.shape(tasks)[0]), tasks,
                                      count)
+    return ([[p[index] for p in parts] for index in range(count)], positions)
+
+  def _route(self, tasks, tensors, apply):
+    """apply(task index, *its rows of `tensors`) for every task, stitched
+    back into the rows' order."""
+    (parts, positions) = self._partition(tasks, tensors)
     outputs = []
-    for index in range(count):
+    for (index, rows) in enumerate(parts):
       with self.enter_task(index):
-        outputs.append(apply(index, *[p[index] for p in parts]))
+        outputs.append(apply(index, *rows))
     return tf.dynamic_stitch(positions, outputs)
 
   def projection(self, layer, name, inputs, project):
@@ -131,15 +139,10 @@ class RoutedHooks(modeling.GraphHooks):
     if attention_mask is None:
       attention_mask = tf.ones(tf.stack([tf.shape(keys)[0], 1,
                                          tf.shape(keys)[2]]), tf.float32)
-    count = len(self.methods)
-    tasks = self.row_task
-    parts = [tf.dynamic_partition(t, tasks, count)
-             for t in (keys, values, attention_mask)]
-    positions = tf.dynamic_partition(tf.range(tf.shape(tasks)[0]), tasks,
-                                     count)
+    (parts, positions) = self._partition(self.row_task,
+                                         [keys, values, attention_mask])
     results = []
-    for index in range(count):
-      (k, v, m) = (parts[0][index], parts[1][index], parts[2][index])
+    for (index, (k, v, m)) in enumerate(parts):
       method = self.methods[index]
       if method is not None:
         with self.enter_task(index):

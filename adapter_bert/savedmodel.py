@@ -187,16 +187,26 @@ def classifier_inputs(tokens_a, tokens_b, max_seq_length, cls_id, sep_id):
 # ---------------------------------------------------------------- export
 
 
-def text_inputs_builder(vocab_file):
-  """`MultiTaskPredictor.add_task`'s `build_inputs`: string placeholders,
-  tokenized."""
+def in_graph_tokenizers(vocab_file):
+  """function(do_lower_case) -> the graph's one `InGraphTokenizer` of that
+  casing, made on first use: every signature shares it (and its vocabulary
+  in the graph)."""
   tokenizers = {}
 
-  def build_inputs(task, settings):
-    do_lower_case = settings["do_lower_case"]
+  def tokenizer(do_lower_case):
     if do_lower_case not in tokenizers:
       tokenizers[do_lower_case] = InGraphTokenizer(vocab_file, do_lower_case)
-    tokenizer = tokenizers[do_lower_case]
+    return tokenizers[do_lower_case]
+
+  return tokenizer
+
+
+def text_inputs_builder(tokenizer_for):
+  """`MultiTaskPredictor.add_task`'s `build_inputs`: string placeholders,
+  tokenized by `tokenizer_for(do_lower_case)` (`in_graph_tokenizers`)."""
+
+  def build_inputs(task, settings):
+    tokenizer = tokenizer_for(settings["do_lower_case"])
     serving = {"text_a": tf.placeholder(tf.string, [None], name="text_a")}
     tokens_b = None
     if task.is_pair:
@@ -210,7 +220,7 @@ def text_inputs_builder(vocab_file):
   return build_inputs
 
 
-def mixed_text_inputs_builder(vocab_file):
+def mixed_text_inputs_builder(tokenizer_for):
   """`MultiTaskPredictor.add_mixed`'s `build_inputs`: a task name and raw
   text per row, each row laid out with its task's max_seq_length (a
   single-sentence task's row ignores its text_b)."""
@@ -220,7 +230,7 @@ def mixed_text_inputs_builder(vocab_file):
     if len(casings) != 1:
       raise ValueError("the bundles disagree on do_lower_case: a mixed batch "
                        "is tokenized once; export without --mixed_signature")
-    tokenizer = InGraphTokenizer(vocab_file, casings.pop())
+    tokenizer = tokenizer_for(casings.pop())
     serving = {name: tf.placeholder(tf.string, [None], name=name)
                for name in ("task", "text_a", "text_b")}
     row_task = routing.task_indices(serving["task"],
@@ -296,14 +306,15 @@ def export(backbone, adapter_bundles, export_dir, default_task=None,
         bert_config, backbone.init_checkpoint, backbone.vocab_file,
         bert_config_file=backbone.bert_config_file,
         compute_dtype=classifier.PRECISIONS[precision][0])
-    build_inputs = text_inputs_builder(backbone.vocab_file) if text else None
+    tokenizer_for = in_graph_tokenizers(backbone.vocab_file)
+    build_inputs = text_inputs_builder(tokenizer_for) if text else None
     for bundle_dir in adapter_bundles:
       name = predictor.add_task(bundle_dir, build_inputs=build_inputs,
                                 merge=merge)
       if signature_inputs == "both":
         predictor.add_inputs(name, None, "token_ids")
     mixed_map = (_mixed_signatures(predictor, signature_inputs,
-                                   backbone.vocab_file) if mixed else {})
+                                   tokenizer_for) if mixed else {})
   except ValueError as e:
     raise errors.InputError(e)
 
@@ -338,13 +349,13 @@ def export(backbone, adapter_bundles, export_dir, default_task=None,
 MIXED_SIGNATURE = "mixed"
 
 
-def _mixed_signatures(predictor, signature_inputs, vocab_file):
+def _mixed_signatures(predictor, signature_inputs, tokenizer_for):
   """{name: SignatureDef} of the mixed signatures: `mixed` (task, text_a,
   text_b) unless token ids only, `mixed_ids` (task and token ids) unless
   text only."""
   ways = []
   if signature_inputs != "token_ids":
-    ways.append((MIXED_SIGNATURE, mixed_text_inputs_builder(vocab_file)))
+    ways.append((MIXED_SIGNATURE, mixed_text_inputs_builder(tokenizer_for)))
   if signature_inputs != "text":
     ways.append((MIXED_SIGNATURE + TOKEN_IDS_SUFFIX, None))
   signatures = {}
