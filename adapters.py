@@ -335,7 +335,7 @@ class AdapterLayers(object):
     else:
       adapted = feedforward_adapter(outputs, self["adapter_size"], activation,
                                     self["adapter_init_scale"])
-    return adapted if self.is_on(layer) else outputs
+    return self.switched(layer, adapted, outputs)
 
   def effective_settings(self):
     """Without adapters (placement none) their size, activation and init

@@ -675,10 +675,10 @@ def embedding_postprocessor(input_tensor, token_type_ids, token_type_vocab_size,
       shape=[max_position_embeddings, width],
       initializer=create_initializer(initializer_range))
   if isinstance(position_offset, tf.Tensor):
-    # Each row's own offset (rows of several tasks in one batch; see
-    # adapter_bert/routing.py): [batch, seq, hidden].
-    positions = (tf.expand_dims(position_offset, 1) +
-                 tf.expand_dims(tf.range(seq_length), 0))
+    # Each row's own offset [batch] (rows of several tasks in one batch; see
+    # adapter_bert/routing.py), or one set at run time [] (an ablation's
+    # switches): positions [batch, seq] or [seq].
+    positions = tf.expand_dims(position_offset, -1) + tf.range(seq_length)
     output += tf.gather(full_position_embeddings, positions)
   else:
     if (isinstance(seq_length, int) and

@@ -136,7 +136,8 @@ METHOD_FLAGS = define_method_flags()
 flags.DEFINE_string(
     "ablate_adapters", None,
     "Evaluate with the adapters of these encoder layers switched off, e.g. "
-    "2-5 or 0,3 (0-based, as layer_N); --do_eval only. Results go to "
+    "2-5 or 0,3 (0-based, as layer_N), or each_span: every span first-last "
+    "in turn, in one session; --do_eval only. Results go to "
     "eval_results_ablated_<layers>.txt.")
 flags.DEFINE_integer("seed", 12345,
                      "Random seed for initialisation, dropout and shuffling.")

@@ -51,6 +51,7 @@ from adapter_bert import glue
 from adapter_bert import methods
 from adapter_bert import run_folder
 from adapter_bert import sweep_records
+from adapter_bert.methods import base
 
 # Where run_classifier.py is: each run is one of its processes.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -701,12 +702,6 @@ ABLATION_COLUMNS = ("run_id", "task", "method", "adapter_size", "seed",
                     "primary_value", "context_id")
 
 
-def layer_spans(num_layers):
-  """Every span (first, last) of encoder layers, first <= last."""
-  return [(first, last) for first in range(num_layers)
-          for last in range(first, num_layers)]
-
-
 def span_name(first, last):
   """The --ablate_adapters value of a span, as its result file names it."""
   return str(first) if first == last else "%d-%d" % (first, last)
@@ -725,7 +720,8 @@ def ablation_row(run, first, last, metric_values, context_id):
 def run_ablation(grid, options, results_path, ablation_path,
                  at_selected=False, dry_run=False):
   """Evaluates every finished adapter run of `grid` with the adapters of each
-  span of layers switched off (run_classifier.py --ablate_adapters, no
+  span of layers switched off (run_classifier.py
+  --ablate_adapters=each_span: one process, graph and session per run; no
   retraining), as the paper's Figure 6. Resumable: a (run, span) with a row in
   `ablation_path` is not evaluated again. A row with empty layers is the run
   with every adapter on (its own dev result).
@@ -753,7 +749,7 @@ def run_ablation(grid, options, results_path, ablation_path,
   done = {(r["run_id"], r["context_id"], r["first_layer"], r["last_layer"])
           for r in table}
   print("%s: ablation of %d trained runs x %d spans of %d layers into %s" % (
-      PROGRAM, len(runs), len(layer_spans(num_layers)), num_layers,
+      PROGRAM, len(runs), len(base.layer_spans(num_layers)), num_layers,
       ablation_path), flush=True)
   children = Children()
   evaluated = []
@@ -772,18 +768,16 @@ def run_ablation(grid, options, results_path, ablation_path,
         break
       context_id = context.of(run.task)["context_id"]
       output_dir = folder_of(run, options, context)
-      pending = [span for span in [("", "")] + layer_spans(num_layers) if
+      pending = [span for span in [("", "")] + base.layer_spans(num_layers) if
                  (run_id(run), context_id, str(span[0]), str(span[1]))
                  not in done]
       if not pending:
         continue
       if dry_run:
-        for (first, last) in pending:
-          if first != "":
-            print(" ".join(run_command(run, output_dir, options,
-                                       do_train="false",
-                                       ablate_adapters=span_name(first,
-                                                                 last))))
+        if any(first != "" for (first, _) in pending):
+          print(" ".join(run_command(run, output_dir, options,
+                                     do_train="false",
+                                     ablate_adapters=base.EACH_SPAN)))
         continue
       try:
         _ablate_run(run, pending, output_dir, context_id, options, children,
@@ -824,26 +818,25 @@ def _ablate_run(run, spans, output_dir, context_id, options, children,
           lambda: children.signal_name)
       if claim is None:
         raise Stopped("not started")
+    if any(first != "" for (first, _) in spans):
+      # Every span in one process, one graph and one session.
+      command = run_command(run, output_dir, options, do_train="false",
+                            ablate_adapters=base.EACH_SPAN)
+      log_path = os.path.join(output_dir, "ablation.log")
+      with open(log_path, "a") as log:
+        returncode = children.wait(children.start(command, log))
+      if returncode != 0 and children.signal_name:
+        raise Stopped("stopped")
+      if returncode != 0:
+        raise errors.InputError("ablation of %s failed (exit %d); see %s" % (
+            run_id(run), returncode, log_path))
     for (first, last) in spans:
       if first == "":
         # Every adapter on: the dev result of the model that is ablated.
-        results = read_eval_results(os.path.join(output_dir,
-                                                 "eval_results.txt"))
+        name = "eval_results.txt"
       else:
-        spec = span_name(first, last)
-        command = run_command(run, output_dir, options, do_train="false",
-                              ablate_adapters=spec)
-        log_path = os.path.join(output_dir, "ablation.log")
-        with open(log_path, "a") as log:
-          returncode = children.wait(children.start(command, log))
-        if returncode != 0 and children.signal_name:
-          raise Stopped("stopped")
-        if returncode != 0:
-          raise errors.InputError("ablation %s of %s failed (exit %d); see "
-                                  "%s" % (spec, run_id(run), returncode,
-                                          log_path))
-        results = read_eval_results(os.path.join(
-            output_dir, "eval_results_ablated_%s.txt" % spec))
+        name = "eval_results_ablated_%s.txt" % span_name(first, last)
+      results = read_eval_results(os.path.join(output_dir, name))
       metric_values = {k: v for (k, v) in results.items()
                        if k.startswith("eval_") and k != "eval_loss"}
       row = ablation_row(run, first, last, metric_values, context_id)

@@ -247,6 +247,50 @@ def test_every_layer_switched_off_is_the_pretrained_model(tiny_bert, name,
   np.testing.assert_array_equal(logits[0], logits[1])
 
 
+def logits_with_layers_off(tiny_bert, method, layer_sets, switches):
+  """The classifier's logits for each of `layer_sets` switched off: at build
+  time (`with_layers_off`, a graph each) or at run time (`switches`: one
+  graph, the layers fed). The method's variables get random values (the
+  same in every graph), so that what it adds matters."""
+  logits = []
+  for layers in layer_sets if not switches else [None]:
+    with tf.Graph().as_default():
+      fed = tf.placeholder(tf.bool, [2])
+      hooks = (method.with_layer_switches(fed) if switches else
+               method.with_layers_off(layers))
+      (_, output) = classifier_graph(hooks, tiny_bert["init_checkpoint"])
+      with new_session() as session:
+        session.run(tf.global_variables_initializer())
+        for v in tf.global_variables():
+          name = base.variable_name(v)
+          if method.adds(name):
+            seed = sum(map(ord, name))
+            v.load(np.random.RandomState(seed).normal(
+                0.5, 0.3, v.shape.as_list()), session)
+        for layers in (layer_sets if switches else [layers]):
+          logits.append(session.run(output, {fed: [i not in layers
+                                                   for i in range(2)]}))
+  return logits
+
+
+@pytest.mark.parametrize("name,options", ROWS)
+def test_switches_fed_at_run_time_equal_layers_built_off(tiny_bert, name,
+                                                         options):
+  """An ablation's spans in one session (`with_layer_switches`) give what a
+  graph built with those layers off gives."""
+  method = build(name, options)
+  if not method.adds_anything:
+    return
+  layer_sets = [(), (0,), (1,), (0, 1)]
+  built = logits_with_layers_off(tiny_bert, method, layer_sets, False)
+  fed = logits_with_layers_off(tiny_bert, method, layer_sets, True)
+  # The method moves the logits (the head's are ~1e-2) well beyond the
+  # tolerance, so the comparisons can fail.
+  assert np.max(np.abs(built[0] - built[3])) > 2e-5
+  for (a, b) in zip(built, fed):
+    np.testing.assert_allclose(a, b, atol=1e-7, rtol=0)
+
+
 # ---------------------------------------------------------------- the pipeline
 
 

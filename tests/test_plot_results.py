@@ -10,6 +10,7 @@ from conftest import assert_input_error
 from adapter_bert import errors
 from adapter_bert import plots
 from adapter_bert import sweeps
+from adapter_bert.methods import base
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -49,7 +50,7 @@ def ablation_rows(num_layers=3):
            "last_layer": "", "primary_metric": "eval_f1",
            "primary_value": "0.85",
            "metrics": '{"eval_accuracy": 0.8, "eval_f1": 0.85}'}]
-  for (first, last) in sweeps.layer_spans(num_layers):
+  for (first, last) in base.layer_spans(num_layers):
     lost = 0.05 * (last - first + 1)
     rows.append({"run_id": "MRPC-adapters-m64", "first_layer": str(first),
                  "last_layer": str(last), "primary_metric": "eval_f1",

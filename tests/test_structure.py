@@ -26,6 +26,7 @@ COMMAND_LINES = ("run_classifier.py",
                  os.path.join("scripts", "sweep.py"),
                  os.path.join("scripts", "flags_doc.py"),
                  os.path.join("benchmarks", "bundle_size.py"),
+                 os.path.join("benchmarks", "precision_gradients.py"),
                  os.path.join("benchmarks", "serving.py"),
                  os.path.join("benchmarks", "throughput.py"))
 # Flag definitions several command lines share: no `main`, and no library

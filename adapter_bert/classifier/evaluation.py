@@ -72,21 +72,40 @@ def predict_examples(estimator, feature_cache, split_name, examples,
   input_fn = inputs.file_based_input_fn_builder(
       input_file=features_file, seq_length=feature_cache.max_seq_length,
       is_training=False, drop_remainder=use_tpu, padding=padding)
-  outputs = [None] * num_actual_examples
-  for output in estimator.predict(input_fn=input_fn):
+  return outputs_in_order(estimator.predict(input_fn=input_fn),
+                          num_actual_examples, features_file)
+
+
+def outputs_in_order(outputs, num_actual_examples, features_file):
+  """The real examples' outputs, in the order of the examples.
+
+  Args:
+    outputs: output dicts, each with its example_index and is_real_example
+      (in the order of `features_file`, sorted by length).
+    num_actual_examples: how many real examples there are.
+    features_file: the file they came from, for the error message.
+
+  Returns:
+    [output dict] without those two keys, one per real example.
+
+  Raises:
+    RuntimeError: an example missing, repeated or out of range.
+  """
+  ordered = [None] * num_actual_examples
+  for output in outputs:
     index = int(output.pop("example_index"))
     is_real = output.pop("is_real_example")
     if not is_real:
       continue
-    if not 0 <= index < num_actual_examples or outputs[index] is not None:
+    if not 0 <= index < num_actual_examples or ordered[index] is not None:
       raise RuntimeError("features file %s: bad example_index %d" %
                          (features_file, index))
-    outputs[index] = output
-  if None in outputs:
+    ordered[index] = output
+  if None in ordered:
     raise RuntimeError("got %d outputs for %d examples" %
-                       (num_actual_examples - outputs.count(None),
+                       (num_actual_examples - ordered.count(None),
                         num_actual_examples))
-  return outputs
+  return ordered
 
 
 def evaluate_split(predictor, task, data, global_step):

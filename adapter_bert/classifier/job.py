@@ -29,6 +29,7 @@ from adapter_bert.classifier import features
 from adapter_bert.classifier import hooks
 from adapter_bert.classifier import inputs
 from adapter_bert.classifier import model_fn
+from adapter_bert.classifier import session_predictor
 from adapter_bert.classifier import settings as settings_lib
 from adapter_bert.methods import base
 import modeling
@@ -48,9 +49,9 @@ class Job(object):
     bert_config: the backbone's `modeling.BertConfig`.
     tokenizer: its `tokenization.FullTokenizer`.
     task: the `glue.Task`.
-    method: the `TuningMethod`, with the layers --ablate_adapters switches
-      off.
-    ablated: those layers.
+    method: the `TuningMethod`.
+    ablations: the sets of layers --ablate_adapters switches off, one per
+      evaluation (`settings.ablations`); () without an ablation.
     padding: the padding policy on this device (never "auto").
     model_shapes: {variable name: shape} of the model
       (`model_fn.describe_model`).
@@ -63,7 +64,7 @@ class Job(object):
   tokenizer: tokenization.FullTokenizer
   task: glue.Task
   method: base.TuningMethod
-  ablated: tuple
+  ablations: tuple
   padding: str
   model_shapes: dict
   role: devices.WorkerRole
@@ -72,6 +73,11 @@ class Job(object):
   def model(self):
     return model_fn.Model(self.bert_config, self.task.num_labels,
                           self.method, self.settings.precision)
+
+  def model_without(self, layers_off):
+    """The model with the method's additions in `layers_off` bypassed."""
+    return dataclasses.replace(
+        self.model, method=self.method.with_layers_off(layers_off))
 
   @property
   def bundle_dir(self):
@@ -89,16 +95,47 @@ class Job(object):
                                 fileio.file_sha256(s.vocab_file)),
         self.model_shapes, s.init_checkpoint)
 
-  def estimator(self, weights, **kwargs):
+  def estimator(self, weights, layers_off=(), **kwargs):
     """`devices.make_estimator` of this job's model on `weights`."""
     return devices.make_estimator(
-        self.settings, self.model, weights.model_dir,
+        self.settings, self.model_without(layers_off), weights.model_dir,
         list(weights.init_checkpoints),
         compact_checkpoints=weights.compact, **kwargs)
 
-  def predictor(self, estimator, feature_cache, batch_size):
-    return evaluation.Predictor(estimator, feature_cache, batch_size,
-                                self.settings.use_tpu, self.padding)
+  @contextlib.contextmanager
+  def predictors(self, weights, feature_cache):
+    """Yields `predictor(batch_size, layers_off=())`: the trained model as an
+    `evaluation.Predictor`-like object with `predict(split_name, examples,
+    input_file)`.
+
+    On CPU and GPU every call shares one graph and one session, built on the
+    first call (`session_predictor`); on TPU each is a TPUEstimator.
+    """
+    s = self.settings
+    built = []
+
+    def predictor(batch_size, layers_off=()):
+      if not predicts_in_one_session(s):
+        return evaluation.Predictor(
+            self.estimator(weights, layers_off,
+                           predict_batch_size=batch_size),
+            feature_cache, batch_size, s.use_tpu, self.padding)
+      if not built:
+        built.append(session_predictor.SessionPredictor(
+            self.model, weights.checkpoints(), feature_cache, self.padding))
+      return built[0].bound(batch_size, layers_off)
+
+    try:
+      yield predictor
+    finally:
+      for model in built:
+        model.close()
+
+
+def predicts_in_one_session(settings):
+  """Whether evaluation and prediction share one graph and session (CPU,
+  GPU), or go through TPUEstimator.predict (TPU: infeed and outfeed)."""
+  return not settings.use_tpu
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +147,12 @@ class Weights(object):
   model_dir: str
   init_checkpoints: tuple
   compact: bool
+
+  def checkpoints(self):
+    """Where each variable comes from, first holder first: the latest
+    checkpoint of `model_dir` (if any), then `init_checkpoints`."""
+    latest = tf.train.latest_checkpoint(self.model_dir)
+    return ([latest] if latest else []) + list(self.init_checkpoints)
 
 
 # ---------------------------------------------------------------- the checks
@@ -213,9 +256,7 @@ def checked_job(settings, explicit=()):
         "[CLS] a [SEP] b [SEP] needs at least 5 tokens to keep a word of "
         "each text" % (s.max_seq_length, task.name))
   method = settings_lib.build_tuning_method(s, bert_config.num_hidden_layers)
-  ablated = settings_lib.ablated_layers(s, method,
-                                        bert_config.num_hidden_layers)
-  method = method.with_layers_off(ablated)
+  ablations = settings_lib.ablations(s, method, bert_config.num_hidden_layers)
   if s.max_seq_length + method.position_offset() > (
       bert_config.max_position_embeddings):
     raise InputError(
@@ -247,7 +288,7 @@ def checked_job(settings, explicit=()):
   # Under multi_worker every worker runs this job in the same folder: the
   # chief writes the run's files, the others only train beside it.
   role = devices.worker_role(s.strategy)
-  return Job(s, bundle, bert_config, tokenizer, task, method, tuple(ablated),
+  return Job(s, bundle, bert_config, tokenizer, task, method, ablations,
              padding, model_shapes, role)
 
 
@@ -326,8 +367,9 @@ def run_in_folder(job):
   log_precision(s)
   if s.do_train and not train(job, weights, feature_cache, manifest):
     return {}  # a worker that is not the chief: the chief writes the rest
-  (all_results, outputs) = evaluate(job, weights, feature_cache, eval_sets)
-  outputs += predict(job, weights, feature_cache, predict_sets)
+  with job.predictors(weights, feature_cache) as predictor:
+    (all_results, outputs) = evaluate(job, weights, predictor, eval_sets)
+    outputs += predict(job, predictor, predict_sets)
   # Every result file of the job at once: a failure in a later split leaves
   # none of the earlier ones' files claiming to be this run's.
   for (path, text) in outputs:
@@ -586,46 +628,52 @@ def fit(job, trainer, train_input_fn, num_train_steps):
 # ---------------------------------------------------------------- results
 
 
-def evaluate(job, weights, feature_cache, eval_sets):
-  """Every dev split's metrics.
+def evaluate(job, weights, predictor, eval_sets):
+  """Every dev split's metrics, once per ablation (`Job.ablations`).
+
+  Args:
+    predictor: `Job.predictors`'s function.
 
   Returns:
-    ({split name: results}, [(path, text)] of the result files).
+    ({split name: results} (the last ablation's), [(path, text)] of the
+    result files).
   """
   s = job.settings
   all_results = collections.OrderedDict()
   outputs = []  # (path, text): written together at the end
   if not eval_sets:
     return (all_results, outputs)
-  evaluator = job.estimator(weights, predict_batch_size=s.eval_batch_size)
-  predictor = job.predictor(evaluator, feature_cache, s.eval_batch_size)
   global_step = (job.bundle.global_step if job.bundle else
-                 evaluator.get_variable_value("global_step"))
-  for data in eval_sets:
-    results = evaluation.evaluate_split(predictor, job.task, data,
-                                        global_step)
-    text = evaluation.format_eval_results(results)
-    logging.info("***** Eval results: %s %s *****", job.task.name,
-                 data.split.name)
-    for line in text.splitlines():
-      logging.info("  %s", line)
-    stem = "eval_results"
-    if job.ablated:
-      # Ablations of one model are evaluated side by side: each its file.
-      stem += "_ablated_" + base.format_layer_list(job.ablated)
-    outputs.append((os.path.join(s.output_dir, evaluation.result_file_name(
-        stem, data.split, data is eval_sets[0], "txt")), text))
-    all_results[data.split.name] = results
+                 checkpoints.checkpoint_step(weights.model_dir))
+  for layers_off in job.ablations or [()]:
+    model = predictor(s.eval_batch_size, layers_off)
+    for data in eval_sets:
+      results = evaluation.evaluate_split(model, job.task, data, global_step)
+      text = evaluation.format_eval_results(results)
+      stem = "eval_results"
+      if layers_off:
+        # Ablations of one model are evaluated side by side: each its file.
+        stem += "_ablated_" + base.format_layer_list(layers_off)
+      logging.info("***** Eval results: %s %s (%s) *****", job.task.name,
+                   data.split.name, stem)
+      for line in text.splitlines():
+        logging.info("  %s", line)
+      outputs.append((os.path.join(s.output_dir, evaluation.result_file_name(
+          stem, data.split, data is eval_sets[0], "txt")), text))
+      all_results[data.split.name] = results
   return (all_results, outputs)
 
 
-def predict(job, weights, feature_cache, predict_sets):
-  """Every test split's predictions: [(path, text)] of their files."""
+def predict(job, predictor, predict_sets):
+  """Every test split's predictions: [(path, text)] of their files.
+
+  Args:
+    predictor: `Job.predictors`'s function.
+  """
   s = job.settings
   if not predict_sets:
     return []
-  predictor = job.predictor(job.estimator(weights), feature_cache,
-                            s.predict_batch_size)
+  predictor = predictor(s.predict_batch_size)
   outputs = []
   for data in predict_sets:
     outputs.extend(evaluation.predict_test_split(

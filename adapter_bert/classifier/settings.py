@@ -354,26 +354,36 @@ def build_tuning_method(settings, num_layers=None):
     raise InputError(e)
 
 
-def ablated_layers(settings, method, num_layers):
-  """The layers --ablate_adapters names, checked against the model.
+def ablations(settings, method, num_layers):
+  """The sets of layers --ablate_adapters switches off, one per evaluation
+  (none: no ablation), checked against the model.
+
+  Returns:
+    tuple of tuples of layer indices.
 
   Raises:
     InputError: a bad list, or a tuning method that adds nothing to switch
       off.
   """
-  if not settings.ablate_adapters:
-    return []
-  try:
-    layers = base.parse_layer_list(settings.ablate_adapters, num_layers)
-  except ValueError as e:
-    raise InputError("--ablate_adapters=%s: %s" % (settings.ablate_adapters,
-                                                  e))
+  spec = settings.ablate_adapters
+  if not spec:
+    return ()
   if not method.adds_anything:
     raise InputError("--ablate_adapters=%s: --tuning_mode=%s builds no "
-                     "adapters" % (settings.ablate_adapters, method.name))
-  logging.info("Additions of %s in layers %s switched off (pre-trained path "
-               "there)", method.name, base.format_layer_list(layers))
-  return layers
+                     "adapters" % (spec, method.name))
+  if spec == base.EACH_SPAN:
+    sets = tuple(tuple(range(first, last + 1))
+                 for (first, last) in base.layer_spans(num_layers))
+  else:
+    try:
+      sets = (tuple(base.parse_layer_list(spec, num_layers)),)
+    except ValueError as e:
+      raise InputError("--ablate_adapters=%s: %s" % (spec, e))
+  for layers in sets:
+    logging.info("Evaluating with the additions of %s in layers %s switched "
+                 "off (pre-trained path there)", method.name,
+                 base.format_layer_list(layers))
+  return sets
 
 
 def manifest_settings(settings, task, bert_config, method, model_shapes):

@@ -27,6 +27,8 @@ import dataclasses
 import numbers
 import re
 
+import tensorflow.compat.v1 as tf
+
 import modeling
 
 # The classifier head's variables: top-level names, as in Google BERT's
@@ -145,6 +147,16 @@ def parse_layer_list(spec, num_layers):
   return sorted(layers)
 
 
+# --ablate_adapters=each_span: every span of layers in turn (`layer_spans`).
+EACH_SPAN = "each_span"
+
+
+def layer_spans(num_layers):
+  """Every span (first, last) of encoder layers, first <= last."""
+  return [(first, last) for first in range(num_layers)
+          for last in range(first, num_layers)]
+
+
 def format_layer_list(layers):
   """The inverse of parse_layer_list: [2, 3, 4, 5, 9] -> "2-5,9"."""
   spans = []
@@ -251,6 +263,9 @@ class TuningMethod(modeling.GraphHooks):
   grid_options = {}
   marker = "x"
   mergeable = False
+  # A bool Tensor [num_layers] that switches the additions of each layer on
+  # or off at run time (`with_layer_switches`), or None: all built on.
+  layer_switches = None
 
   def __init__(self, options, num_layers):
     """Use `create`, which checks the options first."""
@@ -472,6 +487,29 @@ class TuningMethod(modeling.GraphHooks):
   def is_on(self, layer):
     return layer not in self.layers_off
 
+  def with_layer_switches(self, switches):
+    """A copy whose additions are on or off per layer at run time.
+
+    Args:
+      switches: bool Tensor [num_layers]; False bypasses that layer's
+        additions as `with_layers_off` does, without building the graph again
+        (an ablation evaluates every span of layers in one session).
+    """
+    method = copy.copy(self)
+    method.layer_switches = switches
+    return method
+
+  def switched(self, layer, added, original):
+    """What a point of `layer` gives: `added` (the method's change) where the
+    layer is on, `original` where it is off, at build or at run time."""
+    if not self.is_on(layer):
+      return original
+    if self.layer_switches is None:
+      return added
+    original = tf.cast(original, added.dtype)
+    return tf.cond(self.layer_switches[layer], lambda: added,
+                   lambda: original)
+
   # -------------------------------------------------- records
 
   def effective_settings(self):
@@ -569,6 +607,11 @@ class ComposedMethod(TuningMethod):
   def with_layers_off(self, layers):
     method = super(ComposedMethod, self).with_layers_off(layers)
     method.parts = [part.with_layers_off(layers) for part in self.parts]
+    return method
+
+  def with_layer_switches(self, switches):
+    method = super(ComposedMethod, self).with_layer_switches(switches)
+    method.parts = [part.with_layer_switches(switches) for part in self.parts]
     return method
 
   def for_model(self, is_training):

@@ -55,15 +55,13 @@ class Ia3Method(base.TuningMethod):
       if scaled is not None:
         scale = tf.get_variable("scale", [width],
                                 initializer=tf.ones_initializer())
-        if not self.is_on(layer):
-          return project(inputs)
-        return project(inputs * tf.cast(scale, inputs.dtype))
+        return project(self.switched(
+            layer, inputs * tf.cast(scale, inputs.dtype), inputs))
       output = project(inputs)
       scale = tf.get_variable("scale", [int(output.shape[-1])],
                               initializer=tf.ones_initializer())
-      if not self.is_on(layer):
-        return output
-      return output * tf.cast(scale, output.dtype)
+      return self.switched(layer, output * tf.cast(scale, output.dtype),
+                           output)
 
   def trains(self, name):
     return self.adds(name) or base.is_head(name) or self.trains_pooler(name)

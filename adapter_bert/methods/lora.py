@@ -126,7 +126,9 @@ class LoraMethod(base.TuningMethod):
                  if self.training else inputs)
       update = tf.matmul(tf.matmul(dropped, tf.cast(down, inputs.dtype)),
                          tf.cast(up, inputs.dtype))  # [tokens, out]
-    return output + update * tf.cast(self.scale, inputs.dtype)
+    return self.switched(layer, output + update * tf.cast(self.scale,
+                                                          inputs.dtype),
+                         output)
 
   def trains(self, name):
     return self.adds(name) or base.is_head(name) or self.trains_pooler(name)

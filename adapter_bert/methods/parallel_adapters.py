@@ -87,7 +87,7 @@ class ParallelAdaptersMethod(adapters.AdapterLayers, base.TuningMethod):
         inputs, outputs, self["adapter_size"],
         modeling.get_activation(self["adapter_activation"]),
         self["adapter_init_scale"], self["adapter_scale"])
-    return added if self.is_on(layer) else outputs
+    return self.switched(layer, added, outputs)
 
   def trains(self, name):
     return self.adds(name) or base.is_head(name) or self.trains_pooler(name)

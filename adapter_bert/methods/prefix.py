@@ -152,6 +152,10 @@ class PrefixMethod(base.TuningMethod):
                                       for layer in range(self.num_layers))
     if all_off or not self["prefix_shifts_positions"]:
       return 0
+    if self.layer_switches is not None:
+      # Switched at run time: shifted while any layer's prefix is on.
+      return self["prefix_length"] * tf.cast(
+          tf.reduce_any(self.layer_switches), tf.int32)
     return self["prefix_length"]
 
   def keys_values(self, layer, keys, values, attention_mask):
@@ -178,6 +182,10 @@ class PrefixMethod(base.TuningMethod):
     # [B, F or 1, p]: every query attends to every prefix position.
     shape = tf.shape(attention_mask)
     ones = tf.ones(tf.stack([shape[0], shape[1], length]), tf.float32)
+    if self.layer_switches is not None:
+      # Switched off at run time: the prefix is masked out, which is exact
+      # (exp(-10000) is 0 in float32), so the keys it adds weigh nothing.
+      ones *= tf.cast(self.layer_switches[layer], tf.float32)
     return (prepend(prefix_keys, keys), prepend(prefix_values, values),
             tf.concat([ones, attention_mask], axis=2))
 

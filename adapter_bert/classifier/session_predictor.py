@@ -1,0 +1,132 @@
+# coding=utf-8
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""A trained model built once, in one graph and one `tf.Session`, that
+predicts every split and every ablation span a job asks for.
+
+`Estimator.predict` builds the graph, starts a session and restores the
+checkpoint on every call: per split, and per span of an ablation. Here the
+model is built once on a feedable iterator; each split adds only its input
+pipeline, and the layers a tuning method is switched off in are a fed
+boolean vector (`TuningMethod.with_layer_switches`), not a rebuilt graph.
+
+CPU and GPU only: on TPU, prediction stays with TPUEstimator (infeed,
+outfeed, static shapes).
+"""
+
+import dataclasses
+
+from absl import logging
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from adapter_bert.classifier import checkpoints
+from adapter_bert.classifier import evaluation
+from adapter_bert.classifier import inputs
+from adapter_bert.classifier import model_fn
+
+# What the model returns per example, and which example it is.
+_OUTPUTS = ("predictions", "per_example_loss", "probabilities")
+_IDENTITY = ("example_index", "is_real_example")
+
+
+def _placeholders():
+  """The model's inputs: any batch, any width (the pipelines pad)."""
+  features = {name: tf.placeholder(tf.int32, [None, None], name=name)
+              for name in inputs.SEQUENCE_FEATURES}
+  features["label_ids"] = tf.placeholder(tf.float32, [None], "label_ids")
+  return features
+
+
+class SessionPredictor(object):
+  """A model in one session, for any batch size and any set of layers
+  switched off (`bound` gives what `evaluation.evaluate_split` calls).
+
+  Args:
+    model: the `model_fn.Model` (its method's build-time switches unused).
+    checkpoints_in_order: the checkpoints that hold its weights, the first
+      holding a variable wins (a run's latest checkpoint, then
+      --init_checkpoint; or a bundle's, then the backbone's).
+    feature_cache: the `features.FeatureCache` of the task.
+    padding: "static", "batch" or "bucket".
+  """
+
+  def __init__(self, model, checkpoints_in_order, feature_cache,
+               padding="static"):
+    self._feature_cache = feature_cache
+    self._padding = padding
+    self._num_layers = model.bert_config.num_hidden_layers
+    self._graph = tf.Graph()
+    with self._graph.as_default():
+      self._features = _placeholders()
+      self._switches = tf.placeholder_with_default(
+          tf.ones([self._num_layers], tf.bool), [self._num_layers],
+          name="layer_switches")
+      method = model.method.with_layers_off(()).with_layer_switches(
+          self._switches) if model.method.adds_anything else model.method
+      (compute_dtype, _) = model_fn.PRECISIONS[model.precision]
+      outputs = model_fn.create_model(model.bert_config, False,
+                                      self._features, model.num_labels,
+                                      method, compute_dtype)
+      self._fetches = {name: outputs[name] for name in _OUTPUTS
+                       if name in outputs}
+      for (path, assignment) in checkpoints.checkpoint_assignment_maps(
+          tf.global_variables(), checkpoints_in_order):
+        if assignment:
+          tf.train.init_from_checkpoint(path, assignment)
+      init = tf.global_variables_initializer()
+    self._session = tf.Session(graph=self._graph)
+    self._session.run(init)
+
+  def bound(self, batch_size, layers_off=()):
+    """This model with `batch_size` rows per batch and the additions of
+    `layers_off` bypassed: an object with `predict(split_name, examples,
+    input_file)`, as `evaluation.Predictor`."""
+    return _Bound(self, batch_size, tuple(layers_off))
+
+  def predict(self, split_name, examples, input_file, batch_size,
+              layers_off=()):
+    """One output dict per example of `examples`, in order (see
+    `evaluation.predict_examples`)."""
+    features_file = self._feature_cache.features_file(
+        split_name, examples, input_file, sort_by_length=True)
+    with self._graph.as_default():
+      dataset = inputs.file_based_input_fn_builder(
+          input_file=features_file,
+          seq_length=self._feature_cache.max_seq_length, is_training=False,
+          drop_remainder=False, padding=self._padding)(
+              {"batch_size": batch_size})
+      next_batch = tf.data.make_one_shot_iterator(dataset).get_next()
+    switches = np.ones([self._num_layers], bool)
+    switches[list(layers_off)] = False
+    logging.info("***** Running %s on %s (in one session) *****", split_name,
+                 input_file)
+    outputs = []
+    while True:
+      try:
+        batch = self._session.run(next_batch)
+      except tf.errors.OutOfRangeError:
+        break
+      feed = {self._features[name]: batch[name] for name in self._features}
+      feed[self._switches] = switches
+      values = self._session.run(self._fetches, feed)
+      for row in range(len(batch["example_index"])):
+        output = {name: values[name][row] for name in values}
+        output.update({name: batch[name][row] for name in _IDENTITY})
+        outputs.append(output)
+    return evaluation.outputs_in_order(outputs, len(examples), features_file)
+
+  def close(self):
+    self._session.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Bound(object):
+  """`SessionPredictor.bound`."""
+
+  model: SessionPredictor
+  batch_size: int
+  layers_off: tuple
+
+  def predict(self, split_name, examples, input_file):
+    return self.model.predict(split_name, examples, input_file,
+                              self.batch_size, self.layers_off)

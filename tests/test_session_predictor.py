@@ -1,0 +1,75 @@
+"""Evaluation and prediction in one graph and one session
+(`session_predictor`) against the Estimator's path (`Estimator.predict`,
+a graph per call), on a trained tiny model."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import read_eval_results
+from conftest import run_classifier_in_process
+from conftest import write_sst2_task
+from adapter_bert.classifier import job as job_lib
+from adapter_bert.methods import base
+
+pytestmark = pytest.mark.slow
+
+SPANS = ["0", "0-1", "1"]
+
+
+def read_tsv(path):
+  with open(path) as f:
+    return np.array([[float(x) for x in line.split("\t")] for line in f])
+
+
+def evaluate(tiny_bert, data_dir, output_dir, **settings):
+  """eval_results.txt and test_results.tsv of a trained run folder."""
+  run_classifier_in_process(tiny_bert, data_dir, output_dir, do_train=False,
+                            do_predict=True, adapter_init_scale=0.3,
+                            **settings)
+  return (read_eval_results(output_dir),
+          read_tsv(os.path.join(output_dir, "test_results.tsv")))
+
+
+@pytest.mark.parametrize("padding", ["static", "bucket"])
+def test_one_session_predicts_what_the_estimator_predicts(
+    tmp_path, tiny_bert, monkeypatch, padding):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  run_classifier_in_process(tiny_bert, data_dir, output_dir, do_eval=False,
+                            adapter_init_scale=0.3, padding=padding)
+  (results, probabilities) = evaluate(tiny_bert, data_dir, output_dir,
+                                      padding=padding)
+  monkeypatch.setattr(job_lib, "predicts_in_one_session", lambda s: False)
+  (expected, expected_probabilities) = evaluate(tiny_bert, data_dir,
+                                                output_dir, padding=padding)
+  assert results["global_step"] == expected["global_step"] > 0
+  assert results == pytest.approx(expected, abs=1e-6)
+  np.testing.assert_allclose(probabilities, expected_probabilities,
+                             atol=1e-6)
+
+
+def test_each_span_in_one_session_equals_each_span_rebuilt(tmp_path,
+                                                           tiny_bert,
+                                                           monkeypatch):
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  output_dir = str(tmp_path / "out")
+  run_classifier_in_process(tiny_bert, data_dir, output_dir,
+                            adapter_init_scale=0.3)
+  run_classifier_in_process(tiny_bert, data_dir, output_dir, do_train=False,
+                            ablate_adapters="each_span",
+                            adapter_init_scale=0.3)
+  assert [first_last for first_last in base.layer_spans(2)] == [
+      (0, 0), (0, 1), (1, 1)]
+  in_one = {spec: read_eval_results(
+      output_dir, "eval_results_ablated_%s.txt" % spec) for spec in SPANS}
+  monkeypatch.setattr(job_lib, "predicts_in_one_session", lambda s: False)
+  for spec in SPANS:
+    os.remove(os.path.join(output_dir, "eval_results_ablated_%s.txt" % spec))
+    run_classifier_in_process(tiny_bert, data_dir, output_dir, do_train=False,
+                              ablate_adapters=spec, adapter_init_scale=0.3)
+    assert in_one[spec] == pytest.approx(read_eval_results(
+        output_dir, "eval_results_ablated_%s.txt" % spec), abs=1e-6)
+  # The spans differ from each other, so the comparisons can fail.
+  assert len({in_one[spec]["eval_loss"] for spec in SPANS}) == 3
