@@ -34,7 +34,6 @@ import math
 import re
 import zlib
 
-import numpy as np
 import six
 import tensorflow.compat.v1 as tf
 
@@ -377,16 +376,22 @@ class GraphHooks(object):
     return outputs
 
 
+# Both GELUs are TensorFlow's own (tf.nn.gelu): on CPU, grappler fuses its
+# exact op pattern with the matmul and bias before it into one oneDNN kernel
+# (_MklNativeFusedMatMul), ten ops fewer per adapter and per feed-forward
+# block than the same formula written out by hand.
+
+
 def gelu(x):
-  """GELU, tanh approximation: Google BERT's `gelu` (arXiv:1606.08415)."""
-  cdf = 0.5 * (1.0 + tf.tanh(
-      (float(np.sqrt(2.0 / np.pi)) * (x + 0.044715 * (x * x * x)))))
-  return x * cdf
+  """GELU, tanh approximation: Google BERT's `gelu` (arXiv:1606.08415),
+  0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+  return tf.compat.v2.nn.gelu(x, approximate=True)
 
 
 def gelu_exact(x):
-  """GELU with the exact Gaussian CDF: what Hugging Face calls "gelu"."""
-  return 0.5 * x * (1.0 + tf.math.erf(x / float(np.sqrt(2.0))))
+  """GELU with the exact Gaussian CDF, 0.5 x (1 + erf(x / sqrt(2))): what
+  Hugging Face calls "gelu"."""
+  return tf.compat.v2.nn.gelu(x, approximate=False)
 
 
 def swish(x):

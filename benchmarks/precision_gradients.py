@@ -69,7 +69,7 @@ def _float32_dense(pattern):
   original = modeling.dense_layer
 
   def dense_layer(inputs, *args, **kwargs):
-    scope = tf.get_variable_scope().name + "/" + str(kwargs.get("name", ""))
+    scope = tf.get_variable_scope().name + "/" + kwargs.get("name", "dense")
     if re.search(pattern, scope):
       return tf.cast(original(tf.cast(inputs, tf.float32), *args, **kwargs),
                      inputs.dtype)
@@ -197,13 +197,16 @@ def main(argv):
                              FLAGS.experiment))
   print("%-22s %10s %8s %8s %8s" % ("group", "rel_err", "norm", "cos",
                                     "signs"))
+  rows = []
   for (group, (a, b)) in groups.items():
     (a, b) = (np.concatenate(a), np.concatenate(b))
     norm_a = np.linalg.norm(a)
-    print("%-22s %10.4f %8.4f %8.4f %8.4f" % (
-        group, np.linalg.norm(b - a) / norm_a, np.linalg.norm(b) / norm_a,
-        float(a @ b) / (norm_a * np.linalg.norm(b)),
-        np.mean(np.sign(a) != np.sign(b))))
+    rows.append((np.linalg.norm(b - a) / norm_a, np.linalg.norm(b) / norm_a,
+                 float(a @ b) / (norm_a * np.linalg.norm(b)),
+                 np.mean(np.sign(a) != np.sign(b))))
+    print("%-22s %10.4f %8.4f %8.4f %8.4f" % ((group,) + rows[-1]))
+  print("%-22s %10.4f %8.4f %8.4f %8.4f" % (("mean of the groups",) +
+                                             tuple(np.mean(rows, axis=0))))
 
 
 if __name__ == "__main__":
