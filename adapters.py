@@ -116,10 +116,15 @@ def bottleneck_delta(input_tensor, size, activation_fn, init_scale):
   (down_kernel, down_bias, up_kernel, up_bias) = [
       tf.cast(weight, input_tensor.dtype)
       for weight in (down_kernel, down_bias, up_kernel, up_bias)]
-  bottleneck = tf.matmul(input_tensor, down_kernel) + down_bias  # [tokens, m]
+  # bias_add of a [width] bias, not `+` of the [1, width] variable: grappler
+  # then fuses each matmul with its bias (and the GELU after the first) into
+  # one oneDNN kernel on CPU, a third of the adapter's ops at serving.
+  bottleneck = tf.nn.bias_add(tf.matmul(input_tensor, down_kernel),
+                              tf.reshape(down_bias, [-1]))  # [tokens, m]
   if activation_fn is not None:
     bottleneck = activation_fn(bottleneck)
-  return tf.matmul(bottleneck, up_kernel) + up_bias  # [tokens, hidden]
+  return tf.nn.bias_add(tf.matmul(bottleneck, up_kernel),
+                        tf.reshape(up_bias, [-1]))  # [tokens, hidden]
 
 
 def adapter_parameters(config, size, placement):

@@ -28,6 +28,7 @@ COMMAND_LINES = ("run_classifier.py",
                  os.path.join("benchmarks", "bundle_size.py"),
                  os.path.join("benchmarks", "precision_gradients.py"),
                  os.path.join("benchmarks", "serving.py"),
+                 os.path.join("benchmarks", "serving_ops.py"),
                  os.path.join("benchmarks", "throughput.py"))
 # Flag definitions several command lines share: no `main`, and no library
 # imports them.
