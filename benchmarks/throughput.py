@@ -105,6 +105,9 @@ MEASUREMENTS = [
     # --precision=mixed_bfloat16, against train_adapters_static / eval_static.
     ("train_%s_bf16" % MAIN, ("train", MAIN, "static")),
     ("eval_auto", ("eval", MAIN, "auto")),
+    # The same through Estimator.predict, as run_classifier.py evaluates on
+    # TPU (a graph built and a checkpoint restored per call).
+    ("eval_auto_estimator", ("eval", MAIN, "auto")),
     ("eval_static", ("eval", MAIN, "static")),
     ("eval_static_bf16", ("eval", MAIN, "static")),
     ("predict_auto", ("predict", MAIN, "auto")),
@@ -283,8 +286,11 @@ def attended_per_token(features_file):
   return float(np.sum(lengths ** 2) / np.sum(lengths))
 
 
-def measure_predict(opts, work_dir, padding_flag, kind, **changes):
-  """Eval (dev) or predict (test) examples/s from a trained-for-1-step model."""
+def measure_predict(opts, work_dir, padding_flag, kind, estimator=False,
+                    **changes):
+  """Eval (dev) or predict (test) examples/s from a trained-for-1-step model:
+  as run_classifier.py does on CPU (one graph and session, built and
+  restored in the timed span), or through `Estimator.predict`."""
   s = settings_for(opts, work_dir, MAIN, padding_flag, **changes)
   bert_config, task, method, feature_cache, padding = prepare(s)
   split = task.dev[0] if kind == "eval" else task.test[0]
@@ -293,19 +299,27 @@ def measure_predict(opts, work_dir, padding_flag, kind, **changes):
   feature_cache.features_file("%s-%s" % (kind, split.name), examples,
                               task.path(s.data_dir, split),
                               sort_by_length=True)
-  estimator = classifier.make_estimator(
-      s, classifier.Model(bert_config, task.num_labels, method, s.precision),
-      os.path.join(work_dir, "model"), [s.init_checkpoint],
-      predict_batch_size=s.eval_batch_size)
+  model = classifier.Model(bert_config, task.num_labels, method, s.precision)
+  name = "%s-%s" % (kind, split.name)
   start = time.time()
-  outputs = classifier.predict_examples(
-      estimator, feature_cache, "%s-%s" % (kind, split.name), examples,
-      task.path(s.data_dir, split), s.eval_batch_size, False, padding)
+  if estimator:
+    outputs = classifier.predict_examples(
+        classifier.make_estimator(s, model, os.path.join(work_dir, "model"),
+                                  [s.init_checkpoint],
+                                  predict_batch_size=s.eval_batch_size),
+        feature_cache, name, examples, task.path(s.data_dir, split),
+        s.eval_batch_size, False, padding)
+  else:
+    predictor = classifier.SessionPredictor(
+        model, [s.init_checkpoint], feature_cache, padding,
+        classifier.session_config(s.intra_op_parallelism_threads,
+                                  s.inter_op_parallelism_threads, False))
+    outputs = predictor.predict(name, examples, task.path(s.data_dir, split),
+                                s.eval_batch_size)
   seconds = time.time() - start
   return {"examples_per_s": len(outputs) / seconds,
           "examples": len(outputs), "seconds": seconds, "padding": padding,
-          "note": "whole estimator.predict call, graph building and "
-                  "checkpoint restore included"}
+          "note": "graph building and checkpoint restore included"}
 
 
 def measure_conversion(opts, work_dir, task_name, split_name):
@@ -336,6 +350,7 @@ def run_child(opts, name, work_dir):
                            **SETTINGS_CHANGES.get(name, {}))
   elif kind in ("eval", "predict"):
     result = measure_predict(opts, work_dir, padding, kind,
+                             estimator=name.endswith("_estimator"),
                              **SETTINGS_CHANGES.get(name, {}))
   elif kind == "convert":
     result = measure_conversion(opts, work_dir, opts.conversion_task, "train")
@@ -411,14 +426,18 @@ def report(results):
       lines.append("mixed_bfloat16 vs float32 (%s): %.2fx examples/s" % (
           base, results[name]["examples_per_s"] /
           results[base]["examples_per_s"]))
-  for name in ("eval_auto", "eval_static", "eval_static_bf16",
-               "predict_auto"):
+  for name in ("eval_auto", "eval_auto_estimator", "eval_static",
+               "eval_static_bf16", "predict_auto"):
     r = results.get(name)
     if r:
       lines.append("%-22s %6.1f examples/s (%d examples in %.1f s, %s "
                    "padding, whole call), peak RSS %.0f MB" % (
                        name, r["examples_per_s"], r["examples"],
                        r["seconds"], r["padding"], r["peak_rss_mb"]))
+  (e, o) = (results.get("eval_auto_estimator"), results.get("eval_auto"))
+  if e and o:
+    lines.append("eval in one session vs through Estimator.predict: %.2fx "
+                 "examples/s" % (o["examples_per_s"] / e["examples_per_s"]))
   for name in ("conversion", "conversion_pairs"):
     r = results.get(name)
     if r:

@@ -263,3 +263,66 @@ def test_float16_on_tpu_is_refused(tmp_path, tiny_bert):
   assert result.returncode != 0
   assert "--precision=mixed_float16 is for GPUs" in result.stderr
   assert not os.path.exists(str(tmp_path / "out"))
+
+
+# ---------------------------------------------------------------- auto
+
+
+def write_cpuinfo(tmp_path, flags):
+  path = tmp_path / "cpuinfo"
+  path.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 %s\n"
+                  "processor\t: 1\nflags\t\t: fpu sse2 avx2 %s\n" %
+                  (flags, flags))
+  return str(path)
+
+
+@pytest.mark.parametrize("flags,use_tpu,native", [
+    ("avx512f avx512_bf16", False, True),
+    ("amx_tile amx_bf16", False, True),
+    ("avx512f avx512_vnni", False, False),
+    ("avx512f", True, True),
+])
+def test_native_bfloat16_is_read_off_the_hardware(tmp_path, flags, use_tpu,
+                                                  native):
+  from adapter_bert.classifier import devices
+  (found, why) = devices.native_bfloat16(use_tpu,
+                                         write_cpuinfo(tmp_path, flags))
+  assert found == native
+  assert (why == "a Cloud TPU") == use_tpu
+  assert devices.native_bfloat16(False, str(tmp_path / "absent"))[0] is False
+
+
+@pytest.mark.parametrize("flags,expected", [
+    ("avx512_bf16", "mixed_bfloat16"), ("avx2", "float32")])
+def test_auto_is_bfloat16_where_native_and_a_resumed_run_keeps_its_own(
+    tmp_path, flags, expected):
+  from adapter_bert import run_folder
+  from adapter_bert.classifier import settings as settings_lib
+  cpuinfo = write_cpuinfo(tmp_path, flags)
+  settings = settings_lib.Settings(precision="auto", do_train=True,
+                                   output_dir=str(tmp_path / "run"))
+  assert settings_lib.with_resolved_precision(
+      settings, cpuinfo).precision == expected
+  explicit = settings_lib.Settings(precision="float32")
+  assert settings_lib.with_resolved_precision(explicit, cpuinfo) == explicit
+  # A run that started in the other precision resumes in it.
+  other = "float32" if expected == "mixed_bfloat16" else "mixed_bfloat16"
+  os.makedirs(settings.output_dir)
+  with open(run_folder.manifest_path(settings.output_dir), "w") as f:
+    f.write('{"format": "%s", "version": %d, "settings": {"precision": '
+            '"%s"}}' % (run_folder.MANIFEST_FORMAT,
+                        run_folder.MANIFEST_VERSION, other))
+  assert settings_lib.with_resolved_precision(
+      settings, cpuinfo).precision == other
+
+
+@pytest.mark.slow
+def test_run_json_records_what_auto_chose(tmp_path, tiny_bert):
+  from adapter_bert import run_folder
+  from adapter_bert.classifier import devices
+  data_dir = write_sst2_task(str(tmp_path / "data"))
+  run = train_tiny(tiny_bert, data_dir, str(tmp_path / "out"),
+                   precision="auto")
+  chosen = run_folder.read_manifest(run["output_dir"])["settings"]["precision"]
+  assert chosen == ("mixed_bfloat16" if devices.native_bfloat16(False)[0]
+                    else "float32")

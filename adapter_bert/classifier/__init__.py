@@ -26,6 +26,8 @@ The rooms, each with one job:
   checkpoints  checkpoint checks, compact checkpoints, fingerprints, the
                bundle export
   evaluation   eval and predict over a split, result files
+  session_predictor  the model built once in one session for every split
+               and ablation span (CPU, GPU)
   job          `run(settings)`: the job's phases on one `Job` record
 
 Every user error raises `errors.InputError` with a one-line message. Every
@@ -57,5 +59,6 @@ from adapter_bert.classifier.model_fn import create_model
 from adapter_bert.classifier.model_fn import describe_model
 from adapter_bert.classifier.model_fn import Model
 from adapter_bert.classifier.model_fn import PRECISIONS
+from adapter_bert.classifier.session_predictor import SessionPredictor
 from adapter_bert.classifier.settings import build_tuning_method
 from adapter_bert.classifier.settings import Settings

@@ -91,6 +91,48 @@ def gpu_available():
   return bool(tf.config.list_physical_devices("GPU"))
 
 
+# CPU flags (Linux /proc/cpuinfo) of native bfloat16 arithmetic, which
+# oneDNN uses for bfloat16 matmuls.
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+  """The CPU's feature flags, or an empty set where the file is absent."""
+  try:
+    with open(cpuinfo) as f:
+      for line in f:
+        if line.startswith("flags"):
+          return set(line.split(":", 1)[1].split())
+  except OSError:
+    pass
+  return set()
+
+
+def native_bfloat16(use_tpu, cpuinfo="/proc/cpuinfo"):
+  """Whether this machine computes bfloat16 natively, and why (or why not).
+
+  TPUs do; GPUs of compute capability 8.0 and later (Ampere on) do; CPUs
+  that report AVX512_BF16 or AMX do. Elsewhere bfloat16 is emulated, slower
+  than float32.
+
+  Returns:
+    (bool, a phrase for the log).
+  """
+  if use_tpu:
+    return (True, "a Cloud TPU")
+  for gpu in tf.config.list_physical_devices("GPU"):
+    capability = tf.config.experimental.get_device_details(gpu).get(
+        "compute_capability")
+    if capability and tuple(capability) >= (8, 0):
+      return (True, "a GPU of compute capability %d.%d" % tuple(capability))
+  if tf.config.list_physical_devices("GPU"):
+    return (False, "GPUs older than compute capability 8.0")
+  found = sorted(cpu_flags(cpuinfo) & set(BFLOAT16_CPU_FLAGS))
+  if found:
+    return (True, "a CPU that reports %s" % " and ".join(found))
+  return (False, "no TPU, no GPU and a CPU without AVX512_BF16 or AMX")
+
+
 def make_estimator(settings, model, model_dir, init_checkpoints,
                    num_train_steps=None, num_warmup_steps=None,
                    predict_batch_size=None, compact_checkpoints=False):

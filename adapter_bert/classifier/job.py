@@ -122,7 +122,10 @@ class Job(object):
             feature_cache, batch_size, s.use_tpu, self.padding)
       if not built:
         built.append(session_predictor.SessionPredictor(
-            self.model, weights.checkpoints(), feature_cache, self.padding))
+            self.model, weights.checkpoints(), feature_cache, self.padding,
+            devices.session_config(s.intra_op_parallelism_threads,
+                                   s.inter_op_parallelism_threads,
+                                   s.use_tpu)))
       return built[0].bound(batch_size, layers_off)
 
     try:
@@ -244,6 +247,7 @@ def checked_job(settings, explicit=()):
     the `Job`.
   """
   settings, bundle = settings_lib.with_bundle_settings(settings, explicit)
+  settings = settings_lib.with_resolved_precision(settings)
   settings_lib.validate_settings(settings)
   s = settings
   bert_config, tokenizer = load_backbone_inputs(s)

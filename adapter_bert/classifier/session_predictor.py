@@ -48,10 +48,12 @@ class SessionPredictor(object):
       --init_checkpoint; or a bundle's, then the backbone's).
     feature_cache: the `features.FeatureCache` of the task.
     padding: "static", "batch" or "bucket".
+    config: the session's `tf.ConfigProto` (`devices.session_config`), or
+      None.
   """
 
   def __init__(self, model, checkpoints_in_order, feature_cache,
-               padding="static"):
+               padding="static", config=None):
     self._feature_cache = feature_cache
     self._padding = padding
     self._num_layers = model.bert_config.num_hidden_layers
@@ -74,7 +76,7 @@ class SessionPredictor(object):
         if assignment:
           tf.train.init_from_checkpoint(path, assignment)
       init = tf.global_variables_initializer()
-    self._session = tf.Session(graph=self._graph)
+    self._session = tf.Session(graph=self._graph, config=config)
     self._session.run(init)
 
   def bound(self, batch_size, layers_off=()):

@@ -15,6 +15,7 @@ from adapter_bert import fileio
 from adapter_bert import glue
 from adapter_bert import methods
 from adapter_bert import output_rules
+from adapter_bert import run_folder
 from adapter_bert.classifier import checkpoints
 from adapter_bert.classifier import devices
 from adapter_bert.classifier import inputs
@@ -384,6 +385,38 @@ def ablations(settings, method, num_layers):
                  "off (pre-trained path there)", method.name,
                  base.format_layer_list(layers))
   return sets
+
+
+# --precision=auto: bfloat16 where the hardware computes it natively.
+AUTO_PRECISION = "auto"
+
+
+def with_resolved_precision(settings, cpuinfo="/proc/cpuinfo"):
+  """The settings with --precision=auto replaced by what it means here,
+  logged with the reason: the precision a resumed run's run.json records
+  (a run keeps its arithmetic), else mixed_bfloat16 on hardware that
+  computes bfloat16 natively (`devices.native_bfloat16`), else float32."""
+  s = settings
+  if s.precision != AUTO_PRECISION:
+    return s
+  recorded = None
+  if s.do_train and s.output_dir and not s.overwrite_output_dir:
+    try:
+      manifest = run_folder.read_manifest(s.output_dir)
+    except ValueError:
+      manifest = None  # refused, naming the file, by the manifest's check
+    if manifest:
+      recorded = manifest["settings"].get("precision", "float32")
+  if recorded in model_fn.PRECISIONS:
+    (precision, reason) = (recorded, "the run in --output_dir=%s resumes "
+                           "with the precision it started with" %
+                           s.output_dir)
+  else:
+    (native, why) = devices.native_bfloat16(s.use_tpu, cpuinfo)
+    precision = "mixed_bfloat16" if native else "float32"
+    reason = "this machine has %s" % why
+  logging.info("--precision=auto: %s (%s)", precision, reason)
+  return dataclasses.replace(s, precision=precision)
 
 
 def manifest_settings(settings, task, bert_config, method, model_shapes):
