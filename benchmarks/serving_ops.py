@@ -53,11 +53,20 @@ flags.DEFINE_string("bert_dir", os.path.join(REPO_ROOT, ".cache", "assets",
 flags.DEFINE_string("glue_dir", os.path.join(REPO_ROOT, "..", "shared",
                                              "glue"), "GLUE data.")
 flags.DEFINE_string("task", "MRPC", "GLUE task whose dev rows are served.")
+def scopes_of(cls):
+  """The variable scopes a method class (or a composed one's members)
+  puts its additions under."""
+  return {c.scope for c in (cls,) + tuple(getattr(cls, "members", ()))
+          if c.scope is not None}
+
+
 flags.DEFINE_list("methods", [m for m in methods.names()
-                              if methods.get(m).scope is not None],
-                  "Methods that add to the graph.")
+                              if scopes_of(methods.get(m)) and
+                              not methods.get(m).whole_model],
+                  "Methods that add to the graph (not whole models).")
 flags.DEFINE_list("batch_sizes", ["1", "32"], "Rows per call.")
-flags.DEFINE_integer("rounds", 100, "Timed rounds (one call of each graph).")
+flags.DEFINE_integer("rounds", 100, "Timed rounds (one call of each graph) "
+                     "at batch 1; at batch b, rounds / b**0.5.")
 flags.DEFINE_enum("precision", "float32", list(model_fn.PRECISIONS),
                   "The compute dtype served.")
 
@@ -120,18 +129,18 @@ def dev_batches(task, tokenizer, data_dir, batch_sizes, max_seq_length=128):
   return batches
 
 
-def scope_ops(metadata, scope):
-  """(ops per call, microseconds, {op type: microseconds}) in `scope`."""
+def scope_ops(metadata, scopes):
+  """(ops per call, microseconds, {op type: microseconds}) in `scopes`."""
   by_type = collections.Counter()
   count = 0
   for (name, op, micros) in node_stats(metadata):
-    if "/%s/" % scope in "/" + name + "/":
+    if any("/%s/" % scope in "/" + name + "/" for scope in scopes):
       count += 1
       by_type[op] += micros
   return (count, sum(by_type.values()), by_type)
 
 
-def compare(plain, served, batch, rounds, scope):
+def compare(plain, served, batch, rounds, scopes):
   """Alternating calls of the two graphs; returns the figures."""
   for _ in range(10):  # warm-up: kernels, oneDNN primitives
     plain.call(batch)
@@ -145,7 +154,7 @@ def compare(plain, served, batch, rounds, scope):
     for (index, graph) in pair:
       times[index].append(graph.call(batch))
   for _ in range(5):
-    traces.append(scope_ops(served.call(batch, trace=True), scope))
+    traces.append(scope_ops(served.call(batch, trace=True), scopes))
   (p50_plain, p50_served) = (np.median(times[0]), np.median(times[1]))
   count = traces[0][0]
   micros = np.median([t[1] for t in traces])
@@ -167,15 +176,16 @@ def main(argv):
                         os.path.join(FLAGS.glue_dir, FLAGS.task),
                         [int(b) for b in FLAGS.batch_sizes])
   plain = Served(config, None, task.num_labels, checkpoint, dtype)
-  print("%s dev rows, %s, %d alternating rounds; ops and time inside each "
-        "method's scope from 5 traced calls" % (FLAGS.task, FLAGS.precision,
-                                                FLAGS.rounds))
+  print("%s dev rows, %s, %d alternating rounds at batch 1 (fewer at larger "
+        "batches); ops and time inside each method's scope from 5 traced "
+        "calls" % (FLAGS.task, FLAGS.precision, FLAGS.rounds))
   for name in FLAGS.methods:
     method = methods.build(name, num_layers=config.num_hidden_layers)
     served = Served(config, method, task.num_labels, checkpoint, dtype)
     for (size, batch) in batches.items():
       (p50_plain, p50_served, count, micros, by_type) = compare(
-          plain, served, batch, FLAGS.rounds, method.scope)
+          plain, served, batch, max(5, int(FLAGS.rounds / size ** 0.5)),
+          scopes_of(type(method)))
       top = ", ".join("%s %.0f us" % (op, t)
                       for (op, t) in by_type.most_common(5))
       print("%-18s batch %-3d p50 %7.2f ms vs %7.2f ms alone (%+5.1f%%); "

@@ -52,6 +52,7 @@ import tensorflow.compat.v1 as tf
 from adapter_bert import classifier
 from adapter_bert import glue
 from adapter_bert import methods
+from adapter_bert.methods import base
 import modeling
 import tokenization
 
@@ -311,7 +312,8 @@ def measure_predict(opts, work_dir, padding_flag, kind, estimator=False,
         s.eval_batch_size, False, padding)
   else:
     predictor = classifier.SessionPredictor(
-        model, [s.init_checkpoint], feature_cache, padding,
+        model, [untrained_checkpoint(model, work_dir), s.init_checkpoint],
+        feature_cache, padding,
         classifier.session_config(s.intra_op_parallelism_threads,
                                   s.inter_op_parallelism_threads, False))
     outputs = predictor.predict(name, examples, task.path(s.data_dir, split),
@@ -320,6 +322,26 @@ def measure_predict(opts, work_dir, padding_flag, kind, estimator=False,
   return {"examples_per_s": len(outputs) / seconds,
           "examples": len(outputs), "seconds": seconds, "padding": padding,
           "note": "graph building and checkpoint restore included"}
+
+
+def untrained_checkpoint(model, work_dir):
+  """A checkpoint of what `model` adds to the backbone (its method's
+  variables and the head) at their initial values: speed does not depend
+  on them, and the session predictor refuses a variable no checkpoint
+  holds."""
+  path = os.path.join(work_dir, "untrained", "model.ckpt")
+  with tf.Graph().as_default():
+    ids = tf.zeros([1, 8], tf.int32)
+    classifier.create_model(model.bert_config, False,
+                            {"input_ids": ids, "input_mask": ids,
+                             "segment_ids": ids}, model.num_labels,
+                            model.method)
+    added = [v for v in tf.global_variables()
+             if model.method.adds(v.op.name) or base.is_head(v.op.name)]
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      tf.train.Saver(added).save(session, path)
+  return path
 
 
 def measure_conversion(opts, work_dir, task_name, split_name):

@@ -73,3 +73,22 @@ def test_each_span_in_one_session_equals_each_span_rebuilt(tmp_path,
         output_dir, "eval_results_ablated_%s.txt" % spec), abs=1e-6)
   # The spans differ from each other, so the comparisons can fail.
   assert len({in_one[spec]["eval_loss"] for spec in SPANS}) == 3
+
+
+def test_a_variable_no_checkpoint_holds_is_refused(tiny_bert):
+  """Predictions never come from initial values: the backbone's checkpoint
+  alone holds no adapter and no head."""
+  from conftest import tiny_bert_config_dict
+  from adapter_bert import errors
+  from adapter_bert import methods
+  from adapter_bert.classifier import model_fn
+  from adapter_bert.classifier import session_predictor
+  import modeling
+  model = model_fn.Model(
+      modeling.BertConfig.from_dict(tiny_bert_config_dict()), 2,
+      methods.build("adapters", {"adapter_size": 4}, num_layers=2))
+  with pytest.raises(errors.InputError,
+                     match=r"no checkpoint holds \d+ of the model's "
+                           r"variables \(bert/encoder/layer_0/"):
+    session_predictor.SessionPredictor(model, [tiny_bert["init_checkpoint"]],
+                                       None)

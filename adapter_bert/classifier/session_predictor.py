@@ -19,10 +19,12 @@ from absl import logging
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from adapter_bert import errors
 from adapter_bert.classifier import checkpoints
 from adapter_bert.classifier import evaluation
 from adapter_bert.classifier import inputs
 from adapter_bert.classifier import model_fn
+from adapter_bert.methods import base
 
 # What the model returns per example, and which example it is.
 _OUTPUTS = ("predictions", "per_example_loss", "probabilities")
@@ -71,10 +73,21 @@ class SessionPredictor(object):
                                       method, compute_dtype)
       self._fetches = {name: outputs[name] for name in _OUTPUTS
                        if name in outputs}
-      for (path, assignment) in checkpoints.checkpoint_assignment_maps(
-          tf.global_variables(), checkpoints_in_order):
+      maps = checkpoints.checkpoint_assignment_maps(tf.global_variables(),
+                                                    checkpoints_in_order)
+      restored = set()
+      for (path, assignment) in maps:
         if assignment:
           tf.train.init_from_checkpoint(path, assignment)
+          restored.update(assignment)
+      missing = [base.variable_name(v) for v in tf.global_variables()
+                 if base.variable_name(v) not in restored]
+      if missing:
+        # Never a prediction from initial values.
+        raise errors.InputError(
+            "%s: no checkpoint holds %d of the model's variables (%s%s)" % (
+                ", ".join(checkpoints_in_order), len(missing),
+                ", ".join(missing[:3]), ", ..." if len(missing) > 3 else ""))
       init = tf.global_variables_initializer()
     self._session = tf.Session(graph=self._graph, config=config)
     self._session.run(init)
