@@ -41,9 +41,8 @@ class GateMethod(base.TuningMethod):
   def sublayer_output(self, layer, name, inputs, outputs):
     with tf.variable_scope(self.scope):
       gate = tf.get_variable("scale", [], initializer=tf.ones_initializer())
-    if not self.is_on(layer):
-      return outputs
-    return outputs * tf.cast(gate, outputs.dtype)
+    return self.switched(layer, outputs * tf.cast(gate, outputs.dtype),
+                         outputs)
 
   def trains(self, name):
     return self.adds(name) or base.is_head(name) or self.trains_pooler(name)

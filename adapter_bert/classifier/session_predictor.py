@@ -73,24 +73,30 @@ class SessionPredictor(object):
                                       method, compute_dtype)
       self._fetches = {name: outputs[name] for name in _OUTPUTS
                        if name in outputs}
-      maps = checkpoints.checkpoint_assignment_maps(tf.global_variables(),
-                                                    checkpoints_in_order)
+      variables = {base.variable_name(v): v for v in tf.global_variables()}
+      # A Saver per checkpoint, not init_from_checkpoint: a Saver finds a
+      # checkpoint prefix by its .index on every file system (ram://, gs://),
+      # where init_from_checkpoint takes any path that answers isdir() for
+      # a folder.
+      savers = []
       restored = set()
-      for (path, assignment) in maps:
+      for (path, assignment) in checkpoints.checkpoint_assignment_maps(
+          list(variables.values()), checkpoints_in_order):
         if assignment:
-          tf.train.init_from_checkpoint(path, assignment)
+          savers.append((path, tf.train.Saver(
+              {name: variables[name] for name in assignment})))
           restored.update(assignment)
-      missing = [base.variable_name(v) for v in tf.global_variables()
-                 if base.variable_name(v) not in restored]
+      missing = [name for name in variables if name not in restored]
       if missing:
         # Never a prediction from initial values.
         raise errors.InputError(
             "%s: no checkpoint holds %d of the model's variables (%s%s)" % (
                 ", ".join(checkpoints_in_order), len(missing),
                 ", ".join(missing[:3]), ", ..." if len(missing) > 3 else ""))
-      init = tf.global_variables_initializer()
     self._session = tf.Session(graph=self._graph, config=config)
-    self._session.run(init)
+    with self._graph.as_default():
+      for (path, saver) in savers:
+        saver.restore(self._session, path)
 
   def bound(self, batch_size, layers_off=()):
     """This model with `batch_size` rows per batch and the additions of
