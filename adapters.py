@@ -100,7 +100,8 @@ def bottleneck_delta(input_tensor, size, activation_fn, init_scale):
     init_scale: stddev of the weights' truncated-normal initializer.
 
   Returns:
-    Tensor [tokens, hidden] in the input's dtype.
+    float32 Tensor [tokens, hidden]: the matmuls compute in the input's
+    dtype, the biases are added in float32.
   """
   hidden_size = input_tensor.shape[-1]
   initializer = tf.truncated_normal_initializer(stddev=init_scale)
@@ -113,18 +114,22 @@ def bottleneck_delta(input_tensor, size, activation_fn, init_scale):
                               initializer=initializer)
   up_bias = tf.get_variable("biases2", [1, hidden_size],
                             initializer=tf.zeros_initializer())
-  (down_kernel, down_bias, up_kernel, up_bias) = [
-      tf.cast(weight, input_tensor.dtype)
-      for weight in (down_kernel, down_bias, up_kernel, up_bias)]
-  # bias_add of a [width] bias, not `+` of the [1, width] variable: grappler
-  # then fuses each matmul with its bias (and the GELU after the first) into
-  # one oneDNN kernel on CPU, a third of the adapter's ops at serving.
-  bottleneck = tf.nn.bias_add(tf.matmul(input_tensor, down_kernel),
-                              tf.reshape(down_bias, [-1]))  # [tokens, m]
+  dtype = input_tensor.dtype
+
+  def project(inputs, kernel, bias):
+    # In float32 the casts vanish and grappler fuses matmul, bias_add (of a
+    # [width] view of the [1, width] variable; a broadcast `+` would block
+    # it) and the GELU after the first into one oneDNN kernel. In bfloat16
+    # the bias is added in float32: TensorFlow sums a bfloat16 bias_add's
+    # gradient over the tokens in bfloat16 (5-8% off on MRPC batches,
+    # benchmarks/precision_gradients.py), in float32 exactly.
+    result = tf.matmul(tf.cast(inputs, dtype), tf.cast(kernel, dtype))
+    return tf.nn.bias_add(tf.cast(result, tf.float32), tf.reshape(bias, [-1]))
+
+  bottleneck = project(input_tensor, down_kernel, down_bias)  # [tokens, m]
   if activation_fn is not None:
     bottleneck = activation_fn(bottleneck)
-  return tf.nn.bias_add(tf.matmul(bottleneck, up_kernel),
-                        tf.reshape(up_bias, [-1]))  # [tokens, hidden]
+  return project(bottleneck, up_kernel, up_bias)  # [tokens, hidden]
 
 
 def adapter_parameters(config, size, placement):
