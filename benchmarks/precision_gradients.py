@@ -120,15 +120,9 @@ def read_batch(task, tokenizer, data_dir, batch_size, batch_index,
   row (as --padding=batch)."""
   examples = task.read_examples(data_dir, task.train)
   start = batch_index * batch_size
-  rows = [features_lib.convert_single_example(
-      i, e, task.get_labels(), max_seq_length, tokenizer)
-          for (i, e) in enumerate(examples[start:start + batch_size])]
-  longest = max(sum(f.input_mask) for f in rows)
-  batch = {name: np.array([getattr(f, name)[:longest] for f in rows],
-                          np.int32)
-           for name in ("input_ids", "input_mask", "segment_ids")}
-  batch["label_ids"] = np.array([f.label_id for f in rows], np.int32)
-  return batch
+  return features_lib.batch_arrays(examples[start:start + batch_size],
+                                   task.get_labels(), max_seq_length,
+                                   tokenizer)
 
 
 def gradients(config, method, task, batch, dtype, checkpoint):

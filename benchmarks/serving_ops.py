@@ -117,16 +117,9 @@ def node_stats(metadata):
 def dev_batches(task, tokenizer, data_dir, batch_sizes, max_seq_length=128):
   """{batch size: padded id arrays} of the first rows of the dev file."""
   examples = task.read_examples(data_dir, task.dev[0])
-  batches = {}
-  for size in batch_sizes:
-    rows = [features_lib.convert_single_example(
-        i, e, task.get_labels(), max_seq_length, tokenizer)
-            for (i, e) in enumerate(examples[:size])]
-    longest = max(sum(f.input_mask) for f in rows)  # padded to its longest
-    batches[size] = {name: np.array([getattr(f, name)[:longest]
-                                     for f in rows], np.int32)
-                     for name in ("input_ids", "input_mask", "segment_ids")}
-  return batches
+  return {size: features_lib.batch_arrays(examples[:size], task.get_labels(),
+                                          max_seq_length, tokenizer)
+          for size in batch_sizes}
 
 
 def scope_ops(metadata, scopes):

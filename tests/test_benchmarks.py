@@ -61,3 +61,48 @@ def test_the_command_line_refuses_a_whole_model_before_any_work(tmp_path):
       "serving.py: --methods=%s: a whole model, not served on the shared "
       "backbone" % whole)
   assert not os.path.exists(tmp_path / "work")
+
+
+def run_benchmark(script, tiny_bert, tmp_path, *args):
+  """Runs benchmarks/`script` on the tiny BERT and a small SST-2; its
+  stdout lines."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  from conftest import write_sst2_task  # pylint: disable=g-import-not-at-top
+  write_sst2_task(str(tmp_path / "glue" / "SST-2"))
+  result = subprocess.run(
+      [sys.executable, os.path.join(os.path.dirname(serving.__file__),
+                                    script),
+       "--bert_dir=" + os.path.dirname(tiny_bert["init_checkpoint"]),
+       "--glue_dir=%s" % (tmp_path / "glue"), "--task=SST-2"] + list(args),
+      capture_output=True, text=True, cwd=str(tmp_path))
+  assert result.returncode == 0, result.stderr[-2000:]
+  return result.stdout.splitlines()
+
+
+def test_bfloat16_gradients_are_compared_group_by_group(tiny_bert, tmp_path):
+  lines = run_benchmark("precision_gradients.py", tiny_bert, tmp_path,
+                        "--batch_size=32", "--tuning_mode=adapters")
+  rows = {line[:22].strip(): [float(x) for x in line[22:].split()]
+          for line in lines[2:]}
+  groups = [g for g in rows if g != "mean of the groups"]
+  # Each layer's adapters (kernels, biases) and LayerNorms, and the head.
+  assert {"layer 0 kernel", "layer 1 bias", "layer 1 LayerNorm",
+          "classifier output"} <= set(groups)
+  for group in groups:
+    (rel_err, norm, cos, signs) = rows[group]
+    # bfloat16 keeps 8 bits of mantissa: close to float32, not equal
+    # (on a batch of 8 the tiny model's gradients cancel too much for this).
+    assert 0 < rel_err < 0.1, (group, rows[group])
+    assert 0.9 < norm < 1.1 and cos > 0.99 and 0 <= signs < 0.2, group
+
+
+def test_serving_ops_finds_each_method_in_its_scope(tiny_bert, tmp_path):
+  lines = run_benchmark("serving_ops.py", tiny_bert, tmp_path,
+                        "--methods=adapters,lora", "--batch_sizes=1,4",
+                        "--rounds=6")
+  measured = [line.split()[:3] for line in lines[1:]]
+  assert measured == [["adapters", "batch", "1"], ["adapters", "batch", "4"],
+                      ["lora", "batch", "1"], ["lora", "batch", "4"]]
+  for line in lines[1:]:
+    ops = int(line.split("ops in its scope")[0].rsplit(";", 1)[1])
+    assert ops > 0, line  # the method's own ops were found in the trace

@@ -154,6 +154,24 @@ def test_batch_padding_pads_to_the_longest_row_rounded_to_eight(
   assert len(widths) > 1  # some batches are narrower than others
 
 
+def test_in_memory_batch_is_cut_to_its_longest_row(tiny_bert):
+  tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"], True)
+  rows = varied_rows(9, seed=4)
+  examples = [glue.InputExample(str(i), text, None, label)
+              for (i, (text, label)) in enumerate(rows)]
+  batch = features.batch_arrays(examples, ["0", "1"], SEQ_LENGTH, tokenizer)
+  # [CLS] + word pieces + [SEP], counted from the tokenizer itself.
+  lengths = [min(SEQ_LENGTH, len(tokenizer.tokenize(text)) + 2)
+             for (text, _) in rows]
+  assert batch["input_ids"].shape == (9, max(lengths))
+  assert list(batch["input_mask"].sum(axis=1)) == lengths
+  assert np.all(batch["input_ids"][batch["input_mask"] == 0] == 0)
+  assert np.all(batch["input_ids"][:, 0] ==
+                tokenizer.convert_tokens_to_ids(["[CLS]"])[0])
+  assert list(batch["label_ids"]) == [int(label) for (_, label) in rows]
+  assert {a.dtype for a in batch.values()} == {np.dtype(np.int32)}
+
+
 def test_bucketed_training_batches_rows_of_similar_length(features_file):
   (path, lengths) = features_file
   batches = read_batches(path, "bucket", is_training=True, num_batches=40)

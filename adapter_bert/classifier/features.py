@@ -92,6 +92,20 @@ def convert_single_example(ex_index, example, label_list, max_seq_length,
                        is_real_example=True, num_truncated=num_truncated)
 
 
+def batch_arrays(examples, label_list, max_seq_length, tokenizer):
+  """One in-memory batch of `examples`, padded to its longest row (as
+  --padding=batch) for a graph fed directly: {"input_ids", "input_mask",
+  "segment_ids": int32 [rows, longest], "label_ids": int32 [rows]}."""
+  rows = [convert_single_example(i, e, label_list, max_seq_length, tokenizer)
+          for (i, e) in enumerate(examples)]
+  longest = max(sum(f.input_mask) for f in rows)
+  batch = {name: np.array([getattr(f, name)[:longest] for f in rows],
+                          np.int32)
+           for name in ("input_ids", "input_mask", "segment_ids")}
+  batch["label_ids"] = np.array([f.label_id for f in rows], np.int32)
+  return batch
+
+
 def _truncate_seq_pair(tokens_a, tokens_b, max_length):
   """Truncates a pair in place, one token at a time from the longer one.
 

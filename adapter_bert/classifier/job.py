@@ -104,35 +104,49 @@ class Job(object):
 
   @contextlib.contextmanager
   def predictors(self, weights, feature_cache):
-    """Yields `predictor(batch_size, layers_off=())`: the trained model as an
-    `evaluation.Predictor`-like object with `predict(split_name, examples,
-    input_file)`.
-
-    On CPU and GPU every call shares one graph and one session, built on the
-    first call (`session_predictor`); on TPU each is a TPUEstimator.
-    """
-    s = self.settings
-    built = []
-
-    def predictor(batch_size, layers_off=()):
-      if not predicts_in_one_session(s):
-        return evaluation.Predictor(
-            self.estimator(weights, layers_off,
-                           predict_batch_size=batch_size),
-            feature_cache, batch_size, s.use_tpu, self.padding)
-      if not built:
-        built.append(session_predictor.SessionPredictor(
-            self.model, weights.checkpoints(), feature_cache, self.padding,
-            devices.session_config(s.intra_op_parallelism_threads,
-                                   s.inter_op_parallelism_threads,
-                                   s.use_tpu)))
-      return built[0].bound(batch_size, layers_off)
-
+    """Yields a `Predictors` of the trained model on `weights`, closed on
+    exit."""
+    predictors = Predictors(self, weights, feature_cache)
     try:
-      yield predictor
+      yield predictors
     finally:
-      for model in built:
-        model.close()
+      predictors.close()
+
+
+class Predictors(object):
+  """`predictors(batch_size, layers_off=())`: the job's trained model as an
+  `evaluation.Predictor`-like object with `predict(split_name, examples,
+  input_file)`.
+
+  On CPU and GPU every call shares one graph and one session, built on the
+  first call (`session_predictor`); on TPU each is a TPUEstimator.
+  """
+
+  def __init__(self, job, weights, feature_cache):
+    self._job = job
+    self._weights = weights
+    self._feature_cache = feature_cache
+    self._session = None  # the SessionPredictor, once built
+
+  def __call__(self, batch_size, layers_off=()):
+    (job, s) = (self._job, self._job.settings)
+    if not predicts_in_one_session(s):
+      return evaluation.Predictor(
+          job.estimator(self._weights, layers_off,
+                        predict_batch_size=batch_size),
+          self._feature_cache, batch_size, s.use_tpu, job.padding)
+    if self._session is None:
+      self._session = session_predictor.SessionPredictor(
+          job.model, self._weights.checkpoints(), self._feature_cache,
+          job.padding, devices.session_config(
+              s.intra_op_parallelism_threads,
+              s.inter_op_parallelism_threads, s.use_tpu))
+    return self._session.bound(batch_size, layers_off)
+
+  def close(self):
+    if self._session is not None:
+      self._session.close()
+      self._session = None
 
 
 def predicts_in_one_session(settings):
@@ -636,7 +650,7 @@ def evaluate(job, weights, predictor, eval_sets):
   """Every dev split's metrics, once per ablation (`Job.ablations`).
 
   Args:
-    predictor: `Job.predictors`'s function.
+    predictor: the `Predictors` of `Job.predictors`.
 
   Returns:
     ({split name: results} (the last ablation's), [(path, text)] of the
@@ -672,7 +686,7 @@ def predict(job, predictor, predict_sets):
   """Every test split's predictions: [(path, text)] of their files.
 
   Args:
-    predictor: `Job.predictors`'s function.
+    predictor: the `Predictors` of `Job.predictors`.
   """
   s = job.settings
   if not predict_sets:
