@@ -804,7 +804,8 @@ def transformer_model(input_tensor, attention_mask, config, hooks=None,
       then [batch, 1, hidden]. For a classifier that reads only [CLS].
 
   Returns:
-    List of float Tensors [batch, seq, hidden], one per layer.
+    List of float Tensors [batch, seq, hidden], one per layer; each is the
+    input of the layer above it.
   """
   if config.hidden_size % config.num_attention_heads != 0:
     raise ValueError("hidden_size %d is not a multiple of num_attention_heads %d"
@@ -832,9 +833,12 @@ def transformer_model(input_tensor, attention_mask, config, hooks=None,
       layer_output = transformer_layer(
           query_input, layer_input, attention_mask, config,
           (batch_size, from_seq_length, seq_length), hooks, layer_idx)
-      prev_output = layer_output
       all_layer_outputs.append(tf.reshape(
           layer_output, [batch_size, from_seq_length, config.hidden_size]))
+      # The next layer reads the returned tensor (a reshape costs no copy),
+      # so a session may feed a layer's output and run only the layers above
+      # it (`session_predictor`'s ablation of every span).
+      prev_output = reshape_to_matrix(all_layer_outputs[-1])
   return all_layer_outputs
 
 

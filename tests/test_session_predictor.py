@@ -92,3 +92,68 @@ def test_a_variable_no_checkpoint_holds_is_refused(tiny_bert):
                            r"variables \(bert/encoder/layer_0/"):
     session_predictor.SessionPredictor(model, [tiny_bert["init_checkpoint"]],
                                        None)
+
+
+@pytest.mark.parametrize("name,options", [
+    ("adapters", {"adapter_size": 4}), ("lora", {}), ("prefix", {})])
+def test_spans_predicted_together_equal_each_span_alone(tmp_path, name,
+                                                        options):
+  """`predict_spans` resumes passes from layer outputs shared between spans;
+  each span's probabilities must equal its own full pass."""
+  import tensorflow.compat.v1 as tf
+  from conftest import tiny_bert_config_dict
+  from conftest import write_tiny_bert
+  from adapter_bert import glue
+  from adapter_bert import methods
+  from adapter_bert.classifier import features
+  from adapter_bert.classifier import model_fn
+  from adapter_bert.classifier import session_predictor
+  import modeling
+  import tokenization
+  num_layers = 4
+  bert = write_tiny_bert(str(tmp_path / "bert"), num_hidden_layers=num_layers)
+  config = modeling.BertConfig.from_dict(
+      tiny_bert_config_dict(num_hidden_layers=num_layers))
+  method = methods.build(name, options, num_layers=num_layers)
+  model = model_fn.Model(config, 2, method)
+  # The method's variables and the head at random values, so that every
+  # span changes the outputs.
+  checkpoint = str(tmp_path / "trained" / "model.ckpt")
+  with tf.Graph().as_default():
+    ids = tf.zeros([1, 4], tf.int32)
+    model_fn.create_model(config, False, {"input_ids": ids,
+                                          "input_mask": ids,
+                                          "segment_ids": ids}, 2,
+                          method.for_model(False))
+    own = [v for v in tf.global_variables()
+           if method.adds(base.variable_name(v)) or
+           base.is_head(base.variable_name(v))]
+    with tf.Session() as session:
+      for v in own:
+        v.load(np.random.RandomState(len(v.name)).normal(
+            0.3, 0.3, v.shape.as_list()), session)
+      tf.train.Saver(own).save(session, checkpoint, write_meta_graph=False)
+  data_dir = write_sst2_task(str(tmp_path / "data"), num_dev=37)
+  task = glue.get_task("SST-2")
+  examples = task.read_examples(data_dir, task.dev[0])
+  tokenizer = tokenization.FullTokenizer(bert["vocab_file"], True)
+  cache = features.FeatureCache(str(tmp_path / "cache"), task, tokenizer,
+                                bert["vocab_file"], True, 16)
+  predictor = session_predictor.SessionPredictor(
+      model, [checkpoint, bert["init_checkpoint"]], cache, "bucket")
+  spans = [()] + [tuple(range(first, last + 1))
+                  for (first, last) in base.layer_spans(num_layers)]
+  path = task.path(data_dir, task.dev[0])
+  together = predictor.predict_spans("dev", examples, path, 8, spans)
+  assert list(together) == spans
+  probabilities = {}
+  for span in spans:
+    alone = predictor.predict("dev", examples, path, 8, span)
+    got = np.array([row["probabilities"] for row in together[span]])
+    want = np.array([row["probabilities"] for row in alone])
+    np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    probabilities[span] = got
+  predictor.close()
+  # Every span moves the outputs, so the comparisons can fail.
+  for span in spans[1:]:
+    assert np.max(np.abs(probabilities[span] - probabilities[()])) > 1e-4

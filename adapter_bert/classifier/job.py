@@ -129,19 +129,25 @@ class Predictors(object):
     self._session = None  # the SessionPredictor, once built
 
   def __call__(self, batch_size, layers_off=()):
+    return self.each(batch_size, [layers_off])[0]
+
+  def each(self, batch_size, spans):
+    """A predictor per set of layers off in `spans`; in one session, each
+    split is predicted for all of them in one pass (`bound_each`)."""
     (job, s) = (self._job, self._job.settings)
     if not predicts_in_one_session(s):
-      return evaluation.Predictor(
+      return [evaluation.Predictor(
           job.estimator(self._weights, layers_off,
                         predict_batch_size=batch_size),
           self._feature_cache, batch_size, s.use_tpu, job.padding)
+              for layers_off in spans]
     if self._session is None:
       self._session = session_predictor.SessionPredictor(
           job.model, self._weights.checkpoints(), self._feature_cache,
           job.padding, devices.session_config(
               s.intra_op_parallelism_threads,
               s.inter_op_parallelism_threads, s.use_tpu))
-    return self._session.bound(batch_size, layers_off)
+    return self._session.bound_each(batch_size, spans)
 
   def close(self):
     if self._session is not None:
@@ -663,8 +669,9 @@ def evaluate(job, weights, predictor, eval_sets):
     return (all_results, outputs)
   global_step = (job.bundle.global_step if job.bundle else
                  checkpoints.checkpoint_step(weights.model_dir))
-  for layers_off in job.ablations or [()]:
-    model = predictor(s.eval_batch_size, layers_off)
+  spans = job.ablations or [()]
+  for (layers_off, model) in zip(spans,
+                                 predictor.each(s.eval_batch_size, spans)):
     for data in eval_sets:
       results = evaluation.evaluate_split(model, job.task, data, global_step)
       text = evaluation.format_eval_results(results)

@@ -73,8 +73,10 @@ def create_model(bert_config, is_training, features, num_labels, method=None,
 
   Returns:
     dict: loss (scalar), per_example_loss [batch], logits [batch, num_labels],
-    predictions [batch] (class id or score), and for classification
-    probabilities [batch, num_labels].
+    predictions [batch] (class id or score), for classification
+    probabilities [batch, num_labels], and encoder_layers (each layer's
+    output [batch, seq, hidden], in the compute dtype; the last layer's is
+    [batch, 1, hidden]).
   """
   with tf.variable_scope(tf.get_variable_scope(),
                          custom_getter=modeling.name_seeded_getter):
@@ -99,6 +101,7 @@ def _create_model(bert_config, is_training, features, num_labels, method,
       pooled_only=True,  # the head reads [CLS] alone
       compute_dtype=compute_dtype)
 
+  encoder_layers = model.get_all_encoder_layers()
   output_layer = tf.cast(model.get_pooled_output(), tf.float32)  # [batch, hidden]
   hidden_size = output_layer.shape[-1]
 
@@ -129,6 +132,7 @@ def _create_model(bert_config, is_training, features, num_labels, method,
       outputs["per_example_loss"] = -tf.reduce_sum(one_hot_labels * log_probs,
                                                    axis=-1)
     outputs["loss"] = tf.reduce_mean(outputs["per_example_loss"])
+    outputs["encoder_layers"] = encoder_layers
     return outputs
 
 
