@@ -465,17 +465,30 @@ def dropout(input_tensor, dropout_prob):
       return draws[replica * rows:(replica + 1) * rows]
 
     if width is None or int(width) % 2:
-      uniform = draw(shape, dtype=input_tensor.dtype)
-      keep = tf.cast(uniform >= dropout_prob, input_tensor.dtype)
-      return input_tensor * (keep * (1.0 / (1.0 - dropout_prob)))
+      # Drawn in float32 whatever the compute dtype: a bfloat16 uniform has
+      # 7 bits (rate 0.1 would drop 13/128) and other values than float32's,
+      # so bfloat16 would train with other masks than float32 on a seed.
+      uniform = draw(shape, dtype=tf.float32)
+      return _scaled_where_kept(input_tensor, uniform >= dropout_prob,
+                                1.0 / (1.0 - dropout_prob))
     # One int32 per two elements, split into two uint16 halves.
     bits = draw(shape[:-1] + [int(width) // 2], minval=None, maxval=None,
                 dtype=tf.int32)
     bits = tf.reshape(tf.bitcast(bits, tf.uint16), shape)
     threshold = int(round(dropout_prob * 65536))
-    scale = 65536.0 / (65536 - threshold)
-    keep = tf.cast(bits >= threshold, input_tensor.dtype)
-    return input_tensor * (keep * scale)
+    return _scaled_where_kept(input_tensor, bits >= threshold,
+                              65536.0 / (65536 - threshold))
+
+
+def _scaled_where_kept(input_tensor, kept, scale):
+  """input * kept * scale. In bfloat16 the product is taken in float32 and
+  rounded once: 1 / 0.9 as a bfloat16 constant is 1.109375, and every
+  dropout would shrink what it keeps by 0.16%, compounding over the layers
+  of training (not of evaluation, which drops nothing)."""
+  if input_tensor.dtype == tf.float32:
+    return input_tensor * (tf.cast(kept, tf.float32) * scale)
+  return tf.cast(tf.cast(input_tensor, tf.float32) *
+                 (tf.cast(kept, tf.float32) * scale), input_tensor.dtype)
 
 
 def replica_position():

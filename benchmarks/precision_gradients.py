@@ -112,6 +112,8 @@ flags.DEFINE_integer("batch_index", 0, "Which batch of the train file.")
 flags.DEFINE_integer("max_seq_length", 128, "Tokens per row.")
 flags.DEFINE_enum("experiment", "none", list(EXPERIMENTS),
                   "What stays float32 in the bfloat16 graph.")
+flags.DEFINE_bool("dropout", False, "Build the graphs as for training: "
+                  "dropout on, the same masks in both.")
 
 
 def read_batch(task, tokenizer, data_dir, batch_size, batch_index,
@@ -125,12 +127,19 @@ def read_batch(task, tokenizer, data_dir, batch_size, batch_index,
                                    tokenizer)
 
 
-def gradients(config, method, task, batch, dtype, checkpoint):
-  """{variable name: float64 gradient of the batch's mean loss}."""
+def gradients(config, method, task, batch, dtype, checkpoint,
+              dropout=False):
+  """{variable name: float64 gradient of the batch's mean loss}.
+
+  With `dropout`, as in training: the same masks in every graph (a mask is a
+  function of the graph seed, the dropout site and the global step)."""
   with tf.Graph().as_default():
+    tf.set_random_seed(1)
+    tf.train.get_or_create_global_step()
     tensors = {k: tf.constant(v) for (k, v) in batch.items()}
-    outputs = model_fn.create_model(config, False, tensors, task.num_labels,
-                                    method.for_model(False), dtype)
+    outputs = model_fn.create_model(config, dropout, tensors,
+                                    task.num_labels,
+                                    method.for_model(dropout), dtype)
     variables = method.trained_variables(tf.trainable_variables())
     for (path, assignment) in checkpoints.checkpoint_assignment_maps(
         tf.trainable_variables(), checkpoint):
@@ -177,18 +186,21 @@ def main(argv):
                 os.path.join(FLAGS.bert_dir, "bert_model.ckpt")]
   if FLAGS.init_checkpoint:
     checkpoint.append(os.path.join(FLAGS.bert_dir, "bert_model.ckpt"))
-  reference = gradients(config, method, task, batch, tf.float32, checkpoint)
+  reference = gradients(config, method, task, batch, tf.float32, checkpoint,
+                        FLAGS.dropout)
   EXPERIMENTS[FLAGS.experiment]()
-  low = gradients(config, method, task, batch, tf.bfloat16, checkpoint)
+  low = gradients(config, method, task, batch, tf.bfloat16, checkpoint,
+                  FLAGS.dropout)
   groups = collections.OrderedDict()
   for name in reference:
     (a, b) = groups.setdefault(group_of(name), ([], []))
     a.append(reference[name].ravel())
     b.append(low[name].ravel())
   print("%s, %s, batch %d of %d rows (%d tokens wide), bfloat16 keeping "
-        "float32 for: %s" % (FLAGS.task, FLAGS.tuning_mode, FLAGS.batch_index,
-                             FLAGS.batch_size, batch["input_ids"].shape[1],
-                             FLAGS.experiment))
+        "float32 for: %s%s" % (FLAGS.task, FLAGS.tuning_mode,
+                               FLAGS.batch_index, FLAGS.batch_size,
+                               batch["input_ids"].shape[1], FLAGS.experiment,
+                               ", dropout on" if FLAGS.dropout else ""))
   print("%-22s %10s %8s %8s %8s" % ("group", "rel_err", "norm", "cos",
                                     "signs"))
   rows = []
