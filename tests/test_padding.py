@@ -410,3 +410,30 @@ def test_dropout_gradient_is_the_mask():
       session.run(tf.global_variables_initializer())
       (y_value, grad_value) = session.run([y, grad])
   np.testing.assert_allclose(grad_value, 3.0 * y_value, rtol=1e-6)
+
+
+@pytest.mark.parametrize("width", [500, 501])
+def test_bfloat16_dropout_keeps_float32_masks_and_scale(width):
+  """A seed drops the same elements in bfloat16 as in float32, and scales
+  what it keeps by 1 / (1 - rate) rounded once (not by a bfloat16 constant:
+  1.109375, 0.16% low)."""
+  values = {}
+  inputs = np.random.RandomState(0).uniform(1, 2, [300, width])
+  for dtype in (tf.float32, tf.bfloat16):
+    with tf.Graph().as_default() as graph:
+      tf.set_random_seed(5)
+      tf.train.get_or_create_global_step()
+      x = tf.constant(inputs, dtype)
+      dropped = tf.cast(modeling.dropout(x, 0.1), tf.float32)
+      with new_session(graph) as session:
+        session.run(tf.global_variables_initializer())
+        values[dtype] = (session.run(dropped), session.run(
+            tf.cast(x, tf.float32)))
+  np.testing.assert_array_equal(values[tf.float32][0] == 0,
+                                values[tf.bfloat16][0] == 0)
+  (dropped, x) = values[tf.bfloat16]
+  kept = dropped != 0
+  # Each kept value is x / 0.9 rounded to bfloat16 (8 bits): unbiased on
+  # average over many values, where a bfloat16 scale is 0.16% low on all.
+  ratio = np.mean(dropped[kept] / x[kept]) * 0.9
+  assert abs(ratio - 1) < 2e-4, ratio
