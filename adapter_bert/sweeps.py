@@ -939,8 +939,8 @@ def record_rows(results_path, new_rows, command, glue_dir):
 def _run_pending(pending, options, context, parallel, children,
                  results_path, command):
   """Runs `pending` on `parallel` threads, recording each finished run in the
-  table: first the runs no other sweep holds, then (waiting for their
-  claims) those it does.
+  table (unless `results_path` is None): first the runs no other sweep
+  holds, then (waiting for their claims) those it does.
 
   Returns:
     (Counter of outcomes, the failures' messages).
@@ -971,7 +971,8 @@ def _run_pending(pending, options, context, parallel, children,
           outcomes["finished" if here else "by another sweep"] += 1
           # After every run: a killed sweep loses no finished run, and the
           # summary is always that of the rows so far.
-          record_rows(results_path, [row], command, options["glue_dir"])
+          if results_path:
+            record_rows(results_path, [row], command, options["glue_dir"])
           print("%s: %s = %.4f (%s s%s)" % (
               row["run_id"], row["primary_metric"],
               float(row["primary_value"]), row["train_seconds"],
@@ -980,6 +981,40 @@ def _run_pending(pending, options, context, parallel, children,
           print("%s: %d runs are being run by another sweep; waiting for "
                 "their records" % (PROGRAM, len(pending)), flush=True)
   return (outcomes, failures)
+
+
+def planned_runs(grid, options, results_path, at_selected=False,
+                 check_results_folder=True):
+  """What a sweep of `grid` has to do, checked before any run.
+
+  Returns:
+    (the table's rows, the `sweep_records.Context`, every run of the grid
+    in its stable order (with `at_selected`, at each cell's selected
+    setting), the set of those runs the table records as finished).
+  """
+  rows = read_results(results_path)
+  context = sweep_records.Context(options)
+  runs = expand_grid(grid)
+  for task in sorted({r.task for r in runs}):
+    context.of(task)  # a missing backbone or data file: before any run
+  check_table(rows, context, results_path)
+  if check_results_folder:
+    # Before the first run, not after it: the table and summary go there.
+    try:
+      fileio.check_writable_folder(os.path.dirname(results_path) or ".")
+    except ValueError as e:
+      raise errors.InputError("--results=%s: its folder cannot take the "
+                              "table (%s)" % (results_path, e))
+  done = {(row["run_id"], row["context_id"]) for row in rows}
+  if at_selected:
+    (runs, left_out) = runs_at_selected(runs, rows)
+    for cell in left_out:  # on stderr: --list's stdout is commands only
+      print("%s: %s has no finished run to select a setting from; left out"
+            % (PROGRAM, "/".join(c for c in cell if c)), file=sys.stderr,
+            flush=True)
+  finished = {run for run in runs
+              if (run_id(run), context.of(run.task)["context_id"]) in done}
+  return (rows, context, runs, finished)
 
 
 def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
@@ -997,27 +1032,10 @@ def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
   Returns:
     the rows of the results table.
   """
-  rows = read_results(results_path)
-  context = sweep_records.Context(options)
-  runs = expand_grid(grid)
-  for task in sorted({r.task for r in runs}):
-    context.of(task)  # a missing backbone or data file: before any run
-  check_table(rows, context, results_path)
-  if not dry_run:
-    # Before the first run, not after it: the table and summary go there.
-    try:
-      fileio.check_writable_folder(os.path.dirname(results_path) or ".")
-    except ValueError as e:
-      raise errors.InputError("--results=%s: its folder cannot take the "
-                              "table (%s)" % (results_path, e))
-  done = {(row["run_id"], row["context_id"]) for row in rows}
-  if at_selected:
-    (runs, left_out) = runs_at_selected(runs, rows)
-    for cell in left_out:
-      print("%s: %s has no finished run to select a setting from; left out"
-            % (PROGRAM, "/".join(c for c in cell if c)), flush=True)
-  pending = [r for r in runs if (run_id(r), context.of(r.task)["context_id"])
-             not in done]
+  (rows, context, runs, finished) = planned_runs(
+      grid, options, results_path, at_selected,
+      check_results_folder=not dry_run)
+  pending = [run for run in runs if run not in finished]
   print("%s: %d runs in the grid, %d of them finished, %d to run (%d rows "
         "in %s)" % (PROGRAM, len(runs), len(runs) - len(pending),
                     len(pending), len(rows), results_path), flush=True)
@@ -1026,6 +1044,15 @@ def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
       print(" ".join(run_command(run, folder_of(run, options, context),
                                  options)))
     return rows
+  return run_and_report(pending, options, context, parallel, results_path,
+                         command)
+
+
+def run_and_report(pending, options, context, parallel, results_path,
+                   command):
+  """Runs `pending` (`_run_pending`), recording each finished run in the
+  table at `results_path` (None: in its folder only); raises InputError if
+  it was stopped or a run failed; returns the table's rows."""
   children = Children()
   (outcomes, failures) = _run_pending(pending, options, context, parallel,
                                       children, results_path, command)
@@ -1039,4 +1066,4 @@ def run_sweep(grid, options, results_path, parallel=1, dry_run=False,
   if failures:
     raise errors.InputError("%d runs failed, e.g. %s" % (len(failures),
                                                          failures[0]))
-  return read_results(results_path)
+  return read_results(results_path) if results_path else []

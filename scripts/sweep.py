@@ -14,6 +14,7 @@ values, optionally with options: "top_layers:2" is --tuning_mode=top_layers
 """
 
 import os
+import shlex
 import signal
 import sys
 
@@ -46,6 +47,7 @@ from absl import flags
 
 from adapter_bert import errors
 from adapter_bert import methods
+from adapter_bert import sweep_workers
 from adapter_bert import sweeps
 
 PROGRAM = "sweep.py"
@@ -98,6 +100,15 @@ def define_flags():
                     "only (the seeds phase after a pilot); the grid's "
                     "learning rates, epochs and init scales are replaced by "
                     "the selected ones.")
+  flags.DEFINE_bool("worker", False, "Be one of several workers on this "
+                    "--work_dir (other machines too): run every run no "
+                    "other worker holds, or, given an index (--index, "
+                    "SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX), that run "
+                    "of the grid alone. See docs/sweeps.md.")
+  flags.DEFINE_integer("index", None, "With --worker: the grid's run to run "
+                       "(0-based, in --list's order).")
+  flags.DEFINE_bool("list", False, "Print one worker command per pending "
+                    "run (for a scheduler) and exit.")
   flags.DEFINE_string("ablation_results", None, "Instead of training: "
                       "evaluate every finished adapter run of the grid with "
                       "the adapters of each span of layers switched off, "
@@ -124,6 +135,15 @@ def main(argv):
     if FLAGS.summarize_only:
       sweeps.write_summary(FLAGS.results, sweeps.read_results(FLAGS.results),
                            command, FLAGS.glue_dir)
+    elif FLAGS.list:
+      for line in sweep_workers.pending_commands(
+          grid, options, FLAGS.results, worker_command(), FLAGS.at_selected):
+        print(line)
+    elif FLAGS.worker or FLAGS.index is not None:
+      (index, source) = sweep_workers.scheduler_index(FLAGS.index,
+                                                      os.environ)
+      sweep_workers.run_worker(grid, options, FLAGS.results, index, source,
+                               command, FLAGS.at_selected)
     elif FLAGS.ablation_results:
       sweeps.run_ablation(grid, options, FLAGS.results, FLAGS.ablation_results,
                           FLAGS.at_selected, FLAGS.dry_run)
@@ -134,6 +154,17 @@ def main(argv):
   # The sweep's runs are subprocesses; a signal is theirs to handle.
   errors.run_program(PROGRAM, job, also=(ValueError, OSError),
                      on_signals=False)
+
+
+def worker_command():
+  """This command line as a worker's (--list left out, --worker added), run
+  from this folder: what --list prints for each run, plus its --index."""
+  kept = [a for a in sys.argv[1:]
+          if a.split("=", 1)[0] not in ("--list", "--nolist", "--worker",
+                                        "--noworker", "--index")]
+  return "cd %s && %s" % (shlex.quote(os.getcwd()), " ".join(
+      shlex.quote(a) for a in [sys.executable, os.path.abspath(__file__)] +
+      kept + ["--worker"]))
 
 
 def _exit_before_finalization(code):

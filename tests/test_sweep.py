@@ -617,3 +617,104 @@ def test_a_sweep_killed_at_20_random_points_records_each_run_once(
   while time.time() < deadline and run_classifier_pids(str(tmp_path)):
     time.sleep(0.2)
   assert not run_classifier_pids(str(tmp_path)), "an orphan trains on"
+
+
+# ---------------------------------------------------------------- workers
+
+
+def test_a_worker_takes_its_index_from_the_flag_or_the_scheduler():
+  from adapter_bert import sweep_workers
+  index = sweep_workers.scheduler_index
+  assert index(None, {}) == (None, None)
+  assert index(None, {"SLURM_ARRAY_TASK_ID": "4"}) == (4, "SLURM_ARRAY_TASK_ID")
+  assert index(None, {"JOB_COMPLETION_INDEX": "0"}) == (
+      0, "JOB_COMPLETION_INDEX")
+  assert index(2, {"SLURM_ARRAY_TASK_ID": "4"}) == (2, "--index")
+  with pytest.raises(errors.InputError,
+                     match=r"SLURM_ARRAY_TASK_ID='1-3': .* integer"):
+    index(None, {"SLURM_ARRAY_TASK_ID": "1-3"})
+
+
+def run_sweep_script(sweep_inputs, results, *extra, env=None, **changes):
+  return subprocess.run(sweep_command(sweep_inputs, results, **changes) +
+                        list(extra), capture_output=True, text=True,
+                        cwd=REPO_ROOT, timeout=600,
+                        env=dict(os.environ, **(env or {})))
+
+
+@pytest.mark.slow
+def test_list_prints_each_pending_run_and_an_index_runs_that_one(
+    tmp_path, sweep_inputs):
+  results = str(tmp_path / "sweep.csv")
+  flags = dict(epochs="1", learning_rates="1e-2,1e-3")
+  listed = run_sweep_script(sweep_inputs, results, "--list", **flags)
+  assert listed.returncode == 0, listed.stderr[-2000:]
+  commands = listed.stdout.strip().splitlines()
+  assert [c.rsplit(" ", 1)[1] for c in commands] == [
+      "--index=%d" % i for i in range(4)]
+  assert all(" --worker " in c and "--list" not in c for c in commands)
+  # A scheduler's index (a Kubernetes indexed Job's) runs that run alone.
+  ran = run_sweep_script(sweep_inputs, results, "--worker",
+                         env={"JOB_COMPLETION_INDEX": "2"}, **flags)
+  assert ran.returncode == 0, ran.stderr[-2000:]
+  assert "worker of run 2 (JOB_COMPLETION_INDEX)" in ran.stdout
+  rows = sweeps.read_results(results)
+  expected = sweeps.run_id(sweeps.expand_grid(
+      {"tasks": ["SST-2"], "methods": ["head"], "adapter_sizes": ["64"],
+       "learning_rates": ["1e-2", "1e-3"], "epochs": ["1"],
+       "init_scales": ["1e-3"], "seeds": ["1", "2"]})[2])
+  assert [r["run_id"] for r in rows] == [expected]
+  # The printed command, as a scheduler would run it, the same way.
+  listed_again = run_sweep_script(sweep_inputs, results, "--list", **flags)
+  assert listed_again.stdout.strip().splitlines() == [
+      c for c in commands if not c.endswith("--index=2")]
+  printed = subprocess.run(commands[0], shell=True, capture_output=True,
+                           text=True, timeout=600)
+  assert printed.returncode == 0, printed.stderr[-2000:]
+  assert len(sweeps.read_results(results)) == 2
+  wrong = run_sweep_script(sweep_inputs, results, "--worker", "--index=4",
+                           **flags)
+  assert wrong.returncode == 1
+  assert wrong.stderr.strip().splitlines()[-1] == (
+      "sweep.py: error: --index=4: the grid has 4 runs (0-3)")
+
+
+@pytest.mark.slow
+def test_three_workers_one_killed_finish_the_grid_running_each_run_once(
+    tmp_path, sweep_inputs):
+  results = str(tmp_path / "sweep.csv")
+  command = sweep_command(sweep_inputs, results, epochs="60",
+                          learning_rates="1e-2,1e-3", seeds="1,2,3") + [
+                              "--worker"]
+  workers = [subprocess.Popen(command, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              cwd=REPO_ROOT) for _ in range(3)]
+  deadline = time.time() + 300
+  victim = None
+  # Kill (SIGKILL) the worker of the first run that has saved a checkpoint.
+  while victim is None and time.time() < deadline:
+    for (folder, pids) in runners(sweep_inputs).items():
+      if pids and glob.glob(os.path.join(folder, "model.ckpt-*.index")):
+        victim = (folder, pids[0])
+        break
+    time.sleep(0.1)
+  assert victim, "no run saved a checkpoint"
+  killed = [w for w in workers if w.pid == victim[1]][0]
+  killed.kill()
+  outputs = {w.pid: w.communicate(timeout=600) for w in workers}
+  assert killed.returncode == -signal.SIGKILL
+  for worker in workers:
+    if worker is not killed:
+      assert worker.returncode == 0, outputs[worker.pid][1][-3000:]
+  rows = sweeps.read_results(results)
+  assert len(rows) == 6 and len({r["run_id"] for r in rows}) == 6
+  started = runners(sweep_inputs)
+  assert len(started) == 6
+  for (folder, pids) in started.items():
+    if folder == victim[0]:
+      # Started by the killed worker, then taken over (resumed) once.
+      assert len(pids) == 2 and pids[0] == killed.pid != pids[1], pids
+      assert re.search(r"Resuming at step [1-9]\d* of", read_log(folder))
+    else:
+      assert len(pids) == 1, (folder, pids)
+  assert not run_classifier_pids(sweep_inputs["work_dir"])
