@@ -40,10 +40,12 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 import numpy as np
+import tensorflow.compat.v1 as tf
 
 from adapter_bert import errors
 from adapter_bert import fileio
@@ -217,17 +219,18 @@ _PARAMETERS_RE = re.compile(
 
 def read_eval_results(path):
   results = {}
-  with open(path) as f:
-    for line in f:
-      (key, _, value) = line.strip().partition(" = ")
-      results[key] = float(value)
+  for line in fileio.read_text(path).splitlines():
+    (key, _, value) = line.strip().partition(" = ")
+    results[key] = float(value)
   return results
 
 
 def folder_bytes(folder):
+  """Bytes of every file under `folder`, on any TF file system."""
   total = 0
-  for (root, _, files) in os.walk(folder):
-    total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+  for (root, _, files) in tf.io.gfile.walk(folder):
+    total += sum(tf.io.gfile.stat(os.path.join(root, f)).length
+                 for f in files)
   return total
 
 
@@ -333,7 +336,7 @@ def execute(run, options, children=None, context=None, wait=False):
       return (row, False)
     command = run_command(run, output_dir, options)
     log_path = os.path.join(output_dir, "run_classifier.log")
-    with open(log_path, "a") as log:
+    with run_log(log_path) as log:
       log.write("%s (pid %d) runs: %s\n" % (PROGRAM, os.getpid(),
                                             " ".join(command)))
       log.flush()
@@ -355,10 +358,29 @@ def execute(run, options, children=None, context=None, wait=False):
     claim.release()
 
 
+@contextlib.contextmanager
+def run_log(path):
+  """The run's log, open for appending (a resume adds to it), as a local
+  file the run's output can go to. On a remote file system (gs://) it is a
+  local file whose text is appended to `path` when the block ends, however
+  it ends."""
+  if not fileio.is_url(path):
+    with open(path, "a") as log:
+      yield log
+    return
+  with tempfile.TemporaryFile("w+") as log:
+    try:
+      yield log
+    finally:
+      log.flush()
+      log.seek(0)
+      before = (fileio.read_text(path) if tf.io.gfile.exists(path) else "")
+      fileio.write_text(path, before + log.read())
+
+
 def finished_row(run, output_dir, log_path):
   """The results row of a run whose run_classifier.py ended well."""
-  with open(log_path) as f:
-    found = _PARAMETERS_RE.findall(f.read())
+  found = _PARAMETERS_RE.findall(fileio.read_text(log_path))
   trained, total = (int(x.replace(",", "")) for x in found[-1])
   results = read_eval_results(os.path.join(output_dir, "eval_results.txt"))
   metric_values = {k: v for (k, v) in results.items()
@@ -392,11 +414,11 @@ def read_results(path):
     InputError: naming the file and line, for a row cut short or longer
       than the header (a table cut mid-row by a full disk, or edited).
   """
-  if not os.path.exists(path):
+  if not tf.io.gfile.exists(path):
     return []
   rows = []
   try:
-    with open(path, newline="", encoding="utf-8") as f:
+    with io.StringIO(fileio.read_text(path), newline="") as f:
       reader = csv.DictReader(f)
       for row in reader:
         if None in row or None in row.values():
@@ -407,9 +429,9 @@ def read_results(path):
                   len(row.get(None, [])), len(reader.fieldnames)),
               where=path, line=reader.line_num)
         rows.append(row)
-  except (OSError, UnicodeDecodeError, csv.Error) as e:
-    raise errors.InputError("cannot read it (%s)" % errors.one_line(e),
-                            where=path)
+  except (OSError, tf.errors.OpError, UnicodeDecodeError, csv.Error) as e:
+    raise errors.InputError("cannot read it (%s)" % errors.one_line(
+        getattr(e, "message", None) or str(e)), where=path)
   return rows
 
 

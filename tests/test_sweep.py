@@ -718,3 +718,34 @@ def test_three_workers_one_killed_finish_the_grid_running_each_run_once(
     else:
       assert len(pids) == 1, (folder, pids)
   assert not run_classifier_pids(sweep_inputs["work_dir"])
+
+
+def test_a_run_folder_and_table_on_a_remote_file_system(tmp_path):
+  """What a sweep reads and writes in a run folder goes through TF's file
+  systems (ram:// here, gs:// on a cluster): the log (appended by each
+  invocation), the eval results, the folder's size, the table."""
+  import tensorflow.compat.v1 as tf
+  from adapter_bert import fileio
+  work_dir = "ram://sweep-%d" % os.getpid()
+  folder = work_dir + "/SST-2-head-lr1e-2-ep1-seed1-cabc"
+  tf.io.gfile.makedirs(folder)
+  log_path = folder + "/run_classifier.log"
+  for line in ("first invocation\n",
+               "Parameters: 1,538 trained of 20,000 total\n"):
+    with sweeps.run_log(log_path) as log:
+      log.write(line)
+  assert fileio.read_text(log_path) == (
+      "first invocation\nParameters: 1,538 trained of 20,000 total\n")
+  fileio.write_text(folder + "/eval_results.txt",
+                    "eval_accuracy = 0.75\neval_loss = 0.5\nglobal_step = 4\n")
+  run = sweeps.Run("SST-2", "head", "", "1e-2", "1", "", "1")
+  row = sweeps.finished_row(run, folder, log_path)
+  assert (row["trained_parameters"], row["total_parameters"]) == (
+      "1538", "20000")
+  assert json.loads(row["metrics"]) == {"eval_accuracy": 0.75}
+  assert int(row["disk_bytes"]) == sum(
+      tf.io.gfile.stat(folder + "/" + name).length
+      for name in tf.io.gfile.listdir(folder)) > 0
+  table = work_dir + "/sweep.csv"
+  sweeps.write_results(table, [row])
+  assert sweeps.read_results(table)[0]["run_id"] == row["run_id"]
