@@ -52,6 +52,7 @@ from adapter_bert import fileio
 from adapter_bert import glue
 from adapter_bert import methods
 from adapter_bert import run_folder
+from adapter_bert import sweep_hparams
 from adapter_bert import sweep_records
 from adapter_bert.methods import base
 
@@ -351,6 +352,10 @@ def execute(run, options, children=None, context=None, wait=False):
           run_id(run), returncode, log_path))
     row = finished_row(run, output_dir, log_path)
     row.update(run_context)
+    sweep_hparams.write_run_session(
+        output_dir, dict(run._asdict()), row["run_id"],
+        json.loads(row["metrics"]), int(read_eval_results(os.path.join(
+            output_dir, "eval_results.txt")).get("global_step", 0)))
     sweep_records.write_record(output_dir, dict(run._asdict()), run_context,
                                row, command)
     return (row, True)
@@ -948,13 +953,15 @@ def check_table(rows, context, results_path):
               results_path, row["run_id"], "; ".join(found)))
 
 
-def record_rows(results_path, new_rows, command, glue_dir):
-  """Merges `new_rows` into the table and rewrites its summary, as one step
-  among every sweep writing that table. Returns the table's rows."""
+def record_rows(results_path, new_rows, command, options):
+  """Merges `new_rows` into the table and rewrites its summary and the work
+  folder's TensorBoard experiment (`sweep_hparams`), as one step among every
+  sweep writing that table. Returns the table's rows."""
   with sweep_records.table_lock(results_path):
     rows = sweep_records.merge_rows(read_results(results_path), new_rows)
     write_results(results_path, rows)
-    write_summary(results_path, rows, command, glue_dir)
+    write_summary(results_path, rows, command, options["glue_dir"])
+    sweep_hparams.write_experiment(options["work_dir"], rows)
   return rows
 
 
@@ -994,7 +1001,7 @@ def _run_pending(pending, options, context, parallel, children,
           # After every run: a killed sweep loses no finished run, and the
           # summary is always that of the rows so far.
           if results_path:
-            record_rows(results_path, [row], command, options["glue_dir"])
+            record_rows(results_path, [row], command, options)
           print("%s: %s = %.4f (%s s%s)" % (
               row["run_id"], row["primary_metric"],
               float(row["primary_value"]), row["train_seconds"],

@@ -84,6 +84,21 @@ def test_sweep_runs_each_run_once_and_resumes(tmp_path, sweep_inputs):
     assert int(row["disk_bytes"]) > 0
   summary = open(os.path.join(tmp_path, "results", "sweep.md")).read()
   assert "| adapters (m=4) |" in summary and "| head |" in summary
+  # TensorBoard's HParams dashboard: a session per run, the experiment.
+  (experiment, domains, metric_tags) = read_hparams_experiment(
+      sweep_inputs["work_dir"])
+  assert domains == {"task": ["SST-2"], "method": ["adapters", "head"],
+                     "adapter_size": [4.0], "learning_rate": [0.01],
+                     "epochs": [0.5], "init_scale": [0.001],
+                     "seed": [1.0, 2.0]}, experiment
+  assert metric_tags == ["eval_accuracy"]
+  for (run, row) in zip(sweeps.expand_grid(grid()), table):
+    (values, scalars) = read_hparams_session(sweeps.folder_of(
+        run, sweep_inputs, sweep_records.Context(sweep_inputs)))
+    assert values["method"] == row["method"] and values["seed"] == float(
+        row["seed"])
+    assert ("adapter_size" in values) == (row["method"] == "adapters")
+    assert scalars == pytest.approx(json.loads(row["metrics"]), abs=1e-7)
 
   # Again: nothing runs, the table stays as it is.
   modified = os.path.getmtime(results)
@@ -114,6 +129,46 @@ def test_sweep_runs_each_run_once_and_resumes(tmp_path, sweep_inputs):
     ran = open(os.path.join(folder, "run_classifier.log")).read() != log
     assert ran == lose_record
     assert float(redone[0]["train_seconds"]) == float(lost["train_seconds"])
+
+
+def _events(path):
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  return list(tf.train.summary_iterator(path))
+
+
+def read_hparams_session(folder):
+  """({hparam: value}, {scalar tag: value}) of a run folder's HParams
+  session, read back as TensorBoard reads it."""
+  from tensorboard.plugins.hparams import metadata  # pylint: disable=g-import-not-at-top
+  values = {}
+  scalars = {}
+  for event in _events(os.path.join(folder,
+                                    "events.out.tfevents.hparams_session")):
+    for value in event.summary.value:
+      if value.metadata.plugin_data.plugin_name == "hparams":
+        info = metadata.parse_session_start_info_plugin_data(
+            value.metadata.plugin_data.content)
+        for (name, v) in info.hparams.items():
+          values[name] = v.string_value or v.number_value
+      else:
+        scalars[value.tag] = value.simple_value
+  return (values, scalars)
+
+
+def read_hparams_experiment(work_dir):
+  """(the experiment proto, {hparam: its values}, metric tags) of a work
+  folder."""
+  from tensorboard.plugins.hparams import metadata  # pylint: disable=g-import-not-at-top
+  (event,) = [e for e in _events(os.path.join(
+      work_dir, "events.out.tfevents.hparams_experiment")) if e.summary.value]
+  experiment = metadata.parse_experiment_plugin_data(
+      event.summary.value[0].metadata.plugin_data.content)
+  domains = {}
+  for info in experiment.hparam_infos:
+    domains[info.name] = [v.string_value or v.number_value
+                          for v in info.domain_discrete.values]
+  return (experiment, domains,
+          [m.name.tag for m in experiment.metric_infos])
 
 
 def hand_made_rows():
