@@ -40,6 +40,9 @@
 #             DELETED before the run, so no cached features or checkpoints
 #             leak from an earlier run; the full log is $OUT/run_classifier.log.
 #   PYTHON    interpreter (default: <repo>/.venv/bin/python)
+#   CLASSIFIER  the script run with these flags (default: <repo>/run_classifier.py;
+#             benchmarks/precision_training.py trains with a part of a
+#             bfloat16 graph kept in float32)
 #
 # The default flags below suit the MiniLM on CPU. Extra flags come after them
 # on the command line and absl keeps the last value of a repeated flag, so
@@ -107,7 +110,7 @@ rm -rf -- "$OUT"
 mkdir -p -- "$OUT"
 LOG="$OUT/run_classifier.log"
 
-CMD=("$PYTHON" "$REPO/run_classifier.py"
+CMD=("$PYTHON" "${CLASSIFIER:-$REPO/run_classifier.py}"
   --task_name="$TASK"
   --do_train=true
   --do_eval=true

@@ -25,7 +25,6 @@ graph in float32 (see EXPERIMENTS) to find which part makes the difference.
 
 import collections
 import os
-import re
 import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,56 +44,12 @@ from adapter_bert.classifier import checkpoints
 from adapter_bert.classifier import features as features_lib
 from adapter_bert.classifier import model_fn
 from adapter_bert.methods import base
-import adapters
 import modeling
+import precision_parts
 import tokenization
 
 FLAGS = flags.FLAGS
 
-
-def _float32_attention_probs():
-  """The attention's probabilities and their product with the values in
-  float32 (the scores are bfloat16 matmuls as before)."""
-  original = modeling.attention_layer
-
-  def attention_layer(from_tensor, to_tensor, *args, **kwargs):
-    return tf.cast(original(tf.cast(from_tensor, tf.float32),
-                            tf.cast(to_tensor, tf.float32), *args, **kwargs),
-                   from_tensor.dtype)
-  modeling.attention_layer = attention_layer
-
-
-def _float32_dense(pattern):
-  """Dense layers whose scope matches `pattern` compute in float32."""
-  original = modeling.dense_layer
-
-  def dense_layer(inputs, *args, **kwargs):
-    scope = tf.get_variable_scope().name + "/" + kwargs.get("name", "dense")
-    if re.search(pattern, scope):
-      return tf.cast(original(tf.cast(inputs, tf.float32), *args, **kwargs),
-                     inputs.dtype)
-    return original(inputs, *args, **kwargs)
-  modeling.dense_layer = dense_layer
-
-
-def _float32_adapters():
-  """The adapters' bottlenecks (both matmuls, their backward) in float32."""
-  original = adapters.bottleneck_delta
-
-  def bottleneck_delta(input_tensor, *args):
-    return tf.cast(original(tf.cast(input_tensor, tf.float32), *args),
-                   input_tensor.dtype)
-  adapters.bottleneck_delta = bottleneck_delta
-
-
-# --experiment: what stays float32 in the bfloat16 graph.
-EXPERIMENTS = collections.OrderedDict([
-    ("none", lambda: None),
-    ("attention", _float32_attention_probs),
-    ("feed_forward",
-     lambda: _float32_dense(r"layer_\d+/(intermediate|output)/dense$")),
-    ("bottlenecks", _float32_adapters),
-])
 
 flags.DEFINE_string("bert_dir", os.path.join(REPO_ROOT, ".cache", "assets",
                                              "all-MiniLM-L6-v2"),
@@ -110,7 +65,8 @@ flags.DEFINE_string("init_checkpoint", None,
 flags.DEFINE_integer("batch_size", 32, "Rows of the batch.")
 flags.DEFINE_integer("batch_index", 0, "Which batch of the train file.")
 flags.DEFINE_integer("max_seq_length", 128, "Tokens per row.")
-flags.DEFINE_enum("experiment", "none", list(EXPERIMENTS),
+flags.DEFINE_enum("experiment", "none",
+                  list(precision_parts.EXPERIMENTS),
                   "What stays float32 in the bfloat16 graph.")
 flags.DEFINE_bool("dropout", False, "Build the graphs as for training: "
                   "dropout on, the same masks in both.")
@@ -188,7 +144,7 @@ def main(argv):
     checkpoint.append(os.path.join(FLAGS.bert_dir, "bert_model.ckpt"))
   reference = gradients(config, method, task, batch, tf.float32, checkpoint,
                         FLAGS.dropout)
-  EXPERIMENTS[FLAGS.experiment]()
+  precision_parts.EXPERIMENTS[FLAGS.experiment]()
   low = gradients(config, method, task, batch, tf.bfloat16, checkpoint,
                   FLAGS.dropout)
   groups = collections.OrderedDict()

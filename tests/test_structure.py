@@ -27,6 +27,7 @@ COMMAND_LINES = ("run_classifier.py",
                  os.path.join("scripts", "flags_doc.py"),
                  os.path.join("benchmarks", "bundle_size.py"),
                  os.path.join("benchmarks", "precision_gradients.py"),
+                 os.path.join("benchmarks", "precision_training.py"),
                  os.path.join("benchmarks", "serving.py"),
                  os.path.join("benchmarks", "serving_ops.py"),
                  os.path.join("benchmarks", "throughput.py"))
@@ -50,8 +51,11 @@ def package_files():
   return tuple(sorted(os.path.relpath(f, REPO_ROOT) for f in files))
 
 
+# What several benchmarks share (no `main`).
+BENCHMARK_HELPERS = (os.path.join("benchmarks", "precision_parts.py"),)
+
 # Library modules: they take arguments and never touch flags.
-LIBRARIES = TOP_LEVEL_LIBRARIES + package_files()
+LIBRARIES = TOP_LEVEL_LIBRARIES + package_files() + BENCHMARK_HELPERS
 
 
 def python_files():
