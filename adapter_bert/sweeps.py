@@ -540,12 +540,19 @@ def selection_key(settings):
   return key
 
 
-def runs_at_selected(runs, rows):
+# The grid flags --at_selected may keep as given, by the Run field they set.
+SELECTED_FIELDS = {"learning_rates": "learning_rate", "epochs": "epochs",
+                   "init_scales": "init_scale"}
+
+
+def runs_at_selected(runs, rows, keep=()):
   """The grid's runs moved to each cell's selected setting.
 
   For every (task, method, size) of `runs`, the learning rate, epochs and
-  init scale become those `summarize(rows)` selects; the seeds stay. Cells
-  with no finished run have nothing to select and are left out.
+  init scale become those `summarize(rows)` selects, except the grid flags
+  in `keep` (keys of SELECTED_FIELDS), which stay as the grid gives them
+  (e.g. a longer schedule at the selected learning rate); the seeds stay.
+  Cells with no finished run have nothing to select and are left out.
 
   Returns:
     (runs, cells left out).
@@ -560,8 +567,10 @@ def runs_at_selected(runs, rows):
       if cell not in left_out:
         left_out.append(cell)
       continue
-    run = run._replace(learning_rate=entry["learning_rate"],
-                       epochs=entry["epochs"], init_scale=entry["init_scale"])
+    kept = {SELECTED_FIELDS[name] for name in keep}
+    run = run._replace(**{field: entry[field] if field not in kept or
+                          getattr(run, field) == "" else getattr(run, field)
+                          for field in SELECTED_FIELDS.values()})
     if run not in moved:
       moved.append(run)
   return (moved, left_out)
@@ -1036,7 +1045,8 @@ def planned_runs(grid, options, results_path, at_selected=False,
                               "table (%s)" % (results_path, e))
   done = {(row["run_id"], row["context_id"]) for row in rows}
   if at_selected:
-    (runs, left_out) = runs_at_selected(runs, rows)
+    (runs, left_out) = runs_at_selected(runs, rows,
+                                        grid.get("at_selected_keeps", ()))
     for cell in left_out:  # on stderr: --list's stdout is commands only
       print("%s: %s has no finished run to select a setting from; left out"
             % (PROGRAM, "/".join(c for c in cell if c)), file=sys.stderr,

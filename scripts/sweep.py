@@ -109,6 +109,10 @@ def define_flags():
                        "(0-based, in --list's order).")
   flags.DEFINE_bool("list", False, "Print one worker command per pending "
                     "run (for a scheduler) and exit.")
+  flags.DEFINE_list("at_selected_keeps", [], "With --at_selected: grid "
+                    "flags kept as given instead of selected (%s), e.g. "
+                    "epochs: a longer schedule at each cell's selected "
+                    "learning rate." % ", ".join(sweeps.SELECTED_FIELDS))
   flags.DEFINE_string("ablation_results", None, "Instead of training: "
                       "evaluate every finished adapter run of the grid with "
                       "the adapters of each span of layers switched off, "
@@ -125,6 +129,11 @@ def main(argv):
       for (name, values) in sweeps.read_grid_config(FLAGS.config).items():
         if not FLAGS[name].present:
           grid[name] = values
+    unknown = set(FLAGS.at_selected_keeps) - set(sweeps.SELECTED_FIELDS)
+    if unknown:
+      raise errors.InputError("--at_selected_keeps: %s is not one of %s" % (
+          ", ".join(sorted(unknown)), ", ".join(sweeps.SELECTED_FIELDS)))
+    grid["at_selected_keeps"] = list(FLAGS.at_selected_keeps)
     options = {"bert_dir": FLAGS.bert_dir, "glue_dir": FLAGS.glue_dir,
                "work_dir": FLAGS.work_dir,
                "max_seq_length": FLAGS.max_seq_length,

@@ -289,6 +289,13 @@ def test_at_selected_moves_every_cell_to_its_chosen_setting():
                                                                  "3"]
   assert all(r.task == "MRPC" for r in moved)
   assert left_out == [("RTE", "adapters", "64"), ("RTE", "full", "")]
+  # A longer schedule at the selected learning rate: epochs kept as given.
+  longer = sweeps.expand_grid(grid(tasks=["MRPC"], methods=["adapters"],
+                                   adapter_sizes=["64"],
+                                   learning_rates=["9e-9"], epochs=["10"],
+                                   seeds=["1"]))
+  (moved, _) = sweeps.runs_at_selected(longer, pilot, keep=["epochs"])
+  assert [(r.learning_rate, r.epochs) for r in moved] == [("1e-3", "10")]
 
 
 @pytest.mark.slow
