@@ -583,7 +583,10 @@ def read_log(folder):
 def runners(sweep_inputs):
   """{run folder: pids of the sweeps that started its run_classifier.py}."""
   found = {}
-  for folder in glob.glob(os.path.join(sweep_inputs["work_dir"], "*")):
+  # Run folders only: the work folder also holds the sweep's TensorBoard
+  # experiment file.
+  for folder in glob.glob(os.path.join(sweep_inputs["work_dir"], "*", "")):
+    folder = folder.rstrip(os.sep)
     found[folder] = [int(pid) for pid in
                      re.findall(r"^sweep.py \(pid (\d+)\) runs:",
                                 read_log(folder), re.M)]
