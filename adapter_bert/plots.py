@@ -7,10 +7,11 @@
 
 writes, from whatever rows the files hold so far:
 
-- `parameters_vs_metric.png`: per task, the dev metric of each method's
-  selected setting (mean over seeds, bars: standard deviation) against its
-  trained parameters on a log axis; adapter methods are lines over their
-  sizes (Houlsby et al. 2019, Figure 3);
+- `parameters_vs_metric.png`: per task, and averaged over the tasks, the
+  dev metric of each method's selected setting (mean over seeds, bars:
+  standard deviation) against its trained parameters on a log axis, with
+  the Pareto front; adapter methods are lines over their sizes (Houlsby et
+  al. 2019, Figure 3);
 - `ablation_<run>.png`: per ablated run, the dev metric with the adapters of
   layers first..last switched off (Figure 6);
 - `init_scale.png`: the dev metric against the adapters' init scale, when the
@@ -57,14 +58,57 @@ def metric_label(metric):
   return "dev " + metric.replace("eval_", "")
 
 
+# The panel of the tasks' average in `plot_parameters_vs_metric`.
+AVERAGE = "average"
+
+
+def pareto_front(points):
+  """The points no other point beats with as few or fewer parameters: each
+  (parameters, metric) of `points` whose metric is above that of every point
+  with fewer parameters, in order of parameters."""
+  front = []
+  for (parameters, value) in sorted(points, key=lambda p: (p[0], -p[1])):
+    if not front or value > front[-1][1]:
+      if front and front[-1][0] == parameters:
+        continue
+      front.append((parameters, value))
+  return front
+
+
+def with_average(selected):
+  """`selected` (summarize's) plus an "average" task: for each (method,
+  size) selected on every task, the mean of its tasks' means (the GLUE-style
+  average, each task's primary metric) and of their parameter counts."""
+  tasks = sorted({task for (task, _, _) in selected})
+  cells = collections.defaultdict(dict)
+  for ((task, method, size), entry) in selected.items():
+    cells[(method, size)][task] = entry
+  averaged = dict(selected)
+  if len(tasks) < 2:
+    return averaged
+  for ((method, size), by_task) in cells.items():
+    if len(by_task) == len(tasks):
+      entries = list(by_task.values())
+      averaged[(AVERAGE, method, size)] = {
+          "mean": float(np.mean([e["mean"] for e in entries])),
+          "std": 0.0, "metric": "average of the tasks' metrics",
+          "trained_parameters": float(np.mean(
+              [e["trained_parameters"] for e in entries]))}
+  return averaged
+
+
 def plot_parameters_vs_metric(rows, path, baselines=None):
-  """Figure 3: dev metric against trained parameters, one panel per task.
+  """Figure 3: dev metric against trained parameters, one panel per task and
+  one for their average (methods selected on every task), with each panel's
+  Pareto front (the best metric for a parameter budget) dotted.
 
   Args:
     baselines: (optional) {task: majority-class dev value}, drawn as a line.
   """
-  selected = sweeps.summarize(rows)["selected"]
-  tasks = sorted({task for (task, _, _) in selected})
+  selected = with_average(sweeps.summarize(rows)["selected"])
+  tasks = sorted({task for (task, _, _) in selected} - {AVERAGE})
+  if any(task == AVERAGE for (task, _, _) in selected):
+    tasks.append(AVERAGE)
   # One colour per method in every panel.
   colours = {method: "C%d" % i for (i, method) in enumerate(
       sorted({method for (_, method, _) in selected}))}
@@ -92,6 +136,11 @@ def plot_parameters_vs_metric(rows, path, baselines=None):
           axis.annotate("m=%d" % size, (e["trained_parameters"], e["mean"]),
                         textcoords="offset points", xytext=(5, -12),
                         fontsize=8)
+    front = pareto_front([(e["trained_parameters"], e["mean"])
+                          for ((t, _, _), e) in selected.items() if t == task])
+    axis.step([x for (x, _) in front], [y for (_, y) in front], where="post",
+              color="black", linestyle=":", linewidth=1,
+              label="Pareto front")
     metric = next(e["metric"] for ((t, _, _), e) in selected.items()
                   if t == task)
     if baselines and task in baselines:

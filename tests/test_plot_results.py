@@ -107,7 +107,9 @@ def test_adapter_sizes_form_one_line_per_method(tmp_path, saved_figures):
   rows = sweep_rows()
   plots.plot_parameters_vs_metric(rows, str(tmp_path / "p.png"),
                                   {"MRPC": 0.6})
-  (mrpc, rte) = saved_figures[-1].axes
+  (mrpc, rte, average) = saved_figures[-1].axes
+  assert [a.get_title() for a in (mrpc, rte, average)] == [
+      "MRPC", "RTE", plots.AVERAGE]
   series = {container.get_label(): list(container.lines[0].get_xdata())
             for container in mrpc.containers}
   assert series["adapters (m=8,64)"] == [10, 80]
@@ -123,6 +125,10 @@ def test_adapter_sizes_form_one_line_per_method(tmp_path, saved_figures):
            mrpc.get_lines()}
   assert lines["majority class"] == [0.6, 0.6]
   assert "majority class" not in [l.get_label() for l in rte.get_lines()]
+  # The Pareto front: here every method is better than the cheaper ones.
+  assert list(lines["Pareto front"]) == sorted(lines["Pareto front"])
+  front = [l for l in average.get_lines() if l.get_label() == "Pareto front"]
+  assert list(front[0].get_xdata()) == [2, 10, 80, 300, 1000]
   plt.close("all")
 
 
@@ -168,3 +174,28 @@ def test_an_output_dir_that_is_a_file_is_a_one_line_error(tmp_path):
       lambda: plots.plot_all(results, None, str(plain)),
       "--output_dir=%s: it is a file, not a folder" % plain)
   assert plain.read_text() == "mine"
+
+
+def test_pareto_front_keeps_what_no_cheaper_point_beats():
+  points = [(10, 0.70), (2, 0.60), (80, 0.69), (300, 0.80), (1000, 0.79),
+            (80, 0.75), (2, 0.55)]
+  assert plots.pareto_front(points) == [(2, 0.60), (10, 0.70), (80, 0.75),
+                                        (300, 0.80)]
+  assert plots.pareto_front([]) == []
+
+
+def test_the_average_panel_holds_methods_selected_on_every_task():
+  rows = sweep_rows()
+  # head on MRPC only: no average for it.
+  rows = [r for r in rows if not (r["method"] == "head" and
+                                  r["task"] == "RTE")]
+  selected = sweeps.summarize(rows)["selected"]
+  averaged = plots.with_average(selected)
+  average = {k[1:]: v for (k, v) in averaged.items()
+             if k[0] == plots.AVERAGE}
+  assert ("head", "") not in average
+  assert set(average) == {("adapters", "8"), ("adapters", "64"),
+                          ("full", ""), ("top_layers:1", "")}
+  for ((method, size), entry) in average.items():
+    per_task = [selected[(t, method, size)]["mean"] for t in ("MRPC", "RTE")]
+    assert entry["mean"] == pytest.approx(sum(per_task) / 2)
