@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
+from conftest import assert_input_error
 from conftest import write_sst2_task
 from adapter_bert import errors
 from adapter_bert import sweep_records
@@ -814,3 +815,14 @@ def test_a_run_folder_and_table_on_a_remote_file_system(tmp_path):
   table = work_dir + "/sweep.csv"
   sweeps.write_results(table, [row])
   assert sweeps.read_results(table)[0]["run_id"] == row["run_id"]
+
+
+def test_free_run_workers_are_refused_where_no_claim_is_atomic(
+    tmp_path, sweep_inputs):
+  from adapter_bert import sweep_workers
+  remote = dict(sweep_inputs, work_dir="ram://sweep-%d" % os.getpid())
+  message = assert_input_error(
+      lambda: sweep_workers.run_worker(grid(), remote,
+                                       str(tmp_path / "sweep.csv")),
+      "--work_dir=ram://", "no claim on a run is atomic there")
+  assert "--index" in message
