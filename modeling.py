@@ -485,8 +485,7 @@ def _scaled_where_kept(input_tensor, kept, scale):
   rounded once: 1 / 0.9 as a bfloat16 constant is 1.109375, and every
   dropout would shrink what it keeps by 0.16%, compounding over the layers
   of training (not of evaluation, which drops nothing)."""
-  if input_tensor.dtype == tf.float32:
-    return input_tensor * (tf.cast(kept, tf.float32) * scale)
+  # In float32 both casts of the input are the input itself (no op).
   return tf.cast(tf.cast(input_tensor, tf.float32) *
                  (tf.cast(kept, tf.float32) * scale), input_tensor.dtype)
 

@@ -558,6 +558,7 @@ def runs_at_selected(runs, rows, keep=()):
     (runs, cells left out).
   """
   selected = summarize(rows)["selected"]
+  kept = {SELECTED_FIELDS[name] for name in keep}
   moved = []
   left_out = []
   for run in runs:
@@ -567,10 +568,11 @@ def runs_at_selected(runs, rows, keep=()):
       if cell not in left_out:
         left_out.append(cell)
       continue
-    kept = {SELECTED_FIELDS[name] for name in keep}
-    run = run._replace(**{field: entry[field] if field not in kept or
-                          getattr(run, field) == "" else getattr(run, field)
-                          for field in SELECTED_FIELDS.values()})
+    # A kept field stays as the grid gives it, unless the method has no
+    # such axis (an init scale for full fine-tuning): then it is selected.
+    run = run._replace(**{field: entry[field]
+                          for field in SELECTED_FIELDS.values()
+                          if field not in kept or not getattr(run, field)})
     if run not in moved:
       moved.append(run)
   return (moved, left_out)

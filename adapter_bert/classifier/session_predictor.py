@@ -101,15 +101,12 @@ class SessionPredictor(object):
       for (path, saver) in savers:
         saver.restore(self._session, path)
 
-  def bound(self, batch_size, layers_off=()):
-    """This model with `batch_size` rows per batch and the additions of
-    `layers_off` bypassed: an object with `predict(split_name, examples,
-    input_file)`, as `evaluation.Predictor`."""
-    return self.bound_each(batch_size, [tuple(layers_off)])[0]
-
   def bound_each(self, batch_size, spans):
-    """`bound` for each set of layers off in `spans`; the first `predict` of
-    a split predicts it for all of them at once (`predict_spans`)."""
+    """For each set of layers off in `spans`, this model with `batch_size`
+    rows per batch and the additions of those layers bypassed: an object
+    with `predict(split_name, examples, input_file)`, as
+    `evaluation.Predictor`. The first `predict` of a split predicts it for
+    all of them at once (`predict_spans`)."""
     shared = _SharedSpans(self, batch_size, tuple(tuple(s) for s in spans))
     return [_Bound(shared, tuple(span)) for span in shared.spans]
 
