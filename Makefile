@@ -155,7 +155,8 @@ demo: venv assets
 	echo "$(VENV_PY) scripts/export_savedmodel.py $(DEMO_EXPORT_FLAGS)"; \
 	$(VENV_PY) scripts/export_savedmodel.py $(DEMO_EXPORT_FLAGS) || exit $$?; \
 	echo; \
-	echo "demo: trained and evaluated in $$trained s, exported in $$(( $$(date +%s) - start - trained )) s"; \
+	precision=$$($(VENV_PY) -c "import json, sys; print(json.load(open(sys.argv[1]))['settings']['precision'])" $(DEMO_OUT)/run.json); \
+	echo "demo: trained and evaluated in $$trained s ($$precision), exported in $$(( $$(date +%s) - start - trained )) s"; \
 	echo "  dev results: $$(sed 's/ = /=/' $(DEMO_OUT)/eval_results.txt | tr '\n' ' ')($(DEMO_OUT)/eval_results.txt)"; \
 	echo "  adapter bundle: $(DEMO_OUT)/adapter_bundle ($$(du -sh $(DEMO_OUT)/adapter_bundle | cut -f1); the task's own weights)"; \
 	echo "  SavedModel: $(DEMO_OUT)/saved_model (signature sst2: text_a -> labels, probabilities)"; \

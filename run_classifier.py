@@ -188,15 +188,16 @@ flags.DEFINE_integer(
     "--strategy=mirrored on a machine without GPUs: mirror over this many "
     "logical CPU devices (shows the mechanism and tests it; no speed-up).")
 flags.DEFINE_enum(
-    "precision", "float32", ["auto"] + list(classifier.PRECISIONS),
+    "precision", "auto", ["auto"] + list(classifier.PRECISIONS),
     "The encoder's arithmetic. mixed_bfloat16: matmuls and activations in "
     "bfloat16 (TPUs; CPUs with AVX512-BF16 or AMX); mixed_float16: float16 "
     "with dynamic loss scaling (GPUs). Variables, LayerNorm, softmax and the "
     "loss stay float32 and checkpoints and bundles are float32 in every case, "
     "so a bundle serves under any precision. auto: mixed_bfloat16 on "
     "hardware that computes bfloat16 natively (TPU, GPU of compute "
-    "capability 8.0+, CPU with AVX512_BF16 or AMX), else float32; a resumed "
-    "run keeps the precision it started with.")
+    "capability 8.0+, CPU with AVX512_BF16 or AMX), else float32, logged at "
+    "start with the reason; a resumed run keeps the precision it started "
+    "with. float32 is exact on every machine.")
 flags.DEFINE_bool(console.VERBOSE_FLAG, False, console.VERBOSE_HELP)
 flags.DEFINE_integer(
     "intra_op_parallelism_threads", 0,

@@ -204,6 +204,10 @@ def run_command(run, output_dir, options, **overrides):
       "eval_batch_size": options["eval_batch_size"],
       "learning_rate": run.learning_rate, "num_train_epochs": run.epochs,
       "seed": run.seed, "output_dir": output_dir,
+      # Not run_classifier.py's default (auto): workers on machines with
+      # and without native bfloat16 must not fill one table with two
+      # precisions.
+      "precision": "float32",
   }
   args.update(method_flags(run.method))
   for (field, axis) in AXES.items():

@@ -237,6 +237,9 @@ def tiny_job_flags(tiny_bert, data_dir, output_dir, **overrides):
       "do_train": True,
       "do_eval": True,
       "do_predict": False,
+      # Exact on every machine (the command line's default, auto, is
+      # bfloat16 on a CPU with AVX512_BF16).
+      "precision": "float32",
   }
   args.update(overrides)
   # The tiny adapter size goes only to methods that take the flag.

@@ -87,7 +87,8 @@ def write_task_folder(glue_dir, task_name, folder):
 def minilm_flags(minilm_dir):
   return {"vocab_file": os.path.join(minilm_dir, "vocab.txt"),
           "bert_config_file": os.path.join(minilm_dir, "bert_config.json"),
-          "init_checkpoint": os.path.join(minilm_dir, "bert_model.ckpt")}
+          "init_checkpoint": os.path.join(minilm_dir, "bert_model.ckpt"),
+          "precision": "float32"}  # the SavedModel's; exact on any machine
 
 
 def test_saved_model_predicts_what_run_classifier_predicts_on_real_rows(

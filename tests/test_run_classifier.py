@@ -195,6 +195,9 @@ def test_adapter_bert_readme_command_runs_as_is(tmp_path, tiny_bert):
   results = read_eval_results(output_dir)
   assert results["global_step"] == int(40 / 32 * 5.0)
   assert "eval_accuracy" in results
+  # No --precision: auto, resolved for this machine and logged with why.
+  assert re.search(r"--precision=auto: (float32|mixed_bfloat16) \(",
+                   result.stderr + result.stdout)
 
 
 @pytest.mark.slow

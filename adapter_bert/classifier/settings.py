@@ -79,7 +79,7 @@ class JobSettings(object):
   # Devices and speed.
   strategy: str = "one_device"
   num_cpu_devices: int = 0  # mirrored without GPUs: N logical CPU devices
-  precision: str = "float32"
+  precision: str = "auto"  # resolved by with_resolved_precision
   padding: str = "auto"
   intra_op_parallelism_threads: int = 0
   inter_op_parallelism_threads: int = 0
