@@ -5,7 +5,9 @@
 Prints, on the machine at hand:
   - the fp32 matmul peak (TensorFlow, 4096 x 4096, this job's threads);
   - train examples/s and real tokens/s, adapters and full fine-tuning, under
-    the default padding (auto) and every row padded to --max_seq_length;
+    the default padding (auto) and every row padded to --max_seq_length, in
+    float32, and of adapters as run_classifier.py trains them by default
+    (--precision=auto: bfloat16 on a CPU with AVX512_BF16 or AMX);
   - the adapter / full step-time ratio at the same padding;
   - useful GFLOP/s on real tokens, as a percentage of the matmul peak;
   - eval and predict examples/s;
@@ -94,6 +96,9 @@ REFERENCE = methods.reference().name
 MEASUREMENTS = [
     ("matmul_peak", ("peak", None, None)),
     ("train_%s_auto" % MAIN, ("train", MAIN, "auto")),
+    # What run_classifier.py does with no --padding or --precision flag:
+    # --precision=auto, bfloat16 on a CPU with AVX512_BF16 or AMX.
+    ("train_%s_default" % MAIN, ("train", MAIN, "auto")),
     ("train_%s_auto" % REFERENCE, ("train", REFERENCE, "auto")),
     ("train_%s_static" % MAIN, ("train", MAIN, "static")),
     ("train_%s_batch" % MAIN, ("train", MAIN, "batch")),
@@ -116,7 +121,9 @@ MEASUREMENTS = [
     ("conversion_pairs", ("convert_pairs", None, None)),
 ]
 # Settings a measurement changes from the defaults of settings_for.
+# Every other measurement is float32, on any machine.
 SETTINGS_CHANGES = {
+    "train_%s_default" % MAIN: {"precision": "auto"},
     "train_%s_mirrored2" % MAIN: {"strategy": "mirrored", "num_cpu_devices": 2},
     "train_%s_bf16" % MAIN: {"precision": "mixed_bfloat16"},
     "eval_static_bf16": {"precision": "mixed_bfloat16"},
@@ -209,7 +216,9 @@ def batch_widths(input_fn, batch_size, num_batches):
 
 
 def settings_for(opts, work_dir, tuning_mode, padding, **changes):
-  return classifier.Settings(**dict(dict(
+  """The measurement's settings, --precision=auto resolved for this machine
+  (logged with the reason)."""
+  return classifier.with_resolved_precision(classifier.Settings(**dict(dict(
       task_name=opts.task, data_dir=os.path.join(opts.glue_dir, opts.task),
       output_dir=work_dir,
       bert_config_file=os.path.join(opts.bert_dir, "bert_config.json"),
@@ -221,8 +230,8 @@ def settings_for(opts, work_dir, tuning_mode, padding, **changes):
       learning_rate=3e-4 if tuning_mode == MAIN else 5e-5,
       tuning_mode=tuning_mode,
       adapter_size=opts.adapter_size if tuning_mode == MAIN else None,
-      padding=padding, save_checkpoints_steps=10 ** 6,
-      log_every_n_steps=10 ** 6), **changes))
+      padding=padding, precision="float32", save_checkpoints_steps=10 ** 6,
+      log_every_n_steps=10 ** 6), **changes)))
 
 
 def prepare(settings):
@@ -274,6 +283,7 @@ def measure_train(opts, work_dir, tuning_mode, padding_flag, **changes):
       "useful_gflops": flops * real_tokens / seconds / 1e9,
       "useful_mflop_per_token": flops / 1e6,
       "padding": padding,
+      "precision": s.precision,
   }
 
 
@@ -408,7 +418,8 @@ def report(results):
   peak = results.get("matmul_peak", {}).get("gflops")
   if peak:
     lines.append("matmul peak (fp32, 4096x4096): %.1f GFLOP/s" % peak)
-  for name in ("train_%s_auto" % MAIN, "train_%s_auto" % REFERENCE,
+  for name in ("train_%s_auto" % MAIN, "train_%s_default" % MAIN,
+               "train_%s_auto" % REFERENCE,
                "train_%s_static" % MAIN, "train_%s_static" % REFERENCE,
                "train_%s_batch" % MAIN, "train_%s_mirrored2" % MAIN,
                "train_%s_bf16" % MAIN):
@@ -419,11 +430,11 @@ def report(results):
              if peak else "")
     lines.append(
         "%-22s %6.1f examples/s, %6.0f real tokens/s, step %.3f s "
-        "(median %.3f), padding %2.0f%% of computed tokens (%s), useful "
+        "(median %.3f), padding %2.0f%% of computed tokens (%s), %s, useful "
         "%.1f GFLOP/s%s, peak RSS %.0f MB" % (
             name, r["examples_per_s"], r["real_tokens_per_s"], r["step_s"],
             r["step_s_median"], 100 * r["padding_share"], r["padding"],
-            r["useful_gflops"], share, r["peak_rss_mb"]))
+            r["precision"], r["useful_gflops"], share, r["peak_rss_mb"]))
   for padding in ("auto", "static"):
     a = results.get("train_%s_%s" % (MAIN, padding))
     f = results.get("train_%s_%s" % (REFERENCE, padding))

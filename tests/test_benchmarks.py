@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "benchmarks"))
 import serving  # pylint: disable=g-import-not-at-top,wrong-import-position
 from adapter_bert import methods  # pylint: disable=wrong-import-position
+from adapter_bert.classifier import devices  # pylint: disable=wrong-import-position
 
 
 def test_a_known_cost_is_found_and_a_copy_costs_nothing():
@@ -106,3 +107,21 @@ def test_serving_ops_finds_each_method_in_its_scope(tiny_bert, tmp_path):
   for line in lines[1:]:
     ops = int(line.split("ops in its scope")[0].rsplit(";", 1)[1])
     assert ops > 0, line  # the method's own ops were found in the trace
+
+
+@pytest.mark.slow
+def test_throughput_trains_in_float32_and_as_the_command_line_does(
+    tiny_bert, tmp_path):
+  lines = run_benchmark("throughput.py", tiny_bert, tmp_path,
+                        "--only=train_adapters_auto,train_adapters_default",
+                        "--batch_size=8", "--train_steps=2",
+                        "--warmup_steps=1", "--adapter_size=4")
+  rows = {line.split()[0]: line for line in lines
+          if line.startswith("train_")}
+  assert set(rows) == {"train_adapters_auto", "train_adapters_default"}
+  # Every other figure is float32 on any machine; the default is what
+  # --precision=auto resolves to here.
+  (native, _) = devices.native_bfloat16(False)
+  assert "(bucket), float32," in rows["train_adapters_auto"]
+  assert "(bucket), %s," % ("mixed_bfloat16" if native else "float32") in (
+      rows["train_adapters_default"])

@@ -62,3 +62,4 @@ from adapter_bert.classifier.model_fn import PRECISIONS
 from adapter_bert.classifier.session_predictor import SessionPredictor
 from adapter_bert.classifier.settings import build_tuning_method
 from adapter_bert.classifier.settings import Settings
+from adapter_bert.classifier.settings import with_resolved_precision
