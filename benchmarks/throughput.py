@@ -111,6 +111,7 @@ MEASUREMENTS = [
     # --precision=mixed_bfloat16, against train_adapters_static / eval_static.
     ("train_%s_bf16" % MAIN, ("train", MAIN, "static")),
     ("eval_auto", ("eval", MAIN, "auto")),
+    ("eval_default", ("eval", MAIN, "auto")),  # as run_classifier.py
     # The same through Estimator.predict, as run_classifier.py evaluates on
     # TPU (a graph built and a checkpoint restored per call).
     ("eval_auto_estimator", ("eval", MAIN, "auto")),
@@ -124,6 +125,7 @@ MEASUREMENTS = [
 # Every other measurement is float32, on any machine.
 SETTINGS_CHANGES = {
     "train_%s_default" % MAIN: {"precision": "auto"},
+    "eval_default": {"precision": "auto"},
     "train_%s_mirrored2" % MAIN: {"strategy": "mirrored", "num_cpu_devices": 2},
     "train_%s_bf16" % MAIN: {"precision": "mixed_bfloat16"},
     "eval_static_bf16": {"precision": "mixed_bfloat16"},
@@ -331,6 +333,7 @@ def measure_predict(opts, work_dir, padding_flag, kind, estimator=False,
   seconds = time.time() - start
   return {"examples_per_s": len(outputs) / seconds,
           "examples": len(outputs), "seconds": seconds, "padding": padding,
+          "precision": s.precision,
           "note": "graph building and checkpoint restore included"}
 
 
@@ -459,14 +462,15 @@ def report(results):
       lines.append("mixed_bfloat16 vs float32 (%s): %.2fx examples/s" % (
           base, results[name]["examples_per_s"] /
           results[base]["examples_per_s"]))
-  for name in ("eval_auto", "eval_auto_estimator", "eval_static",
-               "eval_static_bf16", "predict_auto"):
+  for name in ("eval_auto", "eval_default", "eval_auto_estimator",
+               "eval_static", "eval_static_bf16", "predict_auto"):
     r = results.get(name)
     if r:
       lines.append("%-22s %6.1f examples/s (%d examples in %.1f s, %s "
-                   "padding, whole call), peak RSS %.0f MB" % (
+                   "padding, %s, whole call), peak RSS %.0f MB" % (
                        name, r["examples_per_s"], r["examples"],
-                       r["seconds"], r["padding"], r["peak_rss_mb"]))
+                       r["seconds"], r["padding"], r["precision"],
+                       r["peak_rss_mb"]))
   (e, o) = (results.get("eval_auto_estimator"), results.get("eval_auto"))
   if e and o:
     lines.append("eval in one session vs through Estimator.predict: %.2fx "

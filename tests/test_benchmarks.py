@@ -113,15 +113,19 @@ def test_serving_ops_finds_each_method_in_its_scope(tiny_bert, tmp_path):
 def test_throughput_trains_in_float32_and_as_the_command_line_does(
     tiny_bert, tmp_path):
   lines = run_benchmark("throughput.py", tiny_bert, tmp_path,
-                        "--only=train_adapters_auto,train_adapters_default",
-                        "--batch_size=8", "--train_steps=2",
+                        "--only=train_adapters_auto,train_adapters_default,"
+                        "eval_auto,eval_default", "--batch_size=8",
+                        "--eval_batch_size=8", "--train_steps=2",
                         "--warmup_steps=1", "--adapter_size=4")
   rows = {line.split()[0]: line for line in lines
-          if line.startswith("train_")}
-  assert set(rows) == {"train_adapters_auto", "train_adapters_default"}
+          if line.startswith(("train_", "eval_"))}
+  assert set(rows) == {"train_adapters_auto", "train_adapters_default",
+                       "eval_auto", "eval_default"}
   # Every other figure is float32 on any machine; the default is what
   # --precision=auto resolves to here.
   (native, _) = devices.native_bfloat16(False)
+  default = "mixed_bfloat16" if native else "float32"
   assert "(bucket), float32," in rows["train_adapters_auto"]
-  assert "(bucket), %s," % ("mixed_bfloat16" if native else "float32") in (
-      rows["train_adapters_default"])
+  assert "(bucket), %s," % default in rows["train_adapters_default"]
+  assert "bucket padding, float32," in rows["eval_auto"]
+  assert "bucket padding, %s," % default in rows["eval_default"]
