@@ -37,6 +37,7 @@ import tempfile
 
 from absl import app
 from absl import flags
+import numpy as np
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # `python benchmarks/<name>.py` puts benchmarks/ on sys.path, not the
@@ -225,6 +226,8 @@ for batch in batches:
   results["batch%d" % batch] = {"requests_per_s": calls / times.sum(),
                                 "p50_ms": 1000 * np.percentile(times, 50),
                                 "p95_ms": 1000 * np.percentile(times, 95)}
+results["probabilities"] = serve(text_a=tf.constant(rows[:64]))[
+    "probabilities"].numpy().tolist()  # to compare exports
 print("RESULT " + json.dumps(results))
 """
 
@@ -278,15 +281,16 @@ def backbone_flags(opts):
                                               "bert_model.ckpt")]
 
 
-def export(opts, work_dir, name, bundles, merge=False, mixed=False):
+def export(opts, work_dir, name, bundles, merge=False, mixed=False,
+           precision="float32"):
   export_dir = os.path.join(work_dir, "saved_models", name)
   if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
     run([sys.executable,
          os.path.join(REPO_ROOT, "scripts", "export_savedmodel.py"),
          "--adapter_bundles=" + ",".join(bundles),
          "--export_dir=" + export_dir, "--merge=%s" % str(merge).lower(),
-         "--mixed_signature=%s" % str(mixed).lower()] +
-        backbone_flags(opts))
+         "--mixed_signature=%s" % str(mixed).lower(),
+         "--precision=" + precision] + backbone_flags(opts))
   return export_dir
 
 
@@ -476,28 +480,46 @@ def method_costs(opts, work_dir, plain_dir, chosen, plain_method):
 def beside_the_peer(opts, work_dir, main_method):
   """This project's SavedModel and AdapterHub's eager PyTorch model, each
   with a Houlsby adapter (m = 64 on MiniLM) and its head, on the same raw
-  SST-2 dev sentences, one right after the other."""
-  export_dir = export(opts, work_dir, "sst2", [
-      train_bundle(opts, work_dir, "SST-2", main_method)])
+  SST-2 dev sentences, one right after the other. Ours is exported in
+  float32 and, on a machine that computes bfloat16 natively, also with
+  --precision=mixed_bfloat16."""
+  bundle = train_bundle(opts, work_dir, "SST-2", main_method)
   rows = [r[0] for r in read_rows(os.path.join(opts.glue_dir, "SST-2",
                                                "dev.tsv"), [0])]
-  result = run([sys.executable, "-c", PEER_ROWS_CODE, export_dir],
-               input=json.dumps([rows, [1, 32], opts.calls, opts.warmup]))
-  ours = json.loads([l for l in result.stdout.splitlines()
-                     if l.startswith("RESULT ")][0][len("RESULT "):])
+  from adapter_bert.classifier import devices  # pylint: disable=g-import-not-at-top
+  precisions = ["float32"]
+  if devices.native_bfloat16(False)[0]:
+    precisions.append("mixed_bfloat16")
+  ours = {}
+  for precision in precisions:
+    export_dir = export(opts, work_dir, "sst2-" + precision, [bundle],
+                        precision=precision)
+    result = run([sys.executable, "-c", PEER_ROWS_CODE, export_dir],
+                 input=json.dumps([rows, [1, 32], opts.calls, opts.warmup]))
+    ours[precision] = json.loads([l for l in result.stdout.splitlines()
+                                  if l.startswith("RESULT ")][0][
+                                      len("RESULT "):])
   result = run([opts.peer_python, PEER_SCRIPT, "--task=sst-2",
                 "--data_dir=" + os.path.join(opts.glue_dir, "SST-2"),
                 "--batch_sizes=1,32", "--calls=%d" % opts.calls,
                 "--warmup=%d" % opts.warmup, "--threads=2"], cwd="/tmp")
   theirs = json.loads(result.stdout.strip().splitlines()[-1])
   for batch in (1, 32):
-    (o, t) = (ours["batch%d" % batch], theirs["batch%d_adapters" % batch])
-    print("SST-2 dev, raw text, batch %-2d (%d calls): this SavedModel p50 "
-          "%6.1f ms (%6.1f requests/s); AdapterHub %s eager p50 %6.1f ms "
-          "(%6.1f requests/s): %.2fx its p50" % (
-              batch, opts.calls, o["p50_ms"], o["requests_per_s"],
-              theirs["torch"], t["p50_ms"], t["requests_per_s"],
-              o["p50_ms"] / t["p50_ms"]))
+    t = theirs["batch%d_adapters" % batch]
+    for precision in precisions:
+      o = ours[precision]["batch%d" % batch]
+      print("SST-2 dev, raw text, batch %-2d (%d calls): this SavedModel "
+            "(%s) p50 %6.1f ms (%6.1f requests/s); AdapterHub %s eager p50 "
+            "%6.1f ms (%6.1f requests/s): %.2fx its p50" % (
+                batch, opts.calls, precision, o["p50_ms"],
+                o["requests_per_s"], theirs["torch"], t["p50_ms"],
+                t["requests_per_s"], o["p50_ms"] / t["p50_ms"]))
+  if len(precisions) > 1:
+    (p32, p16) = (np.array(ours[p]["probabilities"]) for p in precisions)
+    print("SST-2 dev, first %d rows: mixed_bfloat16's probabilities within "
+          "%.1e of float32's, %d labels of %d the same" % (
+              len(p32), np.abs(p16 - p32).max(),
+              (p16.argmax(1) == p32.argmax(1)).sum(), len(p32)))
   return {"peer_ours": ours, "peer_adapterhub": theirs}
 
 

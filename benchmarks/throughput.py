@@ -301,9 +301,10 @@ def attended_per_token(features_file):
 
 def measure_predict(opts, work_dir, padding_flag, kind, estimator=False,
                     **changes):
-  """Eval (dev) or predict (test) examples/s from a trained-for-1-step model:
-  as run_classifier.py does on CPU (one graph and session, built and
-  restored in the timed span), or through `Estimator.predict`."""
+  """Eval (dev) or predict (test) examples/s of the model with its method
+  and head at their initial values (speed does not depend on them): as
+  run_classifier.py does on CPU (one graph and session, built and restored
+  in the timed span), or through `Estimator.predict`."""
   s = settings_for(opts, work_dir, MAIN, padding_flag, **changes)
   bert_config, task, method, feature_cache, padding = prepare(s)
   split = task.dev[0] if kind == "eval" else task.test[0]
@@ -314,6 +315,10 @@ def measure_predict(opts, work_dir, padding_flag, kind, estimator=False,
                               sort_by_length=True)
   model = classifier.Model(bert_config, task.num_labels, method, s.precision)
   name = "%s-%s" % (kind, split.name)
+  if not estimator:
+    # Written before the timed span: run_classifier.py finds its trained
+    # checkpoint on disk (the Estimator's path starts from the backbone's).
+    untrained = untrained_checkpoint(model, work_dir)
   start = time.time()
   if estimator:
     outputs = classifier.predict_examples(
@@ -324,7 +329,7 @@ def measure_predict(opts, work_dir, padding_flag, kind, estimator=False,
         s.eval_batch_size, False, padding)
   else:
     predictor = classifier.SessionPredictor(
-        model, [untrained_checkpoint(model, work_dir), s.init_checkpoint],
+        model, [untrained, s.init_checkpoint],
         feature_cache, padding,
         classifier.session_config(s.intra_op_parallelism_threads,
                                   s.inter_op_parallelism_threads, False))

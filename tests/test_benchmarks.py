@@ -129,3 +129,42 @@ def test_throughput_trains_in_float32_and_as_the_command_line_does(
   assert "(bucket), %s," % default in rows["train_adapters_default"]
   assert "bucket padding, float32," in rows["eval_auto"]
   assert "bucket padding, %s," % default in rows["eval_default"]
+
+
+@pytest.mark.slow
+def test_beside_the_peer_times_each_export_on_the_same_rows(
+    tiny_bert, tmp_path, capsys, monkeypatch):
+  import collections  # pylint: disable=g-import-not-at-top
+  from conftest import write_sst2_task  # pylint: disable=g-import-not-at-top
+  write_sst2_task(str(tmp_path / "glue" / "SST-2"))
+  # A stand-in for the peer's python: prints adapterhub_serve.py's JSON.
+  peer = tmp_path / "peer_python"
+  peer.write_text(
+      "#!/bin/sh\necho '{\"torch\": \"stand-in\", \"batch1_adapters\": "
+      "{\"p50_ms\": 20.0, \"requests_per_s\": 50.0}, \"batch32_adapters\": "
+      "{\"p50_ms\": 400.0, \"requests_per_s\": 2.5}}'\n")
+  peer.chmod(0o755)
+  # Both exports, whatever this machine computes natively.
+  monkeypatch.setattr(devices, "native_bfloat16", lambda *a: (True, "test"))
+  opts = collections.namedtuple("Options", serving.OPTION_FLAGS)(
+      bert_dir=os.path.dirname(tiny_bert["init_checkpoint"]),
+      glue_dir=str(tmp_path / "glue"), calls=3, warmup=1, work_dir=None,
+      json_out=None, methods="", mixed_tasks=[], peer_python=str(peer))
+  figures = serving.beside_the_peer(opts, str(tmp_path / "work"),
+                                    methods.names()[0])
+  lines = capsys.readouterr().out.splitlines()
+  timed = [l for l in lines if "this SavedModel" in l]
+  assert [(l.split()[5], l.split()[10]) for l in timed] == [
+      ("1", "(float32)"), ("1", "(mixed_bfloat16)"),
+      ("32", "(float32)"), ("32", "(mixed_bfloat16)")]
+  for (line, (batch, precision)) in zip(timed, [
+      (1, "float32"), (1, "mixed_bfloat16"), (32, "float32"),
+      (32, "mixed_bfloat16")]):
+    ours = figures["peer_ours"][precision]["batch%d" % batch]["p50_ms"]
+    assert line.endswith("%.2fx its p50" % (
+        ours / (20.0 if batch == 1 else 400.0))), line
+  assert set(figures["peer_ours"]) == {"float32", "mixed_bfloat16"}
+  # The 13 dev rows through both exports: close, not equal (bfloat16).
+  (compared,) = [l for l in lines if "probabilities within" in l]
+  difference = float(compared.split("within ")[1].split()[0])
+  assert 0 < difference < 0.05, compared
