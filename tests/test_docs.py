@@ -66,3 +66,36 @@ def test_no_story_of_the_work(path):
 def test_the_story_check_sees_a_story():
   text = "Earlier runs gave 0.82 (issue 11), measured that evening."
   assert len([p for p in STORY if re.search(p, text, re.IGNORECASE)]) == 4
+
+
+# The results tables sweep.py summarizes from a committed CSV (the .md beside
+# it), and the command each names as its maker.
+SUMMARIES = sorted(p for p in glob.glob(os.path.join(REPO_ROOT, "results",
+                                                      "*.md"))
+                   if read(p).startswith("# Sweep summary\n"))
+
+
+@pytest.mark.parametrize("path", SUMMARIES,
+                         ids=lambda p: os.path.relpath(p, REPO_ROOT))
+def test_a_committed_summary_is_what_its_csv_gives(path, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  text = read(path)
+  made_by = re.search(r"Made by:\n\n```shell\n(.+)\n```", text).group(1)
+  name = os.path.basename(path)[:-len(".md")]
+  shutil.copy(path[:-len(".md")] + ".csv", tmp_path / (name + ".csv"))
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, "scripts", "sweep.py"),
+       "--results=%s" % (tmp_path / (name + ".csv")), "--summarize_only",
+       "--made_by=" + made_by], capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert read(str(tmp_path / (name + ".md"))) == text
+
+
+def test_the_readme_results_are_rows_of_a_committed_summary():
+  section = read(README).split("\n## Results")[1].split("\n## ")[0]
+  rows = [l for l in section.splitlines() if l.startswith("| ")]
+  assert len(rows) > 3  # a header, its rule and methods
+  assert any(all(row in read(p).splitlines() for row in rows)
+             for p in SUMMARIES), "the README's results table is in no summary"
