@@ -588,6 +588,8 @@ def runners(sweep_inputs):
   # experiment file.
   for folder in glob.glob(os.path.join(sweep_inputs["work_dir"], "*", "")):
     folder = folder.rstrip(os.sep)
+    if not os.path.exists(os.path.join(folder, "run_classifier.log")):
+      continue  # claimed, its log not written yet: no runner to name
     found[folder] = [int(pid) for pid in
                      re.findall(r"^sweep.py \(pid (\d+)\) runs:",
                                 read_log(folder), re.M)]
