@@ -89,7 +89,7 @@ help:
 	@echo "make demo       set up .venv and the assets, then adapter-tune on movie reviews"
 	@echo "make throughput set up, then print train/eval/predict/conversion speed (benchmarks/throughput.py)"
 	@echo "make sweep      set up, then run or continue the paper's sweep (results/sweep.sh; hours)"
-	@echo "make figures    draw results/*.png from results/sweep.csv and results/ablation.csv"
+	@echo "make figures    draw results/*.png from results/sweep.csv, results/glue.csv and their ablations"
 	@echo "make venv       create $(VENV) and install requirements.txt"
 	@echo "make assets     fetch and convert the model and build the movie-review task in $(ASSETS)"
 	@echo "make clean      remove the demo output, Python caches and assets derived from downloads"
@@ -184,6 +184,9 @@ sweep: venv assets
 figures: venv
 	$(VENV_PY) scripts/plot_results.py --results=results/sweep.csv \
 	  $(if $(wildcard results/ablation.csv),--ablation_results=results/ablation.csv --ablation_metric=eval_accuracy) --output_dir=results
+	$(VENV_PY) scripts/plot_results.py --results=results/glue.csv --prefix=glue_ \
+	  $(if $(wildcard results/glue_ablation.csv),--ablation_results=results/glue_ablation.csv) \
+	  --ablation_metric=MRPC=eval_accuracy --output_dir=results
 
 # ---------------------------------------------------------------- cleaning
 

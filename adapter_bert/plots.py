@@ -15,7 +15,13 @@ writes, from whatever rows the files hold so far:
 - `ablation_<run>.png`: per ablated run, the dev metric with the adapters of
   layers first..last switched off (Figure 6);
 - `init_scale.png`: the dev metric against the adapters' init scale, when the
-  sweep ran more than one (Figure 7), one line per task and size.
+  sweep ran more than one (Figure 7), one line per task and size;
+- `adapter_sizes.png`: the dev metric of each method run at several adapter
+  sizes against the size, one panel per task (the paper's robustness to the
+  bottleneck's size, Section 3.6).
+
+`prefix` names the pictures of another table apart (`glue_` for
+results/glue.csv, beside results/sweep.csv's).
 
 Every picture is written to a temporary name and renamed.
 """
@@ -97,6 +103,26 @@ def with_average(selected):
   return averaged
 
 
+def panel_grid(count, columns=3):
+  """A figure of `count` panels, at most `columns` a row; returns (figure,
+  the panels in reading order). Unused cells of the last row are removed."""
+  columns = min(columns, count)
+  rows = -(-count // columns)
+  (figure, axes) = plt.subplots(rows, columns, squeeze=False,
+                                figsize=(5.5 * columns, 4.2 * rows))
+  axes = list(axes.flat)
+  for axis in axes[count:]:
+    axis.remove()
+  return (figure, axes[:count])
+
+
+def method_colours(methods_run):
+  """One colour per method spec, the same in every panel and picture."""
+  palette = plt.get_cmap("tab20").colors
+  return {method: palette[i % len(palette)] for (i, method) in
+          enumerate(sorted(methods_run))}
+
+
 def plot_parameters_vs_metric(rows, path, baselines=None):
   """Figure 3: dev metric against trained parameters, one panel per task and
   one for their average (methods selected on every task), with each panel's
@@ -110,11 +136,9 @@ def plot_parameters_vs_metric(rows, path, baselines=None):
   if any(task == AVERAGE for (task, _, _) in selected):
     tasks.append(AVERAGE)
   # One colour per method in every panel.
-  colours = {method: "C%d" % i for (i, method) in enumerate(
-      sorted({method for (_, method, _) in selected}))}
-  figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2),
-                              squeeze=False)
-  for (axis, task) in zip(axes[0], tasks):
+  colours = method_colours({method for (_, method, _) in selected})
+  (figure, axes) = panel_grid(len(tasks))
+  for (axis, task) in zip(axes, tasks):
     by_method = collections.defaultdict(list)
     for ((t, method, size), entry) in selected.items():
       if t == task:
@@ -151,10 +175,14 @@ def plot_parameters_vs_metric(rows, path, baselines=None):
     axis.set_ylabel(metric_label(metric))
     axis.set_title(task)
     axis.grid(True, which="both", alpha=0.3)
-  # Every panel has the same methods; one legend, outside the data.
-  (handles, labels) = axes[0][-1].get_legend_handles_labels()
-  figure.legend(handles, labels, fontsize=8, loc="center left",
-                bbox_to_anchor=(1.0, 0.5))
+  # One legend, outside the data, of every method of any panel (a method run
+  # on some tasks only is in their panels, not in the average's).
+  legend = {}
+  for axis in axes:
+    for (handle, label) in zip(*axis.get_legend_handles_labels()):
+      legend.setdefault(label, handle)
+  figure.legend(list(legend.values()), list(legend), fontsize=8,
+                loc="center left", bbox_to_anchor=(1.0, 0.5))
   figure.suptitle("Dev metric against trained parameters (selected setting, "
                   "mean and std over seeds)", fontsize=10)
   return save(figure, path)
@@ -205,6 +233,23 @@ def plot_ablation(table, run, path, metric=None):
   return save(figure, path)
 
 
+def ablation_metric_of(spec):
+  """The ablation heat maps' metric per task, from --ablation_metric: empty
+  (each task's primary metric), one metric for every task (`eval_accuracy`),
+  or `TASK=metric` pairs (`MRPC=eval_accuracy,CoLA=eval_mcc`; a task not
+  named keeps its primary metric). Returns task -> metric or None."""
+  if not spec or "=" not in spec:
+    return lambda task: spec or None
+  chosen = {}
+  for pair in spec.split(","):
+    (task, _, metric) = pair.partition("=")
+    if not task.strip() or not metric.strip():
+      raise errors.InputError(
+          "--ablation_metric=%s: %r is not TASK=metric" % (spec, pair))
+    chosen[task.strip()] = metric.strip()
+  return chosen.get
+
+
 def plot_init_scale(rows, path):
   """Figure 7: dev metric against adapter init scale (mean over the runs at
   each scale, bars: std), one line per (task, method, size, lr, epochs)."""
@@ -231,13 +276,69 @@ def plot_init_scale(rows, path):
   return save(figure, path)
 
 
+def sizes_by_task(selected):
+  """{task: {method: [(size, entry), ...] in order of size}} for each method
+  selected at two or more adapter sizes on a task."""
+  found = collections.defaultdict(lambda: collections.defaultdict(list))
+  for ((task, method, size), entry) in selected.items():
+    if size:
+      found[task][method].append((int(size), entry))
+  return {task: {method: sorted(points, key=lambda p: p[0])
+                 for (method, points) in by_method.items() if len(points) > 1}
+          for (task, by_method) in found.items()
+          if any(len(points) > 1 for points in by_method.values())}
+
+
+def plot_adapter_sizes(rows, path, baselines=None):
+  """The dev metric against the adapter size (log 2), one panel per task, one
+  line per method run at several sizes (selected setting, mean and std over
+  seeds), with full fine-tuning and the majority class as levels to read the
+  gap against. None when no method ran at two sizes."""
+  selected = sweeps.summarize(rows)["selected"]
+  by_task = sizes_by_task(selected)
+  if not by_task:
+    return None
+  reference = methods.reference().name
+  colours = method_colours({m for by in by_task.values() for m in by})
+  (figure, axes) = panel_grid(len(by_task))
+  for (axis, task) in zip(axes, sorted(by_task)):
+    for (method, points) in sorted(by_task[task].items()):
+      axis.errorbar([size for (size, _) in points],
+                    [e["mean"] for (_, e) in points],
+                    yerr=[e["std"] for (_, e) in points], capsize=3,
+                    marker=marker(method), color=colours[method], label=method)
+    full = selected.get((task, reference, ""))
+    if full:
+      axis.axhline(full["mean"], color="black", linestyle=":", linewidth=1,
+                   label="%s (mean over seeds)" % reference)
+    if baselines and task in baselines:
+      axis.axhline(baselines[task], color="grey", linestyle="--",
+                   linewidth=1, label="majority class")
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel("adapter size m (log 2)")
+    axis.set_ylabel(metric_label(next(iter(by_task[task].values()))[0][1][
+        "metric"]))
+    axis.set_title(task)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+  figure.suptitle("Dev metric against adapter size (selected setting per "
+                  "size, mean and std over seeds)", fontsize=10)
+  return save(figure, path)
+
+
 def plot_all(results_path, ablation_path, output_dir, ablation_metric=None,
-             glue_dir=None):
-  """Every picture the files allow; returns the paths written."""
+             glue_dir=None, prefix=""):
+  """Every picture the files allow; returns the paths written.
+
+  Args:
+    prefix: put before every picture's name (`glue_`), to keep the pictures
+      of two tables apart in one folder.
+  """
   try:
     fileio.check_writable_folder(output_dir)
   except ValueError as e:
     raise errors.InputError("--output_dir=%s: %s" % (output_dir, e))
+  metric_of = ablation_metric_of(ablation_metric)  # refused before drawing
   written = []
   rows = sweeps.read_results(results_path)
   if not rows:
@@ -245,17 +346,21 @@ def plot_all(results_path, ablation_path, output_dir, ablation_metric=None,
                             results_path)
   baselines = (sweeps.majority_baselines(sorted({r["task"] for r in rows}),
                                          glue_dir) if glue_dir else None)
+  def named(name):
+    return os.path.join(output_dir, prefix + name)
   written.append(plot_parameters_vs_metric(
-      rows, os.path.join(output_dir, "parameters_vs_metric.png"), baselines))
-  written.append(plot_init_scale(rows, os.path.join(output_dir,
-                                                    "init_scale.png")))
+      rows, named("parameters_vs_metric.png"), baselines))
+  written.append(plot_init_scale(rows, named("init_scale.png")))
+  written.append(plot_adapter_sizes(rows, named("adapter_sizes.png"),
+                                    baselines))
   if ablation_path:
     table = sweeps.read_results(ablation_path)
     if not table:
       raise errors.InputError("--ablation_results=%s: no row to plot" %
                               ablation_path)
     for run in sorted({r["run_id"] for r in table}):
-      written.append(plot_ablation(table, run, os.path.join(
-          output_dir, "ablation_%s.png" % run), ablation_metric))
+      task = next(r["task"] for r in table if r["run_id"] == run)
+      written.append(plot_ablation(table, run, named("ablation_%s.png" % run),
+                                   metric_of(task)))
   return [path for path in written if path]
 

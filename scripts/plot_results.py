@@ -37,9 +37,13 @@ def define_flags():
   flags.DEFINE_string("ablation_results", None, "scripts/sweep.py's ablation "
                       "table (optional).")
   flags.DEFINE_string("ablation_metric", None, "The metric of the ablation "
-                      "heat maps (eval_accuracy, ...); default: each task's "
-                      "primary metric.")
+                      "heat maps: one for every task (eval_accuracy), or "
+                      "TASK=metric pairs (MRPC=eval_accuracy,CoLA=eval_mcc); "
+                      "default, and for a task not named: its primary "
+                      "metric.")
   flags.DEFINE_string("output_dir", "results", "Where the PNGs go.")
+  flags.DEFINE_string("prefix", "", "Put before every PNG's name (glue_), to "
+                      "keep two tables' pictures apart in one folder.")
   flags.DEFINE_string("glue_dir", os.path.join(repo_parent, "shared", "glue"),
                       "GLUE data, for the majority-class line (skipped for "
                       "tasks whose files are not there).")
@@ -50,7 +54,7 @@ def main(argv):
   paths = errors.run_program(
       PROGRAM, lambda: plots.plot_all(FLAGS.results, FLAGS.ablation_results,
                                       FLAGS.output_dir, FLAGS.ablation_metric,
-                                      FLAGS.glue_dir),
+                                      FLAGS.glue_dir, FLAGS.prefix),
       also=(KeyError, ValueError, OSError))
   for path in paths:
     print(path)

@@ -73,8 +73,8 @@ def test_every_picture_is_drawn(tmp_path):
                          sweeps.ABLATION_COLUMNS)
   written = plots.plot_all(results, ablation, str(tmp_path / "out"))
   names = sorted(os.path.basename(p) for p in written)
-  assert names == ["ablation_MRPC-adapters-m64.png", "init_scale.png",
-                   "parameters_vs_metric.png"]
+  assert names == ["ablation_MRPC-adapters-m64.png", "adapter_sizes.png",
+                   "init_scale.png", "parameters_vs_metric.png"]
   assert all(is_png(p) for p in written)
   # Nothing but the pictures: no temporary file is left behind.
   assert sorted(os.listdir(str(tmp_path / "out"))) == names
@@ -85,7 +85,30 @@ def test_one_init_scale_draws_no_init_scale_picture(tmp_path):
                         sweeps.COLUMNS)
   written = plots.plot_all(results, None, str(tmp_path / "out"))
   assert [os.path.basename(p) for p in written] == [
-      "parameters_vs_metric.png"]
+      "parameters_vs_metric.png", "adapter_sizes.png"]
+
+
+def test_a_prefix_keeps_two_tables_pictures_apart(tmp_path):
+  """results/glue.csv's pictures beside results/sweep.csv's, none replaced."""
+  out = tmp_path / "out"
+  results = write_table(str(tmp_path / "sweep.csv"), sweep_rows(),
+                        sweeps.COLUMNS)
+  ablation = write_table(str(tmp_path / "ablation.csv"), ablation_rows(),
+                         sweeps.ABLATION_COLUMNS)
+  first = plots.plot_all(results, None, str(out))
+  before = {p: open(p, "rb").read() for p in first}
+  second = plots.plot_all(results, ablation, str(out), prefix="glue_")
+  assert sorted(os.path.basename(p) for p in second) == [
+      "glue_ablation_MRPC-adapters-m64.png", "glue_adapter_sizes.png",
+      "glue_parameters_vs_metric.png"]
+  assert all(open(p, "rb").read() == data for (p, data) in before.items())
+  assert len(os.listdir(str(out))) == 5
+
+
+def test_one_size_per_method_draws_no_size_picture(tmp_path):
+  rows = [r for r in sweep_rows() if r["adapter_size"] != "8"]
+  assert plots.plot_adapter_sizes(rows, str(tmp_path / "s.png")) is None
+  assert not os.path.exists(str(tmp_path / "s.png"))
 
 
 @pytest.fixture
@@ -199,3 +222,83 @@ def test_the_average_panel_holds_methods_selected_on_every_task():
   for ((method, size), entry) in average.items():
     per_task = [selected[(t, method, size)]["mean"] for t in ("MRPC", "RTE")]
     assert entry["mean"] == pytest.approx(sum(per_task) / 2)
+
+
+def test_size_picture_is_each_method_over_its_sizes(tmp_path, saved_figures):
+  """One line per method run at several sizes, at each size's selected
+  setting; full fine-tuning and the majority class as levels."""
+  rows = sweep_rows()
+  # A second learning rate for adapters m=8 on MRPC, worse: not selected.
+  worse = [dict(r, learning_rate="3e-3", primary_value="0.1",
+                run_id=r["run_id"] + "-worse") for r in rows
+           if r["task"] == "MRPC" and r["adapter_size"] == "8"]
+  # A method at one size only has no line.
+  single = [dict(r, method="pfeiffer", run_id=r["run_id"] + "-pf")
+            for r in rows if r["adapter_size"] == "64"]
+  plots.plot_adapter_sizes(rows + worse + single, str(tmp_path / "s.png"),
+                           {"RTE": 0.53})
+  (mrpc, rte) = saved_figures[-1].axes
+  assert [mrpc.get_title(), rte.get_title()] == ["MRPC", "RTE"]
+  (line,) = mrpc.containers
+  assert line.get_label() == "adapters"
+  assert list(line.lines[0].get_xdata()) == [8, 64]
+  # Mean over seeds 1 and 2 of 0.5 + trained/4000 + 0.01 * seed.
+  assert list(line.lines[0].get_ydata()) == pytest.approx(
+      [0.5 + 10 / 4000 + 0.015, 0.5 + 80 / 4000 + 0.015])
+  levels = {l.get_label(): l.get_ydata()[0] for l in rte.get_lines()
+            if l.get_label().startswith(("full", "majority"))}
+  assert levels == {"full (mean over seeds)": pytest.approx(0.5 + 0.25 +
+                                                              0.015),
+                    "majority class": 0.53}
+  assert "majority class" not in [l.get_label() for l in mrpc.get_lines()]
+
+
+def test_five_tasks_and_their_average_are_two_rows_of_panels(
+    tmp_path, saved_figures):
+  """The GLUE table's picture: six panels in a grid, one legend holding a
+  method that ran on one task only."""
+  rows = []
+  for task in ("CoLA", "MRPC", "RTE", "SST-2", "STS-B"):
+    rows += [dict(r, task=task, run_id=task + r["run_id"])
+             for r in sweep_rows() if r["task"] == "MRPC"]
+  rows += [dict(r, method="lora", adapter_size="", init_scale="",
+                run_id=r["run_id"] + "-lora") for r in rows
+           if r["task"] == "CoLA" and r["method"] == "head"]
+  plots.plot_parameters_vs_metric(rows, str(tmp_path / "p.png"))
+  figure = saved_figures[-1]
+  titles = [a.get_title() for a in figure.axes]
+  assert titles == ["CoLA", "MRPC", "RTE", "SST-2", "STS-B", plots.AVERAGE]
+  assert len({a.get_subplotspec().rowspan.start for a in figure.axes}) == 2
+  (legend,) = figure.legends
+  labels = [t.get_text() for t in legend.get_texts()]
+  assert "lora" in labels and "adapters (m=8,64)" in labels
+  assert len(labels) == len(set(labels))
+
+
+def test_ablation_metric_can_be_chosen_per_task(tmp_path, saved_figures):
+  """MRPC read by accuracy (its F1 is not monotone in what is lost), STS-B
+  by its primary metric, which has no accuracy."""
+  stsb = [dict(r, run_id="STS-B-adapters-m64", task="STS-B",
+               primary_metric="eval_spearmanr",
+               metrics=r["metrics"].replace("eval_accuracy", "eval_pearson")
+               .replace("eval_f1", "eval_spearmanr"))
+          for r in ablation_rows()]
+  mrpc = [dict(r, task="MRPC") for r in ablation_rows()]
+  ablation = write_table(str(tmp_path / "ablation.csv"), mrpc + stsb,
+                         sweeps.ABLATION_COLUMNS)
+  results = write_table(str(tmp_path / "sweep.csv"), sweep_rows(),
+                        sweeps.COLUMNS)
+  plots.plot_all(results, ablation, str(tmp_path / "out"),
+                 "MRPC=eval_accuracy")
+  heat = {f.axes[0].get_title().split("\n")[0]: f.axes[0].images[0]
+          for f in saved_figures if f.axes[0].images}
+  assert heat["MRPC-adapters-m64"].get_array()[1, 1] == pytest.approx(0.75)
+  assert heat["STS-B-adapters-m64"].get_array()[1, 1] == pytest.approx(0.80)
+  # One metric for both: STS-B has no accuracy, a one-line error naming it.
+  with pytest.raises(errors.InputError,
+                     match="--ablation_metric=eval_accuracy: the ablation of "
+                     "STS-B-adapters-m64"):
+    plots.plot_all(results, ablation, str(tmp_path / "out"), "eval_accuracy")
+  with pytest.raises(errors.InputError, match="'CoLA' is not TASK=metric"):
+    plots.plot_all(results, ablation, str(tmp_path / "out"),
+                   "MRPC=eval_accuracy,CoLA")

@@ -828,3 +828,65 @@ def test_free_run_workers_are_refused_where_no_claim_is_atomic(
                                        str(tmp_path / "sweep.csv")),
       "--work_dir=ram://", "no claim on a run is atomic there")
   assert "--index" in message
+
+
+def defined_flags(script):
+  """The flag names a script of scripts/ defines."""
+  with open(os.path.join(REPO_ROOT, "scripts", script)) as f:
+    return set(re.findall(r'DEFINE_\w+\(\s*"(\w+)"', f.read()))
+
+
+def run_glue_table(tmp_path, **env):
+  """results/glue_table.sh with a stand-in python that records each command
+  line it is given: (sweep.py's argument lists, plot_results.py's)."""
+  log = tmp_path / "commands.log"
+  if log.exists():
+    log.unlink()
+  fake = tmp_path / "python"
+  fake.write_text('#!/bin/sh\necho "$*" >> %s\n' % log)
+  fake.chmod(0o755)
+  subprocess.run(["bash", "results/glue_table.sh"], cwd=REPO_ROOT, check=True,
+                 env=dict(os.environ, PY=str(fake), **env))
+  commands = [line.split() for line in log.read_text().splitlines()]
+  return ([c[1:] for c in commands if c[0] == "scripts/sweep.py"],
+          [c[1:] for c in commands if c[0] == "scripts/plot_results.py"])
+
+
+def test_the_glue_table_script_runs_its_phases_in_order_and_draws(tmp_path):
+  out = tmp_path / "out"
+  out.mkdir()
+  (sweeps_run, draws) = run_glue_table(tmp_path, OUT=str(out),
+                                       WORK_DIR=str(tmp_path / "work"))
+  for (script, commands) in (("sweep.py", sweeps_run),
+                             ("plot_results.py", draws)):
+    for command in commands:
+      names = {a[2:].partition("=")[0] for a in command}
+      assert names <= defined_flags(script), (script, command)
+  results = "--results=%s/glue.csv" % out
+  assert all(results in c for c in sweeps_run + draws)
+  # One drawing per phase, the glue_ pictures beside sweep.csv's.
+  assert len(draws) == 5
+  assert all("--prefix=glue_" in c and "--output_dir=%s" % out in c
+             for c in draws)
+  assert not any(a.startswith("--ablation_results") for c in draws for a in c)
+  # The pilot: seed 1, 3 epochs, the informative tasks first, RTE last.
+  tasks = []
+  for command in sweeps_run:
+    if "--epochs=3" in command:
+      assert "--seeds=1" in command
+      task = [a for a in command if a.startswith("--tasks=")][0]
+      if task not in tasks:
+        tasks.append(task)
+  assert tasks == ["--tasks=MRPC", "--tasks=STS-B", "--tasks=CoLA",
+                   "--tasks=RTE"]
+  # SST-2 only in phase 4, one epoch, three seeds.
+  sst2 = [c for c in sweeps_run if "--tasks=SST-2" in c]
+  assert sst2 and all("--epochs=1" in c and "--seeds=1,2,3" in c
+                      for c in sst2)
+  # Phase 5's ablation writes glue_ablation.csv, which the next drawing reads.
+  (out / "glue_ablation.csv").write_text("run_id\n")
+  (ablation, draws) = run_glue_table(tmp_path, OUT=str(out), PHASES="5")
+  assert ["--ablation_results=%s/glue_ablation.csv" % out in c
+          for c in ablation] == [True]
+  assert all("--ablation_results=%s/glue_ablation.csv" % out in c
+             for c in draws[-1:])
