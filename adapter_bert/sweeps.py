@@ -189,6 +189,16 @@ def read_grid_config(path):
 # ---------------------------------------------------------------- one run
 
 
+def threads_per_run(parallel, cores=None):
+  """The threads each of `parallel` runs at once gets: the machine's cores
+  shared out (at least 1), or 0 (TensorFlow's choice, every core) for one
+  run at a time. Without this each run would take every core: `parallel`
+  times too many threads, fighting."""
+  if parallel <= 1:
+    return 0
+  return max(1, (cores or os.cpu_count() or 1) // parallel)
+
+
 def run_command(run, output_dir, options, **overrides):
   """The run_classifier.py command line of one run (flags in `overrides`
   replace or add to the run's)."""
@@ -209,6 +219,9 @@ def run_command(run, output_dir, options, **overrides):
       # precisions.
       "precision": "float32",
   }
+  if options.get("threads_per_run"):
+    args["intra_op_parallelism_threads"] = options["threads_per_run"]
+    args["inter_op_parallelism_threads"] = options["threads_per_run"]
   args.update(method_flags(run.method))
   for (field, axis) in AXES.items():
     if getattr(run, field):

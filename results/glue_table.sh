@@ -10,8 +10,8 @@
 # After each phase it redraws the pictures, results/glue_*.png (`make figures` too).
 #
 # OUT: where the table and pictures go (default results/); WORK_DIR: the runs' folders (checkpoints, logs;
-# default /tmp/adapter_bert_glue). Several machines sharing WORK_DIR and OUT can each run this with
-# WORKER=1 (sweep.py --worker).
+# default /tmp/adapter_bert_glue); PARALLEL: runs at once (default 2, or 1 on a 1-core machine). Several
+# machines sharing WORK_DIR and OUT can each run this with WORKER=1 (sweep.py --worker).
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -28,7 +28,11 @@ draw() {
       --output_dir=$OUT --prefix=glue_ >/dev/null
 }
 SWEEP="$PY scripts/sweep.py --results=$OUT/glue.csv --work_dir=$WORK_DIR --made_by=results/glue_table.sh"
-if [[ -n "${WORKER:-}" ]]; then SWEEP="$SWEEP --worker"; fi
+# Two runs at once, sharing the cores: on 2 cores, two 1-thread runs train 11% more examples a second than one
+# 2-thread run, and each run's single-threaded parts (start-up, features, evaluation) overlap the other's
+# training (docs/sweeps.md#runs-at-once). PARALLEL=1 for one at a time.
+PARALLEL=${PARALLEL:-$(( $(nproc) >= 2 ? 2 : 1 ))}
+if [[ -n "${WORKER:-}" ]]; then SWEEP="$SWEEP --worker"; else SWEEP="$SWEEP --parallel=$PARALLEL"; fi
 
 # The methods, as sweep.py specs with their adapter sizes: the paper's adapters at three sizes (the size is
 # also selected per task, as the paper), then the rest at size 64 where they have one.

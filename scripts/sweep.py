@@ -85,7 +85,11 @@ def define_flags():
   flags.DEFINE_string("results", "results/sweep.csv",
                       "The results table (CSV); the summary goes beside it "
                       "(.md).")
-  flags.DEFINE_integer("parallel", 1, "Runs at once.")
+  flags.DEFINE_integer("parallel", 1, "Runs at once; each then gets its "
+                       "share of the cores (--intra_op_parallelism_threads "
+                       "and --inter_op_parallelism_threads of run_classifier."
+                       "py): on 2 cores, 2 runs of 1 thread train more "
+                       "examples a second than 1 run of 2.")
   flags.DEFINE_integer("max_seq_length", 128, "As run_classifier.py.")
   flags.DEFINE_integer("train_batch_size", 32, "As run_classifier.py.")
   flags.DEFINE_integer("eval_batch_size", 64, "As run_classifier.py.")
@@ -138,7 +142,8 @@ def main(argv):
                "work_dir": FLAGS.work_dir,
                "max_seq_length": FLAGS.max_seq_length,
                "train_batch_size": FLAGS.train_batch_size,
-               "eval_batch_size": FLAGS.eval_batch_size}
+               "eval_batch_size": FLAGS.eval_batch_size,
+               "threads_per_run": sweeps.threads_per_run(FLAGS.parallel)}
     command = FLAGS.made_by or " ".join(
         ["python", "scripts/" + PROGRAM] + sys.argv[1:])
     if FLAGS.summarize_only:

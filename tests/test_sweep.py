@@ -856,7 +856,10 @@ def test_the_glue_table_script_runs_its_phases_in_order_and_draws(tmp_path):
   out = tmp_path / "out"
   out.mkdir()
   (sweeps_run, draws) = run_glue_table(tmp_path, OUT=str(out),
-                                       WORK_DIR=str(tmp_path / "work"))
+                                       WORK_DIR=str(tmp_path / "work"),
+                                       PARALLEL="3")
+  training = [c for c in sweeps_run if "--ablation_results" not in " ".join(c)]
+  assert all("--parallel=3" in c for c in training)
   for (script, commands) in (("sweep.py", sweeps_run),
                              ("plot_results.py", draws)):
     for command in commands:
@@ -890,3 +893,53 @@ def test_the_glue_table_script_runs_its_phases_in_order_and_draws(tmp_path):
           for c in ablation] == [True]
   assert all("--ablation_results=%s/glue_ablation.csv" % out in c
              for c in draws[-1:])
+
+
+@pytest.mark.parametrize("parallel,cores,threads", [
+    (1, 2, 0), (0, 2, 0), (2, 2, 1), (3, 2, 1), (2, 16, 8), (4, 18, 4)])
+def test_parallel_runs_share_the_cores(parallel, cores, threads):
+  assert sweeps.threads_per_run(parallel, cores) == threads
+
+
+def test_a_run_of_several_at_once_gets_its_share_of_threads(sweep_inputs):
+  run = sweeps.expand_grid(grid())[0]
+  alone = sweeps.run_command(run, "/tmp/x", sweep_inputs)
+  assert not [a for a in alone if "parallelism_threads" in a]
+  shared = sweeps.run_command(run, "/tmp/x",
+                              dict(sweep_inputs, threads_per_run=1))
+  assert sorted(set(shared) - set(alone)) == [
+      "--inter_op_parallelism_threads=1", "--intra_op_parallelism_threads=1"]
+
+
+@pytest.mark.slow
+def test_runs_at_once_give_the_table_of_runs_one_by_one(tmp_path,
+                                                        sweep_inputs):
+  """--parallel=2: both runs at once, one thread each, and the numbers of
+  the same grid run one at a time (the thread count is not a setting)."""
+  one_grid = grid(methods=["adapters"])
+  alone = sweeps.run_sweep(one_grid, sweep_inputs,
+                           str(tmp_path / "alone.csv"))
+  shared_inputs = dict(sweep_inputs, work_dir=str(tmp_path / "shared_runs"),
+                       threads_per_run=sweeps.threads_per_run(2, cores=2))
+  shared = sweeps.run_sweep(one_grid, shared_inputs,
+                            str(tmp_path / "shared.csv"), parallel=2)
+  assert sorted(r["run_id"] for r in shared) == sorted(
+      r["run_id"] for r in alone)
+  spans = []
+  for run in sweeps.expand_grid(one_grid):
+    (folder_alone, folder) = [sweeps.folder_of(
+        run, inputs, sweep_records.Context(inputs))
+                              for inputs in (sweep_inputs, shared_inputs)]
+    # The eval loss too: the table's accuracy alone would hide a change.
+    (results_alone, results) = [sweeps.read_eval_results(
+        os.path.join(f, "eval_results.txt")) for f in (folder_alone, folder)]
+    assert "eval_loss" in results
+    assert results == pytest.approx(results_alone, abs=1e-5)
+    with open(os.path.join(folder, "run_classifier.log")) as f:
+      log = f.read()
+    assert "--intra_op_parallelism_threads=1" in log.splitlines()[0]
+    stamps = re.findall(r"^(\d\d):(\d\d):(\d\d) ", log, re.M)
+    seconds = [3600 * int(h) + 60 * int(m) + int(s) for (h, m, s) in stamps]
+    spans.append((min(seconds), max(seconds)))
+  # At once: each started before the other ended.
+  assert spans[0][0] <= spans[1][1] and spans[1][0] <= spans[0][1]
