@@ -882,6 +882,13 @@ def test_the_glue_table_script_runs_its_phases_in_order_and_draws(tmp_path):
         tasks.append(task)
   assert tasks == ["--tasks=MRPC", "--tasks=STS-B", "--tasks=CoLA",
                    "--tasks=RTE"]
+  # Each kind of method its learning rates: a whole layer moves at 3e-5.
+  for command in sweeps_run:
+    if "--epochs=3" in command:
+      rates = [a for a in command if a.startswith("--learning_rates=")]
+      assert rates == (["--learning_rates=3e-5,3e-4"] if "--methods=full,"
+                       "top_layers:2" in command else
+                       ["--learning_rates=3e-4,1e-3,3e-3"]), command
   # SST-2 only in phase 4, one epoch, three seeds.
   sst2 = [c for c in sweeps_run if "--tasks=SST-2" in c]
   assert sst2 and all("--epochs=1" in c and "--seeds=1,2,3" in c
