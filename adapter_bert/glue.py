@@ -94,8 +94,13 @@ class Task(object):
       None for the English GLUE tasks.
     metric_names: the metrics GLUE reports for it, in eval_results.txt's
       names (keys of `metrics.METRICS`).
-    primary: the one metric model selection and GLUE averages use, as in
-      the BERT and adapter papers' tables.
+    primary: the one metric the tables report and GLUE-style averages use,
+      as in the BERT and adapter papers' tables.
+    glue_score: the metrics whose mean is GLUE's score of the task (MRPC:
+      F1 and accuracy), by which sweeps select settings: F1 alone would
+      prefer a model that answers "paraphrase" everywhere (MRPC dev F1
+      0.81) to one that learned (accuracy 0.74, F1 0.79). Default: the
+      primary metric.
     score_range: (low, high) of a regression task's scores; its GLUE
       submission is clipped to it. None: not clipped.
   """
@@ -110,6 +115,7 @@ class Task(object):
   language = None
   metric_names = ("accuracy",)
   primary = "accuracy"
+  glue_score = None
   score_range = None
 
   @property
@@ -120,6 +126,11 @@ class Task(object):
   def primary_metric(self):
     """The eval_results.txt key of the task's headline metric."""
     return "eval_" + self.primary
+
+  @property
+  def glue_score_metrics(self):
+    """The eval_results.txt keys whose mean is GLUE's score of the task."""
+    return tuple("eval_" + m for m in (self.glue_score or (self.primary,)))
 
   @property
   def is_pair(self):
@@ -323,6 +334,7 @@ class MrpcTask(Task):
   labels = ("0", "1")
   metric_names = ("accuracy", "f1")
   primary = "f1"
+  glue_score = ("f1", "accuracy")
   train = train_split("train.tsv", 3, 4, 0, names=_MRPC_NAMES)
   dev = (dev_split("dev", "dev.tsv", 3, 4, 0, names=_MRPC_NAMES),)
   test = (test_split("MRPC", "test.tsv", 3, 4,
@@ -334,6 +346,7 @@ class StsbTask(Task):
   labels = None  # regression: a similarity score
   metric_names = ("pearson", "spearman")
   primary = "spearman"
+  glue_score = ("pearson", "spearman")
   score_range = (0.0, 5.0)
   train = train_split("train.tsv", 7, 8, 9, names=_PAIR_NAMES[:2] + ("score",))
   dev = (dev_split("dev", "dev.tsv", 7, 8, 9,
@@ -346,6 +359,7 @@ class QqpTask(Task):
   labels = ("0", "1")
   metric_names = ("accuracy", "f1")
   primary = "f1"
+  glue_score = ("f1", "accuracy")
   skip_malformed_rows = True
   train = train_split("train.tsv", 3, 4, 5, names=_QQP_NAMES)
   dev = (dev_split("dev", "dev.tsv", 3, 4, 5, names=_QQP_NAMES),)

@@ -489,22 +489,25 @@ def summarize(rows):
     (full fine-tuning) over common seeds.
   """
   groups = collections.defaultdict(lambda: collections.defaultdict(dict))
+  scores = collections.defaultdict(lambda: collections.defaultdict(dict))
   info = {}
   for row in rows:
     cell = (row["task"], row["method"], row["adapter_size"])
     setting = (row["learning_rate"], row["epochs"], row["init_scale"])
     groups[cell][setting][row["seed"]] = float(row["primary_value"])
+    scores[cell][setting][row["seed"]] = selection_score(row)
     info[cell] = (row["primary_metric"], float(row["trained_percent"]),
                   int(row["trained_parameters"]),
                   int(row["total_parameters"]))
   selected = {}
   for (cell, settings) in groups.items():
-    best = max(sorted(settings), key=selection_key(settings))
+    best = max(sorted(settings), key=selection_key(scores[cell]))
     values = settings[best]
     array = np.array([values[k] for k in sorted(values)])
     selected[cell] = {
         "learning_rate": best[0], "epochs": best[1], "init_scale": best[2],
-        "values": dict(values), "mean": float(array.mean()),
+        "values": dict(values), "scores": dict(scores[cell][best]),
+        "mean": float(array.mean()),
         "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
         "interval": bootstrap_interval(array),
         "metric": info[cell][0], "trained_percent": info[cell][1],
@@ -518,7 +521,7 @@ def summarize(rows):
   for (task, method, size) in selected:
     if not size:
       continue
-    sizes = {k[2]: selected[k]["values"] for k in selected
+    sizes = {k[2]: selected[k]["scores"] for k in selected
              if k[0] == task and k[1] == method}
     if len(sizes) > 1 and (task, method) not in tuned:
       best = max(sorted(sizes, key=int), key=selection_key(sizes))
@@ -536,6 +539,18 @@ def summarize(rows):
         "mean": float(np.mean(differences)),
         "interval": bootstrap_interval(differences), "n": len(seeds)}
   return {"selected": selected, "paired": paired, "size_tuned": tuned}
+
+
+def selection_score(row):
+  """What a row's setting is selected by: GLUE's score of its task, the mean
+  of its `glue_score_metrics` (MRPC: F1 and accuracy; most tasks: the
+  primary metric alone), from the row's metrics; the primary value where
+  the row holds no such metrics (a hand-made table)."""
+  names = glue.get_task(row["task"]).glue_score_metrics
+  metrics = json.loads(row.get("metrics") or "{}")
+  if all(name in metrics for name in names):
+    return float(np.mean([metrics[name] for name in names]))
+  return float(row["primary_value"])
 
 
 def selection_key(settings):
@@ -633,6 +648,12 @@ def summary_markdown(rows, summary, command, baselines=None):
            "Dev %s of the best setting per (task, method, size), mean over "
            "seeds (number of seeds in brackets)." % "/".join(
                sorted({e["metric"] for e in selected.values()})), ""]
+  composite = ["%s: the mean of %s" % (t, " and ".join(
+      m.replace("eval_", "") for m in glue.get_task(t).glue_score_metrics))
+                for t in tasks if len(glue.get_task(t).glue_score_metrics) > 1]
+  if composite:
+    lines += ["Settings are selected by GLUE's score of each task (%s), the "
+              "metric alone elsewhere." % "; ".join(composite), ""]
   lines += _main_table(summary, tasks, baselines)
   lines += _selected_table(selected)
   if summary["paired"]:
@@ -652,8 +673,9 @@ def _main_table(summary, tasks, baselines):
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for (method, size) in cells:
     entries = [selected.get((t, method, size)) for t in tasks]
-    values = ["%.4f (%d)" % (e["mean"], len(e["values"])) if e else "-"
-              for e in entries]
+    values = ["%.4f (%d)%s" % (e["mean"], len(e["values"]),
+                               _at_majority(e, t, baselines)) if e else "-"
+              for (t, e) in zip(tasks, entries)]
     (average, share, total) = _row_totals(
         [e for e in entries if e], len(tasks),
         methods.get(method.partition(":")[0]).whole_model)
@@ -662,8 +684,9 @@ def _main_table(summary, tasks, baselines):
   for (method, _) in sorted({(m, None) for (_, m) in summary.get(
       "size_tuned", {})}):
     entries = [summary["size_tuned"].get((t, method)) for t in tasks]
-    values = ["%.4f (m=%s, %d)" % (e["mean"], e["size"], len(e["values"]))
-              if e else "-" for e in entries]
+    values = ["%.4f (m=%s, %d)%s" % (e["mean"], e["size"], len(e["values"]),
+                                     _at_majority(e, t, baselines))
+              if e else "-" for (t, e) in zip(tasks, entries)]
     (average, share, total) = _row_totals([e for e in entries if e],
                                           len(tasks), False)
     lines.append("| %s (m tuned per task) | %s | %s | %s | %s |" % (
@@ -674,26 +697,47 @@ def _main_table(summary, tasks, baselines):
                if all(t in baselines for t in tasks) else "-")
     lines.append("| majority class (no training) | %s | %s | 0 | 0 |" % (
         " | ".join(values), average))
+  if any(MAJORITY_MARK in line for line in lines):
+    lines += ["", "%s: every seed's value is the majority class's (a model "
+              "that answers the most frequent label everywhere scores it): "
+              "no sign that the method learned the task at this setting." %
+              MAJORITY_MARK]
   return lines
 
 
+# Marks a cell whose every seed scored exactly what the majority class does.
+MAJORITY_MARK = "\u2020"
+
+
+def _at_majority(entry, task, baselines):
+  """MAJORITY_MARK when each seed of `entry` scored the majority class's
+  value on `task` (MRPC's F1 of 0.8122 is such a number: believable, and
+  no learning), else ""."""
+  if not baselines or task not in baselines:
+    return ""
+  if all(abs(v - baselines[task]) < 5e-5 for v in entry["values"].values()):
+    return MAJORITY_MARK
+  return ""
+
+
 def _row_totals(present, num_tasks, whole_model):
-  """A row's average (over every task, or "-"), trained shares and the
-  parameters stored for all its tasks: one backbone shared by all tasks plus
-  each task's own parameters, or for a whole-model method (full
-  fine-tuning) a model per task."""
+  """A row's average, trained shares and the parameters stored for all its
+  tasks: one backbone shared by all tasks plus each task's own parameters,
+  or for a whole-model method (full fine-tuning) a model per task. The
+  average and the total are "-" until the method has run on every task."""
   average = ("%.4f" % np.mean([e["mean"] for e in present])
              if len(present) == num_tasks else "-")
   share = "/".join("%.2f" % e["trained_percent"] for e in present)
-  if present and whole_model:
+  if len(present) < num_tasks:
+    # A method that has not run on every task yet: no total, as no average.
+    total = "-"
+  elif whole_model:
     total = sum(e["total_parameters"] for e in present)
-  elif present:
+  else:
     backbone = present[0]["total_parameters"] - present[0][
         "trained_parameters"]
     total = backbone + sum(e["trained_parameters"] for e in present)
-  else:
-    total = 0
-  return (average, share, "{:,}".format(total))
+  return (average, share, total if total == "-" else "{:,}".format(total))
 
 
 def _selected_table(selected):

@@ -276,6 +276,68 @@ def test_selection_compares_settings_on_their_common_seeds():
   assert sorted(chosen["values"]) == ["1", "2", "3"]
 
 
+def mrpc_row(method, lr, f1, accuracy, size="64", seed="1"):
+  return {"run_id": "%s-%s-%s-%s" % (method, size, lr, seed), "task": "MRPC",
+          "method": method, "adapter_size": size, "learning_rate": lr,
+          "epochs": "3", "init_scale": "1e-3" if size else "", "seed": seed,
+          "trained_parameters": "100", "total_parameters": "1000",
+          "trained_percent": "10.000", "primary_metric": "eval_f1",
+          "primary_value": str(f1), "metrics": json.dumps(
+              {"eval_accuracy": accuracy, "eval_f1": f1})}
+
+
+def test_mrpc_settings_are_selected_by_glue_score_not_f1_alone():
+  """The majority class's F1 (0.8122) beats a learning model's (0.8094 at
+  accuracy 0.743), as in the GLUE pilot's Pfeiffer runs; GLUE's score of
+  MRPC, the mean of F1 and accuracy, does not. The table reports F1."""
+  rows = [mrpc_row("pfeiffer", "3e-3", 0.8122, 0.6838),
+          mrpc_row("pfeiffer", "3e-4", 0.8094, 0.7426),
+          # Sizes too: m=8 collapses, m=64 learns.
+          mrpc_row("adapters", "3e-4", 0.8122, 0.6838, size="8"),
+          mrpc_row("adapters", "3e-4", 0.8100, 0.7500, size="64")]
+  summary = sweeps.summarize(rows)
+  pfeiffer = summary["selected"][("MRPC", "pfeiffer", "64")]
+  assert pfeiffer["learning_rate"] == "3e-4"
+  assert pfeiffer["mean"] == pytest.approx(0.8094)
+  assert summary["size_tuned"][("MRPC", "adapters")]["size"] == "64"
+  text = sweeps.summary_markdown(rows, summary, "x", {"MRPC": 0.8122})
+  assert "(MRPC: the mean of f1 and accuracy)" in text
+  assert "| pfeiffer (m=64) | 0.8094 (1) |" in text
+  # A hand-made row without metrics is selected by its primary value.
+  assert sweeps.selection_score(dict(rows[0], metrics="{}")) == 0.8122
+  assert sweeps.selection_score(rows[1]) == pytest.approx(
+      (0.8094 + 0.7426) / 2)
+
+
+@pytest.mark.parametrize("task,metrics", [
+    ("MRPC", ("eval_f1", "eval_accuracy")), ("QQP", ("eval_f1",
+                                                     "eval_accuracy")),
+    ("STS-B", ("eval_pearson", "eval_spearman")), ("CoLA", ("eval_mcc",)),
+    ("RTE", ("eval_accuracy",)), ("SST-2", ("eval_accuracy",))])
+def test_glue_score_metrics_are_glue_s(task, metrics):
+  from adapter_bert import glue  # pylint: disable=g-import-not-at-top
+  assert glue.get_task(task).glue_score_metrics == metrics
+
+
+def test_cells_at_the_majority_class_are_marked_and_partial_rows_have_no_total():
+  rows = [mrpc_row("adapters", "3e-4", 0.8122, 0.6838, seed="1"),
+          mrpc_row("adapters", "3e-4", 0.8122, 0.6838, seed="2"),
+          mrpc_row("lora", "3e-4", 0.8122, 0.6838, size="", seed="1"),
+          mrpc_row("lora", "3e-4", 0.8500, 0.7800, size="", seed="2"),
+          dict(mrpc_row("adapters", "3e-4", 0.55, 0.55), task="RTE",
+               primary_metric="eval_accuracy", primary_value="0.55",
+               metrics='{"eval_accuracy": 0.55}')]
+  text = sweeps.summary_markdown(rows, sweeps.summarize(rows), "x",
+                                 {"MRPC": 0.8122, "RTE": 0.5271})
+  # Every seed at the majority class's value: marked; one seed learning: not.
+  assert "| adapters (m=64) | 0.8122 (2)\u2020 | 0.5500 (1) | 0.6811 |" in text
+  assert "| lora | 0.8311 (2) | - | - | 10.00 | - |" in text
+  assert "\u2020: every seed's value is the majority class's" in text
+  # Without the baselines (no data files), no mark.
+  plain = sweeps.summary_markdown(rows, sweeps.summarize(rows), "x")
+  assert "\u2020" not in plain
+
+
 def test_at_selected_moves_every_cell_to_its_chosen_setting():
   pilot = [r for r in hand_made_rows() if r["seed"] == "1"]
   runs = sweeps.expand_grid(grid(tasks=["MRPC", "RTE"],
