@@ -346,6 +346,7 @@ def plot_all(results_path, ablation_path, output_dir, ablation_metric=None,
                             results_path)
   baselines = (sweeps.majority_baselines(sorted({r["task"] for r in rows}),
                                          glue_dir) if glue_dir else None)
+
   def named(name):
     return os.path.join(output_dir, prefix + name)
   written.append(plot_parameters_vs_metric(

@@ -405,8 +405,9 @@ def finished_row(run, output_dir, log_path):
   found = _PARAMETERS_RE.findall(fileio.read_text(log_path))
   trained, total = (int(x.replace(",", "")) for x in found[-1])
   results = read_eval_results(os.path.join(output_dir, "eval_results.txt"))
+  # The task's metrics and the dev loss (ties in selection; TensorBoard).
   metric_values = {k: v for (k, v) in results.items()
-                   if k.startswith("eval_") and k != "eval_loss"}
+                   if k.startswith("eval_")}
   primary = glue.get_task(run.task).primary_metric
   row = dict(run._asdict())
   row.update({
@@ -490,23 +491,28 @@ def summarize(rows):
   """
   groups = collections.defaultdict(lambda: collections.defaultdict(dict))
   scores = collections.defaultdict(lambda: collections.defaultdict(dict))
+  losses = collections.defaultdict(lambda: collections.defaultdict(dict))
   info = {}
   for row in rows:
     cell = (row["task"], row["method"], row["adapter_size"])
     setting = (row["learning_rate"], row["epochs"], row["init_scale"])
     groups[cell][setting][row["seed"]] = float(row["primary_value"])
     scores[cell][setting][row["seed"]] = selection_score(row)
+    losses[cell][setting][row["seed"]] = json.loads(
+        row.get("metrics") or "{}").get("eval_loss")
     info[cell] = (row["primary_metric"], float(row["trained_percent"]),
                   int(row["trained_parameters"]),
                   int(row["total_parameters"]))
   selected = {}
   for (cell, settings) in groups.items():
-    best = max(sorted(settings), key=selection_key(scores[cell]))
+    best = max(sorted(settings), key=selection_key(scores[cell],
+                                                   losses[cell]))
     values = settings[best]
     array = np.array([values[k] for k in sorted(values)])
     selected[cell] = {
         "learning_rate": best[0], "epochs": best[1], "init_scale": best[2],
         "values": dict(values), "scores": dict(scores[cell][best]),
+        "losses": dict(losses[cell][best]),
         "mean": float(array.mean()),
         "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
         "interval": bootstrap_interval(array),
@@ -523,8 +529,11 @@ def summarize(rows):
       continue
     sizes = {k[2]: selected[k]["scores"] for k in selected
              if k[0] == task and k[1] == method}
+    size_losses = {k[2]: selected[k]["losses"] for k in selected
+                   if k[0] == task and k[1] == method}
     if len(sizes) > 1 and (task, method) not in tuned:
-      best = max(sorted(sizes, key=int), key=selection_key(sizes))
+      best = max(sorted(sizes, key=int), key=selection_key(sizes,
+                                                           size_losses))
       tuned[(task, method)] = dict(selected[(task, method, best)], size=best)
   paired = {}
   for ((task, method, size), entry) in selected.items():
@@ -553,22 +562,29 @@ def selection_score(row):
   return float(row["primary_value"])
 
 
-def selection_key(settings):
+def selection_key(settings, losses=None):
   """How the settings of one cell are ranked: by the mean over the seeds
   every setting ran (typically the pilot's), so that seeds added later to the
   chosen setting neither favour nor penalise it against settings that ran
   fewer; with no common seed, over each setting's own seeds. Ties go to the
-  setting with more seeds, then to the first in sorted order.
+  lower mean dev loss over the same seeds (settings that all answer the
+  majority class tie exactly; the one that fits the dev set best is the one
+  closest to learning, which a longer schedule can build on; a setting
+  without recorded losses ranks below one with them), then to the setting
+  with more seeds, then to the first in sorted order.
 
   Args:
     settings: {setting: {seed: value}}.
+    losses: (optional) {setting: {seed: dev loss or None}}.
   """
   common = set.intersection(*(set(v) for v in settings.values()))
 
   def key(setting):
     values = settings[setting]
     seeds = sorted(common) if common else sorted(values)
-    return (float(np.mean([values[k] for k in seeds])), len(values))
+    loss = [(losses or {}).get(setting, {}).get(k) for k in seeds]
+    fit = (-float(np.mean(loss)) if None not in loss else -float("inf"))
+    return (float(np.mean([values[k] for k in seeds])), fit, len(values))
   return key
 
 

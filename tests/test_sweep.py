@@ -92,7 +92,7 @@ def test_sweep_runs_each_run_once_and_resumes(tmp_path, sweep_inputs):
                      "adapter_size": [4.0], "learning_rate": [0.01],
                      "epochs": [0.5], "init_scale": [0.001],
                      "seed": [1.0, 2.0]}, experiment
-  assert metric_tags == ["eval_accuracy"]
+  assert metric_tags == ["eval_accuracy", "eval_loss"]
   for (run, row) in zip(sweeps.expand_grid(grid()), table):
     (values, scalars) = read_hparams_session(sweeps.folder_of(
         run, sweep_inputs, sweep_records.Context(sweep_inputs)))
@@ -307,6 +307,35 @@ def test_mrpc_settings_are_selected_by_glue_score_not_f1_alone():
   assert sweeps.selection_score(dict(rows[0], metrics="{}")) == 0.8122
   assert sweeps.selection_score(rows[1]) == pytest.approx(
       (0.8094 + 0.7426) / 2)
+
+
+def test_settings_tied_at_the_majority_class_go_to_the_lower_dev_loss():
+  """RTE in 3 epochs: every rate answers the majority class, tied exactly;
+  the one that fits dev best (lowest loss) is the one a longer schedule
+  continues, not the first in sorted order."""
+  def rte_row(lr, accuracy, loss, seed="1"):
+    metrics = {"eval_accuracy": accuracy}
+    if loss is not None:
+      metrics["eval_loss"] = loss
+    return dict(mrpc_row("bitfit", lr, 0, 0, size="", seed=seed), task="RTE",
+                primary_metric="eval_accuracy", primary_value=str(accuracy),
+                metrics=json.dumps(metrics))
+  rows = [rte_row("1e-3", 0.5271, 0.6931), rte_row("3e-3", 0.5271, 0.6950),
+          rte_row("3e-4", 0.5271, 0.6890)]
+  chosen = sweeps.summarize(rows)["selected"][("RTE", "bitfit", "")]
+  assert chosen["learning_rate"] == "3e-4"
+  # A higher value still wins over a lower loss.
+  rows.append(rte_row("1e-4", 0.5307, 0.7100))
+  chosen = sweeps.summarize(rows)["selected"][("RTE", "bitfit", "")]
+  assert chosen["learning_rate"] == "1e-4"
+  # Rows recorded without a loss rank below those with one in a tie.
+  rows = [rte_row("1e-3", 0.5271, None), rte_row("3e-3", 0.5271, 0.6950)]
+  chosen = sweeps.summarize(rows)["selected"][("RTE", "bitfit", "")]
+  assert chosen["learning_rate"] == "3e-3"
+  # ...and when none has one, the first in sorted order, as before.
+  rows = [rte_row("3e-3", 0.5271, None), rte_row("1e-3", 0.5271, None)]
+  chosen = sweeps.summarize(rows)["selected"][("RTE", "bitfit", "")]
+  assert chosen["learning_rate"] == "1e-3"
 
 
 @pytest.mark.parametrize("task,metrics", [
@@ -872,7 +901,7 @@ def test_a_run_folder_and_table_on_a_remote_file_system(tmp_path):
   row = sweeps.finished_row(run, folder, log_path)
   assert (row["trained_parameters"], row["total_parameters"]) == (
       "1538", "20000")
-  assert json.loads(row["metrics"]) == {"eval_accuracy": 0.75}
+  assert json.loads(row["metrics"]) == {"eval_accuracy": 0.75, "eval_loss": 0.5}
   assert int(row["disk_bytes"]) == sum(
       tf.io.gfile.stat(folder + "/" + name).length
       for name in tf.io.gfile.listdir(folder)) > 0
