@@ -184,7 +184,7 @@ sweep: venv assets
 figures: venv
 	$(VENV_PY) scripts/plot_results.py --results=results/sweep.csv \
 	  $(if $(wildcard results/ablation.csv),--ablation_results=results/ablation.csv --ablation_metric=eval_accuracy) --output_dir=results
-	$(VENV_PY) scripts/plot_results.py --results=results/glue.csv --prefix=glue_ \
+	$(VENV_PY) scripts/plot_results.py --results=results/glue.csv --file_prefix=glue_ \
 	  $(if $(wildcard results/glue_ablation.csv),--ablation_results=results/glue_ablation.csv) \
 	  --ablation_metric=MRPC=eval_accuracy --output_dir=results
 

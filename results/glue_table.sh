@@ -25,7 +25,7 @@ draw() {
   local ablation=""
   if [[ -f $OUT/glue_ablation.csv ]]; then ablation="--ablation_results=$OUT/glue_ablation.csv"; fi
   $PY scripts/plot_results.py --results=$OUT/glue.csv $ablation --ablation_metric=MRPC=eval_accuracy \
-      --output_dir=$OUT --prefix=glue_ >/dev/null
+      --output_dir=$OUT --file_prefix=glue_ >/dev/null
 }
 SWEEP="$PY scripts/sweep.py --results=$OUT/glue.csv --work_dir=$WORK_DIR --made_by=results/glue_table.sh"
 # Two runs at once, sharing the cores: on 2 cores, two 1-thread runs train 11% more examples a second than one

@@ -42,8 +42,9 @@ def define_flags():
                       "default, and for a task not named: its primary "
                       "metric.")
   flags.DEFINE_string("output_dir", "results", "Where the PNGs go.")
-  flags.DEFINE_string("prefix", "", "Put before every PNG's name (glue_), to "
-                      "keep two tables' pictures apart in one folder.")
+  flags.DEFINE_string("file_prefix", "", "Put before every PNG's name "
+                      "(glue_), to keep two tables' pictures apart in one "
+                      "folder.")
   flags.DEFINE_string("glue_dir", os.path.join(repo_parent, "shared", "glue"),
                       "GLUE data, for the majority-class line (skipped for "
                       "tasks whose files are not there).")
@@ -54,7 +55,7 @@ def main(argv):
   paths = errors.run_program(
       PROGRAM, lambda: plots.plot_all(FLAGS.results, FLAGS.ablation_results,
                                       FLAGS.output_dir, FLAGS.ablation_metric,
-                                      FLAGS.glue_dir, FLAGS.prefix),
+                                      FLAGS.glue_dir, FLAGS.file_prefix),
       also=(KeyError, ValueError, OSError))
   for path in paths:
     print(path)

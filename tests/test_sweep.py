@@ -960,7 +960,7 @@ def test_the_glue_table_script_runs_its_phases_in_order_and_draws(tmp_path):
   assert all(results in c for c in sweeps_run + draws)
   # One drawing per phase, the glue_ pictures beside sweep.csv's.
   assert len(draws) == 5
-  assert all("--prefix=glue_" in c and "--output_dir=%s" % out in c
+  assert all("--file_prefix=glue_" in c and "--output_dir=%s" % out in c
              for c in draws)
   assert not any(a.startswith("--ablation_results") for c in draws for a in c)
   # The pilot: seed 1, 3 epochs, the informative tasks first, RTE last.
