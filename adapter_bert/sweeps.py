@@ -490,29 +490,25 @@ def summarize(rows):
     (full fine-tuning) over common seeds.
   """
   groups = collections.defaultdict(lambda: collections.defaultdict(dict))
-  scores = collections.defaultdict(lambda: collections.defaultdict(dict))
-  losses = collections.defaultdict(lambda: collections.defaultdict(dict))
+  # What each run is ranked by: (GLUE's score of the task, dev loss).
+  ranks = collections.defaultdict(lambda: collections.defaultdict(dict))
   info = {}
   for row in rows:
     cell = (row["task"], row["method"], row["adapter_size"])
     setting = (row["learning_rate"], row["epochs"], row["init_scale"])
     groups[cell][setting][row["seed"]] = float(row["primary_value"])
-    scores[cell][setting][row["seed"]] = selection_score(row)
-    losses[cell][setting][row["seed"]] = json.loads(
-        row.get("metrics") or "{}").get("eval_loss")
+    ranks[cell][setting][row["seed"]] = selection_rank(row)
     info[cell] = (row["primary_metric"], float(row["trained_percent"]),
                   int(row["trained_parameters"]),
                   int(row["total_parameters"]))
   selected = {}
   for (cell, settings) in groups.items():
-    best = max(sorted(settings), key=selection_key(scores[cell],
-                                                   losses[cell]))
+    best = max(sorted(settings), key=selection_key(ranks[cell]))
     values = settings[best]
     array = np.array([values[k] for k in sorted(values)])
     selected[cell] = {
         "learning_rate": best[0], "epochs": best[1], "init_scale": best[2],
-        "values": dict(values), "scores": dict(scores[cell][best]),
-        "losses": dict(losses[cell][best]),
+        "values": dict(values), "ranks": dict(ranks[cell][best]),
         "mean": float(array.mean()),
         "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
         "interval": bootstrap_interval(array),
@@ -527,13 +523,10 @@ def summarize(rows):
   for (task, method, size) in selected:
     if not size:
       continue
-    sizes = {k[2]: selected[k]["scores"] for k in selected
+    sizes = {k[2]: selected[k]["ranks"] for k in selected
              if k[0] == task and k[1] == method}
-    size_losses = {k[2]: selected[k]["losses"] for k in selected
-                   if k[0] == task and k[1] == method}
     if len(sizes) > 1 and (task, method) not in tuned:
-      best = max(sorted(sizes, key=int), key=selection_key(sizes,
-                                                           size_losses))
+      best = max(sorted(sizes, key=int), key=selection_key(sizes))
       tuned[(task, method)] = dict(selected[(task, method, best)], size=best)
   paired = {}
   for ((task, method, size), entry) in selected.items():
@@ -550,19 +543,27 @@ def summarize(rows):
   return {"selected": selected, "paired": paired, "size_tuned": tuned}
 
 
-def selection_score(row):
+def selection_rank(row):
+  """What a row's setting is ranked by: (its score, its dev loss or None)."""
+  metrics = json.loads(row.get("metrics") or "{}")
+  return (selection_score(row, metrics), metrics.get("eval_loss"))
+
+
+def selection_score(row, metrics=None):
   """What a row's setting is selected by: GLUE's score of its task, the mean
   of its `glue_score_metrics` (MRPC: F1 and accuracy; most tasks: the
-  primary metric alone), from the row's metrics; the primary value where
-  the row holds no such metrics (a hand-made table)."""
+  primary metric alone), from the row's metrics (parsed, or read from the
+  row); the primary value where the row holds no such metrics (a hand-made
+  table)."""
   names = glue.get_task(row["task"]).glue_score_metrics
-  metrics = json.loads(row.get("metrics") or "{}")
+  if metrics is None:
+    metrics = json.loads(row.get("metrics") or "{}")
   if all(name in metrics for name in names):
     return float(np.mean([metrics[name] for name in names]))
   return float(row["primary_value"])
 
 
-def selection_key(settings, losses=None):
+def selection_key(settings):
   """How the settings of one cell are ranked: by the mean over the seeds
   every setting ran (typically the pilot's), so that seeds added later to the
   chosen setting neither favour nor penalise it against settings that ran
@@ -574,17 +575,16 @@ def selection_key(settings, losses=None):
   with more seeds, then to the first in sorted order.
 
   Args:
-    settings: {setting: {seed: value}}.
-    losses: (optional) {setting: {seed: dev loss or None}}.
+    settings: {setting: {seed: (value, dev loss or None)}}.
   """
   common = set.intersection(*(set(v) for v in settings.values()))
 
   def key(setting):
     values = settings[setting]
     seeds = sorted(common) if common else sorted(values)
-    loss = [(losses or {}).get(setting, {}).get(k) for k in seeds]
+    loss = [values[k][1] for k in seeds]
     fit = (-float(np.mean(loss)) if None not in loss else -float("inf"))
-    return (float(np.mean([values[k] for k in seeds])), fit, len(values))
+    return (float(np.mean([values[k][0] for k in seeds])), fit, len(values))
   return key
 
 
