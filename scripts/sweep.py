@@ -85,11 +85,13 @@ def define_flags():
   flags.DEFINE_string("results", "results/sweep.csv",
                       "The results table (CSV); the summary goes beside it "
                       "(.md).")
-  flags.DEFINE_integer("parallel", 1, "Runs at once; each then gets its "
-                       "share of the cores (--intra_op_parallelism_threads "
-                       "and --inter_op_parallelism_threads of run_classifier."
-                       "py): on 2 cores, 2 runs of 1 thread train more "
-                       "examples a second than 1 run of 2.")
+  flags.DEFINE_integer("parallel", 1, "Runs at once on this machine; each "
+                       "then gets its share of the cores (--intra_op_"
+                       "parallelism_threads and --inter_op_parallelism_"
+                       "threads of run_classifier.py): on 2 cores, 2 runs of "
+                       "1 thread train more examples a second than 1 run of "
+                       "2. Not with --worker (one run at a time, every core); "
+                       "left out of the commands --list prints.")
   flags.DEFINE_integer("max_seq_length", 128, "As run_classifier.py.")
   flags.DEFINE_integer("train_batch_size", 32, "As run_classifier.py.")
   flags.DEFINE_integer("eval_batch_size", 64, "As run_classifier.py.")
@@ -142,8 +144,7 @@ def main(argv):
                "work_dir": FLAGS.work_dir,
                "max_seq_length": FLAGS.max_seq_length,
                "train_batch_size": FLAGS.train_batch_size,
-               "eval_batch_size": FLAGS.eval_batch_size,
-               "threads_per_run": sweeps.threads_per_run(FLAGS.parallel)}
+               "eval_batch_size": FLAGS.eval_batch_size}
     command = FLAGS.made_by or " ".join(
         ["python", "scripts/" + PROGRAM] + sys.argv[1:])
     if FLAGS.summarize_only:
@@ -154,6 +155,10 @@ def main(argv):
           grid, options, FLAGS.results, worker_command(), FLAGS.at_selected):
         print(line)
     elif FLAGS.worker or FLAGS.index is not None:
+      if FLAGS.parallel > 1:
+        raise errors.InputError(
+            "--parallel=%d: a worker runs one run at a time with every core; "
+            "start more workers instead" % FLAGS.parallel)
       (index, source) = sweep_workers.scheduler_index(FLAGS.index,
                                                       os.environ)
       sweep_workers.run_worker(grid, options, FLAGS.results, index, source,
@@ -162,6 +167,9 @@ def main(argv):
       sweeps.run_ablation(grid, options, FLAGS.results, FLAGS.ablation_results,
                           FLAGS.at_selected, FLAGS.dry_run)
     else:
+      # Only here do runs share this machine: a worker, or a listed command
+      # that a scheduler starts, has its cores to itself.
+      options["threads_per_run"] = sweeps.threads_per_run(FLAGS.parallel)
       sweeps.run_sweep(grid, options, FLAGS.results, FLAGS.parallel,
                        FLAGS.dry_run, command, FLAGS.at_selected)
 
@@ -171,11 +179,18 @@ def main(argv):
 
 
 def worker_command():
-  """This command line as a worker's (--list left out, --worker added), run
-  from this folder: what --list prints for each run, plus its --index."""
-  kept = [a for a in sys.argv[1:]
-          if a.split("=", 1)[0] not in ("--list", "--nolist", "--worker",
-                                        "--noworker", "--index")]
+  """This command line as a worker's (--list and --parallel left out,
+  --worker added), run from this folder: what --list prints for each run,
+  plus its --index. A worker runs one run at a time with every core."""
+  dropped = ("--list", "--nolist", "--worker", "--noworker", "--index",
+             "--parallel")
+  kept = []
+  arguments = iter(sys.argv[1:])
+  for argument in arguments:
+    if argument in ("--index", "--parallel"):
+      next(arguments, None)  # Its value, given as the next argument.
+    elif argument.split("=", 1)[0] not in dropped:
+      kept.append(argument)
   return "cd %s && %s" % (shlex.quote(os.getcwd()), " ".join(
       shlex.quote(a) for a in [sys.executable, os.path.abspath(__file__)] +
       kept + ["--worker"]))

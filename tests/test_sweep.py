@@ -806,12 +806,22 @@ def test_list_prints_each_pending_run_and_an_index_runs_that_one(
     tmp_path, sweep_inputs):
   results = str(tmp_path / "sweep.csv")
   flags = dict(epochs="1", learning_rates="1e-2,1e-3")
-  listed = run_sweep_script(sweep_inputs, results, "--list", **flags)
+  # --parallel (here with its value apart) shares this machine's cores among
+  # runs at once; a listed command runs alone, so it is left out.
+  listed = run_sweep_script(sweep_inputs, results, "--list", "--parallel",
+                            "2", **flags)
   assert listed.returncode == 0, listed.stderr[-2000:]
   commands = listed.stdout.strip().splitlines()
   assert [c.rsplit(" ", 1)[1] for c in commands] == [
       "--index=%d" % i for i in range(4)]
   assert all(" --worker " in c and "--list" not in c for c in commands)
+  assert not any("--parallel" in c or " 2 " in c for c in commands)
+  shared = run_sweep_script(sweep_inputs, results, "--worker", "--index=0",
+                            "--parallel=2", **flags)
+  assert shared.returncode == 1
+  assert shared.stderr.strip().splitlines()[-1] == (
+      "sweep.py: error: --parallel=2: a worker runs one run at a time with "
+      "every core; start more workers instead")
   # A scheduler's index (a Kubernetes indexed Job's) runs that run alone.
   ran = run_sweep_script(sweep_inputs, results, "--worker",
                          env={"JOB_COMPLETION_INDEX": "2"}, **flags)
