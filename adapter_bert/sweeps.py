@@ -650,11 +650,33 @@ def majority_baselines(tasks, glue_dir):
   return baselines
 
 
-def summary_markdown(rows, summary, command, baselines=None):
+def constant_answer_losses(tasks, glue_dir):
+  """{task: the dev squared error of the best constant answer}, for the
+  regression tasks whose files are there: the variance of the dev labels
+  (any constant c scores that plus (mean - c)^2). A model whose dev loss
+  is no lower explains none of the labels' variance (R^2 <= 0)."""
+  losses = {}
+  for name in tasks:
+    task = glue.get_task(name)
+    data_dir = os.path.join(glue_dir, name)
+    if not task.is_regression or not os.path.isdir(data_dir):
+      continue
+    try:
+      dev = task.label_values(task.get_dev_examples(data_dir))
+    except (errors.InputError, OSError, ValueError):
+      continue
+    losses[name] = float(np.var(np.asarray(dev, dtype=np.float64)))
+  return losses
+
+
+def summary_markdown(rows, summary, command, baselines=None,
+                     constant_losses=None):
   """The summary as Markdown: the paper-style table, then the details.
 
   Args:
     baselines: (optional) {task: majority-class dev value}, a row of its own.
+    constant_losses: (optional) {regression task: the dev squared error of
+      the best constant answer}, for marking cells that learned nothing.
   """
   selected = summary["selected"]
   tasks = sorted({task for (task, _, _) in selected})
@@ -670,16 +692,18 @@ def summary_markdown(rows, summary, command, baselines=None):
   if composite:
     lines += ["Settings are selected by GLUE's score of each task (%s), the "
               "metric alone elsewhere." % "; ".join(composite), ""]
-  lines += _main_table(summary, tasks, baselines)
+  lines += _main_table(summary, tasks, NoLearning(baselines or {},
+                                                  constant_losses or {}))
   lines += _selected_table(selected)
   if summary["paired"]:
     lines += _paired_table(summary["paired"])
   return "\n".join(lines) + "\n"
 
 
-def _main_table(summary, tasks, baselines):
+def _main_table(summary, tasks, no_learning):
   """The paper-style table: a row per (method, size), one per method with
   the size tuned per task, and the majority class."""
+  baselines = no_learning.majority
   selected = summary["selected"]
   cells = sorted({(method, size) for (_, method, size) in selected},
                  key=lambda c: (not method_is_reference(c[0]), c[0],
@@ -690,7 +714,7 @@ def _main_table(summary, tasks, baselines):
   for (method, size) in cells:
     entries = [selected.get((t, method, size)) for t in tasks]
     values = ["%.4f (%d)%s" % (e["mean"], len(e["values"]),
-                               _at_majority(e, t, baselines)) if e else "-"
+                               no_learning.mark(e, t)) if e else "-"
               for (t, e) in zip(tasks, entries)]
     (average, share, total) = _row_totals(
         [e for e in entries if e], len(tasks),
@@ -701,7 +725,7 @@ def _main_table(summary, tasks, baselines):
       "size_tuned", {})}):
     entries = [summary["size_tuned"].get((t, method)) for t in tasks]
     values = ["%.4f (m=%s, %d)%s" % (e["mean"], e["size"], len(e["values"]),
-                                     _at_majority(e, t, baselines))
+                                     no_learning.mark(e, t))
               if e else "-" for (t, e) in zip(tasks, entries)]
     (average, share, total) = _row_totals([e for e in entries if e],
                                           len(tasks), False)
@@ -713,27 +737,51 @@ def _main_table(summary, tasks, baselines):
                if all(t in baselines for t in tasks) else "-")
     lines.append("| majority class (no training) | %s | %s | 0 | 0 |" % (
         " | ".join(values), average))
-  if any(MAJORITY_MARK in line for line in lines):
-    lines += ["", "%s: every seed's value is the majority class's (a model "
-              "that answers the most frequent label everywhere scores it): "
-              "no sign that the method learned the task at this setting." %
-              MAJORITY_MARK]
-  return lines
+  return lines + no_learning.footnotes(lines)
 
 
 # Marks a cell whose every seed scored exactly what the majority class does.
 MAJORITY_MARK = "\u2020"
+# Marks a regression cell whose every seed's dev loss is no lower than the
+# best constant answer's.
+CONSTANT_MARK = "\u2021"
 
 
-def _at_majority(entry, task, baselines):
-  """MAJORITY_MARK when each seed of `entry` scored the majority class's
-  value on `task` (MRPC's F1 of 0.8122 is such a number: believable, and
-  no learning), else ""."""
-  if not baselines or task not in baselines:
+class NoLearning(collections.namedtuple("NoLearning",
+                                        ["majority", "constant_losses"])):
+  """Marks the cells whose every seed shows no sign of learning the task:
+  classification at exactly the majority class's value (MRPC's F1 of 0.8122
+  is such a number: believable, and no learning), regression with a dev
+  loss no lower than the best constant answer's (STS-B's Spearman of such a
+  model is a bare number near 0)."""
+
+  def mark(self, entry, task):
+    """The mark of `entry` (a selected cell) on `task`, or ""."""
+    if task in self.majority and all(
+        abs(v - self.majority[task]) < 5e-5
+        for v in entry["values"].values()):
+      return MAJORITY_MARK
+    losses = [loss for (_, loss) in entry.get("ranks", {}).values()]
+    if task in self.constant_losses and losses and all(
+        loss is not None and loss >= self.constant_losses[task]
+        for loss in losses):
+      return CONSTANT_MARK
     return ""
-  if all(abs(v - baselines[task]) < 5e-5 for v in entry["values"].values()):
-    return MAJORITY_MARK
-  return ""
+
+  def footnotes(self, lines):
+    """The footnotes of the marks `lines` use."""
+    notes = []
+    if any(MAJORITY_MARK in line for line in lines):
+      notes.append("%s: every seed's value is the majority class's (a model "
+                   "that answers the most frequent label everywhere scores "
+                   "it): no sign that the method learned the task at this "
+                   "setting." % MAJORITY_MARK)
+    if any(CONSTANT_MARK in line for line in lines):
+      notes.append("%s: every seed's dev squared error is at least the dev "
+                   "labels' variance, the error of the best constant answer "
+                   "(R\u00b2 <= 0): no sign that the method learned the task "
+                   "at this setting." % CONSTANT_MARK)
+    return [line for note in notes for line in ("", note)]
 
 
 def _row_totals(present, num_tasks, whole_model):
@@ -802,11 +850,12 @@ def summary_path(results_path):
 
 def write_summary(results_path, rows, command, glue_dir):
   """The summary of `rows` beside `results_path`, with the majority-class
-  row for the tasks whose files are in `glue_dir`."""
-  baselines = majority_baselines(sorted({row["task"] for row in rows}),
-                                 glue_dir)
+  row and the marks of cells that learned nothing for the tasks whose files
+  are in `glue_dir`."""
+  tasks = sorted({row["task"] for row in rows})
   fileio.write_text(summary_path(results_path), summary_markdown(
-      rows, summarize(rows), command, baselines))
+      rows, summarize(rows), command, majority_baselines(tasks, glue_dir),
+      constant_answer_losses(tasks, glue_dir)))
 
 
 # ---------------------------------------------------------------- ablation

@@ -364,6 +364,22 @@ def write_sst2_task(data_dir, num_train=64, num_dev=13, num_test=7,
   return data_dir
 
 
+def write_stsb_task(data_dir, num_train=24, num_dev=6):
+  """A small task in STS-B's GLUE format (regression)."""
+  header = ("index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\t"
+            "sentence1\tsentence2\tscore")
+
+  def rows(count, offset):
+    return ["%d\tmain\tf\t2012\t%d\tx\ty\tthe movie was good .\tthe film "
+            "was %s .\t%.1f" % (i, i, ("good", "dull")[i % 2],
+                                (4.5, 1.0)[i % 2] + offset)
+            for i in range(count)]
+
+  write_file(os.path.join(data_dir, "train.tsv"), [header] + rows(num_train, 0))
+  write_file(os.path.join(data_dir, "dev.tsv"), [header] + rows(num_dev, 0.2))
+  return data_dir
+
+
 def write_mrpc_task(data_dir, num_train=40, num_dev=9, num_test=5):
   """A small task in MRPC's GLUE format (BOM-prefixed header, as the real one)."""
   def pair_rows(count, seed):

@@ -21,6 +21,7 @@ from conftest import train_tiny_in_process
 from conftest import write_file
 from conftest import write_mrpc_task
 from conftest import write_sst2_task
+from conftest import write_stsb_task
 from adapter_bert import bundles
 from adapter_bert import glue
 from adapter_bert import multitask
@@ -163,22 +164,6 @@ def test_in_graph_rows_equal_run_classifier_rows(tmp_path, max_seq_length):
 
 
 # ---------------------------------------------------------------- export
-
-
-def write_stsb_task(data_dir, num_train=24, num_dev=6):
-  """A small task in STS-B's GLUE format (regression)."""
-  header = ("index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\t"
-            "sentence1\tsentence2\tscore")
-
-  def rows(count, offset):
-    return ["%d\tmain\tf\t2012\t%d\tx\ty\tthe movie was good .\tthe film "
-            "was %s .\t%.1f" % (i, i, ("good", "dull")[i % 2],
-                                (4.5, 1.0)[i % 2] + offset)
-            for i in range(count)]
-
-  write_file(os.path.join(data_dir, "train.tsv"), [header] + rows(num_train, 0))
-  write_file(os.path.join(data_dir, "dev.tsv"), [header] + rows(num_dev, 0.2))
-  return data_dir
 
 
 @pytest.fixture(scope="module")

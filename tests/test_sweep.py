@@ -19,6 +19,7 @@ import pytest
 from conftest import REPO_ROOT
 from conftest import assert_input_error
 from conftest import write_sst2_task
+from conftest import write_stsb_task
 from adapter_bert import errors
 from adapter_bert import sweep_records
 from adapter_bert import sweeps
@@ -365,6 +366,40 @@ def test_cells_at_the_majority_class_are_marked_and_partial_rows_have_no_total()
   # Without the baselines (no data files), no mark.
   plain = sweeps.summary_markdown(rows, sweeps.summarize(rows), "x")
   assert "\u2020" not in plain
+
+
+def stsb_row(method, lr, spearman, loss, seed="1", size=""):
+  metrics = {"eval_pearson": spearman, "eval_spearman": spearman}
+  if loss is not None:
+    metrics["eval_loss"] = loss
+  return dict(mrpc_row(method, lr, 0, 0, size=size, seed=seed), task="STS-B",
+              primary_metric="eval_spearman", primary_value=str(spearman),
+              metrics=json.dumps(metrics))
+
+
+def test_regression_cells_no_better_than_a_constant_answer_are_marked(
+    tmp_path):
+  # Dev scores 4.7 and 1.2 alternating: the best constant (2.95) is 1.75 off
+  # each, a squared error of 1.75^2 = 3.0625.
+  write_stsb_task(str(tmp_path / "STS-B"), num_dev=6)
+  losses = sweeps.constant_answer_losses(["STS-B", "MRPC"], str(tmp_path))
+  assert losses == {"STS-B": pytest.approx(3.0625)}
+  rows = [stsb_row("adapters", "1e-3", 0.02, 3.10, seed="1", size="64"),
+          stsb_row("adapters", "1e-3", -0.01, 3.07, seed="2", size="64"),
+          stsb_row("lora", "1e-3", 0.03, 3.10, seed="1"),
+          stsb_row("lora", "1e-3", 0.10, 2.90, seed="2"),
+          stsb_row("ia3", "1e-3", 0.01, None)]
+  text = sweeps.summary_markdown(rows, sweeps.summarize(rows), "x", {},
+                                 losses)
+  # Every seed at or above the constant's error: marked; one below, or a
+  # row without its loss (older tables): not.
+  assert "| adapters (m=64) | 0.0050 (2)\u2021 |" in text
+  assert "| lora | 0.0650 (2) |" in text
+  assert "| ia3 | 0.0100 (1) |" in text
+  assert text.count("\u2021") == 2  # the cell and its footnote
+  assert "\u2021: every seed's dev squared error is at least" in text
+  assert "\u2021" not in sweeps.summary_markdown(
+      rows, sweeps.summarize(rows), "x")
 
 
 def test_at_selected_moves_every_cell_to_its_chosen_setting():
