@@ -8,6 +8,7 @@ Adam's two moment slots exist only for them (for BERT-base with adapters of
 size 64 that is ~5M slot scalars instead of ~220M).
 """
 
+import dataclasses
 import re
 
 import tensorflow.compat.v1 as tf
@@ -51,8 +52,32 @@ def learning_rate_schedule(global_step, init_lr, num_train_steps,
   return learning_rate
 
 
+@dataclasses.dataclass(frozen=True)
+class StepGuards(object):
+  """What may stop or skip a training step before it changes a variable.
+
+  max_loss: (optional) the divergence guard. A step whose loss is NaN, Inf
+    or above `max_loss`, or whose gradients are not finite, fails with an
+    InvalidArgumentError starting "DIVERGED_MARKER" before it changes any
+    variable, so no checkpoint ever holds its values. Not built on TPU (XLA
+    has no Assert).
+  loss_scale: (optional) the initial value of a dynamic loss scale, for
+    float16 training: TensorFlow's `DynamicLossScale` multiplies the loss by
+    it before the gradients and divides them by it after, so small float16
+    gradients do not underflow. A step whose gradients overflow changes no
+    variable and halves the scale; 2000 good steps in a row double it. The
+    skipped step still counts as a step (its batch is consumed, so resuming
+    stays exact). The divergence guard then checks the loss alone:
+    non-finite gradients are the loss scale's business.
+  """
+
+  max_loss: float = None
+  loss_scale: float = None
+
+
 def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
-                     trained_variables, max_loss=None, loss_scale=None):
+                     trained_variables, guards=StepGuards(),
+                     bias_correction=False):
   """Builds the train op that updates `trained_variables` and nothing else.
 
   Adam with decoupled weight decay (WEIGHT_DECAY_RATE, not applied to
@@ -67,19 +92,9 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
       TPU cores).
     trained_variables: the variables to update (see
       `TuningMethod.trained_variables`).
-    max_loss: (optional) the divergence guard. A step whose loss is NaN, Inf
-      or above `max_loss`, or whose gradients are not finite, fails with an
-      InvalidArgumentError starting "DIVERGED_MARKER" before it changes any
-      variable, so no checkpoint ever holds its values. Not built on TPU
-      (XLA has no Assert).
-    loss_scale: (optional) the initial value of a dynamic loss scale, for
-      float16 training: TensorFlow's `DynamicLossScale` multiplies the loss
-      by it before the gradients and divides them by it after, so small
-      float16 gradients do not underflow. A step whose gradients overflow
-      changes no variable and halves the scale; 2000 good steps in a row
-      double it. The skipped step still counts as a step (its batch is
-      consumed, so resuming stays exact). The divergence guard then checks
-      the loss alone: non-finite gradients are the loss scale's business.
+    guards: the divergence guard and the loss scale (`StepGuards`).
+    bias_correction: Adam's, as PyTorch's AdamW (see
+      `AdamWeightDecayOptimizer`); BERT's optimizer has none.
 
   Returns:
     The train op; it also increments the global step.
@@ -91,21 +106,20 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
   learning_rate = learning_rate_schedule(global_step, init_lr, num_train_steps,
                                          num_warmup_steps)
   optimizer = AdamWeightDecayOptimizer(
-      learning_rate=learning_rate,
-      weight_decay_rate=WEIGHT_DECAY_RATE,
-      beta_1=0.9,
-      beta_2=0.999,
-      epsilon=1e-6,
-      exclude_from_weight_decay=NO_DECAY_PATTERNS)
+      learning_rate=learning_rate, weight_decay_rate=WEIGHT_DECAY_RATE,
+      beta_1=0.9, beta_2=0.999, epsilon=1e-6,
+      exclude_from_weight_decay=NO_DECAY_PATTERNS,
+      bias_correction=bias_correction)
   if use_tpu:
     optimizer = tf.tpu.CrossShardOptimizer(optimizer)
   scaler = None
   scaled_loss = loss
-  if loss_scale is not None:
+  if guards.loss_scale is not None:
     # TensorFlow's engine: its variables (the scale and a count of good
     # steps) are saved in checkpoints, so a resumed run keeps its scale.
     scaler = tf.mixed_precision.DynamicLossScale(
-        initial_loss_scale=loss_scale, increment_period=2000, multiplier=2.0)
+        initial_loss_scale=guards.loss_scale, increment_period=2000,
+        multiplier=2.0)
     tf.summary.scalar("loss_scale", scaler())
     scaled_loss = loss * scaler()
   (grads, variables) = _gradients(optimizer, scaled_loss, trained_variables)
@@ -113,12 +127,13 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
     grads = [tf.convert_to_tensor(g) / scaler() for g in grads]
   (grads, global_norm) = tf.clip_by_global_norm(grads, clip_norm=CLIP_NORM)
 
-  guards = []
-  if max_loss is not None and not use_tpu:
-    guards.append(_divergence_guard(loss, max_loss, global_norm, global_step,
+  checks = []
+  if guards.max_loss is not None and not use_tpu:
+    checks.append(_divergence_guard(loss, guards.max_loss, global_norm,
+                                    global_step,
                                     check_gradients=scaler is None))
   # Every update op is created under the guard, so none runs before it.
-  with tf.control_dependencies(guards):
+  with tf.control_dependencies(checks):
     train_op = _apply_gradients(optimizer, learning_rate,
                                 list(zip(grads, variables)), scaler,
                                 global_step)
@@ -236,7 +251,13 @@ def _when_finite(apply, grads, scaler):
 
 
 class AdamWeightDecayOptimizer(tf.train.Optimizer):
-  """Adam with decoupled weight decay (AdamW), without bias correction, as BERT.
+  """Adam with decoupled weight decay (AdamW); without bias correction, as
+  BERT, unless `bias_correction` (then as PyTorch's `torch.optim.AdamW`).
+
+  Bias correction divides Adam's moments by (1 - beta^t), undoing their
+  start at zero (Kingma & Ba). Without it, as BERT, the updates are
+  (1 - beta_1^t) / sqrt(1 - beta_2^t) times larger: about 6.5x at step 10,
+  5x at 40 and still 2x at 300, which the warmup only partly hides.
 
   Slots are named `<variable>/adam_m` and `<variable>/adam_v`, as in BERT's
   checkpoints, and exist only for the variables given gradients.
@@ -249,8 +270,10 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
                beta_2=0.999,
                epsilon=1e-6,
                exclude_from_weight_decay=None,
+               bias_correction=False,
                name="AdamWeightDecayOptimizer"):
     super(AdamWeightDecayOptimizer, self).__init__(False, name)
+    self.bias_correction = bias_correction
     self.learning_rate = learning_rate
     self.weight_decay_rate = weight_decay_rate
     self.beta_1 = beta_1
@@ -294,7 +317,14 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
     grad = tf.convert_to_tensor(grad)
     next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
     next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
-    update = next_m / (tf.sqrt(next_v) + self.epsilon)
+    (m_hat, v_hat) = (next_m, next_v)
+    if self.bias_correction:
+      # This update is step t = global_step + 1 (the step counts after it);
+      # read from the checkpointed step, so a resumed run corrects alike.
+      t = tf.cast(tf.train.get_global_step(), tf.float32) + 1.0
+      m_hat = next_m / (1.0 - tf.pow(self.beta_1, t))
+      v_hat = next_v / (1.0 - tf.pow(self.beta_2, t))
+    update = m_hat / (tf.sqrt(v_hat) + self.epsilon)
     # Decoupled decay: added to the update, not to the gradient, so Adam's
     # second-moment scaling does not shrink it (Loshchilov & Hutter).
     if self._do_use_weight_decay(param_name):

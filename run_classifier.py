@@ -74,6 +74,11 @@ flags.DEFINE_float("num_train_epochs", 3.0,
 flags.DEFINE_float(
     "warmup_proportion", 0.1,
     "Proportion of training to perform linear learning rate warmup for.")
+flags.DEFINE_bool(
+    "adam_bias_correction", False,
+    "Correct Adam's moments for their zero start, as PyTorch's AdamW (and "
+    "so AdapterHub and PEFT) do. BERT's optimizer, the default, does not: "
+    "its early updates are several times larger at the same rate.")
 flags.DEFINE_float("max_loss", 1e4,
                    "Divergence guard: a training step whose loss is NaN, Inf "
                    "or above this, or whose gradients are not finite, stops "

@@ -52,11 +52,11 @@ MODEL_KEYS = (("task_name", "xnli_language", "bert_config", "vocab_sha256",
 # ...and those that shape the training on top of them.
 TRAINING_KEYS = MODEL_KEYS + ("train_sha256", "train_batch_size",
                               "learning_rate", "num_train_epochs",
-                              "warmup_proportion", "seed", "padding",
-                              "precision")
+                              "warmup_proportion", "adam_bias_correction",
+                              "seed", "padding", "precision")
 # Keys added after manifests existed, with the value an older manifest's run
 # had: it then compares as that value, not as missing.
-_ADDED_KEYS = {"precision": "float32"}
+_ADDED_KEYS = {"precision": "float32", "adam_bias_correction": False}
 # How a difference in a content hash is named.
 _HASH_NAMES = {"vocab_sha256": "--vocab_file's content",
                "init_checkpoint_fingerprint": "--init_checkpoint's weights",

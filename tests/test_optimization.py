@@ -4,6 +4,8 @@
 variables of the tuning mode are touched (updates, slots, gradients)."""
 
 import collections
+import os
+import tempfile
 import types
 
 import numpy as np
@@ -389,6 +391,77 @@ def test_adamw_matches_numpy_for_two_steps():
     p_other = _numpy_adamw(params[n], grads[n], 0.0, 0.0, lr, wd,
                            not decay)[0]
     assert np.max(np.abs(results[0][0][n] - p_other)) > 1e-3, n
+
+
+TORCH_ADAMW = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           "data", "optimizer", "torch_adamw.npz")
+# The reference's parameters under names that take (or not) BERT's decay.
+TORCH_NAMES = {"decay_kernel": "layer_0/output/dense/kernel",
+               "plain_bias": "layer_0/output/dense/bias"}
+
+
+def _adamw_steps(reference, steps, bias_correction, checkpoint=None):
+  """Runs `steps` (indices into the reference's gradients) of our AdamW with
+  the reference's rates, from its initial values or from `checkpoint`, the
+  global step counting as in training; returns ({name: values} after each
+  step, the path of a checkpoint of the last)."""
+  with tf.Graph().as_default():
+    variables = {n: tf.get_variable(name, initializer=reference[
+        "initial/" + n]) for (n, name) in TORCH_NAMES.items()}
+    global_step = tf.train.get_or_create_global_step()
+    rate = tf.placeholder(tf.float32, [])
+    grads = {n: tf.placeholder(tf.float32, [2, 3]) for n in TORCH_NAMES}
+    optimizer = optimization.AdamWeightDecayOptimizer(
+        learning_rate=rate, weight_decay_rate=float(reference["weight_decay"]),
+        epsilon=float(reference["epsilon"]),
+        exclude_from_weight_decay=optimization.NO_DECAY_PATTERNS,
+        bias_correction=bias_correction)
+    update = optimizer.apply_gradients(
+        [(grads[n], variables[n]) for n in TORCH_NAMES])
+    with tf.control_dependencies([update]):
+      train_op = global_step.assign_add(1)
+    saver = tf.train.Saver()
+    values = []
+    with new_session() as session:
+      session.run(tf.global_variables_initializer())
+      if checkpoint:
+        saver.restore(session, checkpoint)
+      for step in steps:
+        feed = {grads[n]: reference["grad%d/%s" % (step, n)]
+                for n in TORCH_NAMES}
+        feed[rate] = reference["learning_rates"][step]
+        session.run(train_op, feed)
+        values.append(session.run(variables))
+      path = saver.save(session, os.path.join(
+          tempfile.mkdtemp(), "model.ckpt"))
+  return (values, path)
+
+
+def test_bias_corrected_adamw_matches_pytorch_and_resumes_exactly():
+  """Against PyTorch's own AdamW (tests/data/optimizer/make_torch_adamw.py):
+  three steps, the third after a restore from a checkpoint of the second,
+  so the correction's step comes from the checkpointed global step."""
+  reference = np.load(TORCH_ADAMW)
+  (first_two, checkpoint) = _adamw_steps(reference, [0, 1], True)
+  (third, _) = _adamw_steps(reference, [2], True, checkpoint)
+  for (step, values) in enumerate(first_two + third):
+    for n in TORCH_NAMES:
+      np.testing.assert_allclose(
+          values[n], reference["param%d/%s" % (step, n)], rtol=1e-5,
+          atol=1e-6, err_msg="%s %d" % (n, step))
+  # BERT's optimizer (the default) is not PyTorch's: its first update is
+  # up to (1 - 0.9) / sqrt(1 - 0.999), about 3.2 times larger (less where
+  # epsilon matters against a small gradient).
+  (bert, _) = _adamw_steps(reference, [0], False)
+  initial = reference["initial/plain_bias"]
+  (expected, _, _) = _numpy_adamw(initial, reference["grad0/plain_bias"], 0.0,
+                                  0.0, reference["learning_rates"][0], 0.0,
+                                  False)
+  np.testing.assert_allclose(bert[0]["plain_bias"], expected, rtol=1e-5,
+                             atol=1e-6)
+  ratio = ((bert[0]["plain_bias"] - initial) /
+           (reference["param0/plain_bias"] - initial))
+  assert np.all((ratio > 3.0) & (ratio < 0.1 / np.sqrt(0.001) + 1e-3))
 
 
 @pytest.mark.parametrize("name,decay", list(DECAY.items()))

@@ -116,8 +116,9 @@ def loss_scaled_step(initial_scale, poison_loss=False):
     if poison_loss:
       loss *= float("nan")
     train_op = optimization.create_optimizer(
-        loss, 0.1, 10, 0, False, [weights], max_loss=1e4,
-        loss_scale=initial_scale)
+        loss, 0.1, 10, 0, False, [weights],
+        guards=optimization.StepGuards(max_loss=1e4,
+                                       loss_scale=initial_scale))
     variables = {v.op.name: v for v in tf.global_variables()}
     with new_session() as session:
       session.run(tf.global_variables_initializer())

@@ -73,6 +73,7 @@ def test_training_writes_a_manifest_of_what_shapes_the_run(trained_run):
     ({"adapter_size": 16}, ["adapter_size 8 (now 16)"]),
     ({"tuning_mode": "full"}, ["tuning_mode adapters (now full)"]),
     ({"max_seq_length": 12}, ["max_seq_length 16 (now 12)"]),
+    ({"adam_bias_correction": True}, ["adam_bias_correction False (now True)"]),
 ])
 def test_a_rerun_with_other_settings_is_refused(trained_run, tiny_bert,
                                                 changes, named):
@@ -84,6 +85,18 @@ def test_a_rerun_with_other_settings_is_refused(trained_run, tiny_bert,
       "--output_dir=%s holds a run made with other settings" % output_dir,
       "--overwrite_output_dir", *named)
   assert unlocked_listing(output_dir) == before  # nothing written or removed
+
+
+def test_a_manifest_older_than_a_setting_compares_as_its_old_behaviour():
+  """Settings added later (precision, Adam's bias correction) are absent
+  from older manifests: such a run was made as the new default makes it."""
+  keys = ["precision", "adam_bias_correction"]
+  assert run_folder.differences(
+      {}, {"precision": "float32", "adam_bias_correction": False}, keys) == []
+  assert run_folder.differences(
+      {}, {"precision": "mixed_bfloat16", "adam_bias_correction": True},
+      keys) == ["precision float32 (now mixed_bfloat16)",
+                "adam_bias_correction False (now True)"]
 
 
 @pytest.mark.slow

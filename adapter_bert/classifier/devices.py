@@ -159,7 +159,8 @@ def make_estimator(settings, model, model_dir, init_checkpoints,
         learning_rate=s.learning_rate, num_train_steps=num_train_steps,
         num_warmup_steps=num_warmup_steps, max_loss=s.max_loss,
         batch_size=s.train_batch_size,
-        log_every_n_steps=s.log_every_n_steps)
+        log_every_n_steps=s.log_every_n_steps,
+        adam_bias_correction=s.adam_bias_correction)
   return tf.estimator.tpu.TPUEstimator(
       use_tpu=s.use_tpu,
       model_fn=model_fn.model_fn_builder(

@@ -49,6 +49,7 @@ class Training(object):
   num_warmup_steps: int
   max_loss: float = None
   batch_size: int = None
+  adam_bias_correction: bool = False
   log_every_n_steps: int = 100
 
 
@@ -249,8 +250,10 @@ def _train_spec(loss, trained, training, use_tpu, loss_scale, batch_size,
   """
   train_op = optimization.create_optimizer(
       loss, training.learning_rate, training.num_train_steps,
-      training.num_warmup_steps, use_tpu, trained, max_loss=training.max_loss,
-      loss_scale=loss_scale)
+      training.num_warmup_steps, use_tpu, trained,
+      guards=optimization.StepGuards(max_loss=training.max_loss,
+                                     loss_scale=loss_scale),
+      bias_correction=training.adam_bias_correction)
   replicas = optimization.replica_count()
   logged_loss = loss
   if replicas > 1:

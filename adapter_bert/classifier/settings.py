@@ -53,6 +53,7 @@ class JobSettings(object):
   learning_rate: float = 5e-5
   num_train_epochs: float = 3.0
   warmup_proportion: float = 0.1
+  adam_bias_correction: bool = False
   max_loss: float = 1e4  # the divergence guard (see optimization.py)
   save_checkpoints_steps: int = 1000
   iterations_per_loop: int = 1000
@@ -439,6 +440,7 @@ def manifest_settings(settings, task, bert_config, method, model_shapes):
       "learning_rate": s.learning_rate,
       "num_train_epochs": s.num_train_epochs,
       "warmup_proportion": s.warmup_proportion,
+      "adam_bias_correction": s.adam_bias_correction,
       "seed": s.seed,
       "padding": inputs.resolve_padding(s.padding, s.use_tpu),
       "precision": s.precision,
