@@ -749,11 +749,11 @@ CONSTANT_MARK = "\u2021"
 
 class NoLearning(collections.namedtuple("NoLearning",
                                         ["majority", "constant_losses"])):
-  """Marks the cells whose every seed shows no sign of learning the task:
+  """Marks the cells whose every seed did no better than a constant answer:
   classification at exactly the majority class's value (MRPC's F1 of 0.8122
   is such a number: believable, and no learning), regression with a dev
-  loss no lower than the best constant answer's (STS-B's Spearman of such a
-  model is a bare number near 0)."""
+  loss no lower than the best constant answer's (R^2 <= 0: STS-B's Spearman
+  of such a model is near 0, or a weak ranking under a wrong scale)."""
 
   def mark(self, entry, task):
     """The mark of `entry` (a selected cell) on `task`, or ""."""
@@ -779,8 +779,9 @@ class NoLearning(collections.namedtuple("NoLearning",
     if any(CONSTANT_MARK in line for line in lines):
       notes.append("%s: every seed's dev squared error is at least the dev "
                    "labels' variance, the error of the best constant answer "
-                   "(R\u00b2 <= 0): no sign that the method learned the task "
-                   "at this setting." % CONSTANT_MARK)
+                   "(R\u00b2 <= 0): the predictions explain none of the "
+                   "scores' variance at this setting, whatever their rank "
+                   "correlation." % CONSTANT_MARK)
     return [line for note in notes for line in ("", note)]
 
 
