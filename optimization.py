@@ -321,6 +321,8 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
     if self.bias_correction:
       # This update is step t = global_step + 1 (the step counts after it);
       # read from the checkpointed step, so a resumed run corrects alike.
+      # A float16 step the loss scale skipped still counts (as resume
+      # needs), where PyTorch's GradScaler does not advance AdamW's step.
       t = tf.cast(tf.train.get_global_step(), tf.float32) + 1.0
       m_hat = next_m / (1.0 - tf.pow(self.beta_1, t))
       v_hat = next_v / (1.0 - tf.pow(self.beta_2, t))

@@ -21,9 +21,12 @@ def logged_losses(stderr):
       r"step (\d+)/\d+ \(\d+%\): loss = ([0-9.]+)", stderr)}
 
 
-@pytest.fixture(scope="module")
-def one_and_mirrored(tmp_path_factory, tiny_bert):
-  """The same job on one device and mirrored over 2 logical CPU devices."""
+@pytest.fixture(scope="module", params=[False, True],
+                ids=["bert_adam", "bias_corrected_adam"])
+def one_and_mirrored(request, tmp_path_factory, tiny_bert):
+  """The same job on one device and mirrored over 2 logical CPU devices,
+  with BERT's optimizer and with Adam's bias correction (whose step count
+  each device's update reads)."""
   root = tmp_path_factory.mktemp("distribute")
   data_dir = write_sst2_task(str(root / "data"))
   runs = {}
@@ -33,7 +36,8 @@ def one_and_mirrored(tmp_path_factory, tiny_bert):
     # "static" padding: each replica's half batch is padded like the whole.
     runs[name] = train_tiny(tiny_bert, data_dir, str(root / name),
                             padding="static", log_every_n_steps=1,
-                            num_train_epochs=2.0, **flags)
+                            num_train_epochs=2.0,
+                            adam_bias_correction=request.param, **flags)
   return runs
 
 
