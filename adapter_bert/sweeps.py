@@ -634,16 +634,8 @@ def majority_baselines(tasks, glue_dir):
   """{task: the dev primary metric of always answering the most frequent
   training label}, for the classification tasks whose files are there."""
   baselines = {}
-  for name in tasks:
-    task = glue.get_task(name)
-    data_dir = os.path.join(glue_dir, name)
-    if task.is_regression or not os.path.isdir(data_dir):
-      continue
-    try:
-      train = task.label_values(task.get_train_examples(data_dir))
-      dev = task.label_values(task.get_dev_examples(data_dir))
-    except (errors.InputError, OSError, ValueError):
-      continue
+  for (name, task, (train, dev)) in _labels_of(tasks, glue_dir, False,
+                                               ("train", "dev")):
     majority = collections.Counter(train).most_common(1)[0][0]
     baselines[name] = float(task.metrics([majority] * len(dev), dev)[
         task.primary_metric])
@@ -655,18 +647,28 @@ def constant_answer_losses(tasks, glue_dir):
   regression tasks whose files are there: the variance of the dev labels
   (any constant c scores that plus (mean - c)^2). A model whose dev loss
   is no lower explains none of the labels' variance (R^2 <= 0)."""
-  losses = {}
+  return {name: float(np.var(np.asarray(dev, dtype=np.float64)))
+          for (name, _, (dev,)) in _labels_of(tasks, glue_dir, True,
+                                              ("dev",))}
+
+
+def _labels_of(tasks, glue_dir, regression, splits):
+  """(name, task, the label values of each of `splits`) for each of `tasks`
+  that is (or is not, by `regression`) a regression task and whose files
+  in `glue_dir` read; the others are left out."""
   for name in tasks:
     task = glue.get_task(name)
     data_dir = os.path.join(glue_dir, name)
-    if not task.is_regression or not os.path.isdir(data_dir):
+    if task.is_regression != regression or not os.path.isdir(data_dir):
       continue
+    readers = {"train": task.get_train_examples,
+               "dev": task.get_dev_examples}
     try:
-      dev = task.label_values(task.get_dev_examples(data_dir))
+      labels = tuple(task.label_values(readers[split](data_dir))
+                     for split in splits)
     except (errors.InputError, OSError, ValueError):
       continue
-    losses[name] = float(np.var(np.asarray(dev, dtype=np.float64)))
-  return losses
+    yield (name, task, labels)
 
 
 def summary_markdown(rows, summary, command, baselines=None,
