@@ -4,10 +4,11 @@
 
 A run's folder is `<work_dir>/<run id>-c<context id>`. The context id hashes
 what shapes a run beyond its grid settings: the backbone's files (config,
-vocab, checkpoint), the task's training and dev files, the sequence length
-and the batch sizes. A command with another --bert_dir, --glue_dir,
---max_seq_length or batch size therefore gets other folders and can never
-inherit old numbers.
+vocab, checkpoint), the task's training and dev files, the sequence length,
+the batch sizes and the run_classifier.py flags every run shares
+(--run_flag). A command with another --bert_dir, --glue_dir,
+--max_seq_length, batch size or run flag therefore gets other folders and
+can never inherit old numbers.
 
 A finished run writes `sweep_result.json` in its folder, atomically: its
 settings, context, metrics and training time. The results table is derived
@@ -40,7 +41,8 @@ RECORD_VERSION = 1
 # The row columns a record adds to the grid's: what the context id hashes,
 # in the table, so a reader sees what made each number.
 CONTEXT_COLUMNS = ("context_id", "backbone_sha256", "data_sha256",
-                   "max_seq_length", "train_batch_size", "eval_batch_size")
+                   "max_seq_length", "train_batch_size", "eval_batch_size",
+                   "run_flags")
 
 # The files of the backbone folder that shape a run (the checkpoint's data
 # shards are found from its prefix).
@@ -100,6 +102,7 @@ class Context(object):
         "max_seq_length": str(self.options["max_seq_length"]),
         "train_batch_size": str(self.options["train_batch_size"]),
         "eval_batch_size": str(self.options["eval_batch_size"]),
+        "run_flags": run_flags_text(self.options.get("run_flags") or {}),
     }
 
   def of(self, task_name):
@@ -107,9 +110,20 @@ class Context(object):
     the table holds them), context_id included."""
     values = dict(self.of_backbone(),
                   data_sha256=self.data_sha256(task_name))
+    hashed = dict(values)
+    if not hashed["run_flags"]:
+      # A sweep without run flags keeps the ids (and so the run folders) of
+      # the tables written before they could be given.
+      del hashed["run_flags"]
     values["context_id"] = hashlib.sha256(json.dumps(
-        values, sort_keys=True).encode("utf-8")).hexdigest()[:10]
+        hashed, sort_keys=True).encode("utf-8")).hexdigest()[:10]
     return values
+
+
+def run_flags_text(run_flags):
+  """The table's spelling of {run_classifier.py flag: value}: "--name=value"
+  in name order, space-separated ("" for none)."""
+  return " ".join("--%s=%s" % item for item in sorted(run_flags.items()))
 
 
 def run_folder(work_dir, run_id, context_id):
@@ -118,9 +132,11 @@ def run_folder(work_dir, run_id, context_id):
 
 def differences(row, context):
   """The context settings in which a table row differs from `context`."""
+  # A table written before a column existed reads as its empty value.
   return ["%s %s (now %s)" % (name, _short(row.get(name) or "none"),
-                              _short(context[name]))
-          for name in CONTEXT_COLUMNS[1:] if row.get(name) != context[name]]
+                              _short(context[name] or "none"))
+          for name in CONTEXT_COLUMNS[1:]
+          if (row.get(name) or "") != context[name]]
 
 
 def _short(value):

@@ -222,6 +222,7 @@ def run_command(run, output_dir, options, **overrides):
   if options.get("threads_per_run"):
     args["intra_op_parallelism_threads"] = options["threads_per_run"]
     args["inter_op_parallelism_threads"] = options["threads_per_run"]
+  args.update(options.get("run_flags") or {})
   args.update(method_flags(run.method))
   for (field, axis) in AXES.items():
     if getattr(run, field):
@@ -229,6 +230,63 @@ def run_command(run, output_dir, options, **overrides):
   args.update(overrides)
   return [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py")] + [
       "--%s=%s" % item for item in sorted(args.items())]
+
+
+def sweep_owned_flags():
+  """The run_classifier.py flags a sweep sets itself, from its grid, its
+  own flags or its machine: what --run_flag may not set."""
+  sample = Run("MRPC", methods.names()[0], "1", "1", "1", "1", "1")
+  options = {"bert_dir": "", "glue_dir": "", "max_seq_length": 1,
+             "train_batch_size": 1, "eval_batch_size": 1,
+             "threads_per_run": 1}
+  owned = {argument[2:].split("=", 1)[0]
+           for argument in run_command(sample, "", options)[2:]}
+  return owned | set(methods.all_options())
+
+
+def parse_run_flags(arguments, known):
+  """{name: value} of --run_flag arguments: run_classifier.py flags every
+  run of the sweep shares ("--name=value"; a boolean also as "--name" or
+  "--noname"), booleans spelled "true"/"false".
+
+  Args:
+    arguments: the --run_flag values, e.g. ["--adam_bias_correction"].
+    known: {name: absl type ("bool", "float", ...)} of run_classifier.py's
+      flags.
+
+  Raises:
+    InputError: naming the --run_flag that is not a flag, not one of
+      run_classifier.py's, set by the sweep itself, or given twice.
+  """
+  owned = sweep_owned_flags()
+  result = {}
+  for argument in arguments:
+    where = "--run_flag=%s" % argument
+    (name, has_value, value) = argument[2:].partition("=")
+    if not argument.startswith("--") or not name:
+      raise errors.InputError("%s: not a flag (--name=value)" % where)
+    if not has_value and name.startswith("no") and (
+        known.get(name[2:]) == "bool"):
+      (name, value) = (name[2:], "false")
+    elif not has_value and known.get(name) == "bool":
+      value = "true"
+    if name not in known:
+      raise errors.InputError("%s: run_classifier.py has no flag --%s "
+                              "(docs/flags.md lists them)" % (where, name))
+    if name in owned:
+      raise errors.InputError("%s: the sweep sets --%s itself (from its grid "
+                              "or its own flags)" % (where, name))
+    if name in result:
+      raise errors.InputError("%s: --%s given twice" % (where, name))
+    if not has_value and value == "":
+      raise errors.InputError("%s: give its value (--%s=...)" % (where, name))
+    if known[name] == "bool":
+      spelled = {"true": "true", "1": "true", "false": "false", "0": "false"}
+      if value.lower() not in spelled:
+        raise errors.InputError("%s: a boolean is true or false" % where)
+      value = spelled[value.lower()]
+    result[name] = value
+  return result
 
 
 _PARAMETERS_RE = re.compile(
@@ -694,6 +752,10 @@ def summary_markdown(rows, summary, command, baselines=None,
   if composite:
     lines += ["Settings are selected by GLUE's score of each task (%s), the "
               "metric alone elsewhere." % "; ".join(composite), ""]
+  shared = sorted({row.get("run_flags") or "" for row in rows} - {""})
+  if shared:
+    lines += ["Every run also had: %s." % "; ".join(
+        "`%s`" % flags for flags in shared), ""]
   lines += _main_table(summary, tasks, NoLearning(baselines or {},
                                                   constant_losses or {}))
   lines += _selected_table(selected)

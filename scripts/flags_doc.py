@@ -13,9 +13,7 @@ registers it. tests/test_flags_doc.py runs the check.
 
 from concurrent import futures
 import os
-import subprocess
 import sys
-import xml.etree.ElementTree as ElementTree
 
 # `python scripts/<name>.py` puts scripts/ on sys.path, not the repository
 # root that holds adapter_bert/: add it.
@@ -29,6 +27,7 @@ console.quiet_tensorflow_startup()
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 
+from adapter_bert import command_flags
 from adapter_bert import fileio
 
 FLAGS = flags.FLAGS
@@ -51,22 +50,8 @@ def define_flags():
 def own_flags(command_line):
   """[(name, type, default, meaning)] of the flags `command_line` defines
   itself (absl's key flags: its own and those of its shared definitions)."""
-  result = subprocess.run(
-      [sys.executable, os.path.join(REPO_ROOT, command_line), "--helpxml"],
-      capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  start = result.stdout.find("<?xml")
-  if start < 0:
-    raise RuntimeError("%s --helpxml printed no XML: %s" % (
-        command_line, result.stderr[-500:]))
-  root = ElementTree.fromstring(result.stdout[start:])
-  rows = []
-  for flag in root.iter("flag"):
-    if flag.findtext("key") != "yes":
-      continue
-    rows.append((flag.findtext("name"), flag.findtext("type"),
-                 flag.findtext("default") or "", flag.findtext("meaning")))
-  return sorted(rows)
+  return command_flags.own_flags(os.path.join(REPO_ROOT, command_line),
+                                 cwd=REPO_ROOT)
 
 
 def portable(text):

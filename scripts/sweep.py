@@ -45,6 +45,7 @@ console.quiet_tensorflow_startup()
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 
+from adapter_bert import command_flags
 from adapter_bert import errors
 from adapter_bert import methods
 from adapter_bert import sweep_workers
@@ -95,6 +96,12 @@ def define_flags():
   flags.DEFINE_integer("max_seq_length", 128, "As run_classifier.py.")
   flags.DEFINE_integer("train_batch_size", 32, "As run_classifier.py.")
   flags.DEFINE_integer("eval_batch_size", 64, "As run_classifier.py.")
+  flags.DEFINE_multi_string(
+      "run_flag", [], "A run_classifier.py flag every run gets, e.g. "
+      "--run_flag=--adam_bias_correction (repeat for more). Part of the "
+      "runs' context: a table holds runs of one set of run flags, in its "
+      "run_flags column. Not the flags the sweep sets itself (the grid's, "
+      "the data's, the batch sizes, the precision).")
   flags.DEFINE_bool("summarize_only", False, "Only rewrite the summary from "
                     "--results.")
   flags.DEFINE_bool("dry_run", False, "Print the runs that would run.")
@@ -145,6 +152,10 @@ def main(argv):
                "max_seq_length": FLAGS.max_seq_length,
                "train_batch_size": FLAGS.train_batch_size,
                "eval_batch_size": FLAGS.eval_batch_size}
+    if FLAGS.run_flag and not FLAGS.summarize_only:
+      known = {flag.name: flag.type for flag in command_flags.own_flags(
+          os.path.join(sweeps.REPO_ROOT, "run_classifier.py"))}
+      options["run_flags"] = sweeps.parse_run_flags(FLAGS.run_flag, known)
     command = FLAGS.made_by or " ".join(
         ["python", "scripts/" + PROGRAM] + sys.argv[1:])
     if FLAGS.summarize_only:

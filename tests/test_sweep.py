@@ -3,6 +3,7 @@ the statistics of its summary."""
 
 import csv
 import glob
+import hashlib
 import json
 import os
 import random
@@ -20,7 +21,9 @@ from conftest import REPO_ROOT
 from conftest import assert_input_error
 from conftest import write_sst2_task
 from conftest import write_stsb_task
+from adapter_bert import command_flags
 from adapter_bert import errors
+from adapter_bert import run_folder
 from adapter_bert import sweep_records
 from adapter_bert import sweeps
 
@@ -682,6 +685,110 @@ def test_a_changed_command_never_inherits_a_finished_grid(tmp_path,
   assert not os.path.exists(changed["work_dir"])  # nothing ran
 
 
+# run_classifier.py flags by type, as its --helpxml gives them (the real
+# list is checked against the command line in test_run_flags_...real_flags).
+KNOWN_FLAGS = {"adam_bias_correction": "bool", "warmup_proportion": "float",
+               "padding": "string enum", "learning_rate": "float",
+               "do_predict": "bool", "tuning_mode": "string enum",
+               "adapter_size": "int", "precision": "string enum"}
+
+
+def test_run_flags_are_parsed_with_booleans_in_one_spelling():
+  assert sweeps.parse_run_flags(
+      ["--warmup_proportion=0.06", "--adam_bias_correction",
+       "--nodo_predict"], KNOWN_FLAGS) == {
+           "warmup_proportion": "0.06", "adam_bias_correction": "true",
+           "do_predict": "false"}
+  assert sweeps.parse_run_flags(["--adam_bias_correction=False"],
+                                KNOWN_FLAGS) == {"adam_bias_correction":
+                                                 "false"}
+  assert sweep_records.run_flags_text(
+      {"warmup_proportion": "0.06", "adam_bias_correction": "true"}) == (
+          "--adam_bias_correction=true --warmup_proportion=0.06")
+
+
+@pytest.mark.parametrize("arguments,fragment", [
+    (["adam_bias_correction"], "--run_flag=adam_bias_correction: not a flag"),
+    (["--no_such_flag=1"], "run_classifier.py has no flag --no_such_flag"),
+    (["--learning_rate=1e-3"], "the sweep sets --learning_rate itself"),
+    (["--tuning_mode=lora"], "the sweep sets --tuning_mode itself"),
+    (["--adapter_size=8"], "the sweep sets --adapter_size itself"),
+    (["--precision=bfloat16"], "the sweep sets --precision itself"),
+    (["--warmup_proportion=0.1", "--warmup_proportion=0.2"], "given twice"),
+    (["--warmup_proportion"], "give its value (--warmup_proportion=...)"),
+    (["--adam_bias_correction=yes"], "a boolean is true or false"),
+])
+def test_a_bad_run_flag_is_one_line_naming_it(arguments, fragment):
+  assert_input_error(lambda: sweeps.parse_run_flags(arguments, KNOWN_FLAGS),
+                     "--run_flag=" + arguments[-1], fragment)
+
+
+@pytest.mark.slow
+def test_run_flags_are_checked_against_run_classifiers_real_flags():
+  known = {flag.name: flag.type for flag in command_flags.own_flags(
+      os.path.join(REPO_ROOT, "run_classifier.py"))}
+  for (name, kind) in KNOWN_FLAGS.items():
+    assert known[name] == kind
+  # Every flag the sweep sets is one run_classifier.py has: none can slip
+  # through --run_flag under a name the sweep does not know it sets.
+  owned = sweeps.sweep_owned_flags()
+  assert owned <= set(known), owned - set(known)
+  assert {"learning_rate", "output_dir", "precision", "seed",
+          "adapter_size", "lora_rank"} <= owned
+
+
+def test_run_flags_are_context_and_no_run_flags_keeps_the_old_ids(
+    tmp_path, sweep_inputs):
+  plain = sweep_records.Context(sweep_inputs).of("SST-2")
+  # The id of a context without run flags is the hash of the five settings
+  # it had before run flags existed: the folders of older sweeps still match.
+  before = {k: plain[k] for k in ("backbone_sha256", "data_sha256",
+                                  "max_seq_length", "train_batch_size",
+                                  "eval_batch_size")}
+  assert plain["context_id"] == hashlib.sha256(json.dumps(
+      before, sort_keys=True).encode("utf-8")).hexdigest()[:10]
+  assert plain["run_flags"] == ""
+  flagged_inputs = dict(sweep_inputs,
+                        run_flags={"adam_bias_correction": "true"})
+  flagged = sweep_records.Context(flagged_inputs).of("SST-2")
+  assert flagged["run_flags"] == "--adam_bias_correction=true"
+  assert flagged["context_id"] != plain["context_id"]
+  run = sweeps.expand_grid(grid())[0]
+  assert "--adam_bias_correction=true" in sweeps.run_command(
+      run, "/tmp/x", flagged_inputs)
+  assert not [a for a in sweeps.run_command(run, "/tmp/x", sweep_inputs)
+              if "adam" in a]
+  # A table of runs without them is refused by a sweep with them, and the
+  # other way round; a table written before the column existed continues.
+  results = str(tmp_path / "sweep.csv")
+  sweeps.write_results(results, [finished_row(
+      sweep_records.Context(sweep_inputs))])
+  assert_input_error(lambda: sweeps.run_sweep(
+      grid(methods=["head"], seeds=["1"]), flagged_inputs, results),
+                     "run_flags none (now --adam_bias_correction=true)")
+  sweeps.write_results(results, [finished_row(
+      sweep_records.Context(flagged_inputs))])
+  assert_input_error(lambda: sweeps.run_sweep(
+      grid(methods=["head"], seeds=["1"]), sweep_inputs, results),
+                     "run_flags --adam_bias_correction=true (now none)")
+  sweeps.write_results(results, [finished_row(
+      sweep_records.Context(sweep_inputs))], columns=sweeps.COLUMNS[:-1])
+  sweeps.run_sweep(grid(methods=["head"], seeds=["1"]), sweep_inputs,
+                   results)  # the one run is finished: nothing to run
+  assert not os.path.exists(sweep_inputs["work_dir"])
+
+
+def test_the_summary_names_the_run_flags_every_run_had(sweep_inputs):
+  context = sweep_records.Context(dict(
+      sweep_inputs, run_flags={"adam_bias_correction": "true"}))
+  rows = [finished_row(context)]
+  text = sweeps.summary_markdown(rows, sweeps.summarize(rows), "x")
+  assert "Every run also had: `--adam_bias_correction=true`." in text
+  plain = [finished_row(sweep_records.Context(sweep_inputs))]
+  assert "also had" not in sweeps.summary_markdown(
+      plain, sweeps.summarize(plain), "x")
+
+
 def test_a_table_of_an_older_sweep_is_refused_not_continued(tmp_path,
                                                            sweep_inputs):
   results = str(tmp_path / "sweep.csv")
@@ -881,6 +988,28 @@ def test_list_prints_each_pending_run_and_an_index_runs_that_one(
   assert wrong.returncode == 1
   assert wrong.stderr.strip().splitlines()[-1] == (
       "sweep.py: error: --index=4: the grid has 4 runs (0-3)")
+
+
+@pytest.mark.slow
+def test_a_run_flag_reaches_every_run_and_its_table(tmp_path, sweep_inputs):
+  results = str(tmp_path / "sweep.csv")
+  ran = run_sweep_script(sweep_inputs, results, "--run_flag",
+                         "--adam_bias_correction", epochs="1", seeds="1")
+  assert ran.returncode == 0, ran.stderr[-2000:]
+  (row,) = sweeps.read_results(results)
+  assert row["run_flags"] == "--adam_bias_correction=true"
+  (folder,) = glob.glob(os.path.join(sweep_inputs["work_dir"], "*-c*", ""))
+  assert folder.rstrip(os.sep).endswith("-c" + row["context_id"])
+  assert run_folder.read_manifest(folder)["settings"][
+      "adam_bias_correction"] is True
+  with open(sweeps.summary_path(results)) as f:
+    assert "Every run also had: `--adam_bias_correction=true`." in f.read()
+  refused = run_sweep_script(sweep_inputs, results,
+                             "--run_flag=--learning_rate=1", epochs="1")
+  assert refused.returncode == 1
+  assert refused.stderr.strip().splitlines()[-1] == (
+      "sweep.py: error: --run_flag=--learning_rate=1: the sweep sets "
+      "--learning_rate itself (from its grid or its own flags)")
 
 
 @pytest.mark.slow
