@@ -114,30 +114,45 @@ def training_seconds(folder):
   """Seconds spent training this run, summed over every invocation that
   trained (a resume counts its own part; one that only evaluates adds
   nothing), or None if none recorded it."""
+  return _recorded_training(folder)[0]
+
+
+def _recorded_training(folder):
+  """(seconds or None, invocations) of the folder's training-time record;
+  a damaged record reads as none."""
   path = training_time_path(folder)
   if not tf.io.gfile.exists(path):
-    return None
+    return (None, 0)
   try:
-    seconds = json.loads(fileio.read_text(path)).get("train_seconds")
-  except (ValueError, UnicodeDecodeError, AttributeError):
-    return None
-  return float(seconds) if isinstance(seconds, (int, float)) else None
+    record = json.loads(fileio.read_text(path))
+    seconds = record.get("train_seconds")
+    invocations = int(record.get("invocations", 0))
+  except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
+    return (None, 0)
+  if not isinstance(seconds, (int, float)):
+    return (None, 0)
+  return (float(seconds), invocations)
 
 
-def add_training_seconds(folder, seconds):
-  """Adds one invocation's training time to the folder's record (written
-  atomically); returns the run's total."""
-  total = (training_seconds(folder) or 0.0) + seconds
-  invocations = 1
-  path = training_time_path(folder)
-  if tf.io.gfile.exists(path):
-    try:
-      invocations += int(json.loads(fileio.read_text(path))["invocations"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-      pass
-  fileio.write_json(path, {"train_seconds": round(total, 3),
-                           "invocations": invocations})
-  return total
+class TrainingClock(object):
+  """One invocation's part of the run's training time, recorded in the
+  folder as training goes: `record` at every checkpoint writes the earlier
+  invocations' total plus this one's time so far (atomically), so a run
+  killed without warning (SIGKILL, a lost machine) keeps the time of the
+  steps it saved, and the next invocation adds its own to it."""
+
+  def __init__(self, folder):
+    self.path = training_time_path(folder)
+    (before, invocations) = _recorded_training(folder)
+    self.before = before or 0.0
+    self.invocations = invocations + 1
+
+  def record(self, seconds):
+    """Records `seconds` of this invocation; returns the run's total."""
+    total = self.before + seconds
+    fileio.write_json(self.path, {"train_seconds": round(total, 3),
+                                  "invocations": self.invocations})
+    return total
 
 
 def _describe(value):

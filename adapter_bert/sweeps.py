@@ -467,6 +467,7 @@ def finished_row(run, output_dir, log_path):
   metric_values = {k: v for (k, v) in results.items()
                    if k.startswith("eval_")}
   primary = glue.get_task(run.task).primary_metric
+  seconds = run_folder.training_seconds(output_dir)
   row = dict(run._asdict())
   row.update({
       "run_id": run_id(run), "trained_parameters": trained,
@@ -475,9 +476,9 @@ def finished_row(run, output_dir, log_path):
       "metrics": json.dumps(metric_values, sort_keys=True),
       "primary_metric": primary, "primary_value": metric_values[primary],
       # The run folder sums its training over every invocation (a resume
-      # that only evaluates adds nothing).
-      "train_seconds": "%.1f" % (run_folder.training_seconds(output_dir) or
-                                 0.0),
+      # that only evaluates adds nothing); empty where none recorded it,
+      # never a believable 0.
+      "train_seconds": "" if seconds is None else "%.1f" % seconds,
       "disk_bytes": folder_bytes(output_dir),
       "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
   })
@@ -1204,9 +1205,11 @@ def _run_pending(pending, options, context, parallel, children,
           # summary is always that of the rows so far.
           if results_path:
             record_rows(results_path, [row], command, options)
-          print("%s: %s = %.4f (%s s%s)" % (
+          print("%s: %s = %.4f (%s%s)" % (
               row["run_id"], row["primary_metric"],
-              float(row["primary_value"]), row["train_seconds"],
+              float(row["primary_value"]),
+              "%s s" % row["train_seconds"] if row["train_seconds"] else
+              "training time not recorded",
               "" if here else ", run by another sweep"), flush=True)
         if pending and not children.signal_name:
           print("%s: %d runs are being run by another sweep; waiting for "

@@ -223,7 +223,9 @@ def test_kill_then_resume_ends_exactly_as_an_uninterrupted_run(tmp_path,
     while time.time() < deadline and process.poll() is None:
       latest = tf.train.latest_checkpoint(output_dir)
       step = int(latest.rsplit("-", 1)[1]) if latest else 0
-      if step >= 16:
+      # Its training time is recorded at each checkpoint, not only at the
+      # end: a run killed outright keeps the time of the steps it saved.
+      if step >= 16 and run_folder.training_seconds(output_dir):
         process.send_signal(signal.SIGKILL)
         killed_at = step
         break
@@ -235,6 +237,7 @@ def test_kill_then_resume_ends_exactly_as_an_uninterrupted_run(tmp_path,
   assert killed_at is not None, open(log_path).read()[-3000:]
   assert killed_at < 192, "training ended before the kill"
   assert not os.path.exists(os.path.join(output_dir, "eval_results.txt"))
+  killed_part = run_folder.training_seconds(output_dir)
 
   # --verbose: TensorFlow's own "Restoring parameters" line is shown.
   result = subprocess.run(command + ["--verbose"], capture_output=True,
@@ -247,6 +250,10 @@ def test_kill_then_resume_ends_exactly_as_an_uninterrupted_run(tmp_path,
   final = checkpoint_values(tf.train.latest_checkpoint(output_dir))
   assert int(final["global_step"]) == 192
   assert all(np.all(np.isfinite(v)) for v in final.values())
+  with open(run_folder.training_time_path(output_dir)) as f:
+    times = json.load(f)
+  assert times["invocations"] == 2
+  assert times["train_seconds"] > killed_part > 0
   record = json.load(open(os.path.join(output_dir,
                                        checkpoints.BACKBONE_RECORD)))
   assert record["init_checkpoint"] == tiny_bert["init_checkpoint"]

@@ -359,13 +359,17 @@ def test_a_manifest_from_before_precision_compares_as_float32():
 def test_training_time_sums_over_invocations(tmp_path):
   folder = str(tmp_path)
   assert run_folder.training_seconds(folder) is None
-  assert run_folder.add_training_seconds(folder, 23.25) == 23.25
-  assert run_folder.add_training_seconds(folder, 4.5) == pytest.approx(27.75)
+  first = run_folder.TrainingClock(folder)
+  assert first.record(10.0) == 10.0  # at a checkpoint
+  assert first.record(23.25) == 23.25  # at the end: the same invocation
+  second = run_folder.TrainingClock(folder)
+  assert second.record(4.5) == pytest.approx(27.75)
   with open(run_folder.training_time_path(folder)) as f:
     assert json.load(f) == {"train_seconds": 27.75, "invocations": 2}
   with open(run_folder.training_time_path(folder), "w") as f:
     f.write("{not json")
   assert run_folder.training_seconds(folder) is None  # damaged: unknown
+  assert run_folder.TrainingClock(folder).record(1.5) == 1.5
 
 
 @pytest.mark.slow

@@ -789,6 +789,22 @@ def test_the_summary_names_the_run_flags_every_run_had(sweep_inputs):
       plain, sweeps.summarize(plain), "x")
 
 
+def test_a_run_whose_training_time_was_not_recorded_has_none_not_zero(
+    tmp_path):
+  run = sweeps.expand_grid(grid(methods=["head"], seeds=["1"]))[0]
+  folder = tmp_path / "run"
+  folder.mkdir()
+  (folder / "eval_results.txt").write_text(
+      "eval_accuracy = 0.5\neval_loss = 0.7\nglobal_step = 4\n")
+  log = folder / "run_classifier.log"
+  log.write_text("Parameters: 66 trained of 1,000 total (6.60%)\n")
+  row = sweeps.finished_row(run, str(folder), str(log))
+  assert row["train_seconds"] == ""
+  run_folder.TrainingClock(str(folder)).record(12.345)
+  row = sweeps.finished_row(run, str(folder), str(log))
+  assert (row["train_seconds"], row["trained_parameters"]) == ("12.3", "66")
+
+
 def test_a_table_of_an_older_sweep_is_refused_not_continued(tmp_path,
                                                            sweep_inputs):
   results = str(tmp_path / "sweep.csv")

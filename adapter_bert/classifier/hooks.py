@@ -59,6 +59,17 @@ class StopOnSignalHook(tf.estimator.SessionRunHook):
     self._previous = {}
 
 
+class AfterSaveListener(tf.estimator.CheckpointSaverListener):
+  """Calls `callback()` after every checkpoint the Estimator saves."""
+
+  def __init__(self, callback):
+    self._callback = callback
+
+  def after_save(self, session, global_step_value):
+    del session, global_step_value  # Unused.
+    self._callback()
+
+
 class ThroughputHook(tf.estimator.SessionRunHook):
   """Every `every_n_steps` steps: logs the progress line and writes the
   TensorBoard scalars.

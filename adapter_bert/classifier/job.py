@@ -532,13 +532,29 @@ def train(job, weights, feature_cache, manifest):
         "init_checkpoint": s.init_checkpoint, "train_file": plan.path,
         "vocab_file": s.vocab_file,
         "num_train_steps": plan.num_train_steps})
+  # The chief records the training time at every checkpoint, and at the
+  # end: a stopped run's part counts too (its steps are saved), and a run
+  # killed outright keeps the time of the steps it saved. A resume of a
+  # finished run trains nothing and records nothing.
+  clock = None
+  if job.role.is_chief and plan.start_step < plan.num_train_steps:
+    clock = run_folder.TrainingClock(s.output_dir)
   start = time.time()
+  listeners = [hooks.AfterSaveListener(
+      lambda: record_training_time(clock, time.time() - start))] if (
+          clock) else []
   try:
     fit(job, job.estimator(weights, num_train_steps=plan.num_train_steps,
                            num_warmup_steps=plan.num_warmup_steps),
-        train_input_fn, plan.num_train_steps)
-  finally:  # A stopped run's part counts too: its steps are saved.
-    record_training_time(job, plan, time.time() - start)
+        train_input_fn, plan.num_train_steps, listeners)
+  finally:
+    seconds = time.time() - start
+    total = record_training_time(clock, seconds)
+    if total is None:
+      logging.info("Training took %.1f s", seconds)
+    else:
+      logging.info("Training took %.1f s (%.1f s in all invocations of "
+                   "this run)", seconds, total)
   role = job.role
   if not role.is_chief:
     # The Estimator gave this worker a scratch model_dir of its own.
@@ -558,22 +574,18 @@ def train(job, weights, feature_cache, manifest):
   return True
 
 
-def record_training_time(job, plan, seconds):
-  """Logs this invocation's training time and adds it to the run's total
-  (the chief; an invocation that resumed a finished run trained nothing)."""
-  s = job.settings
-  if not job.role.is_chief or plan.start_step >= plan.num_train_steps:
-    logging.info("Training took %.1f s", seconds)
-    return
+def record_training_time(clock, seconds):
+  """Records this invocation's `seconds` with `clock` (None: nothing to
+  record); returns the run's total, or None. A failure to write is a
+  warning: it must never hide why training ended, nor stop it."""
+  if clock is None:
+    return None
   try:
-    total = run_folder.add_training_seconds(s.output_dir, seconds)
-  except (tf.errors.OpError, OSError) as e:  # never hide why training ended
+    return clock.record(seconds)
+  except (tf.errors.OpError, OSError) as e:
     logging.warning("could not record the training time in %s (%s)",
-                    run_folder.training_time_path(s.output_dir),
-                    errors.one_line(e))
-    return
-  logging.info("Training took %.1f s (%.1f s in all invocations of this "
-               "run)", seconds, total)
+                    clock.path, errors.one_line(e))
+    return None
 
 
 def training_plan(job, feature_cache):
@@ -617,8 +629,9 @@ def training_plan(job, feature_cache):
                       num_warmup_steps, start_step)
 
 
-def fit(job, trainer, train_input_fn, num_train_steps):
+def fit(job, trainer, train_input_fn, num_train_steps, listeners=()):
   """Runs the training steps; a signal stops them cleanly after a step.
+  `listeners`: `CheckpointSaverListener`s of the Estimator's checkpoints.
 
   Raises:
     InputError: the divergence guard stopped training, or a signal did.
@@ -633,11 +646,12 @@ def fit(job, trainer, train_input_fn, num_train_steps):
       tf.estimator.train_and_evaluate(
           trainer,
           tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
-                                 hooks=[stopper]),
+                                 hooks=[stopper],
+                                 saving_listeners=list(listeners)),
           tf.estimator.EvalSpec(train_input_fn, steps=1))
     else:
       trainer.train(input_fn=train_input_fn, max_steps=num_train_steps,
-                    hooks=[stopper])
+                    hooks=[stopper], saving_listeners=list(listeners))
   except tf.errors.InvalidArgumentError as e:
     if optimization.DIVERGED_MARKER not in str(e):
       raise
