@@ -108,8 +108,10 @@ def panel_grid(count, columns=3):
   the panels in reading order). Unused cells of the last row are removed."""
   columns = min(columns, count)
   rows = -(-count // columns)
+  # Constrained layout: no panel's title or axis label runs into another's.
   (figure, axes) = plt.subplots(rows, columns, squeeze=False,
-                                figsize=(5.5 * columns, 4.2 * rows))
+                                figsize=(5.5 * columns, 4.2 * rows),
+                                layout="constrained")
   axes = list(axes.flat)
   for axis in axes[count:]:
     axis.remove()
@@ -182,7 +184,7 @@ def plot_parameters_vs_metric(rows, path, baselines=None):
     for (handle, label) in zip(*axis.get_legend_handles_labels()):
       legend.setdefault(label, handle)
   figure.legend(list(legend.values()), list(legend), fontsize=8,
-                loc="center left", bbox_to_anchor=(1.0, 0.5))
+                loc="outside right center")
   figure.suptitle("Dev metric against trained parameters (selected setting, "
                   "mean and std over seeds)", fontsize=10)
   return save(figure, path)
