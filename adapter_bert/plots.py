@@ -38,6 +38,7 @@ import numpy as np
 from adapter_bert import errors
 from adapter_bert import fileio
 from adapter_bert import methods
+from adapter_bert import sweep_summary
 from adapter_bert import sweeps
 
 # One marker per method family; adapters are lines as well.
@@ -133,7 +134,7 @@ def plot_parameters_vs_metric(rows, path, baselines=None):
   Args:
     baselines: (optional) {task: majority-class dev value}, drawn as a line.
   """
-  selected = with_average(sweeps.summarize(rows)["selected"])
+  selected = with_average(sweep_summary.summarize(rows)["selected"])
   tasks = sorted({task for (task, _, _) in selected} - {AVERAGE})
   if any(task == AVERAGE for (task, _, _) in selected):
     tasks.append(AVERAGE)
@@ -296,7 +297,7 @@ def plot_adapter_sizes(rows, path, baselines=None):
   line per method run at several sizes (selected setting, mean and std over
   seeds), with full fine-tuning and the majority class as levels to read the
   gap against. None when no method ran at two sizes."""
-  selected = sweeps.summarize(rows)["selected"]
+  selected = sweep_summary.summarize(rows)["selected"]
   by_task = sizes_by_task(selected)
   if not by_task:
     return None
@@ -346,8 +347,9 @@ def plot_all(results_path, ablation_path, output_dir, ablation_metric=None,
   if not rows:
     raise errors.InputError("--results=%s: no finished run to plot" %
                             results_path)
-  baselines = (sweeps.majority_baselines(sorted({r["task"] for r in rows}),
-                                         glue_dir) if glue_dir else None)
+  tasks = sorted({r["task"] for r in rows})
+  baselines = (sweep_summary.majority_baselines(tasks, glue_dir) if glue_dir
+               else None)
 
   def named(name):
     return os.path.join(output_dir, prefix + name)

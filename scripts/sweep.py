@@ -48,6 +48,8 @@ from absl import flags
 from adapter_bert import command_flags
 from adapter_bert import errors
 from adapter_bert import methods
+from adapter_bert import sweep_ablation
+from adapter_bert import sweep_summary
 from adapter_bert import sweep_workers
 from adapter_bert import sweeps
 
@@ -125,7 +127,7 @@ def define_flags():
   flags.DEFINE_list("at_selected_keeps", [], "With --at_selected: grid "
                     "flags kept as given instead of selected (%s), e.g. "
                     "epochs: a longer schedule at each cell's selected "
-                    "learning rate." % ", ".join(sweeps.SELECTED_FIELDS))
+                    "learning rate." % ", ".join(sweep_summary.SELECTED_FIELDS))
   flags.DEFINE_string("ablation_results", None, "Instead of training: "
                       "evaluate every finished adapter run of the grid with "
                       "the adapters of each span of layers switched off, "
@@ -142,10 +144,10 @@ def main(argv):
       for (name, values) in sweeps.read_grid_config(FLAGS.config).items():
         if not FLAGS[name].present:
           grid[name] = values
-    unknown = set(FLAGS.at_selected_keeps) - set(sweeps.SELECTED_FIELDS)
+    unknown = set(FLAGS.at_selected_keeps) - set(sweep_summary.SELECTED_FIELDS)
     if unknown:
       raise errors.InputError("--at_selected_keeps: %s is not one of %s" % (
-          ", ".join(sorted(unknown)), ", ".join(sweeps.SELECTED_FIELDS)))
+          ", ".join(sorted(unknown)), ", ".join(sweep_summary.SELECTED_FIELDS)))
     grid["at_selected_keeps"] = list(FLAGS.at_selected_keeps)
     options = {"bert_dir": FLAGS.bert_dir, "glue_dir": FLAGS.glue_dir,
                "work_dir": FLAGS.work_dir,
@@ -159,8 +161,9 @@ def main(argv):
     command = FLAGS.made_by or " ".join(
         ["python", "scripts/" + PROGRAM] + sys.argv[1:])
     if FLAGS.summarize_only:
-      sweeps.write_summary(FLAGS.results, sweeps.read_results(FLAGS.results),
-                           command, FLAGS.glue_dir)
+      sweep_summary.write_summary(
+          FLAGS.results, sweeps.read_results(FLAGS.results), command,
+          FLAGS.glue_dir)
     elif FLAGS.list:
       for line in sweep_workers.pending_commands(
           grid, options, FLAGS.results, worker_command(), FLAGS.at_selected):
@@ -175,8 +178,9 @@ def main(argv):
       sweep_workers.run_worker(grid, options, FLAGS.results, index, source,
                                command, FLAGS.at_selected)
     elif FLAGS.ablation_results:
-      sweeps.run_ablation(grid, options, FLAGS.results, FLAGS.ablation_results,
-                          FLAGS.at_selected, FLAGS.dry_run)
+      sweep_ablation.run_ablation(grid, options, FLAGS.results,
+                                  FLAGS.ablation_results, FLAGS.at_selected,
+                                  FLAGS.dry_run)
     else:
       # Only here do runs share this machine: a worker, or a listed command
       # that a scheduler starts, has its cores to itself.

@@ -9,6 +9,8 @@ import pytest
 from conftest import assert_input_error
 from adapter_bert import errors
 from adapter_bert import plots
+from adapter_bert import sweep_ablation
+from adapter_bert import sweep_summary
 from adapter_bert import sweeps
 from adapter_bert.methods import base
 
@@ -70,7 +72,7 @@ def test_every_picture_is_drawn(tmp_path):
                         sweep_rows(init_scales=("1e-4", "1e-2", "1")),
                         sweeps.COLUMNS)
   ablation = write_table(str(tmp_path / "ablation.csv"), ablation_rows(),
-                         sweeps.ABLATION_COLUMNS)
+                         sweep_ablation.ABLATION_COLUMNS)
   written = plots.plot_all(results, ablation, str(tmp_path / "out"))
   names = sorted(os.path.basename(p) for p in written)
   assert names == ["ablation_MRPC-adapters-m64.png", "adapter_sizes.png",
@@ -94,7 +96,7 @@ def test_a_prefix_keeps_two_tables_pictures_apart(tmp_path):
   results = write_table(str(tmp_path / "sweep.csv"), sweep_rows(),
                         sweeps.COLUMNS)
   ablation = write_table(str(tmp_path / "ablation.csv"), ablation_rows(),
-                         sweeps.ABLATION_COLUMNS)
+                         sweep_ablation.ABLATION_COLUMNS)
   first = plots.plot_all(results, None, str(out))
   before = {p: open(p, "rb").read() for p in first}
   second = plots.plot_all(results, ablation, str(out), prefix="glue_")
@@ -212,7 +214,7 @@ def test_the_average_panel_holds_methods_selected_on_every_task():
   # head on MRPC only: no average for it.
   rows = [r for r in rows if not (r["method"] == "head" and
                                   r["task"] == "RTE")]
-  selected = sweeps.summarize(rows)["selected"]
+  selected = sweep_summary.summarize(rows)["selected"]
   averaged = plots.with_average(selected)
   average = {k[1:]: v for (k, v) in averaged.items()
              if k[0] == plots.AVERAGE}
@@ -285,7 +287,7 @@ def test_ablation_metric_can_be_chosen_per_task(tmp_path, saved_figures):
           for r in ablation_rows()]
   mrpc = [dict(r, task="MRPC") for r in ablation_rows()]
   ablation = write_table(str(tmp_path / "ablation.csv"), mrpc + stsb,
-                         sweeps.ABLATION_COLUMNS)
+                         sweep_ablation.ABLATION_COLUMNS)
   results = write_table(str(tmp_path / "sweep.csv"), sweep_rows(),
                         sweeps.COLUMNS)
   plots.plot_all(results, ablation, str(tmp_path / "out"),

@@ -25,7 +25,15 @@ from adapter_bert import command_flags
 from adapter_bert import errors
 from adapter_bert import run_folder
 from adapter_bert import sweep_records
+from adapter_bert import sweep_ablation
+from adapter_bert import sweep_summary
 from adapter_bert import sweeps
+
+
+def summary_of(rows, *args):
+  """The Markdown summary of `rows` (summary_markdown's other arguments)."""
+  return sweep_summary.summary_markdown(rows, sweep_summary.summarize(rows),
+                                        *args)
 
 
 def grid(**changes):
@@ -196,7 +204,7 @@ def hand_made_rows():
 
 
 def test_summary_selects_by_mean_over_seeds_and_pairs_by_seed():
-  summary = sweeps.summarize(hand_made_rows())
+  summary = sweep_summary.summarize(hand_made_rows())
   adapters = summary["selected"][("MRPC", "adapters", "64")]
   assert adapters["learning_rate"] == "1e-3"
   assert adapters["mean"] == pytest.approx(0.80)
@@ -210,8 +218,8 @@ def test_summary_selects_by_mean_over_seeds_and_pairs_by_seed():
   assert paired["n"] == 3
   assert paired["mean"] == pytest.approx(np.mean([0.01, 0.02, -0.06]))
   assert paired["interval"][0] < 0 < paired["interval"][1]
-  text = sweeps.summary_markdown(hand_made_rows(), summary,
-                                 "python scripts/sweep.py")
+  text = sweep_summary.summary_markdown(hand_made_rows(), summary,
+                                        "python scripts/sweep.py")
   assert "| adapters (m=64) | 0.8000 (3) | 0.8000 |" in text
   assert "| full | 0.8100 (3) | 0.8100 |" in text
   assert "| MRPC | adapters (m=64) | 3 | -0.0100 |" in text
@@ -226,14 +234,15 @@ def test_every_method_is_paired_with_the_reference_method():
     rows.append(dict(rows[-1], run_id="head-%s" % seed, method="head",
                      learning_rate="1e-3", seed=seed,
                      primary_value=str(value)))
-  summary = sweeps.summarize(rows)
+  summary = sweep_summary.summarize(rows)
   assert sorted(summary["paired"]) == [("MRPC", "adapters", "64"),
                                        ("MRPC", "head", "")]
   head = summary["paired"][("MRPC", "head", "")]
   # Per seed: 0.60-0.79, 0.61-0.80, 0.65-0.84.
   assert head["n"] == 3
   assert head["mean"] == pytest.approx(-0.19)
-  text = sweeps.summary_markdown(rows, summary, "python scripts/sweep.py")
+  text = sweep_summary.summary_markdown(rows, summary,
+                                        "python scripts/sweep.py")
   assert "## Each method minus full, paired by seed" in text
   assert "Adapters minus full" not in text
   assert "| MRPC | head | 3 | -0.1900 |" in text
@@ -257,8 +266,8 @@ def test_the_grid_axes_and_the_ablation_apply_where_the_method_says(
 
 
 def test_bootstrap_interval_of_a_constant_is_the_constant():
-  assert sweeps.bootstrap_interval([0.5, 0.5, 0.5]) == (0.5, 0.5)
-  (low, high) = sweeps.bootstrap_interval([0.0, 1.0] * 10)
+  assert sweep_summary.bootstrap_interval([0.5, 0.5, 0.5]) == (0.5, 0.5)
+  (low, high) = sweep_summary.bootstrap_interval([0.0, 1.0] * 10)
   assert 0.25 < low < 0.5 < high < 0.75
 
 
@@ -274,7 +283,7 @@ def test_selection_compares_settings_on_their_common_seeds():
                  "seed": seed, "trained_parameters": "100",
                  "total_parameters": "1000", "trained_percent": "10.000",
                  "primary_metric": "eval_f1", "primary_value": str(value)})
-  chosen = sweeps.summarize(rows)["selected"][("MRPC", "adapters", "64")]
+  chosen = sweep_summary.summarize(rows)["selected"][("MRPC", "adapters", "64")]
   assert chosen["learning_rate"] == "1e-3"
   assert chosen["mean"] == pytest.approx(0.80 / 3 + 1.40 / 3)
   assert sorted(chosen["values"]) == ["1", "2", "3"]
@@ -299,17 +308,17 @@ def test_mrpc_settings_are_selected_by_glue_score_not_f1_alone():
           # Sizes too: m=8 collapses, m=64 learns.
           mrpc_row("adapters", "3e-4", 0.8122, 0.6838, size="8"),
           mrpc_row("adapters", "3e-4", 0.8100, 0.7500, size="64")]
-  summary = sweeps.summarize(rows)
+  summary = sweep_summary.summarize(rows)
   pfeiffer = summary["selected"][("MRPC", "pfeiffer", "64")]
   assert pfeiffer["learning_rate"] == "3e-4"
   assert pfeiffer["mean"] == pytest.approx(0.8094)
   assert summary["size_tuned"][("MRPC", "adapters")]["size"] == "64"
-  text = sweeps.summary_markdown(rows, summary, "x", {"MRPC": 0.8122})
+  text = sweep_summary.summary_markdown(rows, summary, "x", {"MRPC": 0.8122})
   assert "(MRPC: the mean of f1 and accuracy)" in text
   assert "| pfeiffer (m=64) | 0.8094 (1) |" in text
   # A hand-made row without metrics is selected by its primary value.
-  assert sweeps.selection_score(dict(rows[0], metrics="{}")) == 0.8122
-  assert sweeps.selection_score(rows[1]) == pytest.approx(
+  assert sweep_summary.selection_score(dict(rows[0], metrics="{}")) == 0.8122
+  assert sweep_summary.selection_score(rows[1]) == pytest.approx(
       (0.8094 + 0.7426) / 2)
 
 
@@ -326,19 +335,19 @@ def test_settings_tied_at_the_majority_class_go_to_the_lower_dev_loss():
                 metrics=json.dumps(metrics))
   rows = [rte_row("1e-3", 0.5271, 0.6931), rte_row("3e-3", 0.5271, 0.6950),
           rte_row("3e-4", 0.5271, 0.6890)]
-  chosen = sweeps.summarize(rows)["selected"][("RTE", "bitfit", "")]
+  chosen = sweep_summary.summarize(rows)["selected"][("RTE", "bitfit", "")]
   assert chosen["learning_rate"] == "3e-4"
   # A higher value still wins over a lower loss.
   rows.append(rte_row("1e-4", 0.5307, 0.7100))
-  chosen = sweeps.summarize(rows)["selected"][("RTE", "bitfit", "")]
+  chosen = sweep_summary.summarize(rows)["selected"][("RTE", "bitfit", "")]
   assert chosen["learning_rate"] == "1e-4"
   # Rows recorded without a loss rank below those with one in a tie.
   rows = [rte_row("1e-3", 0.5271, None), rte_row("3e-3", 0.5271, 0.6950)]
-  chosen = sweeps.summarize(rows)["selected"][("RTE", "bitfit", "")]
+  chosen = sweep_summary.summarize(rows)["selected"][("RTE", "bitfit", "")]
   assert chosen["learning_rate"] == "3e-3"
   # ...and when none has one, the first in sorted order, as before.
   rows = [rte_row("3e-3", 0.5271, None), rte_row("1e-3", 0.5271, None)]
-  chosen = sweeps.summarize(rows)["selected"][("RTE", "bitfit", "")]
+  chosen = sweep_summary.summarize(rows)["selected"][("RTE", "bitfit", "")]
   assert chosen["learning_rate"] == "1e-3"
 
 
@@ -360,14 +369,13 @@ def test_cells_at_the_majority_class_are_marked_and_partial_rows_have_no_total()
           dict(mrpc_row("adapters", "3e-4", 0.55, 0.55), task="RTE",
                primary_metric="eval_accuracy", primary_value="0.55",
                metrics='{"eval_accuracy": 0.55}')]
-  text = sweeps.summary_markdown(rows, sweeps.summarize(rows), "x",
-                                 {"MRPC": 0.8122, "RTE": 0.5271})
+  text = summary_of(rows, "x", {"MRPC": 0.8122, "RTE": 0.5271})
   # Every seed at the majority class's value: marked; one seed learning: not.
   assert "| adapters (m=64) | 0.8122 (2)\u2020 | 0.5500 (1) | 0.6811 |" in text
   assert "| lora | 0.8311 (2) | - | - | 10.00 | - |" in text
   assert "\u2020: every seed's value is the majority class's" in text
   # Without the baselines (no data files), no mark.
-  plain = sweeps.summary_markdown(rows, sweeps.summarize(rows), "x")
+  plain = summary_of(rows, "x")
   assert "\u2020" not in plain
 
 
@@ -385,15 +393,15 @@ def test_regression_cells_no_better_than_a_constant_answer_are_marked(
   # Dev scores 4.7 and 1.2 alternating: the best constant (2.95) is 1.75 off
   # each, a squared error of 1.75^2 = 3.0625.
   write_stsb_task(str(tmp_path / "STS-B"), num_dev=6)
-  losses = sweeps.constant_answer_losses(["STS-B", "MRPC"], str(tmp_path))
+  losses = sweep_summary.constant_answer_losses(["STS-B", "MRPC"],
+                                                str(tmp_path))
   assert losses == {"STS-B": pytest.approx(3.0625)}
   rows = [stsb_row("adapters", "1e-3", 0.02, 3.10, seed="1", size="64"),
           stsb_row("adapters", "1e-3", -0.01, 3.07, seed="2", size="64"),
           stsb_row("lora", "1e-3", 0.03, 3.10, seed="1"),
           stsb_row("lora", "1e-3", 0.10, 2.90, seed="2"),
           stsb_row("ia3", "1e-3", 0.01, None)]
-  text = sweeps.summary_markdown(rows, sweeps.summarize(rows), "x", {},
-                                 losses)
+  text = summary_of(rows, "x", {}, losses)
   # Every seed at or above the constant's error: marked; one below, or a
   # row without its loss (older tables): not.
   assert "| adapters (m=64) | 0.0050 (2)\u2021 |" in text
@@ -401,8 +409,7 @@ def test_regression_cells_no_better_than_a_constant_answer_are_marked(
   assert "| ia3 | 0.0100 (1) |" in text
   assert text.count("\u2021") == 2  # the cell and its footnote
   assert "\u2021: every seed's dev squared error is at least" in text
-  assert "\u2021" not in sweeps.summary_markdown(
-      rows, sweeps.summarize(rows), "x")
+  assert "\u2021" not in summary_of(rows, "x")
 
 
 def test_at_selected_moves_every_cell_to_its_chosen_setting():
@@ -411,7 +418,7 @@ def test_at_selected_moves_every_cell_to_its_chosen_setting():
                                  methods=["adapters", "full"],
                                  adapter_sizes=["64"], learning_rates=["9e-9"],
                                  epochs=["3"], seeds=["1", "2", "3"]))
-  (moved, left_out) = sweeps.runs_at_selected(runs, pilot)
+  (moved, left_out) = sweep_summary.runs_at_selected(runs, pilot)
   # Seed 1 of adapters: 0.70 at 1e-4, 0.80 at 1e-3.
   assert {(r.method, r.learning_rate) for r in moved} == {
       ("adapters", "1e-3"), ("full", "2e-5")}
@@ -424,7 +431,7 @@ def test_at_selected_moves_every_cell_to_its_chosen_setting():
                                    adapter_sizes=["64"],
                                    learning_rates=["9e-9"], epochs=["10"],
                                    seeds=["1"]))
-  (moved, _) = sweeps.runs_at_selected(longer, pilot, keep=["epochs"])
+  (moved, _) = sweep_summary.runs_at_selected(longer, pilot, keep=["epochs"])
   assert [(r.learning_rate, r.epochs) for r in moved] == [("1e-3", "10")]
 
 
@@ -434,7 +441,7 @@ def test_ablation_evaluates_every_span_once(tmp_path, sweep_inputs):
   small = grid(methods=["adapters"], seeds=["1"])
   sweeps.run_sweep(small, sweep_inputs, results)
   ablation = str(tmp_path / "ablation.csv")
-  table = sweeps.run_ablation(small, sweep_inputs, results, ablation)
+  table = sweep_ablation.run_ablation(small, sweep_inputs, results, ablation)
   # The tiny model has 2 layers: spans 0, 0-1, 1, and the unablated row.
   spans = [(r["first_layer"], r["last_layer"]) for r in table]
   assert sorted(spans) == [("", ""), ("0", "0"), ("0", "1"), ("1", "1")]
@@ -450,13 +457,14 @@ def test_ablation_evaluates_every_span_once(tmp_path, sweep_inputs):
                                      "eval_results_ablated_0-1.txt"))
   # Again: nothing is evaluated.
   modified = os.path.getmtime(ablation)
-  assert len(sweeps.run_ablation(small, sweep_inputs, results, ablation)) == 4
+  assert len(sweep_ablation.run_ablation(small, sweep_inputs, results,
+                                         ablation)) == 4
   assert os.path.getmtime(ablation) == modified
   # The trained run's folder is gone (another machine): it is trained again,
   # with its seed, and gives the same ablation table.
   shutil.rmtree(folder)
-  again = sweeps.run_ablation(small, sweep_inputs, results,
-                              str(tmp_path / "ablation2.csv"))
+  again = sweep_ablation.run_ablation(small, sweep_inputs, results,
+                                      str(tmp_path / "ablation2.csv"))
   assert ([(r["first_layer"], r["last_layer"], r["primary_value"])
            for r in again] ==
           [(r["first_layer"], r["last_layer"], r["primary_value"])
@@ -475,11 +483,11 @@ def test_size_tuned_per_task_picks_the_better_size_on_common_seeds():
                    "trained_parameters": size, "total_parameters": "1000",
                    "trained_percent": "1.0", "primary_metric": "eval_f1",
                    "primary_value": str(value)})
-  summary = sweeps.summarize(rows)
+  summary = sweep_summary.summarize(rows)
   tuned = summary["size_tuned"]
   assert tuned[("MRPC", "adapters")]["size"] == "8"  # 0.80 against 0.75
   assert tuned[("RTE", "adapters")]["size"] == "64"
-  text = sweeps.summary_markdown(rows, summary, "x", {"MRPC": 0.81})
+  text = sweep_summary.summary_markdown(rows, summary, "x", {"MRPC": 0.81})
   assert ("| adapters (m tuned per task) | 0.8000 (m=8, 2) | 0.6000 (m=64, "
           "2) | 0.7000 |") in text
   assert "| majority class (no training) | 0.8100 | - | - | 0 | 0 |" in text
@@ -487,7 +495,7 @@ def test_size_tuned_per_task_picks_the_better_size_on_common_seeds():
 
 def test_one_seed_has_no_noise_verdict():
   rows = [r for r in hand_made_rows() if r["seed"] == "1"]
-  text = sweeps.summary_markdown(rows, sweeps.summarize(rows), "x")
+  text = summary_of(rows, "x")
   assert "| MRPC | adapters (m=64) | 1 | +0.0100 |" in text
   assert "one seed: no interval yet" in text and "| no |" not in text
 
@@ -500,7 +508,7 @@ def test_majority_baseline_is_the_most_frequent_training_label(tmp_path):
   dev = task.label_values(task.get_dev_examples(str(tmp_path / "SST-2")))
   majority = max(set(train), key=train.count)
   expected = sum(1 for label in dev if label == majority) / len(dev)
-  baselines = sweeps.majority_baselines(["SST-2", "RTE"], str(tmp_path))
+  baselines = sweep_summary.majority_baselines(["SST-2", "RTE"], str(tmp_path))
   assert baselines == {"SST-2": pytest.approx(expected)}  # no RTE files
 
 
@@ -782,11 +790,11 @@ def test_the_summary_names_the_run_flags_every_run_had(sweep_inputs):
   context = sweep_records.Context(dict(
       sweep_inputs, run_flags={"adam_bias_correction": "true"}))
   rows = [finished_row(context)]
-  text = sweeps.summary_markdown(rows, sweeps.summarize(rows), "x")
+  text = summary_of(rows, "x")
   assert "Every run also had: `--adam_bias_correction=true`." in text
   plain = [finished_row(sweep_records.Context(sweep_inputs))]
-  assert "also had" not in sweeps.summary_markdown(
-      plain, sweeps.summarize(plain), "x")
+  assert "also had" not in sweep_summary.summary_markdown(
+      plain, sweep_summary.summarize(plain), "x")
 
 
 def test_a_run_whose_training_time_was_not_recorded_has_none_not_zero(
@@ -1018,7 +1026,7 @@ def test_a_run_flag_reaches_every_run_and_its_table(tmp_path, sweep_inputs):
   assert folder.rstrip(os.sep).endswith("-c" + row["context_id"])
   assert run_folder.read_manifest(folder)["settings"][
       "adam_bias_correction"] is True
-  with open(sweeps.summary_path(results)) as f:
+  with open(sweep_summary.summary_path(results)) as f:
     assert "Every run also had: `--adam_bias_correction=true`." in f.read()
   refused = run_sweep_script(sweep_inputs, results,
                              "--run_flag=--learning_rate=1", epochs="1")
