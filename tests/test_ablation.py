@@ -1,7 +1,6 @@
 """Eval-time adapter ablation (Houlsby et al. 2019, Fig. 6): the adapters of
 chosen layers are switched off in a trained model, with no retraining."""
 
-import os
 
 import numpy as np
 import pytest

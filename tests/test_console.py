@@ -8,7 +8,6 @@ import pytest
 
 from conftest import train_tiny
 from conftest import scalar_events
-from conftest import tiny_bert_config_dict
 from conftest import write_sst2_task
 from adapter_bert import console
 from adapter_bert import glue

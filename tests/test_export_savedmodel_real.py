@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from conftest import MOVIE_REVIEWS_DIR
-from conftest import read_eval_results
 from conftest import run_cli
 from test_export_savedmodel import assert_same_ids
 from test_export_savedmodel import assert_same_rows

@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, assert_input_error, new_session
+from conftest import REPO_ROOT, assert_input_error
 from adapter_bert import adapterhub
 from adapter_bert import bundles
 from adapter_bert import conversion

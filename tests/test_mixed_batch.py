@@ -9,7 +9,6 @@ import os
 import numpy as np
 import pytest
 
-from conftest import assert_input_error
 from adapter_bert import bundles
 from adapter_bert import conversion
 from adapter_bert import glue
