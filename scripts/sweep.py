@@ -7,10 +7,12 @@
       --bert_dir=.cache/assets/all-MiniLM-L6-v2 --glue_dir=../shared/glue \\
       --results=results/sweep.csv
 
-The command line of `adapter_bert.sweeps`, which describes the grid, the
-selection and the statistics. Methods are run_classifier.py's --tuning_mode
-values, optionally with options: "top_layers:2" is --tuning_mode=top_layers
---tune_top_layers=2, "adapters:noln" is adapters with --train_layernorm=false.
+The command line of `adapter_bert.sweeps` (the grid and its runs) and
+`adapter_bert.sweep_summary` (the selection and the statistics). Methods are
+run_classifier.py's --tuning_mode values, optionally with options after
+colons: "top_layers:2" is --tuning_mode=top_layers --tune_top_layers=2,
+"adapters:noln" is adapters with --train_layernorm=false, and
+"head:train_pooler=true" sets any option of the method.
 """
 
 import os
@@ -68,7 +70,8 @@ def define_flags():
   flags.DEFINE_list("tasks", ["MRPC"], "GLUE tasks (folder names in "
                     "--glue_dir).")
   flags.DEFINE_list("methods", [methods.names()[0], methods.reference().name],
-                    "Tuning methods: tuning_mode[:option], see above (%s). "
+                    "Tuning methods: tuning_mode[:option...], see above "
+                    "(%s). "
                     "Default: the registry's first and its reference." %
                     ", ".join(methods.names()))
   flags.DEFINE_list("adapter_sizes", ["64"], "Adapter sizes (methods with "

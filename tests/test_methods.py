@@ -162,15 +162,32 @@ def test_unknown_method_names_the_known_ones():
     ("adapters:noln", ("adapters", {"train_layernorm": False})),
     ("top_layers:2", ("top_layers", {"tune_top_layers": 2})),
     ("prefix:mlp", ("prefix", {"prefix_projection": 512})),
+    ("head:train_pooler=true", ("head", {"train_pooler": True})),
+    ("lora:lora_rank=16", ("lora", {"lora_rank": 16})),
+    ("top_layers:2:train_pooler=false",
+     ("top_layers", {"tune_top_layers": 2, "train_pooler": False})),
+    ("adapters:noln:train_pooler=true",
+     ("adapters", {"train_layernorm": False, "train_pooler": True})),
 ])
 def test_sweep_spellings_come_from_the_methods(spec, expected):
   assert methods.parse_spec(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["adapters:2", "top_layers:x", "head:noln"])
-def test_an_unknown_spelling_is_refused(spec):
-  with pytest.raises(ValueError, match="unknown option"):
+@pytest.mark.parametrize("spec,fragment", [
+    ("adapters:2", "unknown option '2' for adapters"),
+    ("top_layers:x", "unknown option 'x' for top_layers"),
+    ("head:noln", "unknown option 'noln' for head (known: option=value)"),
+    ("head:dropout=1", "head has no option 'dropout' (its options: "),
+    ("head:train_pooler=maybe", "--train_pooler must be true or false"),
+    ("lora:lora_rank=x", "--lora_rank must be an integer, got 'x'"),
+    ("adapters:noln:train_layernorm=true", "sets --train_layernorm twice"),
+    ("top_layers:train_pooler=true", "needs a number, e.g. top_layers:2"),
+])
+def test_an_unknown_spelling_is_refused(spec, fragment):
+  with pytest.raises(ValueError) as e:
     methods.parse_spec(spec)
+  assert str(e.value).startswith("method %r" % spec), str(e.value)
+  assert fragment in str(e.value)
 
 
 # ---------------------------------------------------------------- the matrix

@@ -63,6 +63,11 @@ def test_method_specs_become_run_classifier_flags():
                                                  "tune_top_layers": 2}
   assert sweeps.method_flags("adapters:noln") == {"tuning_mode": "adapters",
                                                   "train_layernorm": "false"}
+  assert sweeps.method_flags("head:train_pooler=true") == {
+      "tuning_mode": "head", "train_pooler": "true"}
+  (run,) = sweeps.expand_grid(grid(methods=["head:train_pooler=true"],
+                                   seeds=["1"]))
+  assert sweeps.run_id(run) == "SST-2-head-train_pooler_true-lr1e-2-ep0.5-seed1"
   for bad in ("top_layers", "bitfit:7", "adapters:x"):
     with pytest.raises(errors.InputError, match="--methods"):
       sweeps.method_flags(bad)

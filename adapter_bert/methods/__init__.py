@@ -142,29 +142,51 @@ def reference():
 def parse_spec(spec):
   """A sweep's method spelling -> (method name, options).
 
-  "name" is the method with its defaults; "name:variant" one of its
-  `variants` ("adapters:noln"); "name:N" sets its `spec_option`
-  ("top_layers:2"), which a spec must give when the option has no default.
+  "name" is the method with its defaults. Suffixes after colons each set
+  options: one of its `variants` ("adapters:noln"), a number for its
+  `spec_option` ("top_layers:2", which a spec must give when the option has
+  no default), or any option of the method as "option=value"
+  ("head:train_pooler=true", "top_layers:2:train_pooler=false").
 
   Raises:
-    ValueError: unknown method or suffix, or a number the method needs
-      left out, naming the spec.
+    ValueError: unknown method, suffix or option, a value the option does
+      not take, an option set twice, or a number the method needs left out,
+      naming the spec.
   """
-  (name, _, suffix) = spec.partition(":")
+  (name, *suffixes) = spec.split(":")
   cls = get(name)
-  if not suffix:
-    needed = cls.option(cls.spec_option) if cls.spec_option else None
-    if needed is not None and needed.default is None:
-      raise ValueError("method %r needs a number, e.g. %s:2 (--%s)" %
-                       (spec, name, needed.name))
-    return (name, {})
-  if suffix in cls.variants:
-    return (name, dict(cls.variants[suffix]))
-  if cls.spec_option is not None and suffix.isdigit():
-    return (name, {cls.spec_option: int(suffix)})
-  known = sorted(cls.variants) + (["N"] if cls.spec_option else [])
-  raise ValueError("method %r: unknown option %r for %s (known: %s)" %
-                   (spec, suffix, name, ", ".join(known) or "none"))
+  options = {}
+  for suffix in suffixes:
+    if suffix in cls.variants:
+      given = dict(cls.variants[suffix])
+    elif cls.spec_option is not None and suffix.isdigit():
+      given = {cls.spec_option: int(suffix)}
+    elif "=" in suffix:
+      (key, _, text) = suffix.partition("=")
+      option = cls.option(key)
+      if option is None:
+        raise ValueError("method %r: %s has no option %r (its options: %s)" %
+                         (spec, name, key,
+                          ", ".join(o.name for o in cls.options)))
+      try:
+        given = {key: option.parse(text)}
+      except ValueError as e:
+        raise ValueError("method %r: %s" % (spec, e))
+    else:
+      known = (sorted(cls.variants) + (["N"] if cls.spec_option else []) +
+               ["option=value"])
+      raise ValueError("method %r: unknown option %r for %s (known: %s)" %
+                       (spec, suffix, name, ", ".join(known)))
+    twice = sorted(set(given) & set(options))
+    if twice:
+      raise ValueError("method %r sets --%s twice" % (spec, twice[0]))
+    options.update(given)
+  needed = cls.option(cls.spec_option) if cls.spec_option else None
+  if needed is not None and needed.default is None and (
+      needed.name not in options):
+    raise ValueError("method %r needs a number, e.g. %s:2 (--%s)" %
+                     (spec, name, needed.name))
+  return (name, options)
 
 
 def for_library(attribute, value, settings):

@@ -189,6 +189,19 @@ class Option(object):
   help: str
   choices: tuple = None
 
+  def parse(self, text):
+    """The value a string spells ("true", "8", "1e-3"), checked; ValueError
+    naming the flag when it spells none."""
+    spelled = text
+    if self.type is bool:
+      spelled = {"true": True, "false": False}.get(text.lower(), text)
+    elif self.type in (int, float):
+      try:
+        spelled = self.type(text)
+      except ValueError:
+        pass
+    return self.check(spelled)
+
   def check(self, value):
     """The value, converted to the option's type; ValueError naming the
     flag when it does not fit."""
