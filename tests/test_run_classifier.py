@@ -477,6 +477,43 @@ def test_a_case_flag_that_contradicts_the_vocab_is_warned(caplog):
   assert "--vocab_file=c.txt is cased" in caplog.text
 
 
+def test_an_untrained_pooler_that_stays_frozen_is_warned(tmp_path, tiny_bert):
+  from adapter_bert.classifier import checkpoints
+  # A freshly initialised BERT, as saved by write_tiny_bert: zero biases.
+  checkpoint = tiny_bert["init_checkpoint"]
+  warning = checkpoints.untrained_pooler_warning(
+      checkpoint, methods.build("adapters"))
+  assert warning.startswith("--init_checkpoint=%s: its pooler looks "
+                            "untrained" % checkpoint), warning
+  assert "--tuning_mode=adapters keeps it frozen" in warning
+  assert "--train_pooler=true trains it" in warning
+  # BitFit trains the pooler's bias, not its weights: still a projection.
+  assert checkpoints.untrained_pooler_warning(checkpoint,
+                                              methods.build("bitfit"))
+  for method in (methods.build("adapters", {"train_pooler": True}),
+                 methods.build(methods.reference().name),
+                 methods.build("top_layers", {"tune_top_layers": 1},
+                               num_layers=2)):
+    assert checkpoints.untrained_pooler_warning(checkpoint, method) is None
+  # A pooler with a bias no initialiser gives has been trained.
+  trained = str(tmp_path / "trained.ckpt")
+  with tf.Graph().as_default():
+    tf.get_variable("bert/pooler/dense/bias", initializer=np.full(
+        [32], 0.01, np.float32))
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      tf.train.Saver().save(session, trained, write_meta_graph=False)
+  assert checkpoints.untrained_pooler_warning(
+      trained, methods.build("adapters")) is None
+
+
+@pytest.mark.real
+def test_minilms_pooler_is_untrained(minilm_dir):
+  from adapter_bert.classifier import checkpoints
+  assert checkpoints.untrained_pooler_warning(
+      os.path.join(minilm_dir, "bert_model.ckpt"), methods.build("lora"))
+
+
 @pytest.mark.real
 def test_minilm_vocab_is_uncased(minilm_dir, caplog):
   from adapter_bert.classifier import job

@@ -97,6 +97,36 @@ def check_init_checkpoint(init_checkpoint, model_shapes, method,
                     init_checkpoint, len(unused), unused[0])
 
 
+POOLER_KERNEL = "bert/pooler/dense/kernel"
+POOLER_BIAS = "bert/pooler/dense/bias"
+
+
+def untrained_pooler_warning(init_checkpoint, method):
+  """A warning (one line) when the checkpoint's pooler looks untrained and
+  `method` keeps its weights frozen; None otherwise.
+
+  BERT's pooler is trained by next-sentence prediction, and the paper's
+  adapter-bert code keeps it frozen. A sentence-embedding checkpoint trained
+  through mean pooling (all-MiniLM-L6-v2) ships the pooler it was created
+  with: its bias is exactly zero, which no training leaves. Frozen, it is a
+  fixed random projection of [CLS] between the model and the head.
+  """
+  if method.trains(POOLER_KERNEL):
+    return None
+  try:
+    bias = tf.train.load_checkpoint(init_checkpoint).get_tensor(POOLER_BIAS)
+  except (tf.errors.OpError, ValueError):
+    return None  # no pooler to judge (check_init_checkpoint has ruled)
+  if np.any(np.asarray(bias) != 0):
+    return None
+  return ("--init_checkpoint=%s: its pooler looks untrained (%s is all "
+          "zeros, as in sentence-embedding checkpoints trained through mean "
+          "pooling) and --tuning_mode=%s keeps it frozen, so the head reads "
+          "[CLS] through a fixed random projection; --train_pooler=true "
+          "trains it (docs/methods.md#the-pooler)" % (
+              init_checkpoint, POOLER_BIAS, method.name))
+
+
 # The backbone record beside compact checkpoints in --output_dir.
 BACKBONE_RECORD = "backbone.json"
 

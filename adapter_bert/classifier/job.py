@@ -303,6 +303,10 @@ def checked_job(settings, explicit=()):
     checkpoints.check_init_checkpoint(
         s.init_checkpoint, model_shapes, method, s.bert_config_file,
         allow_partial=s.allow_partial_init_checkpoint)
+    pooler_warning = s.do_train and checkpoints.untrained_pooler_warning(
+        s.init_checkpoint, method)
+    if pooler_warning:
+      logging.warning("%s", pooler_warning)
   elif s.do_train and not method.whole_model:
     logging.warning("No --init_checkpoint: training on a randomly "
                     "initialised, frozen BERT.")
