@@ -252,6 +252,8 @@ def parse_run_flags(arguments, known):
       run_classifier.py's, set by the sweep itself, or given twice.
   """
   owned = sweep_owned_flags()
+  axes = {option for name in methods.names()
+          for option in methods.get(name).grid_options.values()}
   result = {}
   for argument in arguments:
     where = "--run_flag=%s" % argument
@@ -266,6 +268,12 @@ def parse_run_flags(arguments, known):
     if name not in known:
       raise errors.InputError("%s: run_classifier.py has no flag --%s "
                               "(docs/flags.md lists them)" % (where, name))
+    if name in methods.all_options() and name not in axes:
+      raise errors.InputError(
+          "%s: --%s is a method's option; give it in the method's spec "
+          "(--methods=%s:%s=...)" % (where, name, next(
+              m for m in methods.names() if methods.get(m).option(name)),
+                                     name))
     if name in owned:
       raise errors.InputError("%s: the sweep sets --%s itself (from its grid "
                               "or its own flags)" % (where, name))

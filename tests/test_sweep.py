@@ -703,7 +703,8 @@ def test_a_changed_command_never_inherits_a_finished_grid(tmp_path,
 KNOWN_FLAGS = {"adam_bias_correction": "bool", "warmup_proportion": "float",
                "padding": "string enum", "learning_rate": "float",
                "do_predict": "bool", "tuning_mode": "string enum",
-               "adapter_size": "int", "precision": "string enum"}
+               "adapter_size": "int", "precision": "string enum",
+               "train_pooler": "bool"}
 
 
 def test_run_flags_are_parsed_with_booleans_in_one_spelling():
@@ -726,6 +727,8 @@ def test_run_flags_are_parsed_with_booleans_in_one_spelling():
     (["--learning_rate=1e-3"], "the sweep sets --learning_rate itself"),
     (["--tuning_mode=lora"], "the sweep sets --tuning_mode itself"),
     (["--adapter_size=8"], "the sweep sets --adapter_size itself"),
+    (["--train_pooler"], "--train_pooler is a method's option; give it in "
+     "the method's spec (--methods=adapters:train_pooler=...)"),
     (["--precision=bfloat16"], "the sweep sets --precision itself"),
     (["--warmup_proportion=0.1", "--warmup_proportion=0.2"], "given twice"),
     (["--warmup_proportion"], "give its value (--warmup_proportion=...)"),
