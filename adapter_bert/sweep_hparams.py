@@ -18,6 +18,7 @@ import os
 import time
 
 from tensorboard.compat.proto import event_pb2
+from tensorboard.plugins.hparams import metadata
 from tensorboard.plugins.hparams import summary_v2 as hp
 import tensorflow.compat.v1 as tf
 
@@ -65,10 +66,13 @@ def write_run_session(folder, run_fields, run_id, metrics, step=0):
 
 
 def write_experiment(work_dir, rows):
-  """The experiment of the sweep in `work_dir`: each setting's values and
-  each metric, over the table's `rows` (rewritten as the table grows)."""
-  domains = {}
-  metrics = set()
+  """The experiment of the sweeps in `work_dir`: each setting's values and
+  each metric, over the table's `rows` and what the experiment already
+  lists (rewritten as the table grows). TensorBoard reads one experiment
+  per folder, so two tables whose runs share a work folder both stay in
+  it."""
+  path = os.path.join(work_dir, EXPERIMENT_EVENTS)
+  (domains, metrics) = _recorded_experiment(path)
   for row in rows:
     for (name, value) in hparam_values(row).items():
       domains.setdefault(name, set()).add(value)
@@ -77,5 +81,29 @@ def write_experiment(work_dir, rows):
              for name in SETTINGS if name in domains]
   experiment = hp.hparams_config_pb(
       hparams, [hp.Metric(name) for name in sorted(metrics)])
-  _write_events(os.path.join(work_dir, EXPERIMENT_EVENTS), [experiment], 0)
+  _write_events(path, [experiment], 0)
+
+
+def _recorded_experiment(path):
+  """({setting: set of values}, set of metric tags) of the experiment at
+  `path`; empty where there is none or it does not read."""
+  domains = {}
+  metrics = set()
+  if not tf.io.gfile.exists(path):
+    return (domains, metrics)
+  try:
+    for event in tf.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.metadata.plugin_data.plugin_name != metadata.PLUGIN_NAME:
+          continue
+        experiment = metadata.parse_experiment_plugin_data(
+            value.metadata.plugin_data.content)
+        for info in experiment.hparam_infos:
+          domains.setdefault(info.name, set()).update(
+              getattr(v, v.WhichOneof("kind"))
+              for v in info.domain_discrete.values)
+        metrics.update(m.name.tag for m in experiment.metric_infos)
+  except (tf.errors.OpError, ValueError):
+    return ({}, set())  # damaged: this table's settings alone
+  return (domains, metrics)
 

@@ -189,6 +189,30 @@ def read_hparams_experiment(work_dir):
           [m.name.tag for m in experiment.metric_infos])
 
 
+def test_two_tables_on_one_work_folder_share_its_hparams_experiment(
+    tmp_path, sweep_inputs):
+  from adapter_bert import sweep_hparams  # pylint: disable=g-import-not-at-top
+  context = sweep_records.Context(sweep_inputs)
+  work_dir = str(tmp_path)
+  sweep_hparams.write_experiment(work_dir, [finished_row(context)])
+  other = finished_row(context, method="adapters", adapter_size="64",
+                       learning_rate="3e-4",
+                       metrics='{"eval_accuracy": 0.6, "eval_loss": 0.7}')
+  sweep_hparams.write_experiment(work_dir, [other])
+  (_, domains, metric_tags) = read_hparams_experiment(work_dir)
+  # TensorBoard reads one experiment per folder: it lists both tables' runs.
+  assert domains["method"] == ["adapters", "head"]
+  assert domains["learning_rate"] == [3e-4, 1e-2]
+  assert domains["adapter_size"] == [64.0]
+  assert sorted(metric_tags) == ["eval_accuracy", "eval_loss"]
+  # A damaged experiment is rewritten from the table alone.
+  with open(os.path.join(work_dir, sweep_hparams.EXPERIMENT_EVENTS),
+            "wb") as f:
+    f.write(b"not a record")
+  sweep_hparams.write_experiment(work_dir, [other])
+  assert read_hparams_experiment(work_dir)[1]["method"] == ["adapters"]
+
+
 def hand_made_rows():
   """adapters at two rates and full, three seeds each, known values."""
   rows = []
