@@ -249,7 +249,8 @@ def parse_run_flags(arguments, known):
 
   Raises:
     InputError: naming the --run_flag that is not a flag, not one of
-      run_classifier.py's, set by the sweep itself, or given twice.
+      run_classifier.py's, a method's option (those go in the method's
+      spec), set by the sweep itself, or given twice.
   """
   owned = sweep_owned_flags()
   axes = {option for name in methods.names()
@@ -269,11 +270,11 @@ def parse_run_flags(arguments, known):
       raise errors.InputError("%s: run_classifier.py has no flag --%s "
                               "(docs/flags.md lists them)" % (where, name))
     if name in methods.all_options() and name not in axes:
+      example = next(m for m in methods.names()
+                     if methods.get(m).option(name))
       raise errors.InputError(
           "%s: --%s is a method's option; give it in the method's spec "
-          "(--methods=%s:%s=...)" % (where, name, next(
-              m for m in methods.names() if methods.get(m).option(name)),
-                                     name))
+          "(--methods=%s:%s=...)" % (where, name, example, name))
     if name in owned:
       raise errors.InputError("%s: the sweep sets --%s itself (from its grid "
                               "or its own flags)" % (where, name))
