@@ -17,6 +17,7 @@ import json
 import os
 import time
 
+from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.hparams import metadata
 from tensorboard.plugins.hparams import summary_v2 as hp
@@ -92,7 +93,9 @@ def _recorded_experiment(path):
   if not tf.io.gfile.exists(path):
     return (domains, metrics)
   try:
-    for event in tf.train.summary_iterator(path):
+    # TensorBoard's own reader: tf.train.summary_iterator is deprecated and
+    # says so on every call.
+    for event in event_file_loader.EventFileLoader(path).Load():
       for value in event.summary.value:
         if value.metadata.plugin_data.plugin_name != metadata.PLUGIN_NAME:
           continue

@@ -20,4 +20,6 @@ SWEEP="$PY scripts/sweep.py --results=$OUT/pooler.csv --work_dir=$WORK_DIR --mad
     --parallel=$PARALLEL --seeds=1 --epochs=3"
 $SWEEP --tasks=MRPC,STS-B --methods=head:train_pooler=true --learning_rates=3e-3
 $SWEEP --tasks=MRPC,STS-B --methods=adapters:train_pooler=true --adapter_sizes=64 --learning_rates=3e-4
-$SWEEP --tasks=STS-B --methods=lora:train_pooler=true --learning_rates=3e-4
+# LoRA ends at a constant answer on STS-B and at the majority class on CoLA (both 3e-4 and 1e-3) with the pooler
+# frozen.
+$SWEEP --tasks=STS-B,CoLA --methods=lora:train_pooler=true --learning_rates=3e-4
