@@ -544,9 +544,10 @@ def train(job, weights, feature_cache, manifest):
   if job.role.is_chief and plan.start_step < plan.num_train_steps:
     clock = run_folder.TrainingClock(s.output_dir)
   start = time.time()
-  listeners = [hooks.AfterSaveListener(
-      lambda: record_training_time(clock, time.time() - start))] if (
-          clock) else []
+  listeners = []
+  if clock:
+    listeners.append(hooks.AfterSaveListener(
+        lambda: record_training_time(clock, time.time() - start)))
   try:
     fit(job, job.estimator(weights, num_train_steps=plan.num_train_steps,
                            num_warmup_steps=plan.num_warmup_steps),
